@@ -1,0 +1,29 @@
+"""Delivery of rendered messages: one interface, one module per provider."""
+
+from channels.base import (
+    AmbiguousChannelError,
+    Channel,
+    ChannelError,
+    DeliveryEvent,
+    EventType,
+    OutgoingMessage,
+    PermanentChannelError,
+    RecipientOptedOut,
+    SendResult,
+    TransientChannelError,
+)
+from channels.errors import ConfigurationError
+
+__all__ = [
+    "AmbiguousChannelError",
+    "Channel",
+    "ChannelError",
+    "ConfigurationError",
+    "DeliveryEvent",
+    "EventType",
+    "OutgoingMessage",
+    "PermanentChannelError",
+    "RecipientOptedOut",
+    "SendResult",
+    "TransientChannelError",
+]

@@ -1,0 +1,105 @@
+"""The e-mail built for the outbox and SMTP."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import UTC, datetime
+
+import pytest
+
+from channels import OutgoingMessage
+from channels.mime import build_email, message_id_header
+
+MSG = OutgoingMessage(
+    message_id="01JMAIL",
+    kind="email",
+    to="Jürgen Groß <juergen@example.org>",
+    subject="Ihr Treuebonus: 10 % auf Zubehör",
+    body_text="Hallo Jürgen,\nhier ist Ihr Bonus.\n",
+    body_html="<p>Hallo Jürgen,</p><p>hier ist Ihr <b>Bonus</b>.</p>",
+    headers={
+        "List-Unsubscribe": "<https://shop.example/u/t0k>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    },
+)
+
+
+def roundtrip(msg: OutgoingMessage, **kw: object) -> email.message.EmailMessage:
+    built = build_email(msg, sender="Küchenhaus <service@kuechenhaus.example>", **kw)
+    parsed = email.message_from_bytes(built.as_bytes(), policy=email.policy.default)
+    assert isinstance(parsed, email.message.EmailMessage)
+    return parsed
+
+
+def test_multipart_alternative_text_then_html() -> None:
+    parsed = roundtrip(MSG)
+
+    assert parsed.get_content_type() == "multipart/alternative"
+    text, html = parsed.iter_parts()
+    assert text.get_content_type() == "text/plain" and html.get_content_type() == "text/html"
+    assert text.get_content() == MSG.body_text
+    assert html.get_content().strip() == MSG.body_html
+
+
+def test_headers() -> None:
+    date = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+
+    parsed = roundtrip(MSG, reply_to="hilfe@kuechenhaus.example", date=date)
+
+    assert parsed["Subject"] == MSG.subject
+    assert parsed["From"].addresses[0].addr_spec == "service@kuechenhaus.example"
+    assert parsed["To"].addresses[0].display_name == "Jürgen Groß"
+    assert parsed["Reply-To"] == "hilfe@kuechenhaus.example"
+    assert parsed["Date"].datetime == date
+    assert parsed["Message-ID"] == "<01JMAIL@kuechenhaus.example>"
+    assert parsed["MIME-Version"] == "1.0"
+    assert parsed["X-Aftersale-Message-Id"] == "01JMAIL"
+    assert parsed["List-Unsubscribe"] == "<https://shop.example/u/t0k>"
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # MIME-Version belongs on the top level only.
+    assert all("MIME-Version" not in part for part in parsed.iter_parts())
+
+
+def test_non_ascii_subject_is_encoded_on_the_wire() -> None:
+    raw = build_email(MSG, sender="s@example.org").as_bytes()
+
+    assert raw.isascii()
+
+
+def test_text_only_is_a_single_part() -> None:
+    text_only = OutgoingMessage(message_id="t", kind="email", to="a@example.org", body_text="Hi")
+
+    parsed = roundtrip(text_only)
+
+    assert parsed.get_content_type() == "text/plain"
+    assert parsed.get_content() == "Hi\n"
+
+
+def test_header_injection_is_refused() -> None:
+    evil = OutgoingMessage(
+        message_id="e",
+        kind="email",
+        to="a@example.org",
+        body_text="x",
+        headers={"X-Note": "ok\r\nBcc: everyone@example.org"},
+    )
+
+    with pytest.raises(ValueError):
+        build_email(evil, sender="s@example.org")
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "x@y", "<id>"])
+def test_unusable_message_ids(bad: str) -> None:
+    with pytest.raises(ValueError):
+        message_id_header(bad, "s@example.org")
+
+
+def test_sender_must_be_an_address() -> None:
+    with pytest.raises(ValueError):
+        build_email(MSG, sender="nobody")
+
+
+def test_sms_is_refused() -> None:
+    with pytest.raises(ValueError):
+        build_email(OutgoingMessage("s", "sms", "+491", "hi"), sender="s@example.org")
