@@ -1,0 +1,111 @@
+"""Benchmark: complete e-mails per second, our renderer against the naive premailer path.
+
+Run: ``python bench/bench_render.py [N]``. Both paths produce a complete e-mail
+(HTML rendered by the same Jinja template, CSS inlined, text part) for the
+built-in ``loyalty_offer`` in German, each message with its own customer:
+
+- ours: ``TemplateRenderer.render_email`` (render, then css-inline, text from
+  the template's own ``.txt.j2``);
+- naive: render, ``premailer.transform`` on every message, text via html2text.
+
+Targets: at least 2,000 complete e-mails/s on one core and 30 times the naive path.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import html2text
+import premailer
+
+from templates import TemplateRenderer, sample_context
+
+TARGET_RATE = 2_000
+TARGET_RATIO = 30.0
+TEMPLATE = "loyalty_offer"
+
+
+def _contexts(n: int) -> list[dict[str, Any]]:
+    """``n`` sample contexts that differ per customer, as a real batch would."""
+    contexts = []
+    for i in range(n):
+        ctx = sample_context("de")
+        ctx["customer"] = {**ctx["customer"], "id": f"c{i}", "first_name": f"Anna{i}"}
+        ctx["offer"] = {**ctx["offer"], "bonus_points": 100 + i % 900}
+        contexts.append(ctx)
+    return contexts
+
+
+def _naive_path(renderer: TemplateRenderer) -> Callable[[dict[str, Any]], tuple[str, str]]:
+    """What a first implementation does: premailer and html2text on every message."""
+    logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
+    template = renderer._env.get_template(renderer.template_file(TEMPLATE, "email", "de") or "")
+
+    def render(ctx: dict[str, Any]) -> tuple[str, str]:
+        variables = {**ctx, "shop": renderer._shop_dict, "marketing": True, "channel": "email",
+                     "locale": "de", "lang": "de"}  # fmt: skip
+        html = premailer.transform(template.render(variables))
+        return html, html2text.html2text(html)
+
+    return render
+
+
+def _rate(func: Callable[[dict[str, Any]], object], contexts: list[dict[str, Any]]) -> float:
+    """E-mails per second over ``contexts`` (after one warm-up call)."""
+    func(contexts[0])
+    start = time.perf_counter()
+    for ctx in contexts:
+        func(ctx)
+    return len(contexts) / (time.perf_counter() - start)
+
+
+def run(n: int = 2_000) -> dict[str, Any]:
+    """Render ``n`` e-mails our way and ``n // 20`` (at least 20) the naive way."""
+    renderer = TemplateRenderer()
+    contexts = _contexts(n)
+    naive_n = max(20, n // 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # cssutils on newer Pythons
+        ours = _rate(lambda c: renderer.render_email(TEMPLATE, "de", c, marketing=True), contexts)
+        naive = _rate(_naive_path(renderer), contexts[:naive_n])
+    return {
+        "template": TEMPLATE,
+        "emails": n,
+        "naive_emails": naive_n,
+        "ours_per_s": ours,
+        "naive_per_s": naive,
+        "ours_ms": 1000 / ours,
+        "naive_ms": 1000 / naive,
+        "ratio": ours / naive,
+        "meets_rate": ours >= TARGET_RATE,
+        "meets_ratio": ours / naive >= TARGET_RATIO,
+    }
+
+
+def main() -> None:
+    """Print a small table of the results."""
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2_000
+    r = run(n)
+    print(f"complete e-mail ({r['template']}, de): render + inline + text part")
+    rows = [
+        ("ours (css-inline, .txt.j2)", r["emails"], r["ours_ms"], r["ours_per_s"]),
+        ("naive (premailer + html2text)", r["naive_emails"], r["naive_ms"], r["naive_per_s"]),
+    ]
+    print(f"{'path':<34}{'e-mails':>9}{'ms/e-mail':>11}{'e-mails/s':>11}")
+    for name, count, ms, rate in rows:
+        print(f"{name:<34}{count:>9}{ms:>11.3f}{rate:>11.0f}")
+    rate_ok = "ok" if r["meets_rate"] else "MISSED"
+    ratio_ok = "ok" if r["meets_ratio"] else "MISSED"
+    print(
+        f"ratio {r['ratio']:.1f}x  (targets: >= {TARGET_RATE} e-mails/s: {rate_ok}, "
+        f">= {TARGET_RATIO:.0f}x: {ratio_ok})"
+    )
+
+
+if __name__ == "__main__":
+    main()

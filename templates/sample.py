@@ -1,0 +1,89 @@
+"""A realistic, deterministic sample context for previews and validation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .coupons import coupon_code
+from .formatting import language_of, normalise_locale
+
+__all__ = ["sample_context"]
+
+_PEOPLE = {
+    "de": ("Anna", "Schmidt", "Europe/Berlin", "Berlin"),
+    "en": ("Emma", "Taylor", "Europe/London", "London"),
+}
+_ITEMS = {
+    "de": ("Waschmaschine EcoWash 8", "Kalkschutz-Tabs (40 Stück)"),
+    "en": ("EcoWash 8 washing machine", "Limescale tablets (40 pack)"),
+}
+
+
+def sample_context(locale: str = "de") -> dict[str, Any]:
+    """Customer, order, item, journey, step, links, offer and ``now`` as a shop would send them.
+
+    German-speaking locales get a German sample customer, every other locale an
+    English one; the customer's ``locale`` is the one asked for. Always the same
+    values, so previews and validation are reproducible.
+    """
+    norm = normalise_locale(locale) or "de"
+    lang = "de" if language_of(norm) == "de" else "en"
+    first, last, tz, city = _PEOPLE[lang]
+    zone = ZoneInfo(tz)
+    purchased = datetime(2026, 1, 5, 10, 0, tzinfo=zone)
+    machine_name, tabs_name = _ITEMS[lang]
+    machine = {
+        "sku": "WM-1",
+        "name": machine_name,
+        "category": "appliance",
+        "price": Decimal("499.00"),
+        "quantity": 1,
+        "warranty_months": 24,
+        "inspection_interval_days": 90,
+        "warranty_end": datetime(2028, 1, 5, 10, 0, tzinfo=zone),
+    }
+    tabs = {
+        "sku": "AC-7",
+        "name": tabs_name,
+        "category": "accessory",
+        "price": Decimal("12.99"),
+        "quantity": 2,
+        "warranty_months": None,
+        "inspection_interval_days": None,
+        "warranty_end": None,
+    }
+    return {
+        "customer": {
+            "id": "c1",
+            "first_name": first,
+            "last_name": last,
+            "email": f"{first.lower()}.{last.lower()}@example.com",
+            "phone": "+4915112345678",
+            "locale": norm.replace("_", "-"),
+            "timezone": tz,
+            "attributes": {"city": city, "birth_year": 1984},
+        },
+        "order": {
+            "id": "o1",
+            "total": Decimal("524.98"),
+            "currency": "EUR",
+            "purchased_at": purchased,
+            "items": [machine, tabs],
+        },
+        "item": machine,
+        "journey": {"id": "inspection", "name": "Free inspection"},
+        "step": {"id": "invite", "occurrence": 2},
+        "links": {
+            "unsubscribe": "https://shop.example/u/sample-token",
+            "preferences": "https://shop.example/p/sample-token",
+        },
+        "offer": {
+            "coupon_code": coupon_code("sample-secret", "c1:loyalty:o1"),
+            "bonus_points": 500,
+            "discount_percent": 10,
+        },
+        "now": purchased + timedelta(days=180),
+    }
