@@ -1,0 +1,169 @@
+"""Settings: ``aftersale.toml`` in the project directory, overridden by ``AFTERSALE_*``.
+
+The TOML groups settings in tables (``[email] provider = "sendgrid"``); every key maps to a
+flat setting named ``<table>_<key>`` (``email_provider``) whose environment variable is
+``AFTERSALE_<TABLE>_<KEY>`` (``AFTERSALE_EMAIL_PROVIDER``). The ``[policy]`` table is kept
+whole and validated by :class:`campaigns.policy.PolicyRules`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from aftersale.errors import ConfigurationError
+
+CONFIG_FILE = "aftersale.toml"
+NESTED_TABLES = {"policy"}
+
+
+class Settings(BaseSettings):
+    """Everything aftersale can be told, with the defaults a new project runs on."""
+
+    model_config = SettingsConfigDict(env_prefix="AFTERSALE_", extra="ignore")
+
+    project_dir: Path = Path(".")
+    database_url: str | None = None
+
+    default_locale: str = "de"
+    default_region: str = "DE"
+    locales: list[str] = ["de", "en"]
+
+    shop_name: str = "Elektro Sommer"
+    shop_address: str = "Elektro Sommer GmbH · Hauptstraße 12 · 10115 Berlin"
+    shop_support_email: str = "service@elektro-sommer.example"
+    shop_support_phone: str = "+49 30 1234567"
+    shop_url: str = "https://elektro-sommer.example"
+    shop_imprint: str = (
+        "Elektro Sommer GmbH, Amtsgericht Berlin HRB 000000, Geschäftsführung: A. Sommer"
+    )
+
+    email_provider: Literal["outbox", "sendgrid", "smtp", "memory"] = "outbox"
+    email_from: str = "Elektro Sommer <service@elektro-sommer.example>"
+    email_reply_to: str | None = None
+    email_inliner: Literal["css_inline", "premailer"] = "css_inline"
+    email_rate: str | None = None
+
+    sms_provider: Literal["outbox", "twilio", "memory"] = "outbox"
+    sms_rate: str | None = None
+    sms_opt_out_hint: str | None = "Abmelden: STOP"
+    sms_help_text: str = "Elektro Sommer Service: +49 30 1234567. Abmelden mit STOP."
+    sms_max_segments: int = 2
+
+    sendgrid_api_key: str | None = None
+    sendgrid_api_host: str = "https://api.sendgrid.com"
+    sendgrid_webhook_public_key: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+    smtp_url: str | None = None
+    shopify_webhook_secret: str | None = None
+    api_token: str | None = None
+
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str | None = None
+
+    dispatch_batch_size: int = Field(default=500, ge=1)
+    dispatch_tick_seconds: float = Field(default=10.0, gt=0)
+    dispatch_lease_seconds: int = Field(default=300, ge=10)
+    dispatch_workers: int = Field(default=8, ge=1)
+    dispatch_max_attempts: int = Field(default=5, ge=1)
+
+    policy: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "default_timezone": "Europe/Berlin",
+            "quiet_hours": "20:00-09:00",
+            "caps": [{"channel": "any", "max": 3, "per": "7d"}],
+        }
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @property
+    def config_path(self) -> Path:
+        return self.project_dir / CONFIG_FILE
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.project_dir / 'aftersale.db').resolve()}"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.project_dir / "outbox"
+
+    @property
+    def journeys_dir(self) -> Path:
+        return self.project_dir / "journeys"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.project_dir / "templates"
+
+    def require(self, name: str) -> Any:
+        """The value of setting ``name``; a missing one is an error naming its variable."""
+        value = getattr(self, name)
+        if value in (None, ""):
+            raise ConfigurationError(
+                f"setting {name!r} is required: set AFTERSALE_{name.upper()} "
+                f"or {name.split('_', 1)[0]}.{name.split('_', 1)[-1]} in {CONFIG_FILE}"
+            )
+        return value
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the project's aftersale.toml and flattens its tables into setting names."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        project = Path(
+            self.current_state.get("project_dir") or os.environ.get("AFTERSALE_PROJECT", ".")
+        )
+        path = project / CONFIG_FILE
+        if not path.exists():
+            return {}
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"{path}: {exc}") from exc
+        return flatten(data)
+
+
+def flatten(data: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key not in NESTED_TABLES:
+            for sub, subvalue in value.items():
+                flat[f"{key}_{sub}"] = subvalue
+        else:
+            flat[key] = value
+    return flat
+
+
+def load_settings(project_dir: Path | str | None = None, **overrides: Any) -> Settings:
+    """Settings for a project directory; invalid values raise :class:`ConfigurationError`."""
+    project = Path(project_dir or os.environ.get("AFTERSALE_PROJECT", "."))
+    try:
+        return Settings(project_dir=project, **overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigurationError(f"{project / CONFIG_FILE}: {problems}") from exc

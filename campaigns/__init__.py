@@ -1,0 +1,1 @@
+"""The domain: customers, purchases, events, journeys, enrolments, messages and the policy."""

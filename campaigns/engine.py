@@ -1,0 +1,647 @@
+"""The engine: applies events when their time comes, enrols customers and plans messages.
+
+Everything here works on a SQLAlchemy connection inside the caller's transaction and takes
+``now`` from the caller, so the same code runs on the real and on the simulated clock.
+Enrolment and message idempotency rest on unique keys (``ON CONFLICT DO NOTHING``): applying
+an event twice, or two processes applying it at once, plans nothing twice.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from campaigns.journeys import (
+    Journey,
+    Step,
+    customer_view,
+    evaluate,
+    parse_duration,
+    resolve_duration,
+)
+from campaigns.models import (
+    CANCELLED,
+    PLANNED,
+    Customer,
+    Enrollment,
+    Event,
+    JourneyState,
+    JourneyVersion,
+    Message,
+    MessageDecision,
+    Purchase,
+    PurchaseItem,
+)
+
+customers_t = Customer.__table__
+events_t = Event.__table__
+purchases_t = Purchase.__table__
+items_t = PurchaseItem.__table__
+versions_t = JourneyVersion.__table__
+journeys_t = JourneyState.__table__
+enrollments_t = Enrollment.__table__
+messages_t = Message.__table__
+decisions_t = MessageDecision.__table__
+
+CONSENT_EVENTS = {"unsubscribed": False, "subscribed": True}
+
+
+@dataclass(frozen=True)
+class ActiveJourney:
+    """A journey's current version as the engine uses it."""
+
+    journey: Journey
+    version_id: int
+    version: int
+    paused: bool = False
+
+
+@dataclass
+class ApplyStats:
+    events: int = 0
+    enrollments: int = 0
+    messages: int = 0
+    cancelled: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same day-of-month ``months`` later, clamped to the month's last day."""
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+# ---------------------------------------------------------------------------- journeys
+
+
+def sync_journeys(
+    conn: Connection, loaded: Iterable[tuple[Journey, str]], now: datetime
+) -> dict[str, ActiveJourney]:
+    """Store each definition, adding a version when it changed; running enrolments keep theirs."""
+    active: dict[str, ActiveJourney] = {}
+    for journey, source in loaded:
+        digest = journey.digest()
+        row = conn.execute(
+            sa.select(versions_t.c.id, versions_t.c.version).where(
+                versions_t.c.journey_id == journey.id, versions_t.c.digest == digest
+            )
+        ).first()
+        if row is None:
+            latest = conn.execute(
+                sa.select(sa.func.max(versions_t.c.version)).where(
+                    versions_t.c.journey_id == journey.id
+                )
+            ).scalar()
+            version = (latest or 0) + 1
+            version_id = conn.execute(
+                versions_t.insert()
+                .values(
+                    journey_id=journey.id,
+                    version=version,
+                    digest=digest,
+                    name=journey.name,
+                    definition=journey.model_dump(mode="json", by_alias=True),
+                    source_file=source,
+                    created_at=now,
+                )
+                .returning(versions_t.c.id)
+            ).scalar_one()
+        else:
+            version_id, version = row
+        _set_current(conn, journey.id, version_id)
+        paused = conn.execute(
+            sa.select(journeys_t.c.paused).where(journeys_t.c.journey_id == journey.id)
+        ).scalar()
+        active[journey.id] = ActiveJourney(journey, version_id, version, bool(paused))
+    known = set(active)
+    conn.execute(
+        journeys_t.update().where(journeys_t.c.journey_id.not_in(known)).values(active=False)
+    )
+    return active
+
+
+def _set_current(conn: Connection, journey_id: str, version_id: int) -> None:
+    updated = conn.execute(
+        journeys_t.update()
+        .where(journeys_t.c.journey_id == journey_id)
+        .values(current_version_id=version_id, active=True)
+    ).rowcount
+    if not updated:
+        conn.execute(
+            journeys_t.insert().values(
+                journey_id=journey_id, current_version_id=version_id, paused=False, active=True
+            )
+        )
+
+
+def load_version(conn: Connection, version_id: int) -> Journey:
+    definition = conn.execute(
+        sa.select(versions_t.c.definition).where(versions_t.c.id == version_id)
+    ).scalar_one()
+    return Journey.model_validate(definition)
+
+
+# ------------------------------------------------------------------------------ events
+
+
+class Engine:
+    """Applies due events against the active journeys."""
+
+    def __init__(self, journeys: Mapping[str, ActiveJourney]) -> None:
+        self.journeys = dict(journeys)
+        self._versions: dict[int, Journey] = {j.version_id: j.journey for j in journeys.values()}
+        self._by_number: dict[tuple[str, int], dict[str, str | None]] = {}
+
+    def journey_for_version(self, conn: Connection, version_id: int) -> Journey:
+        if version_id not in self._versions:
+            self._versions[version_id] = load_version(conn, version_id)
+        return self._versions[version_id]
+
+    def step_condition(
+        self, conn: Connection, journey_id: str, version: int, step_id: str
+    ) -> str | None:
+        """The send-time condition of a step in the version a message was planned with."""
+        key = (journey_id, version)
+        if key not in self._by_number:
+            version_id = conn.execute(
+                sa.select(versions_t.c.id).where(
+                    versions_t.c.journey_id == journey_id, versions_t.c.version == version
+                )
+            ).scalar()
+            journey = self.journey_for_version(conn, version_id) if version_id else None
+            self._by_number[key] = {s.id: s.condition for s in journey.steps} if journey else {}
+        return self._by_number[key].get(step_id)
+
+    def apply_due_events(self, conn: Connection, now: datetime, *, limit: int = 2000) -> ApplyStats:
+        """Apply up to ``limit`` events whose time has come, oldest first."""
+        rows = conn.execute(
+            sa.select(events_t)
+            .where(events_t.c.applied.is_(False), events_t.c.at <= now)
+            .order_by(events_t.c.at, events_t.c.id)
+            .limit(limit)
+        ).all()
+        stats = ApplyStats()
+        purchases: list[Any] = []
+        for row in rows:
+            if row.type == "purchase":
+                purchases.append(row)
+                continue
+            self._apply_purchases(conn, purchases, stats)
+            purchases = []
+            self._apply_other(conn, row, stats)
+        self._apply_purchases(conn, purchases, stats)
+        if rows:
+            conn.execute(
+                events_t.update()
+                .where(events_t.c.id.in_([r.id for r in rows]))
+                .values(applied=True, applied_at=now)
+            )
+        stats.events = len(rows)
+        for row in rows:
+            stats.by_type[row.type] = stats.by_type.get(row.type, 0) + 1
+        return stats
+
+    # -- purchases -------------------------------------------------------------------
+
+    def _apply_purchases(self, conn: Connection, rows: Sequence[Any], stats: ApplyStats) -> None:
+        if not rows:
+            return
+        customers = _load_customers(conn, {r.customer_id for r in rows})
+        orders = []
+        items = []
+        for row in rows:
+            order = row.payload.get("order") or {}
+            orders.append(
+                {
+                    "id": order["id"],
+                    "customer_id": row.customer_id,
+                    "event_id": row.id,
+                    "purchased_at": row.at,
+                    "total": str(order.get("total", "0")),
+                    "currency": order.get("currency", "EUR"),
+                }
+            )
+            for position, item in enumerate(order.get("items") or []):
+                items.append(_item_row(order["id"], position, item))
+        _insert_ignore(conn, purchases_t, orders, ["id"])
+        _insert_ignore(conn, items_t, items, ["order_id", "position"])
+        self._exit_on_repurchase(conn, rows, stats)
+        plan = Planner(self, customers)
+        for row in rows:
+            plan.purchase(row)
+        stats.enrollments += plan.flush(conn)
+        stats.messages += plan.messages_planned
+
+    def _exit_on_repurchase(self, conn: Connection, rows: Sequence[Any], stats: ApplyStats) -> None:
+        goal = [j.journey.id for j in self.journeys.values() if j.journey.exit.goal == "repurchase"]
+        if not goal:
+            return
+        for row in rows:
+            order_id = (row.payload.get("order") or {}).get("id")
+            condition = sa.and_(
+                enrollments_t.c.customer_id == row.customer_id,
+                enrollments_t.c.journey_id.in_(goal),
+                enrollments_t.c.status == "active",
+                enrollments_t.c.order_id != order_id,
+                enrollments_t.c.enrolled_at < row.at,
+            )
+            stats.cancelled += end_enrollments(conn, condition, "journey_exit:repurchase", row.at)
+
+    # -- everything else -------------------------------------------------------------
+
+    def _apply_other(self, conn: Connection, row: Any, stats: ApplyStats) -> None:
+        payload = row.payload or {}
+        order_id = payload.get("order")
+        if isinstance(order_id, dict):
+            order_id = order_id.get("id")
+        if row.type == "complaint_opened":
+            conn.execute(
+                customers_t.update()
+                .where(customers_t.c.id == row.customer_id)
+                .values(open_complaints=customers_t.c.open_complaints + 1)
+            )
+        elif row.type == "complaint_resolved":
+            self._resolve_complaint(conn, row)
+        elif row.type in CONSENT_EVENTS:
+            self._consent(conn, row, payload)
+        elif row.type == "warranty_extended":
+            cond = items_t.c.order_id == order_id
+            if payload.get("sku"):
+                cond = sa.and_(cond, items_t.c.sku == payload["sku"])
+            conn.execute(items_t.update().where(cond).values(warranty_extended_at=row.at))
+        elif row.type == "return" and order_id:
+            conn.execute(
+                purchases_t.update().where(purchases_t.c.id == order_id).values(returned_at=row.at)
+            )
+            cond = sa.and_(
+                enrollments_t.c.order_id == order_id,
+                enrollments_t.c.customer_id == row.customer_id,
+                enrollments_t.c.status == "active",
+            )
+            stats.cancelled += end_enrollments(conn, cond, "journey_exit:return", row.at)
+        stats.cancelled += self._exit_on_event(conn, row, order_id)
+        triggered = [j for j in self.journeys.values() if j.journey.trigger.event == row.type]
+        if triggered:
+            customers = _load_customers(conn, {row.customer_id})
+            plan = Planner(self, customers)
+            plan.event(row, triggered)
+            stats.enrollments += plan.flush(conn)
+            stats.messages += plan.messages_planned
+
+    def _exit_on_event(self, conn: Connection, row: Any, order_id: str | None) -> int:
+        exiting = [
+            j.journey.id for j in self.journeys.values() if row.type in j.journey.exit.events
+        ]
+        if not exiting:
+            return 0
+        cond = sa.and_(
+            enrollments_t.c.customer_id == row.customer_id,
+            enrollments_t.c.journey_id.in_(exiting),
+            enrollments_t.c.status == "active",
+        )
+        if order_id:
+            cond = sa.and_(cond, enrollments_t.c.order_id == order_id)
+        return end_enrollments(conn, cond, f"journey_exit:{row.type}", row.at)
+
+    def _resolve_complaint(self, conn: Connection, row: Any) -> None:
+        conn.execute(
+            customers_t.update()
+            .where(customers_t.c.id == row.customer_id, customers_t.c.open_complaints > 0)
+            .values(open_complaints=customers_t.c.open_complaints - 1)
+        )
+        still_open = conn.execute(
+            sa.select(customers_t.c.open_complaints).where(customers_t.c.id == row.customer_id)
+        ).scalar()
+        if still_open:
+            return
+        held = sa.and_(
+            messages_t.c.customer_id == row.customer_id,
+            messages_t.c.status == PLANNED,
+            messages_t.c.reason == "complaint_open",
+        )
+        ids = conn.execute(sa.select(messages_t.c.id, messages_t.c.due_at).where(held)).all()
+        if not ids:
+            return
+        conn.execute(messages_t.update().where(held).values(due_at=row.at, reason=None))
+        conn.execute(
+            decisions_t.insert(),
+            [
+                {
+                    "message_id": mid,
+                    "at": row.at,
+                    "action": "released",
+                    "reason": "complaint_resolved",
+                    "due_before": due,
+                    "due_after": row.at,
+                }
+                for mid, due in ids
+            ],
+        )
+
+    def _consent(self, conn: Connection, row: Any, payload: Mapping[str, Any]) -> None:
+        channel = payload.get("channel", "email")
+        column = {"email": "email_consent", "sms": "sms_consent"}.get(channel)
+        if column is None:
+            return
+        conn.execute(
+            customers_t.update()
+            .where(customers_t.c.id == row.customer_id)
+            .values({column: CONSENT_EVENTS[row.type], f"{column}_source": f"event:{row.id}"})
+        )
+
+
+def end_enrollments(conn: Connection, condition: Any, reason: str, at: datetime) -> int:
+    """End matching active enrolments and cancel their planned messages; returns messages cancelled."""
+    ids = [r[0] for r in conn.execute(sa.select(enrollments_t.c.id).where(condition))]
+    if not ids:
+        return 0
+    status = "exited" if reason.startswith("journey_exit") else "cancelled"
+    conn.execute(
+        enrollments_t.update()
+        .where(enrollments_t.c.id.in_(ids))
+        .values(status=status, reason=reason, ended_at=at)
+    )
+    planned = sa.and_(messages_t.c.enrollment_id.in_(ids), messages_t.c.status == PLANNED)
+    rows = conn.execute(sa.select(messages_t.c.id, messages_t.c.due_at).where(planned)).all()
+    if rows:
+        conn.execute(
+            messages_t.update()
+            .where(planned)
+            .values(status=CANCELLED, reason=reason, updated_at=at)
+        )
+        conn.execute(
+            decisions_t.insert(),
+            [
+                {
+                    "message_id": m,
+                    "at": at,
+                    "action": "cancelled",
+                    "reason": reason,
+                    "due_before": d,
+                }
+                for m, d in rows
+            ],
+        )
+    return len(rows)
+
+
+def _item_row(order_id: str, position: int, item: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "position": position,
+        "sku": str(item.get("sku", "")),
+        "name": str(item.get("name", "")),
+        "category": str(item.get("category", "")),
+        "price": str(item.get("price", "0")),
+        "quantity": int(item.get("quantity", 1)),
+        "warranty_months": item.get("warranty_months"),
+        "inspection_interval_days": item.get("inspection_interval_days"),
+    }
+
+
+def _load_customers(conn: Connection, ids: set[str]) -> dict[str, Any]:
+    if not ids:
+        return {}
+    rows = conn.execute(sa.select(customers_t).where(customers_t.c.id.in_(ids))).all()
+    return {r.id: r for r in rows}
+
+
+def _insert_ignore(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]):
+    """Bulk insert that leaves rows with an existing unique key alone."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    conn.execute(insert(table).on_conflict_do_nothing(index_elements=keys), rows)
+
+
+# ------------------------------------------------------------------------------ planning
+
+
+def customer_context(row: Any, today_year: int) -> dict[str, Any]:
+    base = {
+        "id": row.id,
+        "first_name": row.first_name,
+        "last_name": row.last_name,
+        "email": row.email,
+        "phone": row.phone,
+        "locale": row.locale,
+        "timezone": row.timezone,
+        "email_consent": row.email_consent,
+        "sms_consent": row.sms_consent,
+    }
+    return customer_view(base, row.attributes or {}, today_year)
+
+
+def order_context(order: Mapping[str, Any], at: datetime) -> tuple[dict[str, Any], list[dict]]:
+    items = []
+    for position, raw in enumerate(order.get("items") or []):
+        item = {
+            "position": position,
+            "sku": raw.get("sku", ""),
+            "name": raw.get("name", ""),
+            "category": raw.get("category", ""),
+            "price": Decimal(str(raw.get("price", "0"))),
+            "quantity": int(raw.get("quantity", 1)),
+            "warranty_months": raw.get("warranty_months"),
+            "inspection_interval_days": raw.get("inspection_interval_days"),
+        }
+        months = item["warranty_months"]
+        item["warranty_end"] = add_months(at, int(months)) if months else None
+        items.append(item)
+    ctx = {
+        "id": order.get("id"),
+        "total": Decimal(str(order.get("total", "0"))),
+        "currency": order.get("currency", "EUR"),
+        "purchased_at": at,
+        "items": items,
+    }
+    return ctx, items
+
+
+class Planner:
+    """Collects enrolments and messages for a batch of events, then writes them in bulk."""
+
+    def __init__(self, engine: Engine, customers: Mapping[str, Any]) -> None:
+        self.engine = engine
+        self.customers = customers
+        self.enrollments: list[dict[str, Any]] = []
+        self.messages: list[dict[str, Any]] = []
+        self.messages_planned = 0
+
+    def purchase(self, row: Any) -> None:
+        journeys = [
+            j for j in self.engine.journeys.values() if j.journey.trigger.event == "purchase"
+        ]
+        self.event(row, journeys)
+
+    def event(self, row: Any, journeys: Sequence[ActiveJourney]) -> None:
+        customer_row = self.customers.get(row.customer_id)
+        if customer_row is None:
+            return
+        customer = customer_context(customer_row, row.at.year)
+        raw_order = row.payload.get("order") if isinstance(row.payload.get("order"), dict) else {}
+        order, items = order_context(raw_order or {}, row.at)
+        event = {"id": row.id, "type": row.type, "at": row.at, **row.payload}
+        base = {"customer": customer, "order": order, "event": event, "now": row.at}
+        for active in journeys:
+            if active.paused:
+                continue
+            journey = active.journey
+            if not _safe_eval(journey.trigger.condition, {**base, "item": None}):
+                continue
+            if not _safe_eval(journey.audience, {**base, "item": None}):
+                continue
+            if journey.trigger.for_each == "item":
+                for item in items:
+                    ctx = {**base, "item": item}
+                    if _safe_eval(journey.trigger.item_condition, ctx):
+                        self._enrol(active, row, order, item, ctx)
+            else:
+                self._enrol(active, row, order, None, {**base, "item": None})
+
+    def _enrol(self, active: ActiveJourney, row: Any, order: Mapping, item: Mapping | None, ctx):
+        journey = active.journey
+        order_id = order.get("id")
+        key = _entry_key(journey.effective_reentry, row.id, order_id, item)
+        enrollment_id = f"{journey.id}:{row.customer_id}:{key}"
+        self.enrollments.append(
+            {
+                "id": enrollment_id,
+                "journey_id": journey.id,
+                "journey_version_id": active.version_id,
+                "customer_id": row.customer_id,
+                "order_id": order_id,
+                "item_position": item["position"] if item else None,
+                "entry_key": key,
+                "trigger_event_id": row.id,
+                "status": "active",
+                "enrolled_at": row.at,
+            }
+        )
+        for step, occurrence, due, expires in plan_steps(journey, row.at, order, item, ctx):
+            self.messages.append(
+                {
+                    "enrollment_id": enrollment_id,
+                    "customer_id": row.customer_id,
+                    "order_id": order_id,
+                    "journey_id": journey.id,
+                    "journey_version": active.version,
+                    "step": step.id,
+                    "occurrence": occurrence,
+                    "channel": step.send.channel,
+                    "category": step.send.category,
+                    "template": step.send.template,
+                    "priority": step.send.priority,
+                    "status": PLANNED,
+                    "due_at": due,
+                    "planned_at": row.at,
+                    "expires_at": expires,
+                    "attempts": 0,
+                    "details": {},
+                }
+            )
+
+    def flush(self, conn: Connection) -> int:
+        _insert_ignore(conn, enrollments_t, self.enrollments, ["id"])
+        _insert_ignore(conn, messages_t, self.messages, ["enrollment_id", "step", "occurrence"])
+        self.messages_planned = len(self.messages)
+        count = len(self.enrollments)
+        self.enrollments, self.messages = [], []
+        return count
+
+
+def _entry_key(reentry: str, event_id: str, order_id: str | None, item: Mapping | None) -> str:
+    position = f"#{item['position']}" if item else ""
+    if reentry == "once":
+        return "once" + position
+    if reentry == "always" or not order_id:
+        return f"event:{event_id}{position}"
+    return f"order:{order_id}{position}"
+
+
+def _safe_eval(source: str | None, context: Mapping[str, Any]) -> bool:
+    try:
+        return evaluate(source, context)
+    except Exception:  # noqa: BLE001 - a failing condition excludes, it never stops the engine
+        return False
+
+
+def plan_steps(
+    journey: Journey,
+    trigger_at: datetime,
+    order: Mapping[str, Any],
+    item: Mapping[str, Any] | None,
+    ctx: Mapping[str, Any],
+) -> list[tuple[Step, int, datetime, datetime | None]]:
+    """Every (step, occurrence, due, expires) of an enrolment started at ``trigger_at``."""
+    planned: list[tuple[Step, int, datetime, datetime | None]] = []
+    previous: list[datetime] = []
+    warranty_end = item.get("warranty_end") if item else None
+    for index, step in enumerate(journey.steps):
+        source = step.from_ or ("trigger" if index == 0 else "previous")
+        try:
+            wait = resolve_duration(step.wait, ctx)
+            every = resolve_duration(step.repeat.every, ctx) if step.repeat else None
+        except Exception:  # noqa: BLE001 - an expression that fails for this item plans nothing
+            previous = []
+            continue
+        times = _occurrence_limit(step)
+        within = (
+            trigger_at + parse_duration(step.repeat.within)
+            if step.repeat and step.repeat.within
+            else None
+        )
+        dues: list[datetime] = []
+        for k in range(times):
+            if source == "previous":
+                if not previous:
+                    break
+                anchor = previous[min(k, len(previous) - 1)]
+                extra = (k - len(previous) + 1) if k >= len(previous) else 0
+                due = anchor + wait + (every * extra if every else timedelta(0))
+            else:
+                anchor = {
+                    "trigger": trigger_at,
+                    "purchase": order.get("purchased_at") or trigger_at,
+                    "warranty_end": warranty_end,
+                }[source]
+                if anchor is None:
+                    break
+                due = anchor + wait + (every * k if every else timedelta(0))
+            if within is not None and due > within:
+                break
+            dues.append(due)
+        for k, due in enumerate(dues, start=1):
+            expires = _expiry(step, due, warranty_end)
+            if due < trigger_at or (expires is not None and expires <= due):
+                continue  # already too late when the customer enrolled: nothing to plan
+            planned.append((step, k, due, expires))
+        previous = dues
+    return planned
+
+
+def _occurrence_limit(step: Step) -> int:
+    if step.repeat is None:
+        return 1
+    return step.repeat.times or 1000
+
+
+def _expiry(step: Step, due: datetime, warranty_end: datetime | None) -> datetime | None:
+    candidates = []
+    if step.send.expires_after:
+        candidates.append(due + parse_duration(step.send.expires_after))
+    if step.send.expires_at == "warranty_end" and warranty_end is not None:
+        candidates.append(warranty_end)
+    return min(candidates) if candidates else None

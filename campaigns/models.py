@@ -1,0 +1,296 @@
+"""The tables: customers, purchases, events, journeys, enrolments and the send log.
+
+All times are stored in UTC and come back as aware datetimes (:class:`UTCDateTime`), so
+SQLite and PostgreSQL compare them the same way. Uniqueness that matters for idempotency
+(one enrolment per entry, one message per step occurrence, one event per id) is enforced by
+unique indexes, never by check-then-insert.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import JSON, Column, Field, SQLModel
+
+# Message statuses. `planned` waits for its due time, `sending` is reserved by a
+# dispatcher; every other status is terminal.
+PLANNED = "planned"
+SENDING = "sending"
+SENT = "sent"
+DELIVERED = "delivered"
+BOUNCED = "bounced"
+FAILED = "failed"
+SKIPPED = "skipped"
+CANCELLED = "cancelled"
+UNKNOWN = "unknown"
+TERMINAL_STATUSES = (SENT, DELIVERED, BOUNCED, FAILED, SKIPPED, CANCELLED, UNKNOWN)
+# Statuses that count against frequency caps: anything that may have reached the customer.
+COUNTING_STATUSES = (SENDING, SENT, DELIVERED, BOUNCED, UNKNOWN)
+
+
+class UTCDateTime(TypeDecorator):
+    """An aware datetime stored as UTC; naive input is rejected rather than guessed."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given where an aware one is required")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_field(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def json_field() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customers"
+
+    id: str = Field(primary_key=True, max_length=128)
+    email: str | None = Field(default=None, index=True)
+    phone: str | None = Field(default=None, index=True)
+    first_name: str = ""
+    last_name: str = ""
+    locale: str = "de"
+    timezone: str | None = None
+    email_consent: bool = False
+    sms_consent: bool = False
+    email_consent_source: str = "import"
+    sms_consent_source: str = "import"
+    open_complaints: int = 0
+    attributes: dict[str, Any] = json_field()
+    created_at: datetime | None = utc_field()
+    updated_at: datetime | None = utc_field()
+
+
+class Suppression(SQLModel, table=True):
+    """A channel we must not use for a customer at all (bounce, spam report, STOP)."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (sa.UniqueConstraint("customer_id", "channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(foreign_key="customers.id", index=True)
+    channel: str
+    reason: str
+    source: str = ""
+    created_at: datetime | None = utc_field()
+
+
+class Purchase(SQLModel, table=True):
+    __tablename__ = "purchases"
+
+    id: str = Field(primary_key=True, max_length=128)
+    customer_id: str = Field(index=True)
+    event_id: str | None = None
+    purchased_at: datetime | None = utc_field(nullable=False)
+    total: str = "0"
+    currency: str = "EUR"
+    returned_at: datetime | None = utc_field()
+
+
+class PurchaseItem(SQLModel, table=True):
+    __tablename__ = "purchase_items"
+    __table_args__ = (sa.UniqueConstraint("order_id", "position"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="purchases.id")
+    position: int = 0
+    sku: str = ""
+    name: str = ""
+    category: str = ""
+    price: str = "0"
+    quantity: int = 1
+    warranty_months: int | None = None
+    inspection_interval_days: int | None = None
+    warranty_extended_at: datetime | None = utc_field()
+
+
+class Event(SQLModel, table=True):
+    """An imported customer event, applied when the clock reaches its ``at``."""
+
+    __tablename__ = "events"
+    __table_args__ = (sa.Index("ix_events_pending", "applied", "at"),)
+
+    id: str = Field(primary_key=True, max_length=128)
+    type: str
+    customer_id: str = Field(index=True)
+    at: datetime | None = utc_field(nullable=False)
+    payload: dict[str, Any] = json_field()
+    applied: bool = False
+    applied_at: datetime | None = utc_field()
+    source: str = "import"
+
+
+class JourneyVersion(SQLModel, table=True):
+    """One version of a journey definition; editing a journey adds a version."""
+
+    __tablename__ = "journey_versions"
+    __table_args__ = (
+        sa.UniqueConstraint("journey_id", "version"),
+        sa.UniqueConstraint("journey_id", "digest"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    journey_id: str = Field(index=True)
+    version: int
+    digest: str
+    name: str = ""
+    definition: dict[str, Any] = json_field()
+    source_file: str = ""
+    created_at: datetime | None = utc_field()
+
+
+class JourneyState(SQLModel, table=True):
+    """Per journey: which version is current and whether an admin paused it."""
+
+    __tablename__ = "journeys"
+
+    journey_id: str = Field(primary_key=True)
+    current_version_id: int = Field(foreign_key="journey_versions.id")
+    paused: bool = False
+    active: bool = True
+
+
+class Enrollment(SQLModel, table=True):
+    __tablename__ = "enrollments"
+    __table_args__ = (sa.UniqueConstraint("journey_id", "customer_id", "entry_key"),)
+
+    id: str = Field(primary_key=True, max_length=400)  # "<journey>:<customer>:<entry key>"
+    journey_id: str
+    journey_version_id: int = Field(foreign_key="journey_versions.id")
+    customer_id: str = Field(index=True)
+    order_id: str | None = Field(default=None, index=True)
+    item_position: int | None = None
+    entry_key: str
+    trigger_event_id: str | None = None
+    status: str = "active"  # active | completed | exited | cancelled
+    reason: str | None = None
+    enrolled_at: datetime | None = utc_field(nullable=False)
+    ended_at: datetime | None = utc_field()
+
+
+class Message(SQLModel, table=True):
+    """One planned message and, once decided, its outcome: a row of the send log."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        sa.UniqueConstraint("enrollment_id", "step", "occurrence"),
+        sa.Index("ix_messages_due", "status", "due_at"),
+        sa.Index("ix_messages_customer_sent", "customer_id", "sent_at"),
+        sa.Index("ix_messages_journey_step", "journey_id", "step"),
+        sa.Index("ix_messages_enrollment", "enrollment_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    enrollment_id: str = Field(foreign_key="enrollments.id")
+    customer_id: str
+    order_id: str | None = None
+    journey_id: str
+    journey_version: int = 1
+    step: str
+    occurrence: int = 1
+    channel: str
+    category: str
+    template: str
+    priority: int = 0
+    locale: str | None = None
+    status: str = PLANNED
+    reason: str | None = None
+    due_at: datetime | None = utc_field(nullable=False)
+    planned_at: datetime | None = utc_field()
+    expires_at: datetime | None = utc_field()
+    sent_at: datetime | None = utc_field()
+    lease_until: datetime | None = utc_field()
+    attempts: int = 0
+    provider: str | None = None
+    provider_message_id: str | None = Field(default=None, index=True)
+    details: dict[str, Any] = json_field()
+    delivered_at: datetime | None = utc_field()
+    opened_at: datetime | None = utc_field()
+    clicked_at: datetime | None = utc_field()
+    updated_at: datetime | None = utc_field()
+
+
+class MessageDecision(SQLModel, table=True):
+    """Every step in a message's life: deferrals with their new due time, retries, outcomes."""
+
+    __tablename__ = "message_decisions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="messages.id", index=True)
+    at: datetime | None = utc_field(nullable=False)
+    action: str  # deferred | skipped | cancelled | sending | sent | failed | retry | unknown | ...
+    reason: str | None = None
+    due_before: datetime | None = utc_field()
+    due_after: datetime | None = utc_field()
+    detail: str | None = None
+
+
+class DeliveryEventRecord(SQLModel, table=True):
+    """A provider report (webhook) already applied; the unique key makes replays no-ops."""
+
+    __tablename__ = "delivery_events"
+    __table_args__ = (sa.UniqueConstraint("provider", "event_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str
+    event_id: str
+    message_id: int | None = Field(default=None, index=True)
+    event_type: str
+    at: datetime | None = utc_field()
+    raw: dict[str, Any] = json_field()
+
+
+class ProjectState(SQLModel, table=True):
+    """Small key/value facts about the project, such as where the simulated clock stands."""
+
+    __tablename__ = "project_state"
+
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class DispatcherHeartbeat(SQLModel, table=True):
+    """A dispatcher process saying it is alive; the admin dashboard lists the live ones."""
+
+    __tablename__ = "dispatchers"
+
+    id: str = Field(primary_key=True, max_length=200)  # "<host>:<pid>:<start>"
+    hostname: str = ""
+    pid: int = 0
+    started_at: datetime | None = utc_field()
+    seen_at: datetime | None = utc_field(index=True)
+    is_leader: bool = False
+    sent: int = 0
+
+
+class User(SQLModel, table=True):
+    """Someone who may log in to the admin console."""
+
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    password_hash: str
+    role: str = "viewer"  # admin | viewer
+    created_at: datetime | None = utc_field()
+    failed_logins: int = 0
+    last_failed_at: datetime | None = utc_field()
+    last_login_at: datetime | None = utc_field()
