@@ -1,0 +1,189 @@
+"""Wiring: one :class:`Project` builds every part from the settings, once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from aftersale.database import create_engine, migrate
+from aftersale.errors import ConfigurationError
+from aftersale.settings import Settings, load_settings
+from campaigns.engine import Engine as JourneyEngine
+from campaigns.engine import sync_journeys
+from campaigns.journeys import JourneyProblem, LoadedJourney, load_journeys
+from campaigns.models import Event, ProjectState
+from campaigns.policy import ContactPolicy, PolicyRules
+from channels import Channel
+from channels.errors import ConfigurationError as ChannelConfigurationError
+from channels.registry import build_channel
+from scheduler.clock import Clock, SimulatedClock, SystemClock
+from scheduler.dispatcher import DispatchConfig, Dispatcher
+from templates import ShopInfo, TemplateRenderer
+
+state_t = ProjectState.__table__
+events_t = Event.__table__
+CLOCK_KEY = "simulated_clock"
+
+
+@dataclass
+class Project:
+    """A project directory with its settings, database and the parts built from them."""
+
+    settings: Settings
+    channel_overrides: dict[str, Channel] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, directory: Path | str | None = None, **overrides: object) -> Project:
+        return cls(load_settings(directory, **overrides))
+
+    @property
+    def directory(self) -> Path:
+        return self.settings.project_dir
+
+    @cached_property
+    def db(self) -> Engine:
+        engine = create_engine(self.settings.effective_database_url)
+        migrate(engine)
+        return engine
+
+    @cached_property
+    def policy(self) -> ContactPolicy:
+        try:
+            return ContactPolicy(PolicyRules.from_config(self.settings.policy))
+        except ValueError as exc:
+            raise ConfigurationError(f"{self.settings.config_path}: policy: {exc}") from exc
+
+    @cached_property
+    def renderer(self) -> TemplateRenderer:
+        s = self.settings
+        shop = ShopInfo(
+            name=s.shop_name,
+            address=s.shop_address,
+            support_email=s.shop_support_email,
+            support_phone=s.shop_support_phone,
+            url=s.shop_url,
+            imprint=s.shop_imprint,
+        )
+        templates = s.templates_dir if s.templates_dir.is_dir() else None
+        return TemplateRenderer(
+            project_dir=templates,
+            default_locale=s.default_locale,
+            inliner=s.email_inliner,
+            shop=shop,
+            sms_opt_out_hint=s.sms_opt_out_hint,
+            sms_max_segments=s.sms_max_segments,
+        )
+
+    def load_journeys(self) -> tuple[list[LoadedJourney], list[JourneyProblem]]:
+        return load_journeys(self.settings.journeys_dir)
+
+    @cached_property
+    def journeys(self) -> JourneyEngine:
+        loaded, problems = self.load_journeys()
+        errors = [p for p in problems if p.level == "error"]
+        if errors:
+            raise ConfigurationError(
+                "journeys are invalid (run `aftersale journeys validate`):\n"
+                + "\n".join(str(p) for p in errors)
+            )
+        with self.db.begin() as conn:
+            active = sync_journeys(conn, [(j.journey, j.source) for j in loaded], self.now())
+        return JourneyEngine(active)
+
+    def channel_config(self) -> dict[str, str | None]:
+        s = self.settings
+        return {
+            "sendgrid_api_key": s.sendgrid_api_key,
+            "sendgrid_api_host": s.sendgrid_api_host,
+            "twilio_account_sid": s.twilio_account_sid,
+            "twilio_auth_token": s.twilio_auth_token,
+            "twilio_from": s.twilio_from,
+            "twilio_messaging_service_sid": s.twilio_messaging_service_sid,
+            "twilio_api_base_url": s.twilio_api_base_url,
+            "twilio_status_callback": f"{s.public_url.rstrip('/')}/webhooks/twilio/status",
+            "smtp_url": s.smtp_url,
+            "email_from": s.email_from,
+            "email_reply_to": s.email_reply_to,
+        }
+
+    @cached_property
+    def channels(self) -> dict[str, Channel]:
+        built: dict[str, Channel] = {}
+        providers = (("email", self.settings.email_provider), ("sms", self.settings.sms_provider))
+        for kind, provider in providers:
+            if kind in self.channel_overrides:
+                built[kind] = self.channel_overrides[kind]
+                continue
+            try:
+                built[kind] = build_channel(
+                    kind, provider, self.channel_config(), outbox_dir=self.settings.outbox_dir
+                )
+            except ChannelConfigurationError as exc:
+                raise ConfigurationError(str(exc)) from exc
+        return built
+
+    def secret_key(self) -> str:
+        return self.settings.require("secret_key")
+
+    def dispatcher(self, clock: Clock) -> Dispatcher:
+        s = self.settings
+        config = DispatchConfig(
+            batch_size=s.dispatch_batch_size,
+            lease=timedelta(seconds=s.dispatch_lease_seconds),
+            max_attempts=s.dispatch_max_attempts,
+            workers=s.dispatch_workers,
+            public_url=s.public_url,
+            secret_key=self.secret_key(),
+            default_locale=s.default_locale,
+            rates={"email": s.email_rate, "sms": s.sms_rate},
+        )
+        return Dispatcher(
+            db=self.db,
+            clock=clock,
+            policy=self.policy,
+            renderer=self.renderer,
+            channels=self.channels,
+            journeys=self.journeys,
+            config=config,
+        )
+
+    # -- the project's clock ------------------------------------------------------
+
+    def simulated_now(self) -> datetime | None:
+        """Where the simulated clock stands; on a fresh project, the earliest event."""
+        with self.db.connect() as conn:
+            stored = conn.execute(
+                sa.select(state_t.c.value).where(state_t.c.key == CLOCK_KEY)
+            ).scalar()
+            if stored:
+                return datetime.fromisoformat(stored)
+            return conn.execute(sa.select(sa.func.min(events_t.c.at))).scalar()
+
+    def save_simulated_now(self, moment: datetime) -> None:
+        with self.db.begin() as conn:
+            updated = conn.execute(
+                state_t.update().where(state_t.c.key == CLOCK_KEY).values(value=moment.isoformat())
+            ).rowcount
+            if not updated:
+                conn.execute(state_t.insert().values(key=CLOCK_KEY, value=moment.isoformat()))
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def simulated_clock(self) -> SimulatedClock | None:
+        start = self.simulated_now()
+        return SimulatedClock(start) if start else None
+
+    def system_clock(self) -> Clock:
+        return SystemClock()
+
+    def close(self) -> None:
+        for channel in self.channels.values() if "channels" in self.__dict__ else ():
+            channel.close()
+        if "db" in self.__dict__:
+            self.db.dispose()

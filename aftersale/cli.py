@@ -1,0 +1,560 @@
+"""The ``aftersale`` command line."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import sys
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from aftersale.app import Project
+from aftersale.errors import AftersaleError
+from aftersale.sendlog import LogFilter, customer_timeline, query_log, write_export
+from campaigns.importing import ImportReport, import_customers, import_events
+from campaigns.journeys import BUILTIN_DIR
+
+app = typer.Typer(
+    help="aftersale: post-purchase journeys over e-mail and SMS, with a contact policy "
+    "that never harasses anyone.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+import_app = typer.Typer(help="Import customers (CSV) or events (JSONL).", no_args_is_help=True)
+journeys_app = typer.Typer(help="List, validate and show journeys.", no_args_is_help=True)
+log_app = typer.Typer(help="Search the send log, or export it.", invoke_without_command=True)
+app.add_typer(import_app, name="import")
+app.add_typer(journeys_app, name="journeys")
+app.add_typer(log_app, name="log")
+
+console = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
+STATE: dict[str, Any] = {"project": None}
+
+ProjectOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--project",
+        "-p",
+        envvar="AFTERSALE_PROJECT",
+        help="Project directory (holds aftersale.toml, journeys/, templates/).",
+    ),
+]
+
+
+@app.callback()
+def main(project: ProjectOpt = None) -> None:
+    STATE["project"] = project or Path(".")
+
+
+def project() -> Project:
+    return Project.open(STATE["project"])
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def run_guarded(fn: Any) -> Any:
+    try:
+        return fn()
+    except AftersaleError as exc:
+        fail(str(exc), 2)
+
+
+# ------------------------------------------------------------------------------ init
+
+DEFAULT_TOML = """\
+# aftersale project settings. Every key can be overridden by an environment variable:
+# [email] provider -> AFTERSALE_EMAIL_PROVIDER, secret_key -> AFTERSALE_SECRET_KEY, ...
+secret_key = "{secret}"
+default_locale = "de"
+default_region = "DE"
+public_url = "http://127.0.0.1:8000"
+
+[shop]
+name = "Elektro Sommer"
+url = "https://elektro-sommer.example"
+support_email = "service@elektro-sommer.example"
+support_phone = "+49 30 1234567"
+
+[email]
+provider = "outbox"          # outbox | sendgrid | smtp
+from = "Elektro Sommer <service@elektro-sommer.example>"
+
+[sms]
+provider = "outbox"          # outbox | twilio
+opt_out_hint = "Abmelden: STOP"
+
+[policy]
+default_timezone = "Europe/Berlin"
+quiet_hours = "20:00-09:00"   # recipient's local time; applies to every message
+quiet_days = ["sun"]
+public_holidays = "DE"
+
+[[policy.caps]]               # marketing messages only; rolling windows
+channel = "email"
+max = 2
+per = "7d"
+
+[[policy.caps]]
+channel = "sms"
+max = 1
+per = "7d"
+
+[[policy.caps]]
+channel = "any"
+max = 3
+per = "14d"
+"""
+
+
+def write_project(directory: Path) -> list[Path]:
+    """Write a new project: settings, the four built-in journeys, a templates folder."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    config = directory / "aftersale.toml"
+    if not config.exists():
+        config.write_text(DEFAULT_TOML.format(secret=secrets.token_urlsafe(32)), encoding="utf-8")
+        written.append(config)
+    journeys = directory / "journeys"
+    journeys.mkdir(exist_ok=True)
+    for source in sorted(BUILTIN_DIR.glob("*.yaml")):
+        target = journeys / source.name
+        if not target.exists():
+            shutil.copyfile(source, target)
+            written.append(target)
+    (directory / "templates").mkdir(exist_ok=True)
+    return written
+
+
+@app.command()
+def init(directory: Annotated[Path | None, typer.Argument(help="Where to create it.")] = None):
+    """Create a project: aftersale.toml, the built-in journeys and a templates/ folder."""
+    target = directory or STATE["project"]
+    written = write_project(target)
+    for path in written:
+        console.print(f"  wrote {path}")
+    if not written:
+        console.print(f"{target} is already a project; nothing overwritten.")
+    console.print(
+        f"\nNext: [bold]aftersale -p {target} import customers customers.csv[/], then "
+        "[bold]import events events.jsonl[/] and [bold]simulate --until 2026-12-31[/]."
+    )
+
+
+# ---------------------------------------------------------------------------- import
+
+
+def _progress_import(label: str, path: Path, run: Any) -> ImportReport:
+    if not path.exists():
+        fail(f"{path}: no such file")
+    total = path.stat().st_size
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        report = run(lambda done: bar.update(task, completed=done))
+    return report
+
+
+def _report(kind: str, path: Path, report: ImportReport, strict: bool) -> None:
+    for problem in report.errors[:50]:
+        err.print(f"[red]{problem}[/]", highlight=False)
+    if len(report.errors) > 50:
+        err.print(f"... and {len(report.errors) - 50} more problems")
+    if report.rejected:
+        fail(f"{path}: rejected ({len(report.errors)} bad rows, --strict): nothing imported")
+    summary_line = f"{kind}: {report.imported} imported"
+    if report.unchanged:
+        summary_line += f", {report.unchanged} already known"
+    if report.errors:
+        summary_line += f", {len(report.errors)} rejected"
+    console.print(summary_line)
+    if report.errors:
+        raise typer.Exit(1)
+
+
+StrictOpt = Annotated[
+    bool, typer.Option("--strict", help="Reject the whole file if any row is bad.")
+]
+
+
+@import_app.command("customers")
+def import_customers_cmd(file: Path, strict: StrictOpt = False) -> None:
+    """Import customers.csv (id,email,phone,first_name,last_name,locale,timezone,email_consent,sms_consent,...)."""
+    proj = project()
+    s = proj.settings
+    report = run_guarded(
+        lambda: _progress_import(
+            "customers",
+            file,
+            lambda progress: import_customers(
+                proj.db,
+                file,
+                region=s.default_region,
+                default_locale=s.default_locale,
+                strict=strict,
+                progress=progress,
+            ),
+        )
+    )
+    _report("customers", file, report, strict)
+
+
+@import_app.command("events")
+def import_events_cmd(file: Path, strict: StrictOpt = False) -> None:
+    """Import events.jsonl (one event a line; re-importing an id is a no-op)."""
+    proj = project()
+    report = run_guarded(
+        lambda: _progress_import(
+            "events",
+            file,
+            lambda progress: import_events(proj.db, file, strict=strict, progress=progress),
+        )
+    )
+    _report("events", file, report, strict)
+
+
+# -------------------------------------------------------------------------- journeys
+
+
+@journeys_app.command("list")
+def journeys_list() -> None:
+    """The project's journeys with their trigger and steps."""
+    loaded, problems = project().load_journeys()
+    table = Table("journey", "name", "trigger", "steps", "file")
+    for item in loaded:
+        j = item.journey
+        steps = ", ".join(f"{s.id} ({s.send.channel})" for s in j.steps)
+        trigger = j.trigger.event + (" per item" if j.trigger.for_each == "item" else "")
+        table.add_row(j.id, j.name, trigger, steps, Path(item.source).name)
+    console.print(table)
+    if problems:
+        err.print(f"[yellow]{len(problems)} problem(s): run `aftersale journeys validate`[/]")
+
+
+@journeys_app.command("validate")
+def journeys_validate() -> None:
+    """Check every journey and the templates it uses; exit 1 on any error."""
+    proj = project()
+    loaded, problems = proj.load_journeys()
+    issues = [str(p) for p in problems]
+    errors = sum(1 for p in problems if p.level == "error")
+    renderer = run_guarded(lambda: proj.renderer)
+    for item in loaded:
+        for step in item.journey.steps:
+            for issue in renderer.validate(
+                step.send.template,
+                step.send.channel,
+                marketing=step.send.category == "marketing",
+                locales=proj.settings.locales,
+            ):
+                if issue.level == "info":
+                    continue
+                issues.append(f"{item.source}: step {step.id}: {issue}")
+                errors += issue.level == "error"
+    for line in issues:
+        style = "red" if ": error" in line or "error:" in line else "yellow"
+        console.print(f"[{style}]{line}[/]", highlight=False)
+    if errors:
+        fail(f"{errors} error(s) in {len(loaded) + (len(problems) > 0)} journey file(s)")
+    console.print(f"[green]{len(loaded)} journeys valid[/]")
+
+
+@journeys_app.command("show")
+def journeys_show(journey_id: str) -> None:
+    """Show one journey's definition."""
+    loaded, _ = project().load_journeys()
+    for item in loaded:
+        if item.journey.id == journey_id:
+            console.print(f"[bold]{item.journey.name}[/] ({item.journey.id}) — {item.source}")
+            if item.journey.description:
+                console.print(item.journey.description.strip())
+            console.print_json(
+                json.dumps(item.journey.model_dump(mode="json", by_alias=True, exclude_none=True))
+            )
+            return
+    fail(f"no journey {journey_id!r}")
+
+
+# --------------------------------------------------------------------------- preview
+
+
+@app.command()
+def preview(
+    template: str,
+    customer: Annotated[
+        str | None, typer.Option(help="Customer id (a sample when absent).")
+    ] = None,
+    locale: Annotated[str | None, typer.Option(help="Locale, e.g. de or en.")] = None,
+    channel: Annotated[str | None, typer.Option(help="email or sms.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write <out>.html and <out>.txt.")] = None,
+) -> None:
+    """Render a template with real data and print subject, sizes and SMS segments."""
+    from aftersale.previewing import preview_template
+
+    result = run_guarded(lambda: preview_template(project(), template, customer, locale, channel))
+    table = Table(show_header=False)
+    for key, value in result.summary().items():
+        table.add_row(key, str(value))
+    console.print(table)
+    if result.sms_body is not None:
+        console.print(result.sms_body, highlight=False)
+    elif result.text:
+        console.print(result.text, highlight=False)
+    if out is not None:
+        for path in result.write(out):
+            console.print(f"wrote {path}")
+
+
+# ------------------------------------------------------------------------- run, simulate
+
+
+@app.command()
+def run(
+    once: Annotated[
+        bool, typer.Option("--once", help="Process what is due now, then exit.")
+    ] = False,
+) -> None:
+    """Run the dispatcher on the real clock (every dispatch.tick_seconds)."""
+    from scheduler.runner import Runner
+
+    proj = project()
+    dispatcher = run_guarded(lambda: proj.dispatcher(proj.system_clock()))
+    if once:
+        stats = dispatcher.tick()
+        dispatcher.close()
+        console.print(_stats_line(stats))
+        return
+    console.print(f"dispatching every {proj.settings.dispatch_tick_seconds}s; Ctrl-C stops")
+    Runner(
+        dispatcher,
+        interval=proj.settings.dispatch_tick_seconds,
+        on_tick=lambda s: s.claimed and console.print(_stats_line(s)),
+    ).run()
+
+
+def _stats_line(stats: Any) -> str:
+    return (
+        f"events {stats.events} · sent {stats.sent} · deferred {stats.deferred} · "
+        f"skipped {stats.skipped} · retried {stats.retried} · failed {stats.failed} · "
+        f"unknown {stats.unknown}"
+    )
+
+
+def parse_until(value: str, tz: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date like 2026-12-31") from None
+    if parsed.tzinfo is None:
+        if len(value) <= 10:
+            parsed = datetime.combine(parsed.date(), time(23, 59, 59))
+        parsed = parsed.replace(tzinfo=ZoneInfo(tz))
+    return parsed.astimezone(UTC)
+
+
+@app.command()
+def simulate(
+    until: Annotated[str, typer.Option(help="Stop at this date (end of day, project time zone).")],
+) -> None:
+    """Run the journeys on simulated time, from where the project's clock stands to UNTIL."""
+    from scheduler.simulation import simulate as run_simulation
+
+    proj = project()
+    tz = proj.settings.policy.get("default_timezone", "Europe/Berlin")
+    end = parse_until(until, tz)
+    clock = run_guarded(proj.simulated_clock)
+    if clock is None:
+        fail("nothing to simulate: import events first")
+    if end <= clock.now():
+        fail(f"the project's clock already stands at {clock.now():%Y-%m-%d %H:%M} UTC")
+    dispatcher = run_guarded(lambda: proj.dispatcher(clock))
+    start = clock.now()
+    with console.status("simulating…") as status:
+        stats = run_simulation(
+            dispatcher,
+            clock,
+            end,
+            on_step=lambda now, _s: status.update(f"simulating… {now:%Y-%m-%d}"),
+        )
+    dispatcher.close()
+    proj.save_simulated_now(clock.now())
+    console.print(f"simulated {start:%Y-%m-%d} → {end:%Y-%m-%d}: {_stats_line(stats)}")
+
+
+# ------------------------------------------------------------------------------- log
+
+
+def _filter(
+    customer: str | None,
+    contact: str | None,
+    journey: str | None,
+    step: str | None,
+    channel: str | None,
+    status: str | None,
+    reason: str | None,
+    since: str | None,
+    until: str | None,
+) -> LogFilter:
+    def when(value: str | None) -> datetime | None:
+        return parse_until(value, "UTC") if value else None
+
+    since_at = (
+        datetime.fromisoformat(since).replace(tzinfo=UTC)
+        if since and len(since) <= 10
+        else when(since)
+    )
+    return LogFilter(
+        customer=customer,
+        contact=contact,
+        journey=journey,
+        step=step,
+        channel=channel,
+        status=status,
+        reason=reason,
+        since=since_at,
+        until=when(until),
+    )
+
+
+@log_app.callback()
+def log(
+    ctx: typer.Context,
+    customer: Annotated[str | None, typer.Option(help="Customer id.")] = None,
+    contact: Annotated[str | None, typer.Option(help="E-mail address or phone number.")] = None,
+    journey: Annotated[str | None, typer.Option(help="Journey id.")] = None,
+    step: Annotated[str | None, typer.Option(help="Step id.")] = None,
+    channel: Annotated[str | None, typer.Option(help="email or sms.")] = None,
+    status: Annotated[str | None, typer.Option(help="planned, sent, skipped, unknown, …")] = None,
+    reason: Annotated[str | None, typer.Option(help="Reason prefix, e.g. frequency_cap.")] = None,
+    since: Annotated[str | None, typer.Option(help="Due on or after (YYYY-MM-DD, UTC).")] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Due up to the end of (YYYY-MM-DD, UTC).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
+) -> None:
+    """Search the send log: every message, sent or not, with its reason."""
+    flt = _filter(customer, contact, journey, step, channel, status, reason, since, until)
+    ctx.obj = flt
+    if ctx.invoked_subcommand:
+        return
+    proj = project()
+    with proj.db.connect() as conn:
+        rows = query_log(conn, flt, limit=limit)
+    table = Table(
+        "id",
+        "customer",
+        "journey",
+        "step",
+        "#",
+        "channel",
+        "status",
+        "reason",
+        "due (UTC)",
+        "sent (UTC)",
+    )
+    for r in rows:
+        table.add_row(
+            str(r.id), r.customer_id, r.journey_id, r.step, str(r.occurrence), r.channel,
+            _status(r.status), r.reason or "", f"{r.due_at:%Y-%m-%d %H:%M}",
+            f"{r.sent_at:%Y-%m-%d %H:%M}" if r.sent_at else "",
+        )  # fmt: skip
+    console.print(table)
+    if len(rows) == limit:
+        console.print(f"[dim]showing the newest {limit}; narrow with filters or use --limit[/]")
+
+
+def _status(status: str) -> str:
+    colour = {"sent": "green", "delivered": "green", "skipped": "yellow", "cancelled": "yellow",
+              "failed": "red", "bounced": "red", "unknown": "magenta"}.get(status)  # fmt: skip
+    return f"[{colour}]{status}[/]" if colour else status
+
+
+@log_app.command("export")
+def log_export(
+    ctx: typer.Context,
+    format: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    out: Annotated[
+        Path | None, typer.Option(help="File to write (default: standard output).")
+    ] = None,
+) -> None:
+    """Export the (filtered) send log, one record a message, times in UTC."""
+    if format not in ("jsonl", "csv"):
+        fail("--format must be jsonl or csv")
+    proj = project()
+    flt: LogFilter = ctx.obj or LogFilter()
+    with proj.db.connect() as conn:
+        if out is None:
+            write_export(conn, flt, sys.stdout, format)
+            return
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            count = write_export(conn, flt, handle, format)
+    err.print(f"wrote {count} messages to {out}")
+
+
+# -------------------------------------------------------------------------- customer
+
+
+@app.command()
+def customer(customer_id: str) -> None:
+    """One customer's timeline: events, enrolments and every message with its reason."""
+    proj = project()
+    with proj.db.connect() as conn:
+        timeline = customer_timeline(conn, customer_id)
+    if timeline is None:
+        fail(f"no customer {customer_id!r}")
+    from aftersale.views import print_timeline
+
+    print_timeline(console, timeline)
+
+
+# ------------------------------------------------------------------------------ demo
+
+
+@app.command()
+def demo(
+    dir: Annotated[Path | None, typer.Option("--dir", help="Project directory to use.")] = None,
+    customers: Annotated[int, typer.Option(help="How many customers to generate.")] = 500,
+    months: Annotated[int, typer.Option(help="How many months to simulate.")] = 12,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+) -> None:
+    """Generate a German shop, simulate a year of journeys and show what happened."""
+    from aftersale.demo import run_demo
+
+    run_demo(console, dir, customers=customers, months=months, seed=seed)
+
+
+# ----------------------------------------------------------------------------- serve
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """Serve the webhooks, the unsubscribe pages and the HTTP API."""
+    import uvicorn
+
+    from aftersale.web import create_app
+
+    uvicorn.run(create_app(project()), host=host, port=port, log_level="info")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,320 @@
+"""`aftersale demo`: a realistic German shop, a year of journeys, and what happened."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from rich.console import Console
+from rich.table import Table
+
+from aftersale.app import Project
+from aftersale.sendlog import summary
+from campaigns.importing import import_customers, import_events
+from campaigns.models import Message
+from scheduler.simulation import simulate
+
+FIRST_NAMES = [
+    "Anna",
+    "Lena",
+    "Marie",
+    "Sophie",
+    "Laura",
+    "Julia",
+    "Lea",
+    "Hannah",
+    "Sarah",
+    "Katharina",
+    "Petra",
+    "Sabine",
+    "Monika",
+    "Ursula",
+    "Claudia",
+    "Andrea",
+    "Birgit",
+    "Jutta",
+    "Heike",
+    "Gabriele",
+    "Lukas",
+    "Jonas",
+    "Leon",
+    "Finn",
+    "Paul",
+    "Felix",
+    "Maximilian",
+    "Thomas",
+    "Michael",
+    "Andreas",
+    "Stefan",
+    "Frank",
+    "Jürgen",
+    "Klaus",
+    "Peter",
+    "Wolfgang",
+    "Uwe",
+    "Dieter",
+    "Markus",
+    "Jörg",
+]
+LAST_NAMES = [
+    "Müller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Weber",
+    "Meyer",
+    "Wagner",
+    "Becker",
+    "Schulz",
+    "Hoffmann",
+    "Schäfer",
+    "Koch",
+    "Bauer",
+    "Richter",
+    "Klein",
+    "Wolf",
+    "Schröder",
+    "Neumann",
+    "Schwarz",
+    "Zimmermann",
+    "Braun",
+    "Krüger",
+    "Hofmann",
+    "Hartmann",
+    "Lange",
+    "Schmitt",
+    "Werner",
+    "Krause",
+    "Meier",
+    "Lehmann",
+    "Köhler",
+    "Herrmann",
+    "König",
+    "Walter",
+    "Mayer",
+    "Huber",
+    "Kaiser",
+]
+CITIES = (
+    ("Berlin", "10115", "+4930"), ("Hamburg", "20095", "+4940"), ("München", "80331", "+4989"),
+    ("Köln", "50667", "+49221"), ("Frankfurt am Main", "60311", "+4969"), ("Leipzig", "04109", "+49341"),
+    ("Stuttgart", "70173", "+49711"), ("Dresden", "01067", "+49351"),
+)  # fmt: skip
+ZONES = ["Europe/Berlin"] * 17 + [
+    "Europe/Vienna",
+    "Europe/London",
+    "America/New_York",
+    "Asia/Tokyo",
+]
+PRODUCTS = (
+    # sku, name, category, price, warranty months, inspection interval days
+    ("WM-7", "Waschmaschine WM 7", "appliance", "549.00", 24, 90),
+    ("TR-8", "Wärmepumpentrockner TR 8", "appliance", "699.00", 24, 120),
+    ("GS-6", "Geschirrspüler GS 6", "appliance", "479.00", 12, 90),
+    ("KS-3", "Kühl-Gefrierkombination KS 3", "appliance", "899.00", 24, 180),
+    ("KM-2", "Kaffeevollautomat KM 2", "appliance", "399.00", 12, 60),
+    ("TV-55", "OLED-Fernseher 55\"", "electronics", "1299.00", 24, None),
+    ("NB-14", "Notebook 14\"", "electronics", "899.00", 12, None),
+    ("SB-2", "Soundbar SB 2", "electronics", "249.00", 12, None),
+    ("SR-1", "Saugroboter SR 1", "appliance", "349.00", 12, 90),
+)  # fmt: skip
+
+
+@dataclass
+class DemoShop:
+    customers: Path
+    events: Path
+    start: datetime
+    until: datetime
+
+
+def generate_shop(directory: Path, *, customers: int, months: int, seed: int) -> DemoShop:
+    """Write customers.csv and events.jsonl for a plausible German electronics shop."""
+    rng = random.Random(seed)
+    start = datetime(2025, 11, 3, 9, tzinfo=ZoneInfo("Europe/Berlin"))
+    until = start + timedelta(days=round(months * 30.44))
+    people = []
+    for n in range(1, customers + 1):
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        city, postal, prefix = rng.choice(CITIES)
+        zone = rng.choice(ZONES)
+        locale = (
+            "en" if zone in ("Europe/London", "America/New_York") or rng.random() < 0.08 else "de"
+        )
+        has_phone = rng.random() < 0.7
+        people.append(
+            {
+                "id": f"c{n:04d}",
+                "email": f"{_ascii(first)}.{_ascii(last)}{n}@example.com".lower(),
+                "phone": f"+49151{rng.randrange(10_000_000, 99_999_999)}" if has_phone else "",
+                "first_name": first,
+                "last_name": last,
+                "locale": locale,
+                "timezone": zone,
+                "email_consent": "yes" if rng.random() < 0.85 else "no",
+                "sms_consent": "yes" if has_phone and rng.random() < 0.55 else "no",
+                "city": city,
+                "postal_code": postal,
+                "birth_year": rng.randrange(1945, 2004),
+            }
+        )
+    customers_path = directory / "customers.csv"
+    with customers_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(people[0]))
+        writer.writeheader()
+        writer.writerows(people)
+    events = _events(rng, people, start, until)
+    events_path = directory / "events.jsonl"
+    with events_path.open("w", encoding="utf-8") as handle:
+        for event in sorted(events, key=lambda e: e["at"]):
+            handle.write(json.dumps(event, ensure_ascii=False) + "\n")
+    return DemoShop(customers_path, events_path, start.astimezone(UTC), until.astimezone(UTC))
+
+
+def _ascii(name: str) -> str:
+    return name.replace("ä", "ae").replace("ö", "oe").replace("ü", "ue").replace("ß", "ss")
+
+
+def _events(rng: random.Random, people: list[dict], start: datetime, until: datetime) -> list[dict]:
+    events: list[dict[str, Any]] = []
+    span = (until - start).total_seconds()
+    counter = 0
+
+    def add(kind: str, customer: str, at: datetime, **extra: Any) -> None:
+        nonlocal counter
+        counter += 1
+        events.append({"id": f"ev{counter:06d}", "type": kind, "customer": customer,
+                       "at": at.isoformat(timespec="seconds"), **extra})  # fmt: skip
+
+    for person in people:
+        cid = person["id"]
+        purchases = rng.choices([1, 2, 3], weights=[6, 3, 1])[0]
+        for p in range(purchases):
+            # First purchases early in the year, repeat purchases spread over it.
+            frac = rng.random() * (0.35 if p == 0 else 0.9)
+            hour = rng.choice([8, 10, 11, 13, 15, 17, 18, 19, 21, 22])
+            at = (start + timedelta(seconds=frac * span)).replace(
+                hour=hour, minute=rng.randrange(60)
+            )
+            order_id = f"o{cid[1:]}-{p + 1}"
+            chosen = rng.sample(PRODUCTS, k=rng.choice([1, 1, 1, 2]))
+            items = [
+                {"sku": sku, "name": name, "category": cat, "price": price, "quantity": 1,
+                 "warranty_months": w, **({"inspection_interval_days": i} if i else {})}
+                for sku, name, cat, price, w, i in chosen
+            ]  # fmt: skip
+            total = sum(float(i["price"]) for i in items)
+            add("purchase", cid, at, order={"id": order_id, "total": f"{total:.2f}",
+                                            "currency": "EUR", "items": items})  # fmt: skip
+            if rng.random() < 0.04:
+                add("return", cid, at + timedelta(days=rng.randrange(3, 14)), order=order_id)
+            elif any(i["warranty_months"] == 12 for i in items) and rng.random() < 0.25:
+                add(
+                    "warranty_extended",
+                    cid,
+                    at + timedelta(days=rng.randrange(300, 340)),
+                    order=order_id,
+                )
+        first = start + timedelta(seconds=rng.random() * span * 0.6)
+        if rng.random() < 0.06:
+            opened = first + timedelta(days=rng.randrange(20, 120))
+            add("complaint_opened", cid, opened)
+            if rng.random() < 0.8:
+                add("complaint_resolved", cid, opened + timedelta(days=rng.randrange(5, 40)))
+        if rng.random() < 0.05:
+            add(
+                "unsubscribed", cid, first + timedelta(days=rng.randrange(30, 200)), channel="email"
+            )
+        if person["sms_consent"] == "yes" and rng.random() < 0.05:
+            add("unsubscribed", cid, first + timedelta(days=rng.randrange(30, 200)), channel="sms")
+    return events
+
+
+def run_demo(console: Console, directory: Path | None, *, customers: int, months: int, seed: int):
+    """Create the project, import the shop, simulate, print the summary."""
+    from aftersale.cli import write_project
+
+    began = time.perf_counter()
+    directory = directory or Path(tempfile.mkdtemp(prefix="aftersale-demo-"))
+    if (directory / "aftersale.db").exists():
+        console.print(f"[yellow]{directory} already holds a demo; starting it afresh[/]")
+        for name in ("aftersale.db", "aftersale.db-wal", "aftersale.db-shm"):
+            (directory / name).unlink(missing_ok=True)
+    write_project(directory)
+    shop = generate_shop(directory, customers=customers, months=months, seed=seed)
+    console.print(f"[bold]aftersale demo[/] in {directory}")
+    console.print(
+        f"  generated {customers} customers and their purchases: {shop.customers.name}, {shop.events.name}"
+    )
+    project = Project.open(directory)
+    imported_c = import_customers(project.db, shop.customers, region="DE")
+    imported_e = import_events(project.db, shop.events)
+    console.print(f"  imported {imported_c.imported} customers and {imported_e.imported} events")
+    clock = project.simulated_clock()
+    dispatcher = project.dispatcher(clock)
+    with console.status("simulating…") as status:
+        stats = simulate(
+            dispatcher, clock, shop.until,
+            on_step=lambda now, _s: status.update(f"simulating… {now:%Y-%m-%d}"),
+        )  # fmt: skip
+    dispatcher.close()
+    project.save_simulated_now(clock.now())
+    console.print(
+        f"  simulated {shop.start:%Y-%m-%d} → {shop.until:%Y-%m-%d} "
+        f"in {time.perf_counter() - began:.1f}s: {stats.sent} sent, {stats.deferred} deferrals, "
+        f"{stats.skipped} skipped\n"
+    )
+    print_summary(console, project)
+    _next_steps(console, project, directory)
+    project.close()
+
+
+def print_summary(console: Console, project: Project) -> None:
+    with project.db.connect() as conn:
+        facts = summary(conn)
+    statuses = ["sent", "skipped", "cancelled", "failed", "unknown", "planned"]
+    table = Table("journey", "channel", *statuses, title="Messages by journey, channel and status")
+    rows: dict[tuple[str, str], dict[str, int]] = {}
+    for journey, channel, status, count in facts["by_journey"]:
+        rows.setdefault((journey, channel), {})[status] = count
+    for (journey, channel), counts in rows.items():
+        table.add_row(journey, channel, *(str(counts.get(s, 0)) for s in statuses))
+    console.print(table)
+    reasons = Table("reason", "messages", title="Why messages were not sent")
+    for reason, count in facts["skip_reasons"]:
+        reasons.add_row(reason or "-", str(count))
+    deferrals = Table("reason", "deferrals", title="Why messages were deferred")
+    for reason, count in facts["deferrals"]:
+        deferrals.add_row(reason or "-", str(count))
+    console.print(reasons)
+    console.print(deferrals)
+    console.print(f"customers reached: {facts['reached']} of {facts['customers']}\n")
+
+
+def _next_steps(console: Console, project: Project, directory: Path) -> None:
+    m = Message.__table__.c
+    with project.db.connect() as conn:
+        example = (
+            conn.execute(
+                sa.select(m.customer_id).where(m.reason.like("frequency_cap%")).limit(1)
+            ).scalar()
+            or "c0001"
+        )
+    console.print(f"outbox (.eml and sms.jsonl): {project.settings.outbox_dir}")
+    console.print(f"database: {project.settings.effective_database_url}\n")
+    console.print("See more:")
+    console.print(
+        f"  aftersale -p {directory} customer {example}      # one customer's whole story"
+    )
+    console.print(f"  aftersale -p {directory} log --reason frequency_cap")
+    console.print(f"  aftersale -p {directory} log --status skipped --journey loyalty_offer")
+    console.print(f"  aftersale -p {directory} log export --format csv --out log.csv")

@@ -1,0 +1,240 @@
+"""Reading the send log: filtered, keyset-paginated queries, export rows, customer timelines."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from campaigns.models import (
+    Customer,
+    Enrollment,
+    Event,
+    Message,
+    MessageDecision,
+    Suppression,
+)
+
+messages_t = Message.__table__
+decisions_t = MessageDecision.__table__
+customers_t = Customer.__table__
+events_t = Event.__table__
+enrollments_t = Enrollment.__table__
+suppressions_t = Suppression.__table__
+
+EXPORT_FIELDS = (
+    "message_id", "customer", "order", "journey", "step", "occurrence", "channel", "category",
+    "template", "locale", "status", "reason", "due_at", "sent_at", "provider",
+    "provider_message_id",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """What an admin narrows the send log down to; every field is optional."""
+
+    customer: str | None = None
+    contact: str | None = None  # e-mail address or phone number
+    journey: str | None = None
+    step: str | None = None
+    channel: str | None = None
+    status: str | None = None
+    reason: str | None = None  # a prefix: "frequency_cap" matches every cap
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self) -> list[Any]:
+        m = messages_t.c
+        clauses: list[Any] = []
+        for column, value in (
+            (m.customer_id, self.customer),
+            (m.journey_id, self.journey),
+            (m.step, self.step),
+            (m.channel, self.channel),
+            (m.status, self.status),
+        ):
+            if value:
+                clauses.append(column == value)
+        if self.reason:
+            clauses.append(m.reason.startswith(self.reason, autoescape=True))
+        if self.since:
+            clauses.append(m.due_at >= self.since)
+        if self.until:
+            clauses.append(m.due_at < self.until)
+        if self.contact:
+            matching = sa.select(customers_t.c.id).where(
+                sa.or_(
+                    customers_t.c.email == self.contact.lower(), customers_t.c.phone == self.contact
+                )
+            )
+            clauses.append(m.customer_id.in_(matching))
+        return clauses
+
+
+def query_log(
+    conn: Connection, flt: LogFilter, *, limit: int = 50, before_id: int | None = None
+) -> list[Any]:
+    """Newest first; pass the last id seen as ``before_id`` for the next page (keyset)."""
+    query = sa.select(messages_t).where(*flt.where())
+    if before_id is not None:
+        query = query.where(messages_t.c.id < before_id)
+    return list(conn.execute(query.order_by(messages_t.c.id.desc()).limit(limit)))
+
+
+def iter_log(conn: Connection, flt: LogFilter, *, chunk: int = 5000) -> Iterator[Any]:
+    """Every matching message, oldest first, streamed in keyset chunks."""
+    last = 0
+    while True:
+        rows = list(
+            conn.execute(
+                sa.select(messages_t)
+                .where(*flt.where(), messages_t.c.id > last)
+                .order_by(messages_t.c.id)
+                .limit(chunk)
+            )
+        )
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].id
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def export_record(row: Any) -> dict[str, Any]:
+    """One send-log row in the export contract (times in UTC ISO 8601)."""
+    return {
+        "message_id": row.id,
+        "customer": row.customer_id,
+        "order": row.order_id,
+        "journey": row.journey_id,
+        "step": row.step,
+        "occurrence": row.occurrence,
+        "channel": row.channel,
+        "category": row.category,
+        "template": row.template,
+        "locale": row.locale,
+        "status": row.status,
+        "reason": row.reason,
+        "due_at": iso(row.due_at),
+        "sent_at": iso(row.sent_at),
+        "provider": row.provider,
+        "provider_message_id": row.provider_message_id,
+    }
+
+
+def write_export(conn: Connection, flt: LogFilter, out: IO[str], fmt: str) -> int:
+    count = 0
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS)
+        writer.writeheader()
+        for row in iter_log(conn, flt):
+            writer.writerow(export_record(row))
+            count += 1
+    else:
+        for row in iter_log(conn, flt):
+            out.write(json.dumps(export_record(row), ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+@dataclass
+class Timeline:
+    customer: Any
+    suppressions: list[Any]
+    events: list[Any]
+    enrollments: list[Any]
+    messages: list[Any]
+    decisions: dict[int, list[Any]]
+
+
+def customer_timeline(conn: Connection, customer_id: str) -> Timeline | None:
+    customer = conn.execute(sa.select(customers_t).where(customers_t.c.id == customer_id)).first()
+    if customer is None:
+        return None
+    messages = list(
+        conn.execute(
+            sa.select(messages_t)
+            .where(messages_t.c.customer_id == customer_id)
+            .order_by(messages_t.c.due_at, messages_t.c.id)
+        )
+    )
+    decisions: dict[int, list[Any]] = {}
+    ids = [m.id for m in messages]
+    for start in range(0, len(ids), 500):
+        for d in conn.execute(
+            sa.select(decisions_t)
+            .where(decisions_t.c.message_id.in_(ids[start : start + 500]))
+            .order_by(decisions_t.c.id)
+        ):
+            decisions.setdefault(d.message_id, []).append(d)
+    return Timeline(
+        customer=customer,
+        suppressions=list(
+            conn.execute(
+                sa.select(suppressions_t).where(suppressions_t.c.customer_id == customer_id)
+            )
+        ),
+        events=list(
+            conn.execute(
+                sa.select(events_t)
+                .where(events_t.c.customer_id == customer_id)
+                .order_by(events_t.c.at)
+            )
+        ),
+        enrollments=list(
+            conn.execute(
+                sa.select(enrollments_t)
+                .where(enrollments_t.c.customer_id == customer_id)
+                .order_by(enrollments_t.c.enrolled_at)
+            )
+        ),
+        messages=messages,
+        decisions=decisions,
+    )
+
+
+def summary(conn: Connection) -> dict[str, Any]:
+    """Counts for the demo summary and `aftersale stats`."""
+    m = messages_t.c
+    by_journey = conn.execute(
+        sa.select(m.journey_id, m.channel, m.status, sa.func.count())
+        .group_by(m.journey_id, m.channel, m.status)
+        .order_by(m.journey_id, m.channel, m.status)
+    ).all()
+    skip_reasons = conn.execute(
+        sa.select(m.reason, sa.func.count())
+        .where(m.status.in_(["skipped", "cancelled", "failed", "unknown"]))
+        .group_by(m.reason)
+        .order_by(sa.func.count().desc())
+    ).all()
+    d = decisions_t.c
+    deferrals = conn.execute(
+        sa.select(d.reason, sa.func.count())
+        .where(d.action == "deferred")
+        .group_by(d.reason)
+        .order_by(sa.func.count().desc())
+    ).all()
+    reached = conn.execute(
+        sa.select(sa.func.count(sa.distinct(m.customer_id))).where(
+            m.status.in_(["sent", "delivered"])
+        )
+    ).scalar()
+    customers = conn.execute(sa.select(sa.func.count()).select_from(customers_t)).scalar()
+    return {
+        "by_journey": by_journey,
+        "skip_reasons": skip_reasons,
+        "deferrals": deferrals,
+        "reached": reached,
+        "customers": customers,
+    }

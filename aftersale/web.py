@@ -1,0 +1,19 @@
+"""The web app: health, webhooks, unsubscribe pages, the HTTP API and the admin console."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from aftersale.app import Project
+
+
+def create_app(project: Project) -> FastAPI:
+    """One FastAPI app for a project; ``aftersale serve`` runs it under uvicorn."""
+    app = FastAPI(title="aftersale", version="0.1.0")
+    app.state.project = project
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

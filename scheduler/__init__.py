@@ -1,0 +1,1 @@
+"""Time: the clock, the dispatcher and the APScheduler runner."""

@@ -1,0 +1,661 @@
+"""The dispatcher: claim due messages, decide, render, send, record.
+
+One batch goes through three phases (DESIGN.md, "Reserve, then send, then record"):
+
+1. **reserve** — in one short transaction: claim due messages (``FOR UPDATE SKIP LOCKED``
+   and a per-customer advisory lock on PostgreSQL; ``BEGIN IMMEDIATE`` on SQLite), apply the
+   contact policy counting what is already ``sending``/``sent``/``unknown``, and mark each
+   message ``sending``, deferred (new ``due_at``) or skipped. Commit.
+2. **send** — outside any transaction, concurrently, under each channel's rate limit.
+3. **record** — one transaction writes every result.
+
+A message whose dispatcher died between 1 and 3 stays ``sending``; when its lease runs out
+it becomes ``unknown`` and is never sent again automatically.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from campaigns.consent import unsubscribe_url
+from campaigns.engine import (
+    Engine as JourneyEngine,
+)
+from campaigns.engine import (
+    customer_context,
+    customers_t,
+    decisions_t,
+    events_t,
+    items_t,
+    journeys_t,
+    messages_t,
+    purchases_t,
+)
+from campaigns.journeys import evaluate
+from campaigns.models import (
+    COUNTING_STATUSES,
+    FAILED,
+    PLANNED,
+    SENDING,
+    SENT,
+    SKIPPED,
+    UNKNOWN,
+    Suppression,
+)
+from campaigns.policy import Allow, Candidate, Contact, ContactPolicy, Defer, Recipient, Skip
+from channels import (
+    AmbiguousChannelError,
+    Channel,
+    ChannelError,
+    OutgoingMessage,
+    PermanentChannelError,
+    RecipientOptedOut,
+    SendResult,
+    TransientChannelError,
+)
+from channels.ratelimit import RateLimiter
+from channels.retry import backoff_delay
+from scheduler.clock import Clock
+from templates import TemplateError, TemplateRenderer, coupon_code
+
+log = logging.getLogger(__name__)
+suppressions_t = Suppression.__table__
+HELD = timedelta(days=3650)  # "until the complaint is resolved": resolving re-dues the message
+
+
+@dataclass(frozen=True, kw_only=True)
+class DispatchConfig:
+    batch_size: int = 500
+    lease: timedelta = timedelta(minutes=5)
+    max_attempts: int = 5
+    workers: int = 8
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str = "change-me"
+    default_locale: str = "de"
+    rates: Mapping[str, str | None] = field(default_factory=dict)
+
+
+@dataclass
+class DispatchStats:
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    skipped: int = 0
+    failed: int = 0
+    retried: int = 0
+    unknown: int = 0
+    events: int = 0
+
+    def add(self, other: DispatchStats) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class _Reserved:
+    row: Any
+    context: dict[str, Any] = field(default_factory=dict)
+    outgoing: OutgoingMessage | None = None
+    locale: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    result: SendResult | None = None
+    error: Exception | None = None
+
+
+class Dispatcher:
+    """Moves due messages through policy, rendering and delivery."""
+
+    def __init__(
+        self,
+        *,
+        db: Engine,
+        clock: Clock,
+        policy: ContactPolicy,
+        renderer: TemplateRenderer,
+        channels: Mapping[str, Channel],
+        journeys: JourneyEngine,
+        config: DispatchConfig,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.policy = policy
+        self.renderer = renderer
+        self.channels = dict(channels)
+        self.journeys = journeys
+        self.config = config
+        self.rng = rng or random.Random()
+        self._limiters = {k: RateLimiter.parse(v) for k, v in config.rates.items() if v}
+        self._pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="send")
+        self._postgres = db.dialect.name == "postgresql"
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    # -- the tick ------------------------------------------------------------------
+
+    def tick(self, *, max_batches: int | None = None) -> DispatchStats:
+        """Apply due events, expire old leases, then dispatch until nothing is due now."""
+        stats = DispatchStats()
+        now = self.clock.now()
+        while True:
+            with self.db.begin() as conn:
+                applied = self.journeys.apply_due_events(conn, now)
+            stats.events += applied.events
+            if applied.events == 0:
+                break
+        stats.unknown += self.expire_leases(now)
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            batch = self.dispatch_batch(now)
+            stats.add(batch)
+            batches += 1
+            if batch.claimed == 0:
+                break
+        return stats
+
+    def expire_leases(self, now: datetime) -> int:
+        """``sending`` past its lease becomes ``unknown``: maybe sent, so never re-sent."""
+        expired = sa.and_(messages_t.c.status == SENDING, messages_t.c.lease_until < now)
+        with self.db.begin() as conn:
+            ids = [r[0] for r in conn.execute(sa.select(messages_t.c.id).where(expired))]
+            if not ids:
+                return 0
+            conn.execute(
+                messages_t.update()
+                .where(messages_t.c.id.in_(ids), messages_t.c.status == SENDING)
+                .values(status=UNKNOWN, reason="lease_expired", updated_at=now)
+            )
+            _decide_rows(
+                conn, [(i, "unknown", "lease_expired", None, None, None) for i in ids], now
+            )
+        return len(ids)
+
+    def next_due(self) -> datetime | None:
+        """The earliest time anything is due: a planned message or an unapplied event."""
+        with self.db.connect() as conn:
+            message = conn.execute(
+                sa.select(sa.func.min(messages_t.c.due_at)).where(
+                    messages_t.c.status == PLANNED, _not_paused()
+                )
+            ).scalar()
+            event = conn.execute(
+                sa.select(sa.func.min(events_t.c.at)).where(events_t.c.applied.is_(False))
+            ).scalar()
+        found = [t for t in (message, event) if t is not None]
+        return min(found) if found else None
+
+    # -- one batch -----------------------------------------------------------------
+
+    def dispatch_batch(self, now: datetime) -> DispatchStats:
+        stats = DispatchStats()
+        with self.db.begin() as conn:
+            reserved = self._reserve(conn, now, stats)
+        if not reserved:
+            return stats
+        self._render_all(reserved, now)
+        futures = [self._pool.submit(self._send, item) for item in reserved if item.outgoing]
+        for future in futures:
+            future.result()
+        with self.db.begin() as conn:
+            self._record(conn, reserved, now, stats)
+        return stats
+
+    def _reserve(self, conn: Connection, now: datetime, stats: DispatchStats) -> list[_Reserved]:
+        query = (
+            sa.select(messages_t)
+            .where(messages_t.c.status == PLANNED, messages_t.c.due_at <= now, _not_paused())
+            .order_by(messages_t.c.due_at, messages_t.c.priority.desc(), messages_t.c.id)
+            .limit(self.config.batch_size)
+        )
+        if self._postgres:
+            query = query.with_for_update(skip_locked=True, of=messages_t)
+        rows = conn.execute(query).all()
+        stats.claimed = len(rows)
+        if not rows:
+            return []
+        customer_ids = sorted({r.customer_id for r in rows})
+        if self._postgres:
+            for cid in customer_ids:
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(cid))))
+        customers = {
+            c.id: c
+            for c in conn.execute(sa.select(customers_t).where(customers_t.c.id.in_(customer_ids)))
+        }
+        suppressed = _suppressions(conn, customer_ids)
+        history = self._history(conn, customer_ids, now)
+        contexts = ContextLoader(conn, rows)
+        updates: list[dict[str, Any]] = []
+        decisions: list[tuple] = []
+        reserved: list[_Reserved] = []
+        by_customer: dict[str, list[Any]] = defaultdict(list)
+        for row in rows:
+            by_customer[row.customer_id].append(row)
+        for cid, competing in by_customer.items():
+            customer = customers.get(cid)
+            for row in sorted(competing, key=lambda r: (-r.priority, r.due_at, r.id)):
+                decision = self._decide(
+                    row, customer, suppressed.get(cid, {}), history[cid], contexts, now
+                )
+                if isinstance(decision, Allow):
+                    lease = now + self.config.lease
+                    updates.append(_update(row.id, status=SENDING, sent_at=now, lease_until=lease))
+                    if row.category == "marketing":
+                        history[cid].append(Contact(row.channel, now))
+                    reserved.append(_Reserved(row))
+                elif isinstance(decision, Defer):
+                    until = decision.until or now + HELD
+                    updates.append(_update(row.id, due_at=until, reason=decision.reason))
+                    decisions.append((row.id, "deferred", decision.reason, row.due_at, until, None))
+                    stats.deferred += 1
+                else:
+                    updates.append(_update(row.id, status=SKIPPED, reason=decision.reason))
+                    decisions.append((row.id, "skipped", decision.reason, row.due_at, None, None))
+                    stats.skipped += 1
+        _apply_updates(conn, updates, now)
+        _decide_rows(conn, decisions, now)
+        for item in reserved:
+            item.context = self._render_context(
+                item.row, contexts.context_for(item.row, customers[item.row.customer_id], now)
+            )
+        return reserved
+
+    def _render_context(self, row: Any, base: Mapping[str, Any]) -> dict[str, Any]:
+        return render_context(row, base, self.config.public_url, self.config.secret_key)
+
+    def _decide(self, row, customer, suppressed, history, contexts, now):
+        if customer is None:
+            return Skip("unknown_customer")
+        condition = self.journeys.step_condition(
+            contexts.conn, row.journey_id, row.journey_version, row.step
+        )
+        if condition and not _safe_condition(condition, contexts.context_for(row, customer, now)):
+            return Skip(f"condition:{row.step}")
+        candidate = Candidate(
+            channel=row.channel,
+            category=row.category,
+            due_at=row.due_at,
+            expires_at=row.expires_at,
+            priority=row.priority,
+        )
+        recipient = Recipient(
+            timezone=customer.timezone,
+            consent={"email": customer.email_consent, "sms": customer.sms_consent},
+            suppressed=suppressed,
+            complaint_open=customer.open_complaints > 0,
+        )
+        decision = self.policy.decide(candidate, recipient, history, now)
+        address = customer.email if row.channel == "email" else customer.phone
+        if not address and not isinstance(decision, Skip):
+            return Skip(f"no_address:{row.channel}")
+        return decision
+
+    def _history(self, conn: Connection, customer_ids: list[str], now: datetime):
+        history: dict[str, list[Contact]] = defaultdict(list)
+        window = self.policy.history_window()
+        if window <= timedelta(0):
+            return history
+        rows = conn.execute(
+            sa.select(messages_t.c.customer_id, messages_t.c.channel, messages_t.c.sent_at).where(
+                messages_t.c.customer_id.in_(customer_ids),
+                messages_t.c.sent_at > now - window,
+                messages_t.c.category == "marketing",
+                messages_t.c.status.in_(COUNTING_STATUSES),
+            )
+        )
+        for cid, channel, sent_at in rows:
+            history[cid].append(Contact(channel, sent_at))
+        return history
+
+    # -- render and send ---------------------------------------------------------------
+
+    def _render_all(self, reserved: Iterable[_Reserved], now: datetime) -> None:
+        for item in reserved:
+            try:
+                item.outgoing, item.locale, item.details = self._render(item.row, item.context)
+            except TemplateError as exc:
+                item.error = exc
+            except Exception as exc:  # noqa: BLE001 - one broken message never stops the batch
+                log.exception("rendering message %s failed", item.row.id)
+                item.error = TemplateError(f"{type(exc).__name__}: {exc}")
+
+    def _render(self, row: Any, context: Mapping[str, Any]) -> tuple[OutgoingMessage, str, dict]:
+        customer = context["customer"]
+        locale = customer.get("locale") or self.config.default_locale
+        marketing = row.category == "marketing"
+        headers: dict[str, str] = {}
+        if row.channel == "email":
+            email = self.renderer.render_email(row.template, locale, context, marketing=marketing)
+            if marketing:
+                url = context["links"]["unsubscribe"]
+                headers["List-Unsubscribe"] = f"<{url}>"
+                headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+            outgoing = OutgoingMessage(
+                message_id=str(row.id),
+                kind="email",
+                to=customer["email"],
+                subject=email.subject,
+                body_html=email.html,
+                body_text=email.text,
+                headers=headers,
+                category=row.category,
+                customer_id=row.customer_id,
+                journey=row.journey_id,
+                step=row.step,
+            )
+            return outgoing, email.locale, {"html_bytes": len(email.html.encode())}
+        sms = self.renderer.render_sms(row.template, locale, context, marketing=marketing)
+        outgoing = OutgoingMessage(
+            message_id=str(row.id),
+            kind="sms",
+            to=customer["phone"],
+            body_text=sms.body,
+            category=row.category,
+            customer_id=row.customer_id,
+            journey=row.journey_id,
+            step=row.step,
+        )
+        return outgoing, sms.locale, {"segments": sms.segments, "encoding": sms.encoding}
+
+    def _send(self, item: _Reserved) -> None:
+        assert item.outgoing is not None
+        channel = self.channels.get(item.outgoing.kind)
+        if channel is None:
+            item.error = PermanentChannelError(f"no {item.outgoing.kind} channel configured")
+            return
+        limiter = self._limiters.get(item.outgoing.kind)
+        if limiter is not None:
+            limiter.acquire()
+        try:
+            item.result = channel.send(item.outgoing)
+        except ChannelError as exc:
+            item.error = exc
+        except Exception as exc:  # noqa: BLE001 - an unexpected client failure after the request
+            log.exception("channel %s raised unexpectedly", channel.name)
+            item.error = AmbiguousChannelError(f"{type(exc).__name__}: {exc}")
+
+    # -- record ----------------------------------------------------------------------
+
+    def _record(self, conn: Connection, reserved: list[_Reserved], now: datetime, stats) -> None:
+        updates: list[dict[str, Any]] = []
+        decisions: list[tuple] = []
+        for item in reserved:
+            row, error = item.row, item.error
+            if item.result is not None:
+                updates.append(
+                    _update(
+                        row.id,
+                        status=SENT,
+                        reason=None,
+                        lease_until=None,
+                        locale=item.locale,
+                        provider=item.result.provider,
+                        provider_message_id=item.result.provider_message_id,
+                        details={**item.details, **item.result.details},
+                        attempts=row.attempts + 1,
+                    )
+                )
+                decisions.append((row.id, "sent", None, None, None, item.result.provider))
+                stats.sent += 1
+            elif (
+                isinstance(error, TransientChannelError)
+                and row.attempts + 1 < self.config.max_attempts
+            ):
+                delay = backoff_delay(row.attempts + 1, retry_after=error.retry_after, rng=self.rng)
+                until = now + timedelta(seconds=delay)
+                reason = f"retry:{error.provider or 'provider'}:{error.status or error.code or 'transient'}"
+                updates.append(
+                    _update(
+                        row.id,
+                        status=PLANNED,
+                        sent_at=None,
+                        lease_until=None,
+                        due_at=until,
+                        reason=reason,
+                        attempts=row.attempts + 1,
+                    )
+                )
+                decisions.append((row.id, "retry", reason, row.due_at, until, str(error)))
+                stats.retried += 1
+            elif isinstance(error, AmbiguousChannelError):
+                updates.append(
+                    _update(
+                        row.id,
+                        status=UNKNOWN,
+                        reason="no_answer",
+                        lease_until=None,
+                        attempts=row.attempts + 1,
+                    )
+                )
+                decisions.append((row.id, "unknown", "no_answer", None, None, str(error)))
+                stats.unknown += 1
+            else:
+                reason = _failure_reason(error)
+                if isinstance(error, RecipientOptedOut):
+                    _suppress(conn, row.customer_id, row.channel, "sms_stop", "provider", now)
+                updates.append(
+                    _update(
+                        row.id,
+                        status=FAILED,
+                        reason=reason,
+                        sent_at=None,
+                        lease_until=None,
+                        attempts=row.attempts + 1,
+                    )
+                )
+                decisions.append((row.id, "failed", reason, None, None, str(error)))
+                stats.failed += 1
+        _apply_updates(conn, updates, now)
+        _decide_rows(conn, decisions, now)
+
+
+# ----------------------------------------------------------------------- helpers
+
+
+def _not_paused() -> Any:
+    paused = sa.select(journeys_t.c.journey_id).where(journeys_t.c.paused.is_(True))
+    return messages_t.c.journey_id.not_in(paused)
+
+
+def _lock_key(customer_id: str) -> int:
+    return zlib.crc32(customer_id.encode()) - 2**31
+
+
+def _update(message_id: int, **values: Any) -> dict[str, Any]:
+    return {"_id": message_id, **values}
+
+
+def _apply_updates(conn: Connection, updates: list[dict[str, Any]], now: datetime) -> None:
+    """Group updates by the columns they set, one executemany per group."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for update in updates:
+        groups[tuple(sorted(k for k in update if k != "_id"))].append(update)
+    for columns, rows in groups.items():
+        values: dict[str, Any] = {c: sa.bindparam(f"v_{c}") for c in columns}
+        values["updated_at"] = now
+        stmt = messages_t.update().where(messages_t.c.id == sa.bindparam("_id")).values(values)
+        conn.execute(stmt, [{f"v_{k}" if k != "_id" else k: v for k, v in r.items()} for r in rows])
+
+
+def _decide_rows(conn: Connection, rows: list[tuple], now: datetime) -> None:
+    if not rows:
+        return
+    conn.execute(
+        decisions_t.insert(),
+        [
+            {
+                "message_id": mid,
+                "at": now,
+                "action": action,
+                "reason": reason,
+                "due_before": before,
+                "due_after": after,
+                "detail": detail,
+            }
+            for mid, action, reason, before, after, detail in rows
+        ],
+    )
+
+
+def _suppressions(conn: Connection, customer_ids: list[str]) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = defaultdict(dict)
+    rows = conn.execute(
+        sa.select(
+            suppressions_t.c.customer_id, suppressions_t.c.channel, suppressions_t.c.reason
+        ).where(suppressions_t.c.customer_id.in_(customer_ids))
+    )
+    for cid, channel, reason in rows:
+        found[cid][channel] = reason
+    return found
+
+
+def _suppress(conn: Connection, customer_id: str, channel: str, reason: str, source: str, now):
+    exists = conn.execute(
+        sa.select(suppressions_t.c.id).where(
+            suppressions_t.c.customer_id == customer_id, suppressions_t.c.channel == channel
+        )
+    ).first()
+    if exists is None:
+        conn.execute(
+            suppressions_t.insert().values(
+                customer_id=customer_id,
+                channel=channel,
+                reason=reason,
+                source=source,
+                created_at=now,
+            )
+        )
+
+
+def _failure_reason(error: Exception | None) -> str:
+    if isinstance(error, RecipientOptedOut):
+        return "suppressed:sms_stop"
+    if isinstance(error, TemplateError):
+        return "render_error"
+    if isinstance(error, ChannelError):
+        code = error.code or error.status or "error"
+        return f"provider_error:{error.provider or 'provider'}:{code}"
+    return "error"
+
+
+def render_context(
+    row: Any, base: Mapping[str, Any], public_url: str, secret_key: str
+) -> dict[str, Any]:
+    """The template context: the message's data plus its links and the personal offer."""
+    order = base.get("order") or {}
+    total = order.get("total") or 0
+    return {
+        **base,
+        "links": {"unsubscribe": unsubscribe_url(public_url, secret_key, row.customer_id)},
+        "offer": {
+            "coupon_code": coupon_code(secret_key, row.enrollment_id),
+            "bonus_points": max(100, int(total) // 10 * 10),
+            "discount_percent": 10,
+        },
+    }
+
+
+def _safe_condition(source: str, context: Mapping[str, Any]) -> bool:
+    try:
+        return evaluate(source, context)
+    except Exception:  # noqa: BLE001 - a condition that cannot be evaluated does not send
+        return False
+
+
+class ContextLoader:
+    """Loads, once per batch, the orders and items the batch's templates will need."""
+
+    def __init__(self, conn: Connection, rows: list[Any]) -> None:
+        self.conn = conn
+        order_ids = sorted({r.order_id for r in rows if r.order_id})
+        self.orders = {}
+        self.items: dict[str, list[Any]] = defaultdict(list)
+        self.positions: dict[str, int | None] = {}
+        self._cache: dict[int, dict[str, Any]] = {}
+        if order_ids:
+            for o in conn.execute(sa.select(purchases_t).where(purchases_t.c.id.in_(order_ids))):
+                self.orders[o.id] = o
+            for i in conn.execute(
+                sa.select(items_t)
+                .where(items_t.c.order_id.in_(order_ids))
+                .order_by(items_t.c.position)
+            ):
+                self.items[i.order_id].append(i)
+        from campaigns.engine import enrollments_t
+
+        enrollment_ids = sorted({r.enrollment_id for r in rows})
+        for eid, position in conn.execute(
+            sa.select(enrollments_t.c.id, enrollments_t.c.item_position).where(
+                enrollments_t.c.id.in_(enrollment_ids)
+            )
+        ):
+            self.positions[eid] = position
+
+    def context_for(self, row: Any, customer: Any, now: datetime) -> dict[str, Any]:
+        if row.id in self._cache:
+            return self._cache[row.id]
+        from campaigns.engine import add_months
+
+        order = self.orders.get(row.order_id)
+        items = []
+        for i in self.items.get(row.order_id, []):
+            warranty_end = (
+                add_months(order.purchased_at, i.warranty_months)
+                if order is not None and i.warranty_months
+                else None
+            )
+            items.append(
+                {
+                    "position": i.position,
+                    "sku": i.sku,
+                    "name": i.name,
+                    "category": i.category,
+                    "price": _decimal(i.price),
+                    "quantity": i.quantity,
+                    "warranty_months": i.warranty_months,
+                    "inspection_interval_days": i.inspection_interval_days,
+                    "warranty_end": warranty_end,
+                }
+            )
+        position = self.positions.get(row.enrollment_id)
+        item = next((i for i in items if i["position"] == position), None)
+        order_ctx = None
+        if order is not None:
+            order_ctx = {
+                "id": order.id,
+                "total": _decimal(order.total),
+                "currency": order.currency,
+                "purchased_at": order.purchased_at,
+                "items": items,
+            }
+        ctx = {
+            "customer": customer_context(customer, now.year),
+            "order": order_ctx,
+            "item": item,
+            "journey": {"id": row.journey_id, "name": row.journey_id.replace("_", " ")},
+            "step": {"id": row.step, "occurrence": row.occurrence},
+            "occurrence": row.occurrence,
+            "now": now,
+        }
+        self._cache[row.id] = ctx
+        return ctx
+
+
+def _decimal(value: str) -> Any:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        return Decimal(value)
+    except (InvalidOperation, TypeError):
+        return Decimal(0)

@@ -1,0 +1,164 @@
+"""For random customer bases and policies, the exported send log breaks no rule."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from aftersale.sendlog import LogFilter, write_export
+from tests.conftest import CUSTOMER_HEADER
+from tests.invariants import audit
+
+ZONES = ["Europe/Berlin", "Europe/London", "America/New_York", "Asia/Tokyo", "Australia/Sydney"]
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@st.composite
+def policies(draw):
+    quiet = draw(st.sampled_from(["20:00-09:00", "22:00-08:00", "12:00-14:00", "18:00-10:00"]))
+    caps = draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {
+                    "channel": st.sampled_from(["email", "sms", "any"]),
+                    "max": st.integers(1, 3),
+                    "per": st.sampled_from(["12h", "2d", "7d", "14d"]),
+                }
+            ),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    return {
+        "default_timezone": draw(st.sampled_from(ZONES)),
+        "quiet_hours": quiet,
+        "quiet_days": draw(st.sampled_from([[], ["sun"], ["sat", "sun"]])),
+        "public_holidays": draw(st.sampled_from([None, "DE", "DE-BY"])),
+        "caps": caps,
+    }
+
+
+@st.composite
+def shops(draw):
+    n = draw(st.integers(1, 5))
+    customers = {}
+    events = []
+    moments = st.integers(0, 300 * 24 * 60).map(lambda m: START + timedelta(minutes=m))
+    for i in range(n):
+        cid = f"c{i}"
+        customers[cid] = {
+            "id": cid,
+            "email": f"{cid}@example.com",
+            "phone": f"+491511234{5600 + i}",
+            "first_name": "Kim",
+            "last_name": "Test",
+            "locale": draw(st.sampled_from(["de", "en"])),
+            "timezone": draw(st.sampled_from([*ZONES, ""])),
+            "email_consent": draw(st.sampled_from(["yes", "no"])),
+            "sms_consent": draw(st.sampled_from(["yes", "no"])),
+        }
+        for p in range(draw(st.integers(1, 3))):
+            at = draw(moments)
+            items = [
+                {"sku": f"S{k}", "name": "Gerät", "category": "appliance", "price": "100.00",
+                 "quantity": 1, "warranty_months": draw(st.sampled_from([None, 2, 3, 12])),
+                 "inspection_interval_days": draw(st.sampled_from([None, 14, 30, 90]))}
+                for k in range(draw(st.integers(1, 2)))
+            ]  # fmt: skip
+            order = f"o{i}-{p}"
+            events.append({"type": "purchase", "customer": cid, "at": at,
+                           "order": {"id": order, "total": "100.00", "currency": "EUR", "items": items}})  # fmt: skip
+            if draw(st.booleans()):
+                kind = draw(st.sampled_from(["return", "warranty_extended"]))
+                events.append({"type": kind, "customer": cid, "order": order,
+                               "at": at + timedelta(days=draw(st.integers(1, 80)))})  # fmt: skip
+        if draw(st.booleans()):
+            opened = draw(moments)
+            events.append({"type": "complaint_opened", "customer": cid, "at": opened})
+            if draw(st.booleans()):
+                closed = opened + timedelta(hours=draw(st.integers(1, 2000)))
+                events.append({"type": "complaint_resolved", "customer": cid, "at": closed})
+        if draw(st.booleans()):
+            events.append({"type": "unsubscribed", "customer": cid, "at": draw(moments),
+                           "channel": draw(st.sampled_from(["email", "sms"]))})  # fmt: skip
+    for number, event in enumerate(events):
+        event["id"] = f"e{number}"
+        event["at"] = event["at"].isoformat()
+    return customers, events
+
+
+def _toml(policy) -> str:
+    lines = ['secret_key = "k"', "[policy]", f'default_timezone = "{policy["default_timezone"]}"',
+             f'quiet_hours = "{policy["quiet_hours"]}"', f"quiet_days = {json.dumps(policy['quiet_days'])}"]  # fmt: skip
+    if policy["public_holidays"]:
+        lines.append(f'public_holidays = "{policy["public_holidays"]}"')
+    for cap in policy["caps"]:
+        lines += [
+            "[[policy.caps]]",
+            f'channel = "{cap["channel"]}"',
+            f"max = {cap['max']}",
+            f'per = "{cap["per"]}"',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# Each example simulates a year and a half; shrinking such examples takes minutes, so a
+# failure is reported as generated (with its seed) rather than shrunk.
+@settings(
+    max_examples=12,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(shop=shops(), policy=policies())
+def test_simulated_log_breaks_no_rule(make_harness, shop, policy):
+    customers, events = shop
+    h = make_harness(toml=_toml(policy))
+    try:
+        rows = [{k: c[k] for k in CUSTOMER_HEADER.split(",")} for c in customers.values()]
+        assert h.customers(rows).ok
+        assert h.events(events).ok
+        h.simulate(datetime(2027, 6, 1, tzinfo=UTC))  # the whole first year of every journey
+        out = io.StringIO()
+        with h.project.db.connect() as conn:
+            write_export(conn, LogFilter(), out, "jsonl")
+        records = [json.loads(line) for line in out.getvalue().splitlines()]
+        assert records, "every purchase plans at least a thank-you"
+        end = datetime(2027, 6, 1, tzinfo=UTC)
+        assert not [r for r in records if r["status"] == "sending"]
+        assert not [
+            r for r in records if r["status"] == "planned" and r["due_at"] <= end.isoformat()
+        ]
+        assert audit(records, customers, events, policy) == []
+    finally:
+        h.project.close()
+
+
+def test_the_audit_itself_catches_violations():
+    policy = {"default_timezone": "Europe/Berlin", "quiet_hours": "20:00-09:00",
+              "caps": [{"channel": "email", "max": 1, "per": "7d"}]}  # fmt: skip
+    customers = {"c1": {"timezone": "", "email_consent": "yes", "sms_consent": "no"}}
+    base = {"customer": "c1", "order": None, "journey": "j", "step": "s", "occurrence": 1,
+            "channel": "email", "category": "marketing", "template": "t", "status": "sent"}  # fmt: skip
+    records = [
+        {**base, "message_id": 1, "sent_at": "2026-03-02T22:00:00Z"},  # 23:00 in Berlin: quiet
+        {
+            **base,
+            "message_id": 2,
+            "sent_at": "2026-03-03T10:00:00Z",
+            "step": "t",
+        },  # second in 7 days
+        {**base, "message_id": 3, "sent_at": "2026-03-20T10:00:00Z", "channel": "sms", "step": "u"},
+        {**base, "message_id": 4, "sent_at": "2026-04-20T10:00:00Z", "step": "t"},  # sent twice
+    ]
+    problems = audit(records, customers, [], policy)
+    assert [p.split(":")[0] for p in problems] == [
+        "quiet",
+        "cap {'channel'",
+        "consent",
+        "duplicate",
+    ]

@@ -1,0 +1,129 @@
+"""An independent audit of an exported send log against the customers, events and policy.
+
+Written apart from ``campaigns.policy`` on purpose: it recomputes every rule from the raw
+inputs, so a bug in the policy cannot hide itself here.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import holidays
+
+REACHED = {"sent", "delivered", "bounced", "unknown"}
+WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+
+
+def _t(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _span(text: str) -> timedelta:
+    unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[text[-1]]
+    return timedelta(**{unit: int(text[:-1])})
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    return moment.replace(
+        year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1])
+    )
+
+
+def audit(
+    records: list[dict[str, Any]],
+    customers: dict[str, dict[str, Any]],
+    events: list[dict[str, Any]],
+    policy: dict[str, Any],
+) -> list[str]:
+    """Every violation found; an empty list means the log is clean."""
+    problems: list[str] = []
+    reached = [r for r in records if r["status"] in REACHED]
+    default_zone = policy.get("default_timezone", "Europe/Berlin")
+    start, end = (time.fromisoformat(p) for p in policy["quiet_hours"].split("-"))
+    quiet_days = {WEEKDAYS[d] for d in policy.get("quiet_days", [])}
+    region = policy.get("public_holidays")
+    calendar_days = holidays.country_holidays(*region.split("-", 1)) if region else {}
+
+    for r in reached:
+        zone = ZoneInfo(customers[r["customer"]].get("timezone") or default_zone)
+        local = _t(r["sent_at"]).astimezone(zone)
+        clock = local.time()
+        in_hours = (start <= clock or clock < end) if start > end else (start <= clock < end)
+        if in_hours or local.weekday() in quiet_days or local.date() in calendar_days:
+            problems.append(f"quiet: message {r['message_id']} at {local.isoformat()}")
+
+    marketing = [r for r in reached if r["category"] == "marketing"]
+    by_customer: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in marketing:
+        by_customer[r["customer"]].append(r)
+    for cap in policy.get("caps", []):
+        per = _span(cap["per"])
+        for cid, sent in by_customer.items():
+            times = sorted(
+                _t(r["sent_at"]) for r in sent if cap["channel"] in ("any", r["channel"])
+            )
+            for i, moment in enumerate(times):
+                window = [t for t in times[: i + 1] if t > moment - per]
+                if len(window) > cap["max"]:
+                    problems.append(f"cap {cap}: customer {cid} at {moment.isoformat()}")
+
+    consent_changes: dict[tuple[str, str], list[tuple[datetime, bool]]] = defaultdict(list)
+    complaints: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+    warranty: dict[str, datetime] = {}
+    for e in events:
+        at = _t(e["at"])
+        if e["type"] in ("unsubscribed", "subscribed"):
+            consent_changes[(e["customer"], e["channel"])].append((at, e["type"] == "subscribed"))
+        elif e["type"] == "complaint_opened":
+            complaints[e["customer"]].append((at, +1))
+        elif e["type"] == "complaint_resolved":
+            complaints[e["customer"]].append((at, -1))
+        elif e["type"] == "purchase":
+            months = [
+                i.get("warranty_months") for i in e["order"]["items"] if i.get("warranty_months")
+            ]
+            if months:
+                # The export names the order, not the item: the latest end in the order bounds it.
+                warranty[e["order"]["id"]] = _add_months(at, max(months))
+
+    for r in marketing:
+        sent_at = _t(r["sent_at"])
+        cid, channel = r["customer"], r["channel"]
+        consent = customers[cid][f"{channel}_consent"] == "yes"
+        for at, value in sorted(consent_changes[(cid, channel)]):
+            if at <= sent_at:
+                consent = value
+        if not consent:
+            problems.append(f"consent: message {r['message_id']} to {cid} over {channel}")
+        open_count = sum(delta for at, delta in sorted(complaints[cid]) if at <= sent_at)
+        if open_count > 0:
+            problems.append(
+                f"complaint: message {r['message_id']} to {cid} while a complaint is open"
+            )
+        ended = warranty.get(r["order"])
+        if r["journey"] == "extended_warranty" and ended and sent_at >= ended:
+            problems.append(f"warranty: message {r['message_id']} after the warranty ended")
+
+    seen: dict[tuple, int] = defaultdict(int)
+    for r in reached:
+        seen[
+            (r["customer"], r["order"], r["journey"], r["step"], r["occurrence"], r["template"])
+        ] += 1
+    items_per_order = {
+        e["order"]["id"]: max(1, len(e["order"]["items"]))
+        for e in events
+        if e["type"] == "purchase"
+    }
+    for key, count in seen.items():
+        if count > items_per_order.get(key[1], 1):
+            problems.append(f"duplicate: {key} sent {count} times")
+    ids = [r["message_id"] for r in records]
+    if len(ids) != len(set(ids)):
+        problems.append("duplicate message ids in the export")
+    return problems
