@@ -9,6 +9,7 @@ an event twice, or two processes applying it at once, plans nothing twice.
 from __future__ import annotations
 
 import calendar
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +39,7 @@ from campaigns.models import (
     MessageDecision,
     Purchase,
     PurchaseItem,
+    UTCDateTime,
 )
 
 customers_t = Customer.__table__
@@ -234,27 +236,38 @@ class Engine:
                 items.append(_item_row(order["id"], position, item))
         _insert_ignore(conn, purchases_t, orders, ["id"])
         _insert_ignore(conn, items_t, items, ["order_id", "position"])
-        self._exit_on_repurchase(conn, rows, stats)
         plan = Planner(self, customers)
         for row in rows:
             plan.purchase(row)
         stats.enrollments += plan.flush(conn)
         stats.messages += plan.messages_planned
+        # After planning, so that a purchase also ends an enrolment made earlier in this batch.
+        self._exit_on_repurchase(conn, rows, stats)
 
     def _exit_on_repurchase(self, conn: Connection, rows: Sequence[Any], stats: ApplyStats) -> None:
+        """A purchase ends the customer's earlier enrolments in journeys whose goal it is."""
         goal = [j.journey.id for j in self.journeys.values() if j.journey.exit.goal == "repurchase"]
         if not goal:
             return
+        bought: dict[str, list[tuple[datetime, str | None]]] = defaultdict(list)
         for row in rows:
-            order_id = (row.payload.get("order") or {}).get("id")
-            condition = sa.and_(
-                enrollments_t.c.customer_id == row.customer_id,
-                enrollments_t.c.journey_id.in_(goal),
-                enrollments_t.c.status == "active",
-                enrollments_t.c.order_id != order_id,
-                enrollments_t.c.enrolled_at < row.at,
+            bought[row.customer_id].append((row.at, (row.payload.get("order") or {}).get("id")))
+        e = enrollments_t.c
+        active = conn.execute(
+            sa.select(e.id, e.customer_id, e.order_id, e.enrolled_at).where(
+                e.customer_id.in_(list(bought)), e.journey_id.in_(goal), e.status == "active"
             )
-            stats.cancelled += end_enrollments(conn, condition, "journey_exit:repurchase", row.at)
+        )
+        ends: dict[str, datetime] = {}
+        for enrollment in active:
+            later = [
+                at
+                for at, order_id in bought[enrollment.customer_id]
+                if order_id != enrollment.order_id and at > enrollment.enrolled_at
+            ]
+            if later:
+                ends[enrollment.id] = min(later)
+        stats.cancelled += end_enrollments(conn, ends, "journey_exit:repurchase")
 
     # -- everything else -------------------------------------------------------------
 
@@ -287,7 +300,7 @@ class Engine:
                 enrollments_t.c.customer_id == row.customer_id,
                 enrollments_t.c.status == "active",
             )
-            stats.cancelled += end_enrollments(conn, cond, "journey_exit:return", row.at)
+            stats.cancelled += _end_matching(conn, cond, "journey_exit:return", row.at)
         stats.cancelled += self._exit_on_event(conn, row, order_id)
         triggered = [j for j in self.journeys.values() if j.journey.trigger.event == row.type]
         if triggered:
@@ -310,7 +323,7 @@ class Engine:
         )
         if order_id:
             cond = sa.and_(cond, enrollments_t.c.order_id == order_id)
-        return end_enrollments(conn, cond, f"journey_exit:{row.type}", row.at)
+        return _end_matching(conn, cond, f"journey_exit:{row.type}", row.at)
 
     def _resolve_complaint(self, conn: Connection, row: Any) -> None:
         conn.execute(
@@ -359,39 +372,51 @@ class Engine:
         )
 
 
-def end_enrollments(conn: Connection, condition: Any, reason: str, at: datetime) -> int:
-    """End matching active enrolments and cancel their planned messages; returns messages cancelled."""
-    ids = [r[0] for r in conn.execute(sa.select(enrollments_t.c.id).where(condition))]
-    if not ids:
+def end_enrollments(conn: Connection, ends: Mapping[str, datetime], reason: str) -> int:
+    """End the given active enrolments (id → when) and cancel their planned messages.
+
+    Returns how many planned messages were cancelled.
+    """
+    if not ends:
         return 0
     status = "exited" if reason.startswith("journey_exit") else "cancelled"
+    params = [{"eid": eid, "at": at} for eid, at in ends.items()]
+    at_param = sa.bindparam("at", type_=UTCDateTime())
+    planned = sa.and_(
+        messages_t.c.enrollment_id == sa.bindparam("eid"), messages_t.c.status == PLANNED
+    )
+    counted = conn.execute(
+        sa.select(sa.func.count()).where(
+            messages_t.c.enrollment_id.in_(list(ends)), messages_t.c.status == PLANNED
+        )
+    ).scalar_one()
     conn.execute(
         enrollments_t.update()
-        .where(enrollments_t.c.id.in_(ids))
-        .values(status=status, reason=reason, ended_at=at)
+        .where(enrollments_t.c.id == sa.bindparam("eid"))
+        .values(status=status, reason=reason, ended_at=at_param),
+        params,
     )
-    planned = sa.and_(messages_t.c.enrollment_id.in_(ids), messages_t.c.status == PLANNED)
-    rows = conn.execute(sa.select(messages_t.c.id, messages_t.c.due_at).where(planned)).all()
-    if rows:
-        conn.execute(
-            messages_t.update()
-            .where(planned)
-            .values(status=CANCELLED, reason=reason, updated_at=at)
-        )
-        conn.execute(
-            decisions_t.insert(),
-            [
-                {
-                    "message_id": m,
-                    "at": at,
-                    "action": "cancelled",
-                    "reason": reason,
-                    "due_before": d,
-                }
-                for m, d in rows
-            ],
-        )
-    return len(rows)
+    history = sa.select(
+        messages_t.c.id, at_param, sa.literal("cancelled"), sa.literal(reason), messages_t.c.due_at
+    ).where(planned)
+    conn.execute(
+        decisions_t.insert().from_select(
+            ["message_id", "at", "action", "reason", "due_before"], history
+        ),
+        params,
+    )
+    conn.execute(
+        messages_t.update()
+        .where(planned)
+        .values(status=CANCELLED, reason=reason, updated_at=at_param),
+        params,
+    )
+    return counted
+
+
+def _end_matching(conn: Connection, condition: Any, reason: str, at: datetime) -> int:
+    ids = [r[0] for r in conn.execute(sa.select(enrollments_t.c.id).where(condition))]
+    return end_enrollments(conn, dict.fromkeys(ids, at), reason)
 
 
 def _item_row(order_id: str, position: int, item: Mapping[str, Any]) -> dict[str, Any]:
@@ -416,14 +441,42 @@ def _load_customers(conn: Connection, ids: set[str]) -> dict[str, Any]:
 
 
 def _insert_ignore(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]):
-    """Bulk insert that leaves rows with an existing unique key alone."""
+    """Bulk insert that leaves rows with an existing unique key alone.
+
+    On SQLite the rows go straight to the driver with the columns' own bind processors:
+    SQLAlchemy's per-row parameter handling would otherwise cost more than the insert.
+    """
     if not rows:
         return
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
-    else:
+
+        conn.execute(insert(table).on_conflict_do_nothing(index_elements=keys), rows)
+        return
+    sql, order, processors = _sqlite_insert(conn.dialect, table, tuple(rows[0]), tuple(keys))
+    conn.exec_driver_sql(
+        sql,
+        [
+            tuple(p(row[c]) if p else row[c] for c, p in zip(order, processors, strict=True))
+            for row in rows
+        ],
+    )
+
+
+_COMPILED: dict[tuple, tuple[str, tuple[str, ...], tuple[Any, ...]]] = {}
+
+
+def _sqlite_insert(dialect: Any, table: sa.Table, columns: tuple[str, ...], keys: tuple[str, ...]):
+    cache_key = (table.name, columns, keys)
+    if cache_key not in _COMPILED:
         from sqlalchemy.dialects.sqlite import insert
-    conn.execute(insert(table).on_conflict_do_nothing(index_elements=keys), rows)
+
+        stmt = insert(table).on_conflict_do_nothing(index_elements=list(keys))
+        compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
+        order = tuple(compiled.positiontup or ())
+        processors = tuple(table.c[c].type.bind_processor(dialect) for c in order)
+        _COMPILED[cache_key] = (compiled.string, order, processors)
+    return _COMPILED[cache_key]
 
 
 # ------------------------------------------------------------------------------ planning
@@ -588,12 +641,13 @@ def plan_steps(
     """Every (step, occurrence, due, expires) of an enrolment started at ``trigger_at``."""
     planned: list[tuple[Step, int, datetime, datetime | None]] = []
     previous: list[datetime] = []
+    durations: dict[str, timedelta] = {}  # the same expression often serves several steps
     warranty_end = item.get("warranty_end") if item else None
     for index, step in enumerate(journey.steps):
         source = step.from_ or ("trigger" if index == 0 else "previous")
         try:
-            wait = resolve_duration(step.wait, ctx)
-            every = resolve_duration(step.repeat.every, ctx) if step.repeat else None
+            wait = _duration(durations, step.wait, ctx)
+            every = _duration(durations, step.repeat.every, ctx) if step.repeat else None
         except Exception:  # noqa: BLE001 - an expression that fails for this item plans nothing
             previous = []
             continue
@@ -630,6 +684,12 @@ def plan_steps(
             planned.append((step, k, due, expires))
         previous = dues
     return planned
+
+
+def _duration(memo: dict[str, timedelta], spec: str, ctx: Mapping[str, Any]) -> timedelta:
+    if spec not in memo:
+        memo[spec] = resolve_duration(spec, ctx)
+    return memo[spec]
 
 
 def _occurrence_limit(step: Step) -> int:

@@ -69,10 +69,38 @@ def resolve_duration(spec: str, context: Mapping[str, Any]) -> timedelta:
 _env = SandboxedEnvironment(undefined=StrictUndefined)
 
 
+_PATH = re.compile(r"^\s*([a-z_][a-z0-9_]*)((?:\.[a-z_][a-z0-9_]*)*)(?:\s+or\s+(\d+))?\s*$")
+
+
 @lru_cache(maxsize=1024)
 def compile_condition(source: str) -> Any:
-    """A callable evaluating the sandboxed Jinja2 expression ``source`` over a context."""
-    return _env.compile_expression(source, undefined_to_none=False)
+    """A callable evaluating the sandboxed Jinja2 expression ``source`` over a context.
+
+    The commonest expressions (``item.warranty_months``, ``item.x or 90``) are plain
+    look-ups: they get a direct path that behaves the same (unknown names still fail) and
+    skips Jinja2's per-call context, which dominates planning time otherwise.
+    """
+    compiled = _env.compile_expression(source, undefined_to_none=False)
+    match = _PATH.match(source)
+    if match is None:
+        return compiled
+    root, rest, default = match.groups()
+    attrs = rest.split(".")[1:]
+
+    def lookup(**context: Any) -> Any:
+        value = context.get(root, _MISSING)
+        for attr in attrs:
+            if not isinstance(value, dict) or attr not in value:
+                return compiled(**context)  # let Jinja2 raise or resolve it its own way
+            value = value[attr]
+        if value is _MISSING:
+            return compiled(**context)
+        return (value or int(default)) if default is not None else value
+
+    return lookup
+
+
+_MISSING = object()
 
 
 def evaluate(source: str | None, context: Mapping[str, Any]) -> bool:

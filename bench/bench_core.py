@@ -1,0 +1,149 @@
+"""The core's hot paths on embedded SQLite.
+
+- ingest: import + enrol + plan N purchase events (events/s), streamed from a JSONL file;
+- dispatch: N due messages through policy, rendering and the in-memory channel (messages/s).
+
+Targets on a 2-core machine: ingest >= 20,000 events/s, dispatch >= 3,000 messages/s.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import resource
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aftersale.app import Project
+from aftersale.cli import write_project
+from campaigns.importing import import_customers, import_events
+from channels.memory import InMemoryChannel
+from scheduler.clock import SimulatedClock
+
+TARGETS = {"ingest_events_per_s": 20_000, "dispatch_messages_per_s": 3_000}
+START = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+BENCH_TOML = """
+secret_key = "bench"
+[policy]
+default_timezone = "Europe/Berlin"
+quiet_hours = "22:00-06:00"
+[[policy.caps]]
+channel = "email"
+max = 3
+per = "7d"
+"""
+
+
+def make_project(directory: Path, journeys: list[str] | None = None) -> Project:
+    write_project(directory)
+    (directory / "aftersale.toml").write_text(BENCH_TOML, encoding="utf-8")
+    if journeys is not None:
+        for path in (directory / "journeys").glob("*.yaml"):
+            if path.stem not in journeys:
+                path.unlink()
+    project = Project.open(directory)
+    project.channel_overrides = {"email": InMemoryChannel("email"), "sms": InMemoryChannel("sms")}
+    return project
+
+
+def write_shop(directory: Path, customers: int, events: int, *, spread: timedelta) -> None:
+    rng = random.Random(1)
+    with (directory / "customers.csv").open("w", encoding="utf-8") as out:
+        out.write("id,email,phone,first_name,last_name,locale,timezone,email_consent,sms_consent\n")
+        for n in range(customers):
+            out.write(f"c{n},c{n}@example.com,+4915112{n:06d},Kim,Test,de,Europe/Berlin,yes,yes\n")
+    with (directory / "events.jsonl").open("w", encoding="utf-8") as out:
+        for n in range(events):
+            at = START + timedelta(seconds=rng.random() * spread.total_seconds())
+            item = {"sku": "WM-1", "name": "Waschmaschine", "category": "appliance",
+                    "price": "499.00", "quantity": 1, "warranty_months": 24,
+                    "inspection_interval_days": 90}  # fmt: skip
+            event = {"id": f"e{n}", "type": "purchase", "customer": f"c{n % customers}",
+                     "at": at.isoformat(), "order": {"id": f"o{n}", "total": "499.00",
+                     "currency": "EUR", "items": [item]}}  # fmt: skip
+            out.write(json.dumps(event) + "\n")
+
+
+def bench_ingest(n: int) -> dict[str, Any]:
+    """Import n purchase events, then apply them: enrol in all four journeys and plan."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        project = make_project(directory)
+        write_shop(directory, max(1, n // 3), n, spread=timedelta(days=1))
+        import_customers(project.db, directory / "customers.csv")
+        journeys = project.journeys
+        began = time.perf_counter()
+        report = import_events(project.db, directory / "events.jsonl")
+        imported = time.perf_counter()
+        applied = messages = 0
+        now = START + timedelta(days=2)
+        while True:
+            with project.db.begin() as conn:
+                stats = journeys.apply_due_events(conn, now, limit=5000)
+            applied += stats.events
+            messages += stats.messages
+            if not stats.events:
+                break
+        done = time.perf_counter()
+        project.close()
+    assert report.imported == n and applied == n
+    return {
+        "ingest_events": n,
+        "ingest_messages_planned": messages,
+        "ingest_import_s": round(imported - began, 2),
+        "ingest_plan_s": round(done - imported, 2),
+        "ingest_events_per_s": round(n / (done - began)),
+    }
+
+
+def bench_dispatch(n: int) -> dict[str, Any]:
+    """n thank-you e-mails due at once, through policy, rendering and the in-memory channel."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        project = make_project(directory, journeys=["thank_you"])
+        write_shop(directory, max(1, n // 2), n, spread=timedelta(hours=1))
+        import_customers(project.db, directory / "customers.csv")
+        import_events(project.db, directory / "events.jsonl")
+        clock = SimulatedClock(START + timedelta(hours=1))
+        dispatcher = project.dispatcher(clock)
+        with project.db.begin() as conn:
+            while project.journeys.apply_due_events(conn, clock.now(), limit=10_000).events:
+                pass
+        clock.advance_to(START + timedelta(hours=4))
+        began = time.perf_counter()
+        stats = dispatcher.tick()
+        elapsed = time.perf_counter() - began
+        dispatcher.close()
+        sent = len(project.channels["email"].sent)
+        project.close()
+    assert stats.sent == n == sent, (stats, n, sent)
+    return {
+        "dispatch_messages": n,
+        "dispatch_s": round(elapsed, 2),
+        "dispatch_messages_per_s": round(n / elapsed),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    n = 10_000 if quick else 100_000
+    figures = {**bench_ingest(n), **bench_dispatch(n)}
+    for key, target in TARGETS.items():
+        figures[f"{key}_target"] = target
+        figures[f"{key}_ok"] = figures[key] >= target
+    return figures
+
+
+def main() -> None:
+    import sys
+
+    for key, value in run(quick="--quick" in sys.argv).items():
+        print(f"{key:32} {value}")
+
+
+if __name__ == "__main__":
+    main()
