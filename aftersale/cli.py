@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from aftersale.admin.terminal import add_commands
 from aftersale.app import Project
 from aftersale.errors import AftersaleError
 from aftersale.sendlog import LogFilter, customer_timeline, query_log, write_export
@@ -533,11 +534,24 @@ def demo(
     customers: Annotated[int, typer.Option(help="How many customers to generate.")] = 500,
     months: Annotated[int, typer.Option(help="How many months to simulate.")] = 12,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    providers: Annotated[
+        str, typer.Option(help="outbox (files), or fake: SendGrid and Twilio fakes on loopback.")
+    ] = "outbox",
 ) -> None:
     """Generate a German shop, simulate a year of journeys and show what happened."""
     from aftersale.demo import run_demo
 
-    run_demo(console, dir, customers=customers, months=months, seed=seed)
+    if providers == "outbox":
+        run_demo(console, dir, customers=customers, months=months, seed=seed)
+        return
+    if providers != "fake":
+        fail(f"--providers must be outbox or fake, not {providers!r}")
+    from aftersale.providers import FakeProviders
+
+    with FakeProviders() as fakes:
+        run_demo(console, dir, customers=customers, months=months, seed=seed,
+                 settings=fakes.settings())  # fmt: skip
+        console.print(f"fake providers received: {fakes.received()}")
 
 
 # ----------------------------------------------------------------------------- serve
@@ -554,6 +568,11 @@ def serve(
     from aftersale.web import create_app
 
     uvicorn.run(create_app(project()), host=host, port=port, log_level="info")
+
+
+# ------------------------------------------------------------------ users and stats
+
+add_commands(app, project, console)
 
 
 if __name__ == "__main__":  # pragma: no cover

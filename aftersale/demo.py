@@ -239,8 +239,19 @@ def _events(rng: random.Random, people: list[dict], start: datetime, until: date
     return events
 
 
-def run_demo(console: Console, directory: Path | None, *, customers: int, months: int, seed: int):
-    """Create the project, import the shop, simulate, print the summary."""
+def run_demo(
+    console: Console,
+    directory: Path | None,
+    *,
+    customers: int,
+    months: int,
+    seed: int,
+    settings: dict[str, Any] | None = None,
+):
+    """Create the project, import the shop, simulate, print the summary.
+
+    ``settings`` override the project's (``--providers fake`` points them at fake servers).
+    """
     from aftersale.cli import write_project
 
     began = time.perf_counter()
@@ -255,7 +266,7 @@ def run_demo(console: Console, directory: Path | None, *, customers: int, months
     console.print(
         f"  generated {customers} customers and their purchases: {shop.customers.name}, {shop.events.name}"
     )
-    project = Project.open(directory)
+    project = Project.open(directory, **(settings or {}))
     imported_c = import_customers(project.db, shop.customers, region="DE")
     imported_e = import_events(project.db, shop.events)
     console.print(f"  imported {imported_c.imported} customers and {imported_e.imported} events")

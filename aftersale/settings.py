@@ -76,6 +76,15 @@ class Settings(BaseSettings):
     dispatch_workers: int = Field(default=8, ge=1)
     dispatch_max_attempts: int = Field(default=5, ge=1)
 
+    # Admin console: what a message costs (in the shop's currency) for the return figures,
+    # how long after a message a purchase counts as its follow-up, and session lifetime.
+    email_price: str = "0.001"
+    sms_segment_price: str = "0.075"
+    attribution_days: int = Field(default=30, ge=1)
+    session_max_age: int = Field(default=8 * 3600, ge=60)
+    # None: send the session cookie only over HTTPS when public_url is https.
+    session_secure_cookie: bool | None = None
+
     policy: dict[str, Any] = Field(
         default_factory=lambda: {
             "default_timezone": "Europe/Berlin",

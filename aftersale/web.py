@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from aftersale.admin.mount import mount_admin
 from aftersale.app import Project
+from aftersale.webhooks import router as webhooks_router
 
 
 def create_app(project: Project) -> FastAPI:
     """One FastAPI app for a project; ``aftersale serve`` runs it under uvicorn."""
     app = FastAPI(title="aftersale", version="0.1.0")
     app.state.project = project
+    app.include_router(webhooks_router)
+    mount_admin(app, project)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -1,0 +1,152 @@
+"""Admin console accounts: argon2-hashed passwords, roles and login throttling.
+
+A failed login makes the next attempt wait: per user (stored on the ``users`` row, so
+it holds across processes) and per client address (in memory). Waiting is never done by
+sleeping the server thread: a throttled attempt is refused at once with the number of
+seconds left, which the web layer turns into ``429`` with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.engine import Engine
+
+from campaigns.models import User
+
+users_t = User.__table__
+ROLES = ("admin", "viewer")
+_hasher = PasswordHasher()
+# Verified against when the user does not exist, so both paths cost one argon2 check.
+_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+class AccountError(ValueError):
+    """A user cannot be created as asked (bad role, empty password, name taken)."""
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of ``password``."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """Whether ``password`` matches ``password_hash``; never raises for a mismatch."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def lockout_seconds(failures: int, *, free: int = 3, base: float = 2.0, cap: float = 900) -> float:
+    """How long to refuse logins after ``failures`` failed ones: doubling, up to ``cap``."""
+    if failures < free:
+        return 0.0
+    return min(cap, base * 2 ** (failures - free))
+
+
+def create_user(db: Engine, name: str, password: str, role: str, now: datetime) -> int:
+    """Add a user (or replace the password and role of an existing one); returns its id."""
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if not name.strip() or len(password) < 8:
+        raise AccountError("a user needs a name and a password of at least 8 characters")
+    values = {"password_hash": hash_password(password), "role": role, "failed_logins": 0}
+    with db.begin() as conn:
+        existing = conn.execute(sa.select(users_t.c.id).where(users_t.c.name == name)).scalar()
+        if existing is not None:
+            conn.execute(users_t.update().where(users_t.c.id == existing).values(values))
+            return existing
+        return conn.execute(
+            users_t.insert().values(name=name, created_at=now, **values)
+        ).inserted_primary_key[0]
+
+
+def get_user(db: Engine, user_id: int) -> Any | None:
+    """The ``users`` row with ``user_id``, or None."""
+    with db.connect() as conn:
+        return conn.execute(sa.select(users_t).where(users_t.c.id == user_id)).first()
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """The outcome of one login attempt: a user, or a refusal (with a wait if throttled)."""
+
+    user: Any | None = None
+    retry_after: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.user is not None
+
+
+class ClientThrottle:
+    """Failed logins per client address, kept in memory; old entries are forgotten."""
+
+    def __init__(self, *, free: int = 10, clock: Callable[[], datetime] | None = None) -> None:
+        self.free = free
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._failures: dict[str, tuple[int, datetime]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, client: str) -> float:
+        """Seconds ``client`` must still wait before its next attempt (0: may try now)."""
+        with self._lock:
+            count, last = self._failures.get(client, (0, self._clock()))
+        return _remaining(lockout_seconds(count, free=self.free), last, self._clock())
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            count, _ = self._failures.get(client, (0, self._clock()))
+            self._failures[client] = (count + 1, self._clock())
+            if len(self._failures) > 10_000:  # bound memory under a spray of addresses
+                self._failures.pop(next(iter(self._failures)))
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._failures.pop(client, None)
+
+
+def _remaining(lockout: float, last: datetime | None, now: datetime) -> float:
+    if not lockout or last is None:
+        return 0.0
+    return max(0.0, (last + timedelta(seconds=lockout) - now).total_seconds())
+
+
+def authenticate(
+    db: Engine, name: str, password: str, *, client: str, throttle: ClientThrottle, now: datetime
+) -> LoginResult:
+    """Check a login; throttled attempts are refused before the password is even looked at."""
+    wait = throttle.wait(client)
+    with db.begin() as conn:
+        user = conn.execute(sa.select(users_t).where(users_t.c.name == name)).first()
+        if user is not None:
+            lockout = lockout_seconds(user.failed_logins)
+            wait = max(wait, _remaining(lockout, user.last_failed_at, now))
+        if wait > 0:
+            return LoginResult(retry_after=wait)
+        if user is None or not verify_password(user.password_hash, password):
+            if user is None:
+                verify_password(_DUMMY_HASH, password)
+            else:
+                conn.execute(
+                    users_t.update()
+                    .where(users_t.c.id == user.id)
+                    .values(failed_logins=users_t.c.failed_logins + 1, last_failed_at=now)
+                )
+            throttle.failed(client)
+            return LoginResult()
+        conn.execute(
+            users_t.update()
+            .where(users_t.c.id == user.id)
+            .values(failed_logins=0, last_login_at=now)
+        )
+    throttle.succeeded(client)
+    return LoginResult(user=user)

@@ -1,0 +1,336 @@
+"""The admin console's HTML pages: login, dashboard, send log, customers, journeys."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.templating import Jinja2Templates
+
+from aftersale.accounts import authenticate
+from aftersale.admin import customers as actions
+from aftersale.admin.auth import (
+    CSRF_FIELD,
+    CurrentUser,
+    check_csrf,
+    csrf_token,
+    log_in,
+    log_out,
+    page_user,
+    require_admin,
+)
+from aftersale.admin.flow import journey_flow
+from aftersale.admin.shapes import (
+    PAGE_SIZE,
+    STATUSES,
+    contact_view,
+    filter_query,
+    log_filter,
+)
+from aftersale.admin.terminal import project_prices
+from aftersale.app import CLOCK_KEY, Project, state_t
+from aftersale.sendlog import EXPORT_FIELDS, LogFilter, customer_timeline, export_record, iter_log
+from aftersale.sendlog import query_log as read_log
+from aftersale.stats import (
+    Prices,
+    dashboard,
+    journey_stats,
+    list_journeys,
+    set_paused,
+)
+
+PAGES = Path(__file__).with_name("pages")
+templates = Jinja2Templates(directory=str(PAGES))
+router = APIRouter(prefix="/admin", include_in_schema=False)
+PageUser = Annotated[CurrentUser, Depends(page_user)]
+
+
+async def page_admin(
+    user: Annotated[CurrentUser, Depends(page_user)], _csrf: Annotated[None, Depends(check_csrf)]
+) -> CurrentUser:
+    """For changes: logged in first (else the login page), then a CSRF token, then an admin."""
+    require_admin(user)
+    return user
+
+
+AdminUser = Annotated[CurrentUser, Depends(page_admin)]
+Filter = Annotated[LogFilter, Depends(log_filter)]
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else ""
+
+
+def _money(value: Decimal | None) -> str:
+    return "–" if value is None else f"{value:,.2f}"
+
+
+templates.env.filters["when"] = _when
+templates.env.filters["money"] = _money
+
+
+def project_of(request: Request) -> Project:
+    return request.app.state.project
+
+
+def render(request: Request, name: str, user: CurrentUser | None, **context: Any) -> HTMLResponse:
+    context.update(user=user, csrf=csrf_token(request), csrf_field=CSRF_FIELD)
+    return templates.TemplateResponse(request, name, context)
+
+
+def back(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+# -------------------------------------------------------------------------------- login
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/admin/") -> HTMLResponse:
+    return render(request, "login.html", None, next=next, error=None)
+
+
+def _safe_next(url: str) -> str:
+    # Only paths inside the console: never an open redirect to another site.
+    return url if url.startswith("/admin") and not url.startswith("//") else "/admin/"
+
+
+@router.post("/login", dependencies=[Depends(check_csrf)])
+def login(
+    request: Request,
+    username: Annotated[str, Form(max_length=200)],
+    password: Annotated[str, Form(max_length=1000)],
+    next: Annotated[str, Form(max_length=2000)] = "/admin/",
+) -> Response:
+    project = project_of(request)
+    client = request.client.host if request.client else "unknown"
+    result = authenticate(
+        project.db,
+        username,
+        password,
+        client=client,
+        throttle=request.app.state.login_throttle,
+        now=project.now(),
+    )
+    if result.retry_after:
+        wait = max(1, round(result.retry_after))
+        response = render(request, "login.html", None, next=next,
+                          error=f"Too many failed logins. Try again in {wait} s.")  # fmt: skip
+        response.status_code = 429
+        response.headers["Retry-After"] = str(wait)
+        return response
+    if not result.ok:
+        response = render(request, "login.html", None, next=next,
+                          error="Unknown user or wrong password.")  # fmt: skip
+        response.status_code = 401
+        return response
+    log_in(request, result.user.id)
+    return back(_safe_next(next))
+
+
+@router.post("/logout", dependencies=[Depends(check_csrf)])
+def logout(request: Request) -> Response:
+    log_out(request)
+    return back("/admin/login")
+
+
+# ---------------------------------------------------------------------------- dashboard
+
+
+def clock_now(project: Project) -> datetime:
+    """The project's time: the simulated clock when the project runs on one."""
+    with project.db.connect() as conn:
+        stored = conn.execute(sa.select(state_t.c.value).where(state_t.c.key == CLOCK_KEY)).scalar()
+    return datetime.fromisoformat(stored) if stored else project.now()
+
+
+@router.get("/")
+def home(request: Request, user: PageUser) -> HTMLResponse:
+    project = project_of(request)
+    with project.db.connect() as conn:
+        board = dashboard(conn, clock_now(project), heartbeat_now=datetime.now(UTC))
+    chart = {"days": board.days, "per_day": board.per_day, "deferrals": board.deferrals_per_day}
+    # Inside <script>: no "<" may survive, or a reason string could close the tag.
+    data = json.dumps(chart).replace("<", "\\u003c")
+    return render(request, "dashboard.html", user, board=board, chart=data)
+
+
+# ------------------------------------------------------------------------------ send log
+
+
+@router.get("/log")
+def send_log(
+    request: Request,
+    user: PageUser,
+    flt: Filter,
+    before_id: Annotated[int | None, Query(ge=1)] = None,
+) -> HTMLResponse:
+    project = project_of(request)
+    with project.db.connect() as conn:
+        rows = read_log(conn, flt, limit=PAGE_SIZE, before_id=before_id)
+    older = filter_query(flt, before_id=rows[-1].id) if len(rows) == PAGE_SIZE else None
+    until_day = f"{flt.until - timedelta(days=1):%Y-%m-%d}" if flt.until else None
+    return render(request, "log.html", user, rows=rows, flt=flt, statuses=STATUSES, older=older,
+                  export=filter_query(flt), before_id=before_id, until_day=until_day)  # fmt: skip
+
+
+def csv_lines(project: Project, flt: LogFilter) -> Iterator[str]:
+    """The filtered send log as CSV, produced row by row so any size streams."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
+    writer.writeheader()
+    with project.db.connect() as conn:
+        for count, row in enumerate(iter_log(conn, flt), 1):
+            writer.writerow(export_record(row))
+            if count % 500 == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+    yield buffer.getvalue()
+
+
+@router.get("/log.csv")
+def send_log_csv(request: Request, user: PageUser, flt: Filter) -> StreamingResponse:
+    return StreamingResponse(
+        csv_lines(project_of(request), flt),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="sendlog.csv"'},
+    )
+
+
+# ------------------------------------------------------------------------------ customers
+
+
+@router.get("/customers/{customer_id}")
+def customer_page(request: Request, user: PageUser, customer_id: str) -> HTMLResponse:
+    with project_of(request).db.connect() as conn:
+        timeline = customer_timeline(conn, customer_id)
+    if timeline is None:
+        raise HTTPException(404, f"no customer {customer_id!r}")
+    return render(request, "customer.html", user, t=timeline,
+                  contact=contact_view(user, timeline.customer))  # fmt: skip
+
+
+@router.get("/customers/{customer_id}/export.json")
+def customer_export(request: Request, user: PageUser, customer_id: str) -> Response:
+    require_admin(user)
+    with project_of(request).db.connect() as conn:
+        data = actions.gdpr_export(conn, customer_id)
+    if data is None:
+        raise HTTPException(404, f"no customer {customer_id!r}")
+    return Response(
+        json.dumps(data, ensure_ascii=False, indent=2, default=str),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="customer-{customer_id}.json"'},
+    )
+
+
+def _customer_action(request: Request, user: CurrentUser, customer_id: str, act: Any) -> Response:
+    require_admin(user)
+    project = project_of(request)
+    try:
+        with project.db.begin() as conn:
+            act(conn, project.now())
+    except actions.CustomerActionError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    return back(f"/admin/customers/{customer_id}")
+
+
+ChannelForm = Annotated[str, Form(max_length=10)]
+
+
+@router.post("/customers/{customer_id}/suppress")
+def customer_suppress(
+    request: Request,
+    user: AdminUser,
+    customer_id: str,
+    channel: ChannelForm,
+    reason: Annotated[str, Form(max_length=200)] = "admin",
+) -> Response:
+    return _customer_action(request, user, customer_id, lambda conn, now: actions.suppress(
+        conn, customer_id, channel, reason, user.name, now))  # fmt: skip
+
+
+@router.post("/customers/{customer_id}/lift")
+def customer_lift(
+    request: Request, user: AdminUser, customer_id: str, channel: ChannelForm
+) -> Response:
+    return _customer_action(request, user, customer_id, lambda conn, now: actions.lift_suppression(
+        conn, customer_id, channel, user.name, now))  # fmt: skip
+
+
+@router.post("/customers/{customer_id}/withdraw-consent")
+def customer_withdraw(
+    request: Request, user: AdminUser, customer_id: str, channel: ChannelForm
+) -> Response:
+    return _customer_action(request, user, customer_id, lambda conn, now: actions.withdraw_consent(
+        conn, customer_id, channel, user.name, now))  # fmt: skip
+
+
+@router.post("/customers/{customer_id}/erase")
+def customer_erase(
+    request: Request,
+    user: AdminUser,
+    customer_id: str,
+    confirm: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    if confirm != customer_id:
+        raise HTTPException(400, "type the customer id to confirm the erasure")
+    return _customer_action(request, user, customer_id, lambda conn, now: actions.erase(
+        conn, customer_id, user.name, now))  # fmt: skip
+
+
+# ------------------------------------------------------------------------------- journeys
+
+
+@router.get("/journeys")
+def journeys_page(request: Request, user: PageUser) -> HTMLResponse:
+    project = project_of(request)
+    with project.db.connect() as conn:
+        journeys = list_journeys(conn)
+        stats = {j.journey_id: journey_stats(conn, j.journey_id, prices(project))
+                 for j in journeys}  # fmt: skip
+    return render(request, "journeys.html", user, journeys=journeys, stats=stats)
+
+
+def prices(project: Project) -> Prices:
+    return project_prices(project)
+
+
+@router.get("/journeys/{journey_id}")
+def journey_page(request: Request, user: PageUser, journey_id: str) -> HTMLResponse:
+    project = project_of(request)
+    with project.db.connect() as conn:
+        found = [j for j in list_journeys(conn) if j.journey_id == journey_id]
+        if not found:
+            raise HTTPException(404, f"no journey {journey_id!r}")
+        stats = journey_stats(conn, journey_id, prices(project))
+    return render(request, "journey.html", user, j=found[0], stats=stats,
+                  flow=journey_flow(found[0].definition))  # fmt: skip
+
+
+def _pause(request: Request, user: CurrentUser, journey_id: str, paused: bool) -> Response:
+    require_admin(user)
+    with project_of(request).db.begin() as conn:
+        if not set_paused(conn, journey_id, paused):
+            raise HTTPException(404, f"no journey {journey_id!r}")
+    return back(f"/admin/journeys/{journey_id}")
+
+
+@router.post("/journeys/{journey_id}/pause")
+def journey_pause(request: Request, user: AdminUser, journey_id: str) -> Response:
+    return _pause(request, user, journey_id, True)
+
+
+@router.post("/journeys/{journey_id}/resume")
+def journey_resume(request: Request, user: AdminUser, journey_id: str) -> Response:
+    return _pause(request, user, journey_id, False)

@@ -1,0 +1,105 @@
+"""Terminal commands of the console: ``aftersale users add`` and ``aftersale stats``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aftersale.accounts import AccountError, create_user
+from aftersale.app import Project
+from aftersale.stats import (
+    JourneyReturn,
+    Prices,
+    deferral_reasons,
+    journey_returns,
+    skip_reasons,
+    step_funnels,
+)
+
+PASSWORD_ENV = "AFTERSALE_USER_PASSWORD"
+
+
+def project_prices(project: Project) -> Prices:
+    """Message prices and the attribution window from the project's settings."""
+    s = project.settings
+    return Prices(Decimal(s.email_price), Decimal(s.sms_segment_price), s.attribution_days)
+
+
+def add_commands(app: typer.Typer, open_project: Callable[[], Project], console: Console) -> None:
+    """Register ``users add`` and ``stats`` on the CLI ``app``."""
+    users_app = typer.Typer(help="Admin console users.", no_args_is_help=True)
+    app.add_typer(users_app, name="users")
+
+    @users_app.command("add")
+    def users_add(
+        name: str,
+        role: Annotated[str, typer.Option(help="admin or viewer.")] = "viewer",
+        password: Annotated[
+            str | None, typer.Option(help=f"Password (else ${PASSWORD_ENV}, else a prompt).")
+        ] = None,
+    ) -> None:
+        """Add a user (or reset the password and role of an existing one)."""
+        secret = password or os.environ.get(PASSWORD_ENV)
+        if not secret:
+            secret = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        proj = open_project()
+        try:
+            create_user(proj.db, name, secret, role, proj.now())
+        except AccountError as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from exc
+        console.print(f"user {name} ({role}) saved")
+
+    @app.command()
+    def stats(
+        journey: Annotated[
+            str | None, typer.Option(help="Only this journey, step by step.")
+        ] = None,
+    ) -> None:
+        """Funnels, cost, follow-up revenue and return per journey."""
+        proj = open_project()
+        with proj.db.connect() as conn:
+            returns = journey_returns(conn, project_prices(proj), journey)
+            funnels = step_funnels(conn, journey)
+            skips = skip_reasons(conn, journey)
+            deferrals = deferral_reasons(conn, journey)
+        console.print(funnel_table(funnels))
+        console.print(returns_table(returns, proj.settings.attribution_days))
+        console.print(reasons_table("Not sent", skips))
+        console.print(reasons_table("Deferred", deferrals))
+
+
+def funnel_table(funnels: list) -> Table:
+    table = Table("journey", "step", "ch", "planned", "sent", "deliv.", "opened", "clicked",
+                  title="Funnel per step")  # fmt: skip
+    for f in funnels:
+        table.add_row(f.journey_id, f.step, f.channel, *(str(n) for _, n in f.stages()))
+    for column in table.columns[3:]:
+        column.justify = "right"
+    return table
+
+
+def returns_table(returns: list[JourneyReturn], days: int) -> Table:
+    table = Table("journey", "e-mails", "SMS seg.", "cost", "orders", "revenue", "ROI",
+                  title=f"Return (follow-up purchases within {days} days)")  # fmt: skip
+    for r in returns:
+        roi = f"{r.roi * 100:.0f} %" if r.roi is not None else "–"
+        table.add_row(r.journey_id, str(r.emails), str(r.sms_segments), f"{r.cost:.2f}",
+                      str(r.orders), f"{r.revenue:.2f}", roi)  # fmt: skip
+    for column in table.columns[1:]:
+        column.justify = "right"
+    return table
+
+
+def reasons_table(title: str, reasons: list[tuple[str, int]]) -> Table:
+    table = Table("reason", "messages", title=title)
+    for reason, count in reasons:
+        table.add_row(reason, str(count))
+    table.columns[1].justify = "right"
+    return table

@@ -1,0 +1,372 @@
+"""Figures for the admin console and ``aftersale stats``: funnels, returns, the dashboard.
+
+Follow-up revenue is attributed to a journey when the customer buys again within
+``attribution_days`` after one of its messages was sent; the order the enrolment came from
+never counts, returned orders never count, and one order counts once per journey.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from campaigns.models import (
+    DispatcherHeartbeat,
+    JourneyState,
+    JourneyVersion,
+    Message,
+    MessageDecision,
+    Purchase,
+)
+
+messages_t = Message.__table__
+decisions_t = MessageDecision.__table__
+purchases_t = Purchase.__table__
+journeys_t = JourneyState.__table__
+versions_t = JourneyVersion.__table__
+dispatchers_t = DispatcherHeartbeat.__table__
+
+SENT_STATUSES = ("sent", "delivered", "bounced", "unknown")
+FAILURE_STATUSES = ("failed", "bounced", "unknown")
+FUNNEL_STAGES = ("planned", "sent", "delivered", "opened", "clicked")
+
+
+@dataclass(frozen=True)
+class Prices:
+    """What a message costs and how long a purchase counts as its follow-up."""
+
+    email: Decimal = Decimal("0")
+    sms_segment: Decimal = Decimal("0")
+    attribution_days: int = 30
+
+
+@dataclass
+class StepFunnel:
+    """One step of a journey: how many messages reached each stage."""
+
+    journey_id: str
+    step: str
+    channel: str
+    planned: int = 0
+    sent: int = 0
+    delivered: int = 0
+    opened: int = 0
+    clicked: int = 0
+
+    def stages(self) -> list[tuple[str, int]]:
+        return [(name, getattr(self, name)) for name in FUNNEL_STAGES]
+
+
+@dataclass
+class JourneyReturn:
+    """A journey's cost, its follow-up revenue and the return on it."""
+
+    journey_id: str
+    emails: int = 0
+    sms_segments: int = 0
+    cost: Decimal = Decimal("0")
+    orders: int = 0
+    revenue: Decimal = Decimal("0")
+
+    @property
+    def roi(self) -> Decimal | None:
+        """(revenue - cost) / cost; None while nothing has cost anything."""
+        if not self.cost:
+            return None
+        return ((self.revenue - self.cost) / self.cost).quantize(Decimal("0.01"))
+
+
+@dataclass
+class JourneyStats:
+    """Everything the journey page and ``aftersale stats --journey`` show."""
+
+    journey_id: str
+    steps: list[StepFunnel] = field(default_factory=list)
+    skip_reasons: list[tuple[str, int]] = field(default_factory=list)
+    deferral_reasons: list[tuple[str, int]] = field(default_factory=list)
+    returns: JourneyReturn | None = None
+
+
+def _money(text: str | None) -> Decimal:
+    try:
+        return Decimal(text or "0")
+    except InvalidOperation:
+        return Decimal("0")
+
+
+def step_funnels(conn: Connection, journey_id: str | None = None) -> list[StepFunnel]:
+    """planned → sent → delivered → opened → clicked, per journey and step."""
+    m = messages_t.c
+    counted = [
+        sa.func.count(),
+        sa.func.count(m.sent_at),
+        sa.func.count(m.delivered_at),
+        sa.func.count(m.opened_at),
+        sa.func.count(m.clicked_at),
+    ]
+    query = sa.select(m.journey_id, m.step, m.channel, *counted).group_by(
+        m.journey_id, m.step, m.channel
+    )
+    if journey_id:
+        query = query.where(m.journey_id == journey_id)
+    rows = conn.execute(query.order_by(m.journey_id, sa.func.min(m.id))).all()
+    return [StepFunnel(r[0], r[1], r[2], *r[3:]) for r in rows]
+
+
+def skip_reasons(conn: Connection, journey_id: str | None = None) -> list[tuple[str, int]]:
+    """Why messages were not sent (skipped, cancelled, failed, unknown), most frequent first."""
+    m = messages_t.c
+    query = (
+        sa.select(sa.func.coalesce(m.reason, m.status), sa.func.count())
+        .where(m.status.in_(["skipped", "cancelled", "failed", "unknown", "bounced"]))
+        .group_by(sa.func.coalesce(m.reason, m.status))
+        .order_by(sa.func.count().desc())
+    )
+    if journey_id:
+        query = query.where(m.journey_id == journey_id)
+    return [(r[0], r[1]) for r in conn.execute(query)]
+
+
+def deferral_reasons(conn: Connection, journey_id: str | None = None) -> list[tuple[str, int]]:
+    """Why messages were moved to a later time, most frequent first."""
+    d = decisions_t.c
+    query = (
+        sa.select(d.reason, sa.func.count())
+        .where(d.action == "deferred")
+        .group_by(d.reason)
+        .order_by(sa.func.count().desc())
+    )
+    if journey_id:
+        query = query.join(messages_t, messages_t.c.id == d.message_id).where(
+            messages_t.c.journey_id == journey_id
+        )
+    return [(r[0] or "", r[1]) for r in conn.execute(query)]
+
+
+def journey_returns(
+    conn: Connection, prices: Prices, journey_id: str | None = None
+) -> list[JourneyReturn]:
+    """Cost, attributed follow-up revenue and return per journey."""
+    m = messages_t.c
+    query = sa.select(m.journey_id, m.customer_id, m.order_id, m.channel, m.sent_at, m.details)
+    query = query.where(m.sent_at.is_not(None), m.status.in_(SENT_STATUSES))
+    if journey_id:
+        query = query.where(m.journey_id == journey_id)
+    results: dict[str, JourneyReturn] = {}
+    windows: dict[str, list[tuple[str, str | None, datetime]]] = defaultdict(list)
+    for row in conn.execute(query):
+        ret = results.setdefault(row.journey_id, JourneyReturn(row.journey_id))
+        if row.channel == "sms":
+            ret.sms_segments += int((row.details or {}).get("segments") or 1)
+        else:
+            ret.emails += 1
+        windows[row.customer_id].append((row.journey_id, row.order_id, row.sent_at))
+    for ret in results.values():
+        ret.cost = ret.emails * prices.email + ret.sms_segments * prices.sms_segment
+    _attribute(conn, windows, results, timedelta(days=prices.attribution_days))
+    return sorted(results.values(), key=lambda r: r.journey_id)
+
+
+def _attribute(
+    conn: Connection,
+    windows: dict[str, list[tuple[str, str | None, datetime]]],
+    results: dict[str, JourneyReturn],
+    span: timedelta,
+) -> None:
+    customers = list(windows)
+    p = purchases_t.c
+    seen: set[tuple[str, str]] = set()
+    for start in range(0, len(customers), 500):
+        chunk = customers[start : start + 500]
+        query = sa.select(p.id, p.customer_id, p.purchased_at, p.total).where(
+            p.customer_id.in_(chunk), p.returned_at.is_(None)
+        )
+        for order in conn.execute(query):
+            for journey, origin, sent_at in windows[order.customer_id]:
+                key = (journey, order.id)
+                if key in seen or order.id == origin:
+                    continue
+                if sent_at < order.purchased_at <= sent_at + span:
+                    seen.add(key)
+                    results[journey].orders += 1
+                    results[journey].revenue += _money(order.total)
+
+
+def journey_stats(conn: Connection, journey_id: str, prices: Prices) -> JourneyStats:
+    """Funnel, reasons and return of one journey."""
+    returns = journey_returns(conn, prices, journey_id)
+    return JourneyStats(
+        journey_id=journey_id,
+        steps=step_funnels(conn, journey_id),
+        skip_reasons=skip_reasons(conn, journey_id),
+        deferral_reasons=deferral_reasons(conn, journey_id),
+        returns=returns[0] if returns else JourneyReturn(journey_id),
+    )
+
+
+@dataclass
+class JourneyInfo:
+    """A journey as the console lists it: its current definition and whether it is paused."""
+
+    journey_id: str
+    name: str
+    version: int
+    paused: bool
+    active: bool
+    definition: dict[str, Any]
+
+
+def list_journeys(conn: Connection) -> list[JourneyInfo]:
+    """Every journey known to the database with its current version."""
+    j, v = journeys_t.c, versions_t.c
+    query = (
+        sa.select(j.journey_id, j.paused, j.active, v.name, v.version, v.definition)
+        .join(versions_t, v.id == j.current_version_id)
+        .order_by(j.journey_id)
+    )
+    return [
+        JourneyInfo(
+            r.journey_id, r.name or r.journey_id, r.version, r.paused, r.active, r.definition
+        )  # fmt: skip
+        for r in conn.execute(query)
+    ]
+
+
+def set_paused(conn: Connection, journey_id: str, paused: bool) -> bool:
+    """Pause or resume a journey; False when there is no such journey."""
+    updated = conn.execute(
+        journeys_t.update().where(journeys_t.c.journey_id == journey_id).values(paused=paused)
+    ).rowcount
+    return bool(updated)
+
+
+# ---------------------------------------------------------------------------- dashboard
+
+
+@dataclass
+class Dashboard:
+    """The operational picture at one moment."""
+
+    now: datetime
+    days: list[str]
+    per_day: dict[str, dict[str, list[int]]]  # channel -> status -> counts aligned with days
+    deferrals_per_day: dict[str, list[int]]  # "frequency_cap" / "quiet_hours" / ... -> counts
+    backlog: int
+    oldest_due: datetime | None
+    failures: int
+    recent_failures: list[Any]
+    dispatchers: list[Any]
+    totals: dict[str, int]
+
+    @property
+    def oldest_age(self) -> timedelta | None:
+        return self.now - self.oldest_due if self.oldest_due else None
+
+
+def _day(value: Any) -> str:
+    return value if isinstance(value, str) else f"{value:%Y-%m-%d}"
+
+
+def _reason_family(reason: str | None) -> str:
+    return (reason or "other").split(":", 1)[0]
+
+
+def dashboard(
+    conn: Connection, now: datetime, *, days: int = 30, heartbeat_now: datetime | None = None
+) -> Dashboard:
+    """Messages and deferrals per day over ``days`` up to ``now``, backlog and live dispatchers.
+
+    ``now`` is the project's clock (simulated or real); dispatcher heartbeats are always
+    written in real time, so ``heartbeat_now`` may differ from it.
+    """
+    start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    labels = [_day(start + timedelta(days=i)) for i in range(days)]
+    index = {label: i for i, label in enumerate(labels)}
+    m, d = messages_t.c, decisions_t.c
+    when = sa.func.coalesce(m.sent_at, m.due_at)
+    per_day: dict[str, dict[str, list[int]]] = {}
+    query = (
+        sa.select(sa.func.date(when), m.channel, m.status, sa.func.count())
+        .where(when >= start, when <= now, m.status != "planned")
+        .group_by(sa.func.date(when), m.channel, m.status)
+    )
+    for day, channel, status, count in conn.execute(query):
+        if _day(day) in index:
+            series = per_day.setdefault(channel, {}).setdefault(status, [0] * days)
+            series[index[_day(day)]] += count
+    deferrals: dict[str, list[int]] = {}
+    query = (
+        sa.select(sa.func.date(d.at), d.reason, sa.func.count())
+        .where(d.at >= start, d.at <= now, d.action.in_(["deferred", "skipped"]))
+        .where(sa.or_(d.action == "deferred", d.reason.like("frequency_cap%")))
+        .group_by(sa.func.date(d.at), d.reason)
+    )
+    for day, reason, count in conn.execute(query):
+        if _day(day) in index:
+            family = _reason_family(reason)
+            deferrals.setdefault(family, [0] * days)[index[_day(day)]] += count
+    backlog, oldest = conn.execute(
+        sa.select(sa.func.count(), sa.func.min(m.due_at)).where(
+            m.status == "planned", m.due_at <= now
+        )
+    ).one()
+    return Dashboard(
+        now=now,
+        days=labels,
+        per_day=per_day,
+        deferrals_per_day=deferrals,
+        backlog=backlog,
+        oldest_due=oldest,
+        failures=_failures_since(conn, now - timedelta(days=7), now),
+        recent_failures=_recent_failures(conn),
+        dispatchers=live_dispatchers(conn, heartbeat_now or now),
+        totals=_totals(conn),
+    )
+
+
+def _failures_since(conn: Connection, since: datetime, now: datetime) -> int:
+    m = messages_t.c
+    when = sa.func.coalesce(m.updated_at, m.sent_at, m.due_at)
+    return conn.execute(
+        sa.select(sa.func.count()).where(m.status.in_(FAILURE_STATUSES), when >= since, when <= now)
+    ).scalar_one()
+
+
+def _recent_failures(conn: Connection, limit: int = 10) -> list[Any]:
+    m = messages_t.c
+    query = (
+        sa.select(
+            m.id,
+            m.customer_id,
+            m.journey_id,
+            m.step,
+            m.channel,
+            m.status,
+            m.reason,
+            m.due_at,
+            m.sent_at,
+        )  # fmt: skip
+        .where(m.status.in_(FAILURE_STATUSES))
+        .order_by(m.id.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(query))
+
+
+def live_dispatchers(conn: Connection, now: datetime, within: int = 60) -> list[Any]:
+    """Dispatchers whose heartbeat is at most ``within`` seconds old."""
+    t = dispatchers_t.c
+    since = now - timedelta(seconds=within)
+    return list(conn.execute(sa.select(dispatchers_t).where(t.seen_at >= since).order_by(t.id)))
+
+
+def _totals(conn: Connection) -> dict[str, int]:
+    m = messages_t.c
+    rows = conn.execute(sa.select(m.status, sa.func.count()).group_by(m.status)).all()
+    return {status: count for status, count in rows}
