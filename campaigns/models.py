@@ -195,6 +195,9 @@ class Message(SQLModel, table=True):
         sa.Index("ix_messages_due", "status", "due_at"),
         sa.Index("ix_messages_customer_sent", "customer_id", "sent_at"),
         sa.Index("ix_messages_journey_step", "journey_id", "step"),
+        # Cancelling an enrolment's planned messages; without it SQLite's planner picks
+        # ix_messages_due and walks every planned message.
+        sa.Index("ix_messages_enrollment", "enrollment_id", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -19,8 +19,8 @@ import logging
 import random
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -156,14 +156,22 @@ class Dispatcher:
             if applied.events == 0:
                 break
         stats.unknown += self.expire_leases(now)
+        # Pipelined: while one batch renders and sends on the pool, the next is reserved.
+        # Its policy decisions already count the first batch, which is `sending` by then.
+        in_flight: tuple[list[_Reserved], list[Future[None]]] | None = None
         batches = 0
-        while max_batches is None or batches < max_batches:
-            batch = self.dispatch_batch(now)
-            stats.add(batch)
-            batches += 1
-            if batch.claimed == 0:
-                break
-        return stats
+        while True:
+            reserved: list[_Reserved] = []
+            if max_batches is None or batches < max_batches:
+                with self.db.begin() as conn:
+                    reserved = self._reserve(conn, now, stats)
+                batches += 1
+            if in_flight is not None:
+                self._finish(*in_flight, now, stats)
+                in_flight = None
+            if not reserved:
+                return stats
+            in_flight = (reserved, self._start(reserved))
 
     def expire_leases(self, now: datetime) -> int:
         """``sending`` past its lease becomes ``unknown``: maybe sent, so never re-sent."""
@@ -199,18 +207,23 @@ class Dispatcher:
     # -- one batch -----------------------------------------------------------------
 
     def dispatch_batch(self, now: datetime) -> DispatchStats:
+        """Reserve, send and record one batch."""
         stats = DispatchStats()
         with self.db.begin() as conn:
             reserved = self._reserve(conn, now, stats)
-        if not reserved:
-            return stats
-        self._render_all(reserved, now)
-        futures = [self._pool.submit(self._send, item) for item in reserved if item.outgoing]
+        if reserved:
+            self._finish(reserved, self._start(reserved), now, stats)
+        return stats
+
+    def _start(self, reserved: list[_Reserved]) -> list[Future[None]]:
+        # Render and send each message on the pool, so rendering overlaps network waits.
+        return [self._pool.submit(self._deliver, item) for item in reserved]
+
+    def _finish(self, reserved, futures, now: datetime, stats: DispatchStats) -> None:
         for future in futures:
             future.result()
         with self.db.begin() as conn:
             self._record(conn, reserved, now, stats)
-        return stats
 
     def _reserve(self, conn: Connection, now: datetime, stats: DispatchStats) -> list[_Reserved]:
         query = (
@@ -320,15 +333,17 @@ class Dispatcher:
 
     # -- render and send ---------------------------------------------------------------
 
-    def _render_all(self, reserved: Iterable[_Reserved], now: datetime) -> None:
-        for item in reserved:
-            try:
-                item.outgoing, item.locale, item.details = self._render(item.row, item.context)
-            except TemplateError as exc:
-                item.error = exc
-            except Exception as exc:  # noqa: BLE001 - one broken message never stops the batch
-                log.exception("rendering message %s failed", item.row.id)
-                item.error = TemplateError(f"{type(exc).__name__}: {exc}")
+    def _deliver(self, item: _Reserved) -> None:
+        try:
+            item.outgoing, item.locale, item.details = self._render(item.row, item.context)
+        except TemplateError as exc:
+            item.error = exc
+            return
+        except Exception as exc:  # noqa: BLE001 - one broken message never stops the batch
+            log.exception("rendering message %s failed", item.row.id)
+            item.error = TemplateError(f"{type(exc).__name__}: {exc}")
+            return
+        self._send(item)
 
     def _render(self, row: Any, context: Mapping[str, Any]) -> tuple[OutgoingMessage, str, dict]:
         customer = context["customer"]
@@ -456,7 +471,7 @@ class Dispatcher:
                 )
                 decisions.append((row.id, "failed", reason, None, None, str(error)))
                 stats.failed += 1
-        _apply_updates(conn, updates, now)
+        _apply_updates(conn, updates, now, from_status=SENDING)
         _decide_rows(conn, decisions, now)
 
 
@@ -476,8 +491,18 @@ def _update(message_id: int, **values: Any) -> dict[str, Any]:
     return {"_id": message_id, **values}
 
 
-def _apply_updates(conn: Connection, updates: list[dict[str, Any]], now: datetime) -> None:
-    """Group updates by the columns they set, one executemany per group."""
+def _apply_updates(
+    conn: Connection,
+    updates: list[dict[str, Any]],
+    now: datetime,
+    *,
+    from_status: str | None = None,
+) -> None:
+    """Group updates by the columns they set, one executemany per group.
+
+    ``from_status`` guards the update: a row that has meanwhile moved on (a provider's
+    delivery report arriving before our own record of the send) is left as it is.
+    """
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for update in updates:
         groups[tuple(sorted(k for k in update if k != "_id"))].append(update)
@@ -485,6 +510,8 @@ def _apply_updates(conn: Connection, updates: list[dict[str, Any]], now: datetim
         values: dict[str, Any] = {c: sa.bindparam(f"v_{c}") for c in columns}
         values["updated_at"] = now
         stmt = messages_t.update().where(messages_t.c.id == sa.bindparam("_id")).values(values)
+        if from_status is not None:
+            stmt = stmt.where(messages_t.c.status == from_status)
         conn.execute(stmt, [{f"v_{k}" if k != "_id" else k: v for k, v in r.items()} for r in rows])
 
 

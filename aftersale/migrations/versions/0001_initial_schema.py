@@ -196,6 +196,7 @@ def upgrade() -> None:
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index('ix_messages_customer_sent', ['customer_id', 'sent_at'], unique=False)
         batch_op.create_index('ix_messages_due', ['status', 'due_at'], unique=False)
+        batch_op.create_index('ix_messages_enrollment', ['enrollment_id', 'status'], unique=False)
         batch_op.create_index('ix_messages_journey_step', ['journey_id', 'step'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_provider_message_id'), ['provider_message_id'], unique=False)
 
@@ -226,6 +227,7 @@ def downgrade() -> None:
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_messages_provider_message_id'))
         batch_op.drop_index('ix_messages_journey_step')
+        batch_op.drop_index('ix_messages_enrollment')
         batch_op.drop_index('ix_messages_due')
         batch_op.drop_index('ix_messages_customer_sent')
 
