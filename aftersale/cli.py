@@ -380,6 +380,7 @@ def simulate(
     proj = project()
     tz = proj.settings.policy.get("default_timezone", "Europe/Berlin")
     end = parse_until(until, tz)
+    run_guarded(lambda: proj.policy)  # a broken policy is reported before anything runs
     clock = run_guarded(proj.simulated_clock)
     if clock is None:
         fail("nothing to simulate: import events first")
@@ -522,7 +523,7 @@ def customer(customer_id: str) -> None:
         fail(f"no customer {customer_id!r}")
     from aftersale.views import print_timeline
 
-    print_timeline(console, timeline)
+    print_timeline(console, timeline, proj.settings.policy.get("default_timezone", "Europe/Berlin"))
 
 
 # ------------------------------------------------------------------------------ demo

@@ -20,7 +20,7 @@ from rich.table import Table
 from aftersale.app import Project
 from aftersale.sendlog import summary
 from campaigns.importing import import_customers, import_events
-from campaigns.models import Message
+from campaigns.models import Message, MessageDecision
 from scheduler.simulation import simulate
 
 FIRST_NAMES = [
@@ -292,11 +292,17 @@ def run_demo(
 def print_summary(console: Console, project: Project) -> None:
     with project.db.connect() as conn:
         facts = summary(conn)
-    statuses = ["sent", "skipped", "cancelled", "failed", "unknown", "planned"]
-    table = Table("journey", "channel", *statuses, title="Messages by journey, channel and status")
     rows: dict[tuple[str, str], dict[str, int]] = {}
     for journey, channel, status, count in facts["by_journey"]:
         rows.setdefault((journey, channel), {})[status] = count
+    order = ["sent", "delivered", "skipped", "cancelled", "failed", "bounced", "unknown", "planned"]
+    present = {status for counts in rows.values() for status in counts}
+    statuses = [s for s in order if s in present]
+    table = Table(title="Messages by journey, channel and status")
+    table.add_column("journey", no_wrap=True)
+    table.add_column("channel")
+    for status in statuses:
+        table.add_column("planned (later)" if status == "planned" else status, justify="right")
     for (journey, channel), counts in rows.items():
         table.add_row(journey, channel, *(str(counts.get(s, 0)) for s in statuses))
     console.print(table)
@@ -312,11 +318,15 @@ def print_summary(console: Console, project: Project) -> None:
 
 
 def _next_steps(console: Console, project: Project, directory: Path) -> None:
-    m = Message.__table__.c
+    m, d = Message.__table__.c, MessageDecision.__table__.c
     with project.db.connect() as conn:
+        # A customer whose story shows the policy at work: a message held back by a cap.
         example = (
             conn.execute(
-                sa.select(m.customer_id).where(m.reason.like("frequency_cap%")).limit(1)
+                sa.select(m.customer_id)
+                .join_from(Message.__table__, MessageDecision.__table__, m.id == d.message_id)
+                .where(d.reason.like("frequency_cap%"))
+                .limit(1)
             ).scalar()
             or "c0001"
         )

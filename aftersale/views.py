@@ -2,62 +2,78 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from rich.console import Console
 from rich.table import Table
 
 from aftersale.sendlog import Timeline
 
+STATUS_STYLE = {
+    "sent": "green", "delivered": "green", "skipped": "yellow", "cancelled": "yellow",
+    "failed": "red", "bounced": "red", "unknown": "magenta", "planned": "cyan",
+}  # fmt: skip
 
-def _when(moment) -> str:
-    return f"{moment:%Y-%m-%d %H:%M}" if moment else ""
+
+def _zone(name: str | None, default: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or default)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(default)
 
 
-def print_timeline(console: Console, t: Timeline) -> None:
+def _local(moment: datetime | None, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+def print_timeline(console: Console, t: Timeline, default_timezone: str = "Europe/Berlin") -> None:
+    """A customer's story, in the customer's own time zone, readable in 80 columns."""
     c = t.customer
+    zone = _zone(c.timezone, default_timezone)
+    yes_no = {True: "[green]yes[/]", False: "[red]no[/]"}
+    console.print(f"[bold]{c.first_name} {c.last_name}[/] ({c.id})", highlight=False)
+    console.print(f"  e-mail {c.email or '-'} · phone {c.phone or '-'}", highlight=False)
+    console.print(f"  locale {c.locale} · times below in the customer's zone, {zone.key}")
     console.print(
-        f"[bold]{c.first_name} {c.last_name}[/] ({c.id}) · {c.email or '-'} · {c.phone or '-'}"
-    )
-    console.print(
-        f"locale {c.locale} · time zone {c.timezone or 'project default'} · "
-        f"e-mail consent {'yes' if c.email_consent else 'no'} ({c.email_consent_source}) · "
-        f"SMS consent {'yes' if c.sms_consent else 'no'} ({c.sms_consent_source}) · "
-        f"open complaints {c.open_complaints}"
+        f"  consent: e-mail {yes_no[bool(c.email_consent)]} ({c.email_consent_source}), "
+        f"SMS {yes_no[bool(c.sms_consent)]} ({c.sms_consent_source})"
+        + (f" · [red]{c.open_complaints} open complaint(s)[/]" if c.open_complaints else "")
     )
     for s in t.suppressions:
         console.print(
-            f"[red]suppressed {s.channel}: {s.reason}[/] (source {s.source}, {_when(s.created_at)})"
+            f"  [red]suppressed {s.channel}: {s.reason}[/] ({s.source}, {_local(s.created_at, zone)})"
         )
-    events = Table("at (UTC)", "event", "id", title="Events")
+
+    events = Table("when", "event", "details", title="Events", title_justify="left")
     for e in t.events:
-        events.add_row(_when(e.at), e.type, e.id)
+        details = e.payload.get("order")
+        details = details.get("id") if isinstance(details, dict) else details
+        kind = e.type if e.applied else f"{e.type} [dim](not yet applied)[/]"
+        events.add_row(_local(e.at, zone), kind, str(details or e.payload.get("channel") or ""))
     console.print(events)
-    enrolments = Table("enrolled (UTC)", "journey", "order", "status", "reason", title="Enrolments")
-    for e in t.enrollments:
-        enrolments.add_row(
-            _when(e.enrolled_at), e.journey_id, e.order_id or "", e.status, e.reason or ""
-        )
-    console.print(enrolments)
-    messages = Table(
-        "id",
-        "journey",
-        "step",
-        "#",
-        "channel",
-        "status",
-        "reason",
-        "due (UTC)",
-        "sent (UTC)",
-        "history",
-        title="Messages",
+
+    enrolments = Table(
+        "enrolled", "journey", "order", "status", title="Enrolments", title_justify="left"
     )
+    for e in t.enrollments:
+        status = e.status + (f" ({e.reason})" if e.reason else "")
+        enrolments.add_row(_local(e.enrolled_at, zone), e.journey_id, e.order_id or "", status)
+    console.print(enrolments)
+
+    console.print("[bold]Messages[/]")
     for m in t.messages:
-        history = "; ".join(
-            f"{d.action}{' ' + d.reason if d.reason else ''}"
-            + (f" → {_when(d.due_after)}" if d.due_after else "")
-            for d in t.decisions.get(m.id, [])
+        style = STATUS_STYLE.get(m.status, "white")
+        when = _local(m.sent_at or m.due_at, zone)
+        reason = f" [dim]{m.reason}[/]" if m.reason else ""
+        console.print(
+            f"  {when}  {m.journey_id}/{m.step} #{m.occurrence} · {m.channel} · "
+            f"[{style}]{m.status}[/]{reason}",
+            highlight=False,
         )
-        messages.add_row(
-            str(m.id), m.journey_id, m.step, str(m.occurrence), m.channel, m.status,
-            m.reason or "", _when(m.due_at), _when(m.sent_at), history,
-        )  # fmt: skip
-    console.print(messages)
+        for d in t.decisions.get(m.id, []):
+            moved = f" → {_local(d.due_after, zone)}" if d.due_after else ""
+            why = f" {d.reason}" if d.reason else ""
+            console.print(
+                f"      [dim]{_local(d.at, zone)} {d.action}{why}{moved}[/]", highlight=False
+            )
