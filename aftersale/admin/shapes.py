@@ -15,7 +15,7 @@ from pydantic import BeforeValidator
 
 from aftersale.admin.auth import CurrentUser
 from aftersale.admin.masking import mask_email, mask_phone, mask_text
-from aftersale.sendlog import LogFilter, iso
+from aftersale.sendlog import LogFilter, export_record, iso
 
 STATUSES = ("planned", "sending", "sent", "delivered", "bounced", "failed", "skipped",
             "cancelled", "unknown")  # fmt: skip
@@ -88,25 +88,14 @@ def contact_view(user: CurrentUser, customer: Any) -> dict[str, Any]:
 
 
 def message_dict(row: Any) -> dict[str, Any]:
-    """One send-log row for the JSON API (no contact data in it)."""
+    """One send-log row for the JSON API: the export record plus delivery tracking."""
+    record = export_record(row)
     return {
-        "id": row.id,
-        "customer": row.customer_id,
-        "order": row.order_id,
-        "journey": row.journey_id,
-        "step": row.step,
-        "occurrence": row.occurrence,
-        "channel": row.channel,
-        "category": row.category,
-        "template": row.template,
-        "status": row.status,
-        "reason": row.reason,
-        "due_at": iso(row.due_at),
-        "sent_at": iso(row.sent_at),
+        "id": record.pop("message_id"),
+        **record,
         "delivered_at": iso(row.delivered_at),
         "opened_at": iso(row.opened_at),
         "clicked_at": iso(row.clicked_at),
-        "provider": row.provider,
     }
 
 
