@@ -331,20 +331,32 @@ def run(
     once: Annotated[
         bool, typer.Option("--once", help="Process what is due now, then exit.")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, help="Dispatcher processes on this machine (PostgreSQL: any)."
+        ),
+    ] = 1,
 ) -> None:
     """Run the dispatcher on the real clock (every dispatch.tick_seconds)."""
     from scheduler.runner import Runner
+    from scheduler.workers import Worker, WorkerSpec, run_workers
 
     proj = project()
+    if workers > 1:
+        console.print(f"starting {workers} dispatcher processes; Ctrl-C stops them")
+        spec = WorkerSpec(directory=str(proj.directory), once=once)
+        raise typer.Exit(run_guarded(lambda: run_workers(spec, workers)))
     dispatcher = run_guarded(lambda: proj.dispatcher(proj.system_clock()))
+    worker = Worker.for_dispatcher(dispatcher)
     if once:
-        stats = dispatcher.tick()
-        dispatcher.close()
+        stats = worker.tick()
+        worker.close()
         console.print(_stats_line(stats))
         return
     console.print(f"dispatching every {proj.settings.dispatch_tick_seconds}s; Ctrl-C stops")
     Runner(
-        dispatcher,
+        worker,
         interval=proj.settings.dispatch_tick_seconds,
         on_tick=lambda s: s.claimed and console.print(_stats_line(s)),
     ).run()

@@ -22,6 +22,7 @@ BENCHMARKS = [
     "bench.bench_policy",
     "bench.bench_admin",
     "bench.bench_providers",
+    "bench.bench_scale",
 ]
 
 

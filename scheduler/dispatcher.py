@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
+import time
 import zlib
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from campaigns.consent import unsubscribe_url
 from campaigns.engine import (
@@ -72,6 +75,17 @@ from templates import TemplateError, TemplateRenderer, coupon_code
 log = logging.getLogger(__name__)
 suppressions_t = Suppression.__table__
 HELD = timedelta(days=3650)  # "until the complaint is resolved": resolving re-dues the message
+T = TypeVar("T")
+# A dropped connection or a restarting server: retried this often, backing off in between.
+DB_ATTEMPTS = 6
+DB_BACKOFF = 0.2
+
+
+def is_connection_fault(exc: BaseException) -> bool:
+    """A failure the same transaction may succeed after: a lost connection, a restart."""
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,42 +153,94 @@ class Dispatcher:
         self._limiters = {k: RateLimiter.parse(v) for k, v in config.rates.items() if v}
         self._pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="send")
         self._postgres = db.dialect.name == "postgresql"
+        self._stop = threading.Event()
+        # Called after each recorded batch (heartbeats during a long tick).
+        self.on_batch: Callable[[DispatchStats], None] | None = None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
     # -- the tick ------------------------------------------------------------------
 
-    def tick(self, *, max_batches: int | None = None) -> DispatchStats:
-        """Apply due events, expire old leases, then dispatch until nothing is due now."""
+    def tick(self, *, max_batches: int | None = None, housekeeping: bool = True) -> DispatchStats:
+        """Apply due events, expire old leases, then dispatch until nothing is due now.
+
+        ``housekeeping=False`` only dispatches: with several dispatchers on one database,
+        one of them (the leader) applies events and expires leases for all.
+        """
         stats = DispatchStats()
         now = self.clock.now()
-        while True:
-            with self.db.begin() as conn:
-                applied = self.journeys.apply_due_events(conn, now)
-            stats.events += applied.events
-            if applied.events == 0:
-                break
-        stats.unknown += self.expire_leases(now)
+        if housekeeping:
+            stats.events += self.apply_due_events(now)
+            stats.unknown += self.expire_leases(now)
         # Pipelined: while one batch renders and sends on the pool, the next is reserved.
         # Its policy decisions already count the first batch, which is `sending` by then.
         in_flight: tuple[list[_Reserved], list[Future[None]]] | None = None
         batches = 0
-        while True:
-            reserved: list[_Reserved] = []
-            if max_batches is None or batches < max_batches:
-                with self.db.begin() as conn:
-                    reserved = self._reserve(conn, now, stats)
-                batches += 1
+        try:
+            while True:
+                reserved: list[_Reserved] = []
+                claimed = 0
+                if not self.stopping and (max_batches is None or batches < max_batches):
+                    reserved, claimed = self._with_retry(
+                        lambda: self._reserve_tx(now, stats), "reserve"
+                    )
+                    batches += 1
+                if in_flight is not None:
+                    pending, in_flight = in_flight, None
+                    self._finish(*pending, now, stats)
+                    if self.on_batch is not None:
+                        self.on_batch(stats)
+                if reserved:
+                    in_flight = (reserved, self._start(reserved))
+                elif not claimed:
+                    # A batch that was all deferrals or skips is no reason to stop: only
+                    # an empty claim means nothing more is due.
+                    return stats
+        finally:
+            # A reservation that failed for good must not strand the batch already sent.
             if in_flight is not None:
                 self._finish(*in_flight, now, stats)
-                in_flight = None
-            if not reserved:
-                return stats
-            in_flight = (reserved, self._start(reserved))
+
+    def request_stop(self) -> None:
+        """Stop claiming; the batch in flight is still sent and recorded (SIGTERM)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def apply_due_events(self, now: datetime) -> int:
+        """Apply every event whose time has come; returns how many."""
+        applied = 0
+        while True:
+            count = self._with_retry(lambda: self._apply_events_tx(now), "apply events")
+            applied += count
+            if count == 0 or self.stopping:
+                return applied
+
+    def _apply_events_tx(self, now: datetime) -> int:
+        with self.db.begin() as conn:
+            return self.journeys.apply_due_events(conn, now).events
+
+    def _with_retry(self, work: Callable[[], T], what: str) -> T:
+        """Run one transaction, again after a connection fault, a bounded number of times."""
+        for attempt in range(1, DB_ATTEMPTS + 1):
+            try:
+                return work()
+            except DBAPIError as exc:
+                if not is_connection_fault(exc) or attempt == DB_ATTEMPTS:
+                    raise
+                delay = DB_BACKOFF * 2 ** (attempt - 1)
+                log.warning("%s: database fault (%s), retrying in %.1fs", what, exc.orig, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
 
     def expire_leases(self, now: datetime) -> int:
         """``sending`` past its lease becomes ``unknown``: maybe sent, so never re-sent."""
+        return self._with_retry(lambda: self._expire_leases_tx(now), "expire leases")
+
+    def _expire_leases_tx(self, now: datetime) -> int:
         expired = sa.and_(messages_t.c.status == SENDING, messages_t.c.lease_until < now)
         with self.db.begin() as conn:
             ids = [r[0] for r in conn.execute(sa.select(messages_t.c.id).where(expired))]
@@ -209,11 +275,15 @@ class Dispatcher:
     def dispatch_batch(self, now: datetime) -> DispatchStats:
         """Reserve, send and record one batch."""
         stats = DispatchStats()
-        with self.db.begin() as conn:
-            reserved = self._reserve(conn, now, stats)
+        reserved, _ = self._with_retry(lambda: self._reserve_tx(now, stats), "reserve")
         if reserved:
             self._finish(reserved, self._start(reserved), now, stats)
         return stats
+
+    def _reserve_tx(self, now: datetime, stats: DispatchStats) -> tuple[list[_Reserved], int]:
+        """One reservation transaction: what to send, and how many due rows it claimed."""
+        with self.db.begin() as conn:
+            return self._reserve(conn, now, stats)
 
     def _start(self, reserved: list[_Reserved]) -> list[Future[None]]:
         # Render and send each message on the pool, so rendering overlaps network waits.
@@ -222,10 +292,23 @@ class Dispatcher:
     def _finish(self, reserved, futures, now: datetime, stats: DispatchStats) -> None:
         for future in futures:
             future.result()
-        with self.db.begin() as conn:
-            self._record(conn, reserved, now, stats)
+        # The sends happened: recording them is retried, never dropped. A retry writes only
+        # what is still `sending`, in case the failed attempt had committed after all.
+        attempts = iter(range(DB_ATTEMPTS))
 
-    def _reserve(self, conn: Connection, now: datetime, stats: DispatchStats) -> list[_Reserved]:
+        def record() -> DispatchStats:
+            first = next(attempts) == 0
+            counted = DispatchStats()
+            with self.db.begin() as conn:
+                pending = reserved if first else _still_sending(conn, reserved)
+                self._record(conn, pending, now, counted)
+            return counted
+
+        stats.add(self._with_retry(record, "record"))
+
+    def _reserve(
+        self, conn: Connection, now: datetime, stats: DispatchStats
+    ) -> tuple[list[_Reserved], int]:
         query = (
             sa.select(messages_t)
             .where(messages_t.c.status == PLANNED, messages_t.c.due_at <= now, _not_paused())
@@ -235,13 +318,22 @@ class Dispatcher:
         if self._postgres:
             query = query.with_for_update(skip_locked=True, of=messages_t)
         rows = conn.execute(query).all()
-        stats.claimed = len(rows)
+        claimed = len(rows)
         if not rows:
-            return []
+            return [], 0
         customer_ids = sorted({r.customer_id for r in rows})
         if self._postgres:
+            # Sorted, so two dispatchers never wait on each other in a cycle.
             for cid in customer_ids:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(cid))))
+            # While we waited for a customer, the lock's holder may have decided rows we
+            # read before: take only those still planned, as they stand now.
+            rows = conn.execute(
+                sa.select(messages_t)
+                .where(messages_t.c.id.in_([r.id for r in rows]), messages_t.c.status == PLANNED)
+                .order_by(messages_t.c.due_at, messages_t.c.priority.desc(), messages_t.c.id)
+            ).all()
+        stats.claimed += len(rows)
         customers = {
             c.id: c
             for c in conn.execute(sa.select(customers_t).where(customers_t.c.id.in_(customer_ids)))
@@ -282,7 +374,7 @@ class Dispatcher:
             item.context = self._render_context(
                 item.row, contexts.context_for(item.row, customers[item.row.customer_id], now)
             )
-        return reserved
+        return reserved, claimed
 
     def _render_context(self, row: Any, base: Mapping[str, Any]) -> dict[str, Any]:
         return render_context(row, base, self.config.public_url, self.config.secret_key)
@@ -328,7 +420,9 @@ class Dispatcher:
             )
         )
         for cid, channel, sent_at in rows:
-            history[cid].append(Contact(channel, sent_at))
+            # Another dispatcher's clock (or a later tick's) may stand after ours: a contact
+            # "in the future" happened now as far as this decision is concerned.
+            history[cid].append(Contact(channel, min(sent_at, now)))
         return history
 
     # -- render and send ---------------------------------------------------------------
@@ -476,6 +570,21 @@ class Dispatcher:
 
 
 # ----------------------------------------------------------------------- helpers
+
+
+def _still_sending(conn: Connection, reserved: list[_Reserved]) -> list[_Reserved]:
+    ids = [item.row.id for item in reserved]
+    if not ids:
+        return []
+    found = {
+        r[0]
+        for r in conn.execute(
+            sa.select(messages_t.c.id).where(
+                messages_t.c.id.in_(ids), messages_t.c.status == SENDING
+            )
+        )
+    }
+    return [item for item in reserved if item.row.id in found]
 
 
 def _not_paused() -> Any:

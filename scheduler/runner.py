@@ -1,4 +1,4 @@
-"""The long-running process: APScheduler ticks the dispatcher on an interval.
+"""The long-running process: APScheduler ticks a worker on an interval.
 
 The database is the schedule; APScheduler only provides the heartbeat (one in-memory tick
 job, never a shared job store).
@@ -13,22 +13,27 @@ from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from scheduler.dispatcher import Dispatcher, DispatchStats
+from scheduler.dispatcher import DispatchStats
+from scheduler.workers import Worker
 
 log = logging.getLogger(__name__)
 
 
 class Runner:
-    """Ticks a dispatcher every ``interval`` seconds until SIGINT or SIGTERM."""
+    """Ticks a worker every ``interval`` seconds until SIGINT or SIGTERM.
+
+    On a signal the worker stops claiming, sends and records the batch in flight, and
+    :meth:`run` returns.
+    """
 
     def __init__(
         self,
-        dispatcher: Dispatcher,
+        worker: Worker,
         *,
         interval: float,
         on_tick: Callable[[DispatchStats], None] | None = None,
     ) -> None:
-        self.dispatcher = dispatcher
+        self.worker = worker
         self.on_tick = on_tick
         self.scheduler = BlockingScheduler(timezone="UTC")
         self.scheduler.add_job(
@@ -38,7 +43,7 @@ class Runner:
 
     def _tick(self) -> None:
         try:
-            stats = self.dispatcher.tick()
+            stats = self.worker.tick()
         except Exception:  # a failing tick is logged and retried next time, never fatal
             log.exception("dispatcher tick failed")
             return
@@ -47,12 +52,18 @@ class Runner:
 
     def _stop(self, signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: finishing in-flight sends, then stopping", signum)
-        self.scheduler.shutdown(wait=True)
+        self.worker.request_stop()
+        if self.scheduler.running:
+            # Waits for a running tick, which now ends after its batch in flight.
+            self.scheduler.shutdown(wait=True)
 
     def run(self) -> None:
         """Tick at once, then on the interval; returns after a clean shutdown."""
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGTERM, self._stop)
-        self._tick()
-        self.scheduler.start()
-        self.dispatcher.close()
+        try:
+            self._tick()
+            if not self.worker.stopping:
+                self.scheduler.start()
+        finally:
+            self.worker.close()

@@ -1,0 +1,180 @@
+"""Crashes and faults of a dispatcher process: SIGKILL, SIGTERM, dropped connections.
+
+Sends go to a ledger file that outlives the process, so "nothing sent twice" is checked
+against what reached the provider, not against what the database believes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from campaigns.models import Message
+from scheduler.clock import SimulatedClock
+from scheduler.workers import WorkerSpec, start_workers
+from tests.conftest import Harness, _reset_postgres, purchase
+from tests.integration.test_scale_channels import (
+    DELAY_ENV,
+    LEDGER_ENV,
+    ledger_channels,
+    ledger_counts,
+)
+
+messages_t = Message.__table__
+CHANNELS = "tests.integration.test_scale_channels:ledger_channels"
+ONE_OFFER = """
+id: offer
+name: One offer
+trigger:
+  event: purchase
+steps:
+  - id: offer
+    wait: 1m
+    send: {channel: email, template: loyalty_offer, category: marketing, expires_after: 30d}
+"""
+SLOW_TOML = """
+secret_key = "test-secret-key"
+[dispatch]
+batch_size = 40
+workers = 8
+tick_seconds = 0.5
+[policy]
+quiet_hours = ""
+public_holidays = ""
+"""
+TOTAL = 400
+
+
+@pytest.fixture
+def crash_shop(
+    make_harness: Callable[..., Harness],
+    postgres_server: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[Harness, WorkerSpec, Path]]:
+    """TOTAL due offers on PostgreSQL and a worker spec whose sends take 50 ms each."""
+    _reset_postgres(postgres_server)
+    ledger = tmp_path / "ledger"
+    monkeypatch.setenv(LEDGER_ENV, str(ledger))
+    monkeypatch.setenv(DELAY_ENV, "0.05")
+    h = make_harness(
+        database_url=postgres_server,
+        toml=SLOW_TOML,
+        journeys={"offer.yaml": ONE_OFFER},
+        builtin_journeys=False,
+    )
+    h.customers([{"id": f"c{n}", "email": f"c{n}@example.com"} for n in range(TOTAL)])
+    at = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    h.events([purchase(f"e{n}", f"c{n}", at, f"o{n}") for n in range(TOTAL)])
+    h.project.channel_overrides = dict(ledger_channels(None))
+    spec = WorkerSpec(
+        directory=str(h.directory), overrides={"database_url": postgres_server}, channels=CHANNELS
+    )
+    yield h, spec, ledger
+    h.project.close()
+
+
+def counts(h: Harness) -> dict[str, int]:
+    with h.project.db.connect() as conn:
+        rows = conn.execute(
+            sa.select(messages_t.c.status, sa.func.count()).group_by(messages_t.c.status)
+        )
+        return dict(rows.all())
+
+
+def ids_with(h: Harness, *statuses: str) -> set[int]:
+    with h.project.db.connect() as conn:
+        query = sa.select(messages_t.c.id).where(messages_t.c.status.in_(statuses))
+        return set(conn.execute(query).scalars())
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def mid_batch(h: Harness) -> Callable[[], bool]:
+    """True once some messages are sent and others reserved: a batch is on the wire."""
+
+    def check() -> bool:
+        c = counts(h)
+        return c.get("sent", 0) > 0 and c.get("sending", 0) > 0
+
+    return check
+
+
+def test_sigkill_mid_batch_loses_nothing_and_sends_nothing_twice(crash_shop) -> None:
+    h, spec, ledger = crash_shop
+    (process,) = start_workers(spec, 1)
+    wait_for(mid_batch(h))
+    os.kill(process.pid, signal.SIGKILL)
+    process.join(10)
+    in_doubt = ids_with(h, "sending")
+    assert in_doubt, "the kill should land while messages are reserved"
+
+    # Restart after the lease ran out: the reserved ones become unknown, never re-sent.
+    later = datetime.now(UTC) + timedelta(seconds=h.project.settings.dispatch_lease_seconds + 1)
+    dispatcher = h.project.dispatcher(SimulatedClock(later))
+    try:
+        stats = dispatcher.tick()
+    finally:
+        dispatcher.close()
+
+    sent = ledger_counts(ledger)
+    assert max(sent.values()) == 1
+    assert stats.unknown == len(in_doubt)
+    assert ids_with(h, "unknown") == in_doubt
+    assert set(counts(h)) <= {"sent", "unknown"}
+    assert sum(counts(h).values()) == TOTAL
+    # Everything the database calls sent reached the provider once; what is unknown maybe.
+    assert ids_with(h, "sent") <= set(sent) <= ids_with(h, "sent", "unknown")
+
+
+def test_sigterm_finishes_the_batch_in_flight(crash_shop) -> None:
+    h, spec, ledger = crash_shop
+    (process,) = start_workers(spec, 1)
+    wait_for(mid_batch(h))
+    os.kill(process.pid, signal.SIGTERM)
+    process.join(30)
+    assert process.exitcode == 0
+
+    c = counts(h)
+    assert "sending" not in c and "unknown" not in c
+    assert c.get("planned", 0) > 0, "a stopped dispatcher claims no more"
+    assert set(ledger_counts(ledger)) == ids_with(h, "sent")
+    assert max(ledger_counts(ledger).values()) == 1
+
+
+def test_dropped_connections_are_survived(crash_shop) -> None:
+    h, spec, ledger = crash_shop
+    (process,) = start_workers(spec, 1)
+    database = h.project.db.url.database
+    kill = sa.text(
+        "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+        "where datname = :db and pid <> pg_backend_pid()"
+    )
+    killed = 0
+    try:
+        wait_for(mid_batch(h))
+        for _ in range(5):  # five times during the run, each mid-batch
+            with h.project.db.connect() as conn:
+                killed += conn.execute(kill, {"db": database}).scalar()
+            h.project.db.dispose()  # our own pool held killed connections too
+            time.sleep(0.4)
+        wait_for(lambda: counts(h) == {"sent": TOTAL}, timeout=60)
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        process.join(30)
+    assert killed >= 5
+    assert process.exitcode == 0
+    sent = ledger_counts(ledger)
+    assert set(sent) == ids_with(h, "sent") and max(sent.values()) == 1
