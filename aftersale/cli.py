@@ -94,7 +94,7 @@ from = "Elektro Sommer <service@elektro-sommer.example>"
 
 [sms]
 provider = "outbox"          # outbox | twilio
-opt_out_hint = "Abmelden: STOP"
+opt_out_hint = {{ de = "Abmelden: STOP", en = "Reply STOP to opt out" }}
 
 [policy]
 default_timezone = "Europe/Berlin"

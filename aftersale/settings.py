@@ -51,7 +51,10 @@ class Settings(BaseSettings):
 
     sms_provider: Literal["outbox", "twilio", "memory"] = "outbox"
     sms_rate: str | None = None
-    sms_opt_out_hint: str | None = "Abmelden: STOP"
+    # One text, or one per language ({de = "...", en = "..."}); marketing SMS end with it.
+    sms_opt_out_hint: str | dict[str, str] | None = Field(
+        default_factory=lambda: {"de": "Abmelden: STOP", "en": "Reply STOP to opt out"}
+    )
     sms_help_text: str = "Elektro Sommer Service: +49 30 1234567. Abmelden mit STOP."
     sms_max_segments: int = 2
 

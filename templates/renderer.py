@@ -176,7 +176,7 @@ class TemplateRenderer:
         default_locale: str = "de",
         inliner: InlinerName = "css_inline",
         shop: ShopInfo = ShopInfo(),
-        sms_opt_out_hint: str | None = None,
+        sms_opt_out_hint: str | Mapping[str, str] | None = None,
         sms_max_segments: int = 2,
         utm_source: str = "aftersale",
     ) -> None:
@@ -383,6 +383,16 @@ class TemplateRenderer:
         )
         return email
 
+    def opt_out_hint(self, locale: str) -> str | None:
+        """The opt-out hint for an SMS in ``locale``: one text, or one per language."""
+        hint = self.sms_opt_out_hint
+        if hint is None or isinstance(hint, str):
+            return hint
+        for candidate in fallback_chain(locale, self.default_locale):
+            if language_of(candidate) in hint:
+                return hint[language_of(candidate)]
+        return next(iter(hint.values()), None)
+
     def compose_sms(
         self, template: str, locale: str, context: Mapping[str, Any], *, marketing: bool
     ) -> RenderedSms:
@@ -392,7 +402,7 @@ class TemplateRenderer:
         with self._errors(template):
             body = normalise_sms_body(self._env.get_template(resolved.main).render(variables))
         if marketing:
-            body = append_opt_out(body, self.sms_opt_out_hint)
+            body = append_opt_out(body, self.opt_out_hint(resolved.locale))
         encoding, segments = sms_segments(body)
         return RenderedSms(body, encoding, segments, resolved.locale)
 

@@ -372,3 +372,24 @@ def test_builtins_ship_as_package_files() -> None:
     for name in SMS:
         assert {f"{name}.sms.de.j2", f"{name}.sms.en.j2"} <= names
     assert {"_layout.email.html.j2", "_layout.email.txt.j2"} <= names
+
+
+def test_the_opt_out_hint_speaks_the_customers_language():
+    renderer = TemplateRenderer(
+        default_locale="de",
+        sms_opt_out_hint={"de": "Abmelden: STOP", "en": "Reply STOP to opt out"},
+    )
+    bodies = {
+        locale: renderer.render_sms(
+            "inspection_reminder", locale, sample_context(locale), marketing=True
+        ).body
+        for locale in ("de", "en", "en-GB", "fr")
+    }
+    assert bodies["de"].endswith("Abmelden: STOP")
+    assert bodies["en"].endswith("Reply STOP to opt out")
+    assert bodies["en-GB"].endswith("Reply STOP to opt out")
+    assert bodies["fr"].endswith("Abmelden: STOP")  # falls back to the project's default
+    transactional = renderer.render_sms(
+        "inspection_reminder", "en", sample_context("en"), marketing=False
+    )
+    assert "STOP" not in transactional.body
