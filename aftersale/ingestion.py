@@ -15,7 +15,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from campaigns.importing import RowInvalid, event_row, parse_email, parse_locale, parse_phone
+from campaigns.importing import (
+    RowInvalid,
+    dialect_insert,
+    event_row,
+    parse_email,
+    parse_locale,
+    parse_phone,
+)
 from campaigns.models import Customer, Event
 
 customers_t = Customer.__table__
@@ -151,10 +158,7 @@ def insert_ignoring(conn: Connection, table: sa.Table, rows: list[dict[str, Any]
     """Insert rows, leaving alone any whose key exists (a concurrent request won)."""
     if not rows:
         return 0
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = dialect_insert(conn)
     return conn.execute(insert(table).on_conflict_do_nothing(), rows).rowcount
 
 

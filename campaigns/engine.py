@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from campaigns.importing import dialect_insert, sqlite_insert
 from campaigns.journeys import (
     Journey,
     Step,
@@ -449,8 +450,7 @@ def _insert_ignore(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]
     if not rows:
         return
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-
+        insert = dialect_insert(conn)
         conn.execute(insert(table).on_conflict_do_nothing(index_elements=keys), rows)
         return
     sql, order, processors = _sqlite_insert(conn.dialect, table, tuple(rows[0]), tuple(keys))
@@ -469,9 +469,7 @@ _COMPILED: dict[tuple, tuple[str, tuple[str, ...], tuple[Any, ...]]] = {}
 def _sqlite_insert(dialect: Any, table: sa.Table, columns: tuple[str, ...], keys: tuple[str, ...]):
     cache_key = (table.name, columns, keys)
     if cache_key not in _COMPILED:
-        from sqlalchemy.dialects.sqlite import insert
-
-        stmt = insert(table).on_conflict_do_nothing(index_elements=list(keys))
+        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(keys))
         compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
         order = tuple(compiled.positiontup or ())
         processors = tuple(table.c[c].type.bind_processor(dialect) for c in order)

@@ -22,7 +22,9 @@ import phonenumbers
 import sqlalchemy as sa
 from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
 
 from campaigns.models import Customer, Event
 
@@ -217,7 +219,7 @@ def _flush_customers(db: Engine, batch, report: ImportReport, strict: bool, stag
 
 
 def _upsert_customers(db: Engine, rows: list[dict[str, Any]]) -> None:
-    insert = _insert_for(db)
+    insert = dialect_insert(db)
     stmt = insert(customers_t)
     update_cols = {
         c: getattr(stmt.excluded, c)
@@ -414,7 +416,7 @@ def insert_events(db: Engine, rows: list[dict[str, Any]]) -> int:
     """Insert events, ignoring ids already known; returns how many were new."""
     if not rows:
         return 0
-    insert = _insert_for(db)
+    insert = dialect_insert(db)
     stmt = insert(events_t).on_conflict_do_nothing(index_elements=["id"])
     with db.begin() as conn:
         before = conn.execute(sa.select(sa.func.count()).select_from(events_t)).scalar_one()
@@ -429,12 +431,9 @@ def _insert_events(db: Engine, rows: list[dict[str, Any]], report: ImportReport)
     report.unchanged += len(rows) - new
 
 
-def _insert_for(db: Engine) -> Any:
-    if db.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+def dialect_insert(bind: Engine | Connection) -> Any:
+    """The ``insert`` construct with ``on_conflict_do_*`` for the bind's database."""
+    return pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
 
 
 class _CountingReader(io.TextIOWrapper):

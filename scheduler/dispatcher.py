@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -36,9 +37,11 @@ from campaigns.engine import (
     Engine as JourneyEngine,
 )
 from campaigns.engine import (
+    add_months,
     customer_context,
     customers_t,
     decisions_t,
+    enrollments_t,
     events_t,
     items_t,
     journeys_t,
@@ -731,8 +734,6 @@ class ContextLoader:
                 .order_by(items_t.c.position)
             ):
                 self.items[i.order_id].append(i)
-        from campaigns.engine import enrollments_t
-
         enrollment_ids = sorted({r.enrollment_id for r in rows})
         for eid, position in conn.execute(
             sa.select(enrollments_t.c.id, enrollments_t.c.item_position).where(
@@ -744,8 +745,6 @@ class ContextLoader:
     def context_for(self, row: Any, customer: Any, now: datetime) -> dict[str, Any]:
         if row.id in self._cache:
             return self._cache[row.id]
-        from campaigns.engine import add_months
-
         order = self.orders.get(row.order_id)
         items = []
         for i in self.items.get(row.order_id, []):
@@ -791,9 +790,7 @@ class ContextLoader:
         return ctx
 
 
-def _decimal(value: str) -> Any:
-    from decimal import Decimal, InvalidOperation
-
+def _decimal(value: str) -> Decimal:
     try:
         return Decimal(value)
     except (InvalidOperation, TypeError):
