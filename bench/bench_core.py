@@ -1,6 +1,7 @@
 """The core's hot paths on embedded SQLite.
 
 - ingest: import + enrol + plan N purchase events (events/s), streamed from a JSONL file;
+  each enrolment plans its next message and keeps the rest of its timetable;
 - dispatch: N due messages through policy, rendering and the in-memory channel (messages/s).
 
 Targets on a 2-core machine: ingest >= 20,000 events/s, dispatch >= 3,000 messages/s.
@@ -17,9 +18,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from aftersale.app import Project
 from aftersale.cli import write_project
 from campaigns.importing import import_customers, import_events
+from campaigns.models import Enrollment, Message
 from channels.memory import InMemoryChannel
 from scheduler.clock import SimulatedClock
 
@@ -101,15 +105,31 @@ def bench_ingest(n: int) -> dict[str, Any]:
             if not stats.events:
                 break
         done = time.perf_counter()
+        entries = timetable_entries(project)
         project.close()
     assert report.imported == n and applied == n
     return {
         "ingest_events": n,
         "ingest_messages_planned": messages,
+        "ingest_timetable_entries": entries,
         "ingest_import_s": round(imported - began, 2),
         "ingest_plan_s": round(done - imported, 2),
         "ingest_events_per_s": round(n / (done - began)),
     }
+
+
+def timetable_entries(project: Project) -> int:
+    """Every message the enrolments will send: the planned ones and those still to come."""
+    e = Enrollment.__table__
+    with project.db.connect() as conn:
+        planned = conn.execute(sa.select(sa.func.count()).select_from(Message)).scalar_one()
+        later = sum(
+            len(schedule) - 1
+            for schedule in conn.execute(
+                sa.select(e.c.schedule).where(e.c.schedule.is_not(None))
+            ).scalars()
+        )
+    return planned + later
 
 
 def bench_dispatch(n: int) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 PostgreSQL, one against two dispatcher processes, and a large send log.
 
 - plan: ingest + enrol + plan (bench_core) against the design a newcomer would reach for,
-  one ``add_job(send, 'date', run_date=due)`` per planned message into a paused
-  BackgroundScheduler with a SQLite ``SQLAlchemyJobStore``; target >= 20x its jobs/s;
+  one ``add_job(send, 'date', run_date=due)`` per message into a paused BackgroundScheduler
+  with a SQLite ``SQLAlchemyJobStore``; messages scheduled per second (each enrolment's whole
+  timetable) against its jobs/s, target >= 20x;
 - dispatch: due thank-you e-mails through policy, rendering and an in-memory channel,
   messages/s, on SQLite and PostgreSQL, in one and in two processes (each process its own
   in-memory channel; sends counted from the database); target two >= 1.6x one on PostgreSQL;
@@ -67,18 +68,25 @@ def memory_channels(_project: Any) -> Mapping[str, Channel]:
 
 
 def bench_plan(n: int, baseline_jobs: int) -> dict[str, Any]:
-    """Our ingest + plan against one persistent APScheduler job per planned message."""
+    """Our ingest + plan against one persistent APScheduler job per message.
+
+    Both sides schedule the same messages: every entry of every enrolment's timetable (the
+    baseline needs a job for each; we plan the next message and keep the rest on the
+    enrolment). The ratio is timetable entries scheduled per second against jobs added per
+    second, which is the same as the ratio of purchase events handled per second.
+    """
     ours = bench_ingest(n)
-    planned_per_s = ours["ingest_messages_planned"] / (
-        ours["ingest_import_s"] + ours["ingest_plan_s"]
-    )
+    seconds = ours["ingest_import_s"] + ours["ingest_plan_s"]
     jobs_per_s = _apscheduler_jobs_per_s(baseline_jobs)
+    entries_per_event = ours["ingest_timetable_entries"] / n
     return {
         "plan_events": n,
         "plan_events_per_s": ours["ingest_events_per_s"],
-        "plan_messages_per_s": round(planned_per_s),
+        "plan_messages_per_event": round(entries_per_event, 2),
+        "plan_messages_per_s": round(ours["ingest_timetable_entries"] / seconds),
         "baseline_apscheduler_jobs_per_s": round(jobs_per_s),
-        "plan_ratio": round(planned_per_s / jobs_per_s, 1),
+        "baseline_events_per_s": round(jobs_per_s / entries_per_event),
+        "plan_ratio": round(ours["ingest_timetable_entries"] / seconds / jobs_per_s, 1),
     }
 
 

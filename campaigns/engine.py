@@ -12,7 +12,7 @@ import calendar
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -162,7 +162,7 @@ class Engine:
     def __init__(self, journeys: Mapping[str, ActiveJourney]) -> None:
         self.journeys = dict(journeys)
         self._versions: dict[int, Journey] = {j.version_id: j.journey for j in journeys.values()}
-        self._by_number: dict[tuple[str, int], dict[str, str | None]] = {}
+        self._by_number: dict[tuple[str, int], Journey | None] = {}
 
     def journey_for_version(self, conn: Connection, version_id: int) -> Journey:
         if version_id not in self._versions:
@@ -173,6 +173,11 @@ class Engine:
         self, conn: Connection, journey_id: str, version: int, step_id: str
     ) -> str | None:
         """The send-time condition of a step in the version a message was planned with."""
+        journey = self._journey_by_number(conn, journey_id, version)
+        step = journey.step(step_id) if journey else None
+        return step.condition if step else None
+
+    def _journey_by_number(self, conn: Connection, journey_id: str, version: int) -> Journey | None:
         key = (journey_id, version)
         if key not in self._by_number:
             version_id = conn.execute(
@@ -180,9 +185,64 @@ class Engine:
                     versions_t.c.journey_id == journey_id, versions_t.c.version == version
                 )
             ).scalar()
-            journey = self.journey_for_version(conn, version_id) if version_id else None
-            self._by_number[key] = {s.id: s.condition for s in journey.steps} if journey else {}
-        return self._by_number[key].get(step_id)
+            self._by_number[key] = (
+                self.journey_for_version(conn, version_id) if version_id else None
+            )
+        return self._by_number[key]
+
+    def plan_next(self, conn: Connection, finished: Iterable[Any], now: datetime) -> int:
+        """Plan the message that follows each finished one in its enrolment's timetable.
+
+        ``finished`` are message rows (enrollment_id, journey_id, journey_version, step,
+        occurrence) that just reached a terminal status. An enrolment that has ended plans
+        nothing more. Idempotent: the message's unique key makes a repeat a no-op.
+        Returns how many messages were planned.
+        """
+        candidates = [
+            row
+            for row in finished
+            if (journey := self._journey_by_number(conn, row.journey_id, row.journey_version))
+            and journey.has_several_messages
+        ]
+        if not candidates:
+            return 0
+        e = enrollments_t.c
+        enrolments = {
+            r.id: r
+            for r in conn.execute(
+                sa.select(e.id, e.journey_version_id, e.customer_id, e.order_id, e.schedule).where(
+                    e.id.in_({row.enrollment_id for row in candidates}),
+                    e.status == "active",
+                    e.schedule.is_not(None),
+                )
+            )
+        }
+        messages = []
+        for row in candidates:
+            enrolment = enrolments.get(row.enrollment_id)
+            upcoming = _after(enrolment.schedule, row.step, row.occurrence) if enrolment else None
+            if upcoming is None:
+                continue
+            step_id, occurrence, due, expires = upcoming
+            step = self.journey_for_version(conn, enrolment.journey_version_id).step(step_id)
+            if step is None:
+                continue
+            messages.append(
+                message_row(
+                    enrolment.id,
+                    enrolment.customer_id,
+                    enrolment.order_id,
+                    row.journey_id,
+                    row.journey_version,
+                    step,
+                    occurrence,
+                    from_micros(due),
+                    from_micros(expires) if expires is not None else None,
+                    now,
+                )  # fmt: skip
+            )
+        _insert_ignore(conn, messages_t, messages, ["enrollment_id", "step", "occurrence"])
+        return len(messages)
 
     def apply_due_events(self, conn: Connection, now: datetime, *, limit: int = 2000) -> ApplyStats:
         """Apply up to ``limit`` events whose time has come, oldest first."""
@@ -567,6 +627,8 @@ class Planner:
         order_id = order.get("id")
         key = _entry_key(journey.effective_reentry, row.id, order_id, item)
         enrollment_id = f"{journey.id}:{row.customer_id}:{key}"
+        # In due order; a stable sort keeps the steps' order among equal times.
+        planned = sorted(plan_steps(journey, row.at, order, item, ctx), key=lambda p: p[2])
         self.enrollments.append(
             {
                 "id": enrollment_id,
@@ -579,29 +641,24 @@ class Planner:
                 "trigger_event_id": row.id,
                 "status": "active",
                 "enrolled_at": row.at,
+                "schedule": _timetable(planned) if len(planned) > 1 else None,
             }
         )
-        for step, occurrence, due, expires in plan_steps(journey, row.at, order, item, ctx):
+        if planned:
+            step, occurrence, due, expires = planned[0]
             self.messages.append(
-                {
-                    "enrollment_id": enrollment_id,
-                    "customer_id": row.customer_id,
-                    "order_id": order_id,
-                    "journey_id": journey.id,
-                    "journey_version": active.version,
-                    "step": step.id,
-                    "occurrence": occurrence,
-                    "channel": step.send.channel,
-                    "category": step.send.category,
-                    "template": step.send.template,
-                    "priority": step.send.priority,
-                    "status": PLANNED,
-                    "due_at": due,
-                    "planned_at": row.at,
-                    "expires_at": expires,
-                    "attempts": 0,
-                    "details": {},
-                }
+                message_row(
+                    enrollment_id,
+                    row.customer_id,
+                    order_id,
+                    journey.id,
+                    active.version,
+                    step,
+                    occurrence,
+                    due,
+                    expires,
+                    row.at,
+                )  # fmt: skip
             )
 
     def flush(self, conn: Connection) -> int:
@@ -611,6 +668,68 @@ class Planner:
         count = len(self.enrollments)
         self.enrollments, self.messages = [], []
         return count
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch: exact, compact, and cheap in JSON."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def _timetable(planned: Sequence[tuple[Step, int, datetime, datetime | None]]) -> list[list[Any]]:
+    return [
+        [step.id, k, to_micros(due), to_micros(expires) if expires is not None else None]
+        for step, k, due, expires in planned
+    ]
+
+
+def _after(schedule: Sequence[Sequence[Any]] | None, step: str, occurrence: int) -> Any:
+    """The timetable entry that follows (step, occurrence), or None."""
+    for index, entry in enumerate(schedule or ()):
+        if entry[0] == step and entry[1] == occurrence:
+            return schedule[index + 1] if index + 1 < len(schedule) else None
+    return None
+
+
+def message_row(
+    enrollment_id: str,
+    customer_id: str,
+    order_id: str | None,
+    journey_id: str,
+    version: int,
+    step: Step,
+    occurrence: int,
+    due: datetime,
+    expires: datetime | None,
+    planned_at: datetime,
+) -> dict[str, Any]:
+    """A planned message of ``step``, ready for a bulk insert."""
+    return {
+        "enrollment_id": enrollment_id,
+        "customer_id": customer_id,
+        "order_id": order_id,
+        "journey_id": journey_id,
+        "journey_version": version,
+        "step": step.id,
+        "occurrence": occurrence,
+        "channel": step.send.channel,
+        "category": step.send.category,
+        "template": step.send.template,
+        "priority": step.send.priority,
+        "status": PLANNED,
+        "due_at": due,
+        "planned_at": planned_at,
+        "expires_at": expires,
+        "attempts": 0,
+        "details": {},
+    }
 
 
 def _entry_key(reentry: str, event_id: str, order_id: str | None, item: Mapping | None) -> str:

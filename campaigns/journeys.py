@@ -42,6 +42,7 @@ _DURATION = re.compile(r"^\s*([+-]?)\s*(\d+)\s*(m|h|d|w)\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+@lru_cache(maxsize=512)
 def parse_duration(text: str | int) -> timedelta:
     """``"90d"``, ``"-60d"``, ``"2h"``, ``"30m"``, ``"2w"``; a bare number means days."""
     if isinstance(text, int):
@@ -203,6 +204,14 @@ class Journey(_Model):
         if self.reentry:
             return self.reentry
         return "once_per_item" if self.trigger.for_each == "item" else "once_per_order"
+
+    @property
+    def has_several_messages(self) -> bool:
+        """Whether an enrolment can plan more than one message (a timetable to follow)."""
+        return len(self.steps) > 1 or any(step.repeat for step in self.steps)
+
+    def step(self, step_id: str) -> Step | None:
+        return next((step for step in self.steps if step.id == step_id), None)
 
     def digest(self) -> str:
         canonical = json.dumps(self.model_dump(by_alias=True), sort_keys=True)

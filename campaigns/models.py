@@ -184,6 +184,12 @@ class Enrollment(SQLModel, table=True):
     reason: str | None = None
     enrolled_at: datetime | None = utc_field(nullable=False)
     ended_at: datetime | None = utc_field()
+    # The enrolment's whole timetable, in due order, when it has more than one message:
+    # [step, occurrence, due, expires] with times in microseconds since the epoch (UTC).
+    # Only the next message is planned; the engine plans the one after when it ends.
+    schedule: list[list[Any]] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
 
 
 class Message(SQLModel, table=True):

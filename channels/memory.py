@@ -60,7 +60,7 @@ class InMemoryChannel(Channel):
                 raise error
             self.sent.append(message)
             number = next(self._ids)
-        return SendResult(provider=self.name, provider_message_id=f"mem-{number}")
+        return SendResult(provider=self.name, provider_message_id=f"mem-{self.kind}-{number}")
 
     def reset(self) -> None:
         """Forget sent messages, attempts and scripted failures."""

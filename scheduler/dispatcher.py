@@ -113,6 +113,7 @@ class DispatchStats:
     retried: int = 0
     unknown: int = 0
     events: int = 0
+    planned: int = 0  # follow-up messages of enrolments whose previous message ended
 
     def add(self, other: DispatchStats) -> None:
         for name in self.__dataclass_fields__:
@@ -246,7 +247,8 @@ class Dispatcher:
     def _expire_leases_tx(self, now: datetime) -> int:
         expired = sa.and_(messages_t.c.status == SENDING, messages_t.c.lease_until < now)
         with self.db.begin() as conn:
-            ids = [r[0] for r in conn.execute(sa.select(messages_t.c.id).where(expired))]
+            rows = conn.execute(sa.select(messages_t).where(expired)).all()
+            ids = [r.id for r in rows]
             if not ids:
                 return 0
             conn.execute(
@@ -257,6 +259,7 @@ class Dispatcher:
             _decide_rows(
                 conn, [(i, "unknown", "lease_expired", None, None, None) for i in ids], now
             )
+            self.journeys.plan_next(conn, rows, now)
         return len(ids)
 
     def next_due(self) -> datetime | None:
@@ -347,6 +350,7 @@ class Dispatcher:
         updates: list[dict[str, Any]] = []
         decisions: list[tuple] = []
         reserved: list[_Reserved] = []
+        skipped: list[Any] = []
         by_customer: dict[str, list[Any]] = defaultdict(list)
         for row in rows:
             by_customer[row.customer_id].append(row)
@@ -371,8 +375,10 @@ class Dispatcher:
                     updates.append(_update(row.id, status=SKIPPED, reason=decision.reason))
                     decisions.append((row.id, "skipped", decision.reason, row.due_at, None, None))
                     stats.skipped += 1
+                    skipped.append(row)
         _apply_updates(conn, updates, now)
         _decide_rows(conn, decisions, now)
+        stats.planned += self.journeys.plan_next(conn, skipped, now)
         for item in reserved:
             item.context = self._render_context(
                 item.row, contexts.context_for(item.row, customers[item.row.customer_id], now)
@@ -505,6 +511,7 @@ class Dispatcher:
     def _record(self, conn: Connection, reserved: list[_Reserved], now: datetime, stats) -> None:
         updates: list[dict[str, Any]] = []
         decisions: list[tuple] = []
+        retried: set[int] = set()
         for item in reserved:
             row, error = item.row, item.error
             if item.result is not None:
@@ -543,6 +550,7 @@ class Dispatcher:
                 )
                 decisions.append((row.id, "retry", reason, row.due_at, until, str(error)))
                 stats.retried += 1
+                retried.add(row.id)
             elif isinstance(error, AmbiguousChannelError):
                 updates.append(
                     _update(
@@ -573,6 +581,8 @@ class Dispatcher:
                 stats.failed += 1
         _apply_updates(conn, updates, now, from_status=SENDING)
         _decide_rows(conn, decisions, now)
+        finished = [item.row for item in reserved if item.row.id not in retried]
+        stats.planned += self.journeys.plan_next(conn, finished, now)
 
 
 # ----------------------------------------------------------------------- helpers

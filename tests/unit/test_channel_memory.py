@@ -22,7 +22,7 @@ def test_records_and_resets() -> None:
     channel.send(sms(2))
 
     assert [m.message_id for m in channel.sent] == ["m1", "m2"]
-    assert first.provider == "memory" and first.provider_message_id == "mem-1"
+    assert first.provider == "memory" and first.provider_message_id == "mem-sms-1"
     channel.reset()
     assert channel.sent == [] and channel.attempts == 0
 

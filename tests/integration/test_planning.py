@@ -1,0 +1,139 @@
+"""An enrolment plans one message at a time and follows its timetable as each one ends."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from campaigns.engine import from_micros
+from campaigns.models import Enrollment, Message
+from scheduler.clock import SimulatedClock
+from tests.conftest import item, purchase, utc
+
+ANNA = {"id": "c1", "email": "anna@example.com", "phone": "+4915112345678", "first_name": "Anna",
+        "timezone": "Europe/Berlin", "sms_consent": "yes"}  # fmt: skip
+BOUGHT = "2026-01-07T10:00:00+01:00"  # a Wednesday, 09:00 UTC; 90 days on is a Tuesday
+enrollments_t = Enrollment.__table__
+messages_t = Message.__table__
+
+
+def inspection(h):
+    return h.messages(journey_id="inspection_invitation", customer_id="c1")
+
+
+def timetable(h, journey_id):
+    with h.project.db.connect() as conn:
+        return conn.execute(
+            sa.select(enrollments_t.c.schedule).where(enrollments_t.c.journey_id == journey_id)
+        ).scalar_one()
+
+
+def test_only_the_next_message_is_planned_and_the_timetable_is_in_due_order(harness):
+    harness.customers([ANNA])
+    harness.events([purchase("e1", "c1", BOUGHT, "o1", item(inspection_interval_days=90))])
+    harness.simulate(utc("2026-01-07T09:30:00"))
+
+    [invite] = inspection(harness)
+    assert (invite.step, invite.occurrence, invite.status) == ("invite", 1, "planned")
+    assert invite.due_at == utc("2026-04-07T09:00:00")
+    entries = timetable(harness, "inspection_invitation")
+    # Invitation and its SMS reminder three days later, alternating through the year.
+    assert [(step, k) for step, k, _, _ in entries] == [
+        (step, k) for k in range(1, 5) for step in ("invite", "reminder")
+    ]
+    dues = [from_micros(due) for _, _, due, _ in entries]
+    assert dues == sorted(dues)
+    assert dues[1] - dues[0] == timedelta(days=3)
+
+
+def test_each_message_that_ends_plans_the_next_one(harness):
+    harness.customers([ANNA])
+    harness.events([purchase("e1", "c1", BOUGHT, "o1", item(inspection_interval_days=90))])
+    harness.simulate(utc("2026-04-09T00:00:00"))  # the first invitation has gone out
+
+    [invite, reminder] = inspection(harness)
+    assert (invite.step, invite.status) == ("invite", "sent")
+    assert (reminder.step, reminder.occurrence, reminder.status) == ("reminder", 1, "planned")
+    assert reminder.due_at == utc("2026-04-10T09:00:00")
+    assert reminder.planned_at == invite.sent_at
+
+    harness.simulate(utc("2027-02-01T00:00:00"))
+    assert [(m.step, m.occurrence, m.status) for m in inspection(harness)] == [
+        (step, k, "sent") for k in range(1, 5) for step in ("invite", "reminder")
+    ]
+
+
+def test_a_skipped_message_still_plans_the_next(harness):
+    harness.customers([{**ANNA, "sms_consent": "no"}])
+    harness.events([purchase("e1", "c1", BOUGHT, "o1", item(inspection_interval_days=120))])
+    harness.simulate(utc("2027-02-01T00:00:00"))
+
+    messages = inspection(harness)
+    assert [(m.step, m.status, m.reason) for m in messages] == [
+        ("invite", "sent", None),
+        ("reminder", "skipped", "no_consent:sms"),
+    ] * 3
+
+
+def test_an_exit_cancels_the_planned_message_and_plans_nothing_more(harness):
+    harness.customers([ANNA])
+    harness.events(
+        [
+            purchase("e1", "c1", BOUGHT, "o1", item(warranty_months=6)),
+            {
+                "id": "e2",
+                "type": "warranty_extended",
+                "customer": "c1",
+                "at": "2026-03-01T10:00:00+01:00",
+                "order": "o1",
+            },  # fmt: skip
+        ]
+    )
+    harness.simulate(utc("2026-12-01T00:00:00"))
+
+    offers = harness.messages(journey_id="extended_warranty")
+    assert [(m.step, m.status, m.reason) for m in offers] == [
+        ("offer_email", "cancelled", "journey_exit:warranty_extended")
+    ]
+    assert len(timetable(harness, "extended_warranty")) == 2  # the SMS was never planned
+
+
+def test_a_message_whose_lease_ran_out_plans_the_next(harness):
+    harness.customers([ANNA])
+    harness.events([purchase("e1", "c1", BOUGHT, "o1", item(inspection_interval_days=90))])
+    harness.simulate(utc("2026-01-07T09:30:00"))
+    [invite] = inspection(harness)
+    crashed_at = utc("2026-04-07T09:00:00")
+    with harness.project.db.begin() as conn:  # a dispatcher died between reserve and record
+        conn.execute(
+            messages_t.update()
+            .where(messages_t.c.id == invite.id)
+            .values(status="sending", sent_at=crashed_at, lease_until=crashed_at)
+        )
+    dispatcher = harness.project.dispatcher(SimulatedClock(crashed_at + timedelta(hours=1)))
+    try:
+        assert dispatcher.expire_leases(crashed_at + timedelta(hours=1)) == 1
+    finally:
+        dispatcher.close()
+
+    [unknown, reminder] = inspection(harness)
+    assert (unknown.status, unknown.reason) == ("unknown", "lease_expired")
+    assert (reminder.step, reminder.occurrence, reminder.status) == ("reminder", 1, "planned")
+
+
+def test_planning_the_next_message_twice_plans_it_once(harness):
+    harness.customers([ANNA])
+    harness.events([purchase("e1", "c1", BOUGHT, "o1", item(inspection_interval_days=90))])
+    harness.simulate(utc("2026-04-09T00:00:00"))
+    [invite, _] = inspection(harness)
+    later = utc("2026-04-09T00:00:00")
+
+    with harness.project.db.begin() as conn:
+        again = harness.project.journeys.plan_next(conn, [invite, invite], later)
+
+    assert again == 2  # both asked for the same row; the unique key kept one
+    assert [(m.step, m.occurrence) for m in inspection(harness)] == [
+        ("invite", 1),
+        ("reminder", 1),
+    ]
