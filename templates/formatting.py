@@ -78,8 +78,9 @@ def _zone(name: str) -> ZoneInfo | None:
         return None
 
 
-def _context_locale(context: Context) -> Locale:
-    return babel_locale(str(context.get("locale") or "en"))
+def _locale_name(context: Context) -> str:
+    """The context's formatting locale, as the key the caches below take."""
+    return str(context.get("locale") or "en")
 
 
 def _customer_zone(context: Context, tz: str | None) -> ZoneInfo | None:
@@ -100,26 +101,27 @@ def _localised(value: dt.datetime, zone: ZoneInfo | None) -> dt.datetime:
 
 # Babel formatting costs tens of microseconds; a batch repeats the same prices,
 # points and dates, so the results are remembered (all arguments are immutable).
+# Locales are keyed by name: a Babel Locale hashes in Python, a str hash is cached.
 @lru_cache(maxsize=8192)
-def _money(amount: Decimal, currency: str, locale: Locale) -> str:
-    return format_currency(amount, currency, locale=locale)
+def _money(amount: Decimal, currency: str, locale: str) -> str:
+    return format_currency(amount, currency, locale=babel_locale(locale))
 
 
 @lru_cache(maxsize=8192)
-def _number(text: str, locale: Locale) -> str:
+def _number(text: str, locale: str) -> str:
     # Keyed by text: 1 == 1.0 == True and Decimal("1.5") == Decimal("1.50") as keys.
-    return format_decimal(Decimal(text), locale=locale)
+    return format_decimal(Decimal(text), locale=babel_locale(locale))
 
 
 @lru_cache(maxsize=8192)
-def _date(value: dt.date, format: str, locale: Locale) -> str:
-    return format_date(value, format=format, locale=locale)
+def _date(value: dt.date, format: str, locale: str) -> str:
+    return format_date(value, format=format, locale=babel_locale(locale))
 
 
 @pass_context
 def money(context: Context, amount: Any, currency: str = "EUR") -> str:
     """Format an amount in a currency for the context locale."""
-    return _money(Decimal(str(amount)), currency, _context_locale(context))
+    return _money(Decimal(str(amount)), currency, _locale_name(context))
 
 
 @pass_context
@@ -127,7 +129,7 @@ def date(context: Context, value: Any, format: str = "medium", tz: str | None = 
     """Format a date (or the local date of a datetime) for the context locale."""
     if isinstance(value, dt.datetime):
         value = _localised(value, _customer_zone(context, tz)).date()
-    return _date(value, format, _context_locale(context))
+    return _date(value, format, _locale_name(context))
 
 
 @pass_context
@@ -137,14 +139,14 @@ def datetime(
     """Format a datetime in the customer's time zone for the context locale."""
     local = _localised(value, _customer_zone(context, tz))
     return format_datetime(
-        local, format=format, tzinfo=local.tzinfo, locale=_context_locale(context)
+        local, format=format, tzinfo=local.tzinfo, locale=babel_locale(_locale_name(context))
     )
 
 
 @pass_context
 def number(context: Context, value: Any) -> str:
     """Format a number with the context locale's separators."""
-    return _number(str(value), _context_locale(context))
+    return _number(str(value), _locale_name(context))
 
 
 _EN_SUFFIXES = {1: "st", 2: "nd", 3: "rd"}
@@ -154,7 +156,7 @@ _EN_SUFFIXES = {1: "st", 2: "nd", 3: "rd"}
 def ordinal(context: Context, value: int) -> str:
     """``2`` → ``2nd`` in English, ``2.`` in German and most other languages."""
     n = int(value)
-    if _context_locale(context).language != "en":
+    if babel_locale(_locale_name(context)).language != "en":
         return f"{n}."
     suffix = "th" if 10 <= n % 100 <= 20 else _EN_SUFFIXES.get(n % 10, "th")
     return f"{n}{suffix}"

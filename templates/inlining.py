@@ -34,7 +34,7 @@ class Inliner(Protocol):
 
 
 class CssInliner:
-    """css-inline (Rust): about 0.2 ms for a typical e-mail; safe to share between threads."""
+    """css-inline (Rust): about 0.07 ms for a built-in e-mail; safe to share between threads."""
 
     name = "css_inline"
 
@@ -48,7 +48,7 @@ class CssInliner:
 
 
 class PremailerInliner:
-    """premailer (Python, lxml + cssutils): about 60 times slower, kept for compatibility."""
+    """premailer (Python, lxml + cssutils): about 30 times slower, kept for compatibility."""
 
     name = "premailer"
 

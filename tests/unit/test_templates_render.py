@@ -318,6 +318,22 @@ def test_text_part_from_html_when_no_text_template(tmp_path: Path) -> None:
     assert email.preheader == "SECRET PREHEADER"
 
 
+def test_project_templates_can_use_the_macros(tmp_path: Path) -> None:
+    r = project(
+        tmp_path,
+        {
+            "m.email.de.html.j2": LAYOUT
+            + '{% from "_macros.email.html.j2" import button, box %}'
+            + "{% block subject %}Hallo{% endblock %}"
+            + '{% block content %}{% call box("Ihr Code") %}<p>ABC</p>{% endcall %}'
+            + "{{ button(shop_link('/'), 'Zum Shop') }}{% endblock %}"
+        },
+    )
+    html = r.render_email("m", "de", sample_context(), marketing=True).html
+    assert 'class="box-title"' in html and "Ihr Code" in html and "ABC" in html
+    assert 'class="btn-link"' in html and "utm_source=aftersale" in html
+
+
 def test_rendering_is_thread_safe(renderer: TemplateRenderer) -> None:
     contexts = [sample_context(loc) for loc in ("de", "en")]
     for i, ctx in enumerate(contexts):

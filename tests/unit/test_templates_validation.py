@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from templates import TemplateIssue, TemplateRenderer
-from templates.validation import MAX_SUBJECT_CHARS
+from templates import RenderedEmail, TemplateIssue, TemplateRenderer
+from templates.validation import MAX_SUBJECT_CHARS, email_issues
 
 LAYOUT = '{% extends "_layout.email.html.j2" %}\n'
 
@@ -150,3 +150,12 @@ def test_sms_over_the_segment_limit_and_ucs2_are_reported(tmp_path: Path) -> Non
     assert issues[0].message == "UCS-2, 158 characters, 3 segment(s)"
     assert issues[1].message.startswith("UCS-2 because of '„' '“'")
     assert issues[2].message == "3 segments, more than the configured 2"
+
+
+@pytest.mark.parametrize(("chars", "warned"), [(34_000, False), (35_000, True)])
+def test_html_size_counts_utf8_bytes(chars: int, warned: bool) -> None:
+    # "€" is three bytes: 35,000 of them pass the limit that 35,000 characters do not.
+    html = "€" * chars
+    email = RenderedEmail("Betreff", "Vorschau", html, "Text\n", "de")
+    issues = email_issues(email, template="t", file=None, marketing=False, unsubscribe=None)
+    assert any("KB; Gmail clips" in i.message for i in levels(issues, "warning")) is warned
