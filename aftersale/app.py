@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ from channels.errors import ConfigurationError as ChannelConfigurationError
 from channels.registry import build_channel
 from scheduler.clock import Clock, SimulatedClock, SystemClock
 from scheduler.dispatcher import DispatchConfig, Dispatcher
+from scheduler.rendering import RendererFactory, RenderPool, render_processes
 from templates import ShopInfo, TemplateRenderer
 
 state_t = ProjectState.__table__
@@ -60,6 +61,11 @@ class Project:
 
     @cached_property
     def renderer(self) -> TemplateRenderer:
+        return self.renderer_factory()
+
+    @property
+    def renderer_factory(self) -> RendererFactory:
+        """Builds a renderer from the settings; picklable, for render processes."""
         s = self.settings
         shop = ShopInfo(
             name=s.shop_name,
@@ -70,7 +76,8 @@ class Project:
             imprint=s.shop_imprint,
         )
         templates = s.templates_dir if s.templates_dir.is_dir() else None
-        return TemplateRenderer(
+        return partial(
+            TemplateRenderer,
             project_dir=templates,
             default_locale=s.default_locale,
             inliner=s.email_inliner,
@@ -130,7 +137,8 @@ class Project:
     def secret_key(self) -> str:
         return self.settings.require("secret_key")
 
-    def dispatcher(self, clock: Clock) -> Dispatcher:
+    def dispatcher(self, clock: Clock, *, dispatchers: int = 1) -> Dispatcher:
+        """A dispatcher on ``clock``, one of ``dispatchers`` processes on this machine."""
         s = self.settings
         config = DispatchConfig(
             batch_size=s.dispatch_batch_size,
@@ -150,7 +158,15 @@ class Project:
             channels=self.channels,
             journeys=self.journeys,
             config=config,
+            render_pool=self._render_pool(dispatchers),
         )
+
+    def _render_pool(self, dispatchers: int = 1) -> RenderPool | None:
+        """Render processes for one of ``dispatchers`` dispatchers (``dispatch.render_processes``)."""
+        processes = render_processes(
+            self.settings.dispatch_render_processes, dispatchers=dispatchers
+        )
+        return RenderPool(self.renderer_factory, processes=processes) if processes else None
 
     # -- the project's clock ------------------------------------------------------
 

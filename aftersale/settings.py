@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     dispatch_lease_seconds: int = Field(default=300, ge=10)
     dispatch_workers: int = Field(default=8, ge=1)
     dispatch_max_attempts: int = Field(default=5, ge=1)
+    # Processes that render beside each dispatcher; 0 renders in its sending threads.
+    dispatch_render_processes: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
 
     # Admin console: what a message costs (in the shop's currency) for the return figures,
     # how long after a message a purchase counts as its follow-up, and session lifetime.

@@ -20,7 +20,7 @@ import random
 import threading
 import time
 import zlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -73,6 +73,7 @@ from channels import (
 from channels.ratelimit import RateLimiter
 from channels.retry import backoff_delay
 from scheduler.clock import Clock
+from scheduler.rendering import PendingRender, RenderFailure, RenderJob, RenderPool, render
 from templates import TemplateError, TemplateRenderer, coupon_code
 
 log = logging.getLogger(__name__)
@@ -145,11 +146,14 @@ class Dispatcher:
         journeys: JourneyEngine,
         config: DispatchConfig,
         rng: random.Random | None = None,
+        render_pool: RenderPool | None = None,
     ) -> None:
+        """``render_pool``: render in those processes rather than in the sending threads."""
         self.db = db
         self.clock = clock
         self.policy = policy
         self.renderer = renderer
+        self.render_pool = render_pool
         self.channels = dict(channels)
         self.journeys = journeys
         self.config = config
@@ -162,7 +166,10 @@ class Dispatcher:
         self.on_batch: Callable[[DispatchStats], None] | None = None
 
     def close(self) -> None:
+        """Wait for the sends in flight, then stop the render processes."""
         self._pool.shutdown(wait=True)
+        if self.render_pool is not None:
+            self.render_pool.close()
 
     # -- the tick ------------------------------------------------------------------
 
@@ -179,7 +186,9 @@ class Dispatcher:
             stats.unknown += self.expire_leases(now)
         # Pipelined: while one batch renders and sends on the pool, the next is reserved.
         # Its policy decisions already count the first batch, which is `sending` by then.
-        in_flight: tuple[list[_Reserved], list[Future[None]]] | None = None
+        # The next batch is started before the previous one is recorded, so render
+        # processes keep working while this process records.
+        in_flight: deque[tuple[list[_Reserved], list[Future[None]]]] = deque()
         batches = 0
         try:
             while True:
@@ -190,21 +199,20 @@ class Dispatcher:
                         lambda: self._reserve_tx(now, stats), "reserve"
                     )
                     batches += 1
-                if in_flight is not None:
-                    pending, in_flight = in_flight, None
-                    self._finish(*pending, now, stats)
+                if reserved:
+                    in_flight.append((reserved, self._start(reserved)))
+                while len(in_flight) > (1 if reserved else 0):
+                    self._finish(*in_flight.popleft(), now, stats)
                     if self.on_batch is not None:
                         self.on_batch(stats)
-                if reserved:
-                    in_flight = (reserved, self._start(reserved))
-                elif not claimed:
+                if not reserved and not claimed:
                     # A batch that was all deferrals or skips is no reason to stop: only
                     # an empty claim means nothing more is due.
                     return stats
         finally:
-            # A reservation that failed for good must not strand the batch already sent.
-            if in_flight is not None:
-                self._finish(*in_flight, now, stats)
+            # A reservation that failed for good must not strand the batches already sent.
+            while in_flight:
+                self._finish(*in_flight.popleft(), now, stats)
 
     def request_stop(self) -> None:
         """Stop claiming; the batch in flight is still sent and recorded (SIGTERM)."""
@@ -292,8 +300,15 @@ class Dispatcher:
             return self._reserve(conn, now, stats)
 
     def _start(self, reserved: list[_Reserved]) -> list[Future[None]]:
-        # Render and send each message on the pool, so rendering overlaps network waits.
-        return [self._pool.submit(self._deliver, item) for item in reserved]
+        # Render and send each message on the pool, so rendering overlaps network waits;
+        # with render processes, the chunks render there while this process goes on.
+        jobs = [self._job(item) for item in reserved]
+        pending = self.render_pool.submit(jobs) if self.render_pool is not None else None
+        waiting = pending or [None] * len(jobs)
+        return [
+            self._pool.submit(self._deliver, item, job, rendering)
+            for item, job, rendering in zip(reserved, jobs, waiting, strict=True)
+        ]
 
     def _finish(self, reserved, futures, now: datetime, stats: DispatchStats) -> None:
         for future in futures:
@@ -439,55 +454,31 @@ class Dispatcher:
 
     # -- render and send ---------------------------------------------------------------
 
-    def _deliver(self, item: _Reserved) -> None:
-        try:
-            item.outgoing, item.locale, item.details = self._render(item.row, item.context)
-        except TemplateError as exc:
-            item.error = exc
-            return
-        except Exception as exc:  # noqa: BLE001 - one broken message never stops the batch
-            log.exception("rendering message %s failed", item.row.id)
-            item.error = TemplateError(f"{type(exc).__name__}: {exc}")
-            return
-        self._send(item)
-
-    def _render(self, row: Any, context: Mapping[str, Any]) -> tuple[OutgoingMessage, str, dict]:
-        customer = context["customer"]
-        locale = customer.get("locale") or self.config.default_locale
-        marketing = row.category == "marketing"
-        headers: dict[str, str] = {}
-        if row.channel == "email":
-            email = self.renderer.render_email(row.template, locale, context, marketing=marketing)
-            if marketing:
-                url = context["links"]["unsubscribe"]
-                headers["List-Unsubscribe"] = f"<{url}>"
-                headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-            outgoing = OutgoingMessage(
-                message_id=str(row.id),
-                kind="email",
-                to=customer["email"],
-                subject=email.subject,
-                body_html=email.html,
-                body_text=email.text,
-                headers=headers,
-                category=row.category,
-                customer_id=row.customer_id,
-                journey=row.journey_id,
-                step=row.step,
-            )
-            return outgoing, email.locale, {"html_bytes": len(email.html.encode())}
-        sms = self.renderer.render_sms(row.template, locale, context, marketing=marketing)
-        outgoing = OutgoingMessage(
-            message_id=str(row.id),
-            kind="sms",
-            to=customer["phone"],
-            body_text=sms.body,
+    def _job(self, item: _Reserved) -> RenderJob:
+        row = item.row
+        return RenderJob(
+            message_id=row.id,
+            channel=row.channel,
+            template=row.template,
             category=row.category,
+            locale=item.context["customer"].get("locale") or self.config.default_locale,
             customer_id=row.customer_id,
             journey=row.journey_id,
             step=row.step,
+            context=item.context,
         )
-        return outgoing, sms.locale, {"segments": sms.segments, "encoding": sms.encoding}
+
+    def _deliver(self, item: _Reserved, job: RenderJob, rendering: PendingRender | None) -> None:
+        outcome = rendering.result() if rendering is not None else None
+        if outcome is None:
+            outcome = render(self.renderer, job)
+        if isinstance(outcome, RenderFailure):
+            if outcome.trace is not None:
+                log.error("rendering message %s failed\n%s", job.message_id, outcome.trace)
+            item.error = outcome.error()
+            return
+        item.outgoing, item.locale, item.details = outcome.outgoing, outcome.locale, outcome.details
+        self._send(item)
 
     def _send(self, item: _Reserved) -> None:
         assert item.outgoing is not None

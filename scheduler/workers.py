@@ -20,7 +20,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -168,6 +168,8 @@ class WorkerSpec:
 
     ``channels`` optionally names a ``"module:function"`` that, given the project, returns
     the channels to use instead of the configured providers (benchmarks, crash tests).
+    ``dispatchers`` is how many dispatcher processes share this machine's cores (it sizes
+    ``dispatch.render_processes = "auto"``); :func:`start_workers` sets it.
     """
 
     directory: str
@@ -175,6 +177,7 @@ class WorkerSpec:
     channels: str | None = None
     once: bool = False
     log_level: int = logging.WARNING
+    dispatchers: int = 1
 
 
 def _resolve(target: str) -> ChannelFactory:
@@ -191,7 +194,8 @@ def run_worker(spec: WorkerSpec) -> None:
     project = Project.open(spec.directory, **spec.overrides)
     if spec.channels:
         project.channel_overrides = dict(_resolve(spec.channels)(project))
-    worker = Worker.for_dispatcher(project.dispatcher(project.system_clock()))
+    dispatcher = project.dispatcher(project.system_clock(), dispatchers=spec.dispatchers)
+    worker = Worker.for_dispatcher(dispatcher)
     try:
         if spec.once:
             signal.signal(signal.SIGTERM, lambda *_: worker.request_stop())
@@ -217,6 +221,7 @@ def prepare(spec: WorkerSpec) -> None:
 def start_workers(spec: WorkerSpec, count: int) -> list[multiprocessing.process.BaseProcess]:
     """Start ``count`` worker processes (``spawn``: nothing of ours crosses a fork)."""
     context = multiprocessing.get_context("spawn")
+    spec = replace(spec, dispatchers=count)
     processes = [
         context.Process(target=run_worker, args=(spec,), name=f"dispatcher-{n}")
         for n in range(count)
