@@ -199,7 +199,7 @@ class Engine:
         Returns how many messages were planned.
         """
         candidates = [
-            row
+            (row, journey)
             for row in finished
             if (journey := self._journey_by_number(conn, row.journey_id, row.journey_version))
             and journey.has_several_messages
@@ -210,21 +210,21 @@ class Engine:
         enrolments = {
             r.id: r
             for r in conn.execute(
-                sa.select(e.id, e.journey_version_id, e.customer_id, e.order_id, e.schedule).where(
-                    e.id.in_({row.enrollment_id for row in candidates}),
+                sa.select(e.id, e.customer_id, e.order_id, e.schedule).where(
+                    e.id.in_({row.enrollment_id for row, _ in candidates}),
                     e.status == "active",
                     e.schedule.is_not(None),
                 )
             )
         }
         messages = []
-        for row in candidates:
+        for row, journey in candidates:  # the message's version is its enrolment's
             enrolment = enrolments.get(row.enrollment_id)
             upcoming = _after(enrolment.schedule, row.step, row.occurrence) if enrolment else None
             if upcoming is None:
                 continue
             step_id, occurrence, due, expires = upcoming
-            step = self.journey_for_version(conn, enrolment.journey_version_id).step(step_id)
+            step = journey.step(step_id)
             if step is None:
                 continue
             messages.append(
