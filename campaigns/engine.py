@@ -31,6 +31,7 @@ from campaigns.journeys import (
 from campaigns.models import (
     CANCELLED,
     PLANNED,
+    SENDING,
     Customer,
     Enrollment,
     Event,
@@ -195,28 +196,18 @@ class Engine:
 
         ``finished`` are message rows (enrollment_id, journey_id, journey_version, step,
         occurrence) that just reached a terminal status. An enrolment that has ended plans
-        nothing more. Idempotent: the message's unique key makes a repeat a no-op.
+        nothing more; one whose timetable is exhausted, with no message left to send, is
+        marked ``completed``. Idempotent: the message's unique key makes a repeat a no-op.
         Returns how many messages were planned.
         """
+        finished = list(finished)
         candidates = [
             (row, journey)
             for row in finished
             if (journey := self._journey_by_number(conn, row.journey_id, row.journey_version))
             and journey.has_several_messages
         ]
-        if not candidates:
-            return 0
-        e = enrollments_t.c
-        enrolments = {
-            r.id: r
-            for r in conn.execute(
-                sa.select(e.id, e.customer_id, e.order_id, e.schedule).where(
-                    e.id.in_({row.enrollment_id for row, _ in candidates}),
-                    e.status == "active",
-                    e.schedule.is_not(None),
-                )
-            )
-        }
+        enrolments = _timetables(conn, {row.enrollment_id for row, _ in candidates})
         messages = []
         for row, journey in candidates:  # the message's version is its enrolment's
             enrolment = enrolments.get(row.enrollment_id)
@@ -242,6 +233,8 @@ class Engine:
                 )  # fmt: skip
             )
         _insert_ignore(conn, messages_t, messages, ["enrollment_id", "step", "occurrence"])
+        going_on = {m["enrollment_id"] for m in messages}
+        complete_enrollments(conn, {r.enrollment_id for r in finished} - going_on, now)
         return len(messages)
 
     def apply_due_events(self, conn: Connection, now: datetime, *, limit: int = 2000) -> ApplyStats:
@@ -473,6 +466,39 @@ def end_enrollments(conn: Connection, ends: Mapping[str, datetime], reason: str)
         params,
     )
     return counted
+
+
+def _timetables(conn: Connection, ids: set[str]) -> dict[str, Any]:
+    """The active enrolments among ``ids`` that keep a timetable, by id."""
+    if not ids:
+        return {}
+    e = enrollments_t.c
+    rows = conn.execute(
+        sa.select(e.id, e.customer_id, e.order_id, e.schedule).where(
+            e.id.in_(ids), e.status == "active", e.schedule.is_not(None)
+        )
+    )
+    return {r.id: r for r in rows}
+
+
+def complete_enrollments(conn: Connection, ids: Iterable[str], now: datetime) -> int:
+    """Mark active enrolments ``completed`` when none of their messages waits to be sent.
+
+    An enrolment planned before timetables existed may still hold later planned messages;
+    it completes only when the last of them ends. Returns how many were completed.
+    """
+    ids = list(ids)
+    if not ids:
+        return 0
+    e, m = enrollments_t.c, messages_t.c
+    waiting = (
+        sa.select(m.id).where(m.enrollment_id == e.id, m.status.in_((PLANNED, SENDING))).exists()
+    )
+    return conn.execute(
+        enrollments_t.update()
+        .where(e.id.in_(ids), e.status == "active", ~waiting)
+        .values(status="completed", ended_at=now)
+    ).rowcount
 
 
 def _end_matching(conn: Connection, condition: Any, reason: str, at: datetime) -> int:

@@ -137,3 +137,84 @@ def test_planning_the_next_message_twice_plans_it_once(harness):
         ("invite", 1),
         ("reminder", 1),
     ]
+
+
+def enrolment_states(h):
+    e = enrollments_t.c
+    with h.project.db.connect() as conn:
+        rows = conn.execute(sa.select(e.journey_id, e.status, e.reason, e.ended_at)).all()
+    return {r.journey_id: (r.status, r.reason, r.ended_at) for r in rows}
+
+
+def test_an_enrolment_completes_when_its_last_message_ends(harness):
+    harness.customers([ANNA])
+    harness.events([purchase("e1", "c1", BOUGHT, "o1", item(inspection_interval_days=90))])
+    harness.simulate(utc("2026-04-09T00:00:00"))  # thank-you and loyalty sent, one invitation
+
+    states = enrolment_states(harness)
+    [thanks] = harness.messages(journey_id="thank_you")
+    assert states["thank_you"] == ("completed", None, thanks.sent_at)
+    assert states["inspection_invitation"][0] == "active"  # its reminder is planned
+
+    harness.simulate(utc("2027-02-01T00:00:00"))
+    last = inspection(harness)[-1]
+    assert (last.step, last.occurrence, last.status) == ("reminder", 4, "sent")
+    assert enrolment_states(harness)["inspection_invitation"] == ("completed", None, last.sent_at)
+
+
+def test_a_skipped_last_message_completes_too_and_an_exit_is_no_completion(harness):
+    harness.customers([{**ANNA, "sms_consent": "no"}])
+    harness.events(
+        [
+            purchase("e1", "c1", BOUGHT, "o1", item(warranty_months=6)),
+            {
+                "id": "e2",
+                "type": "warranty_extended",
+                "customer": "c1",
+                "at": "2026-03-01T10:00:00+01:00",
+                "order": "o1",
+            },
+            purchase("e3", "c1", "2026-09-01T10:00:00+02:00", "o3", item(warranty_months=6)),
+        ]  # fmt: skip
+    )
+    harness.simulate(utc("2027-06-01T00:00:00"))
+
+    e = enrollments_t.c
+    with harness.project.db.connect() as conn:
+        rows = conn.execute(
+            sa.select(e.order_id, e.status, e.reason).where(e.journey_id == "extended_warranty")
+        ).all()
+    assert sorted(tuple(r) for r in rows) == [
+        ("o1", "exited", "journey_exit:warranty_extended"),
+        ("o3", "completed", None),  # its SMS was skipped for want of consent
+    ]
+    offers = harness.messages(journey_id="extended_warranty", order_id="o3")
+    assert [(m.step, m.status) for m in offers] == [
+        ("offer_email", "sent"),
+        ("reminder_sms", "skipped"),
+    ]
+
+
+def test_an_enrolment_with_messages_still_planned_does_not_complete(harness):
+    """Enrolments from before timetables planned all their rows at once."""
+    harness.customers([ANNA])
+    harness.events([purchase("e1", "c1", BOUGHT, "o1", item(inspection_interval_days=90))])
+    harness.simulate(utc("2026-04-09T00:00:00"))
+    [invite, reminder] = inspection(harness)
+    e = enrollments_t.c
+    with harness.project.db.begin() as conn:  # as an old enrolment: no timetable
+        conn.execute(
+            enrollments_t.update().where(e.id == invite.enrollment_id).values(schedule=None)
+        )
+        conn.execute(
+            enrollments_t.update().where(e.id == invite.enrollment_id).values(status="active")
+        )
+        harness.project.journeys.plan_next(conn, [invite], utc("2026-04-09T00:00:00"))
+    assert enrolment_states(harness)["inspection_invitation"][0] == "active"
+
+    with harness.project.db.begin() as conn:
+        conn.execute(messages_t.update().where(messages_t.c.id == reminder.id).values(
+            status="sent"))  # fmt: skip
+        harness.project.journeys.plan_next(conn, [reminder], utc("2026-04-11T00:00:00"))
+    assert enrolment_states(harness)["inspection_invitation"] == (
+        "completed", None, utc("2026-04-11T00:00:00"))  # fmt: skip
