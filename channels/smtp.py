@@ -8,7 +8,6 @@ import ssl
 import threading
 import urllib.parse
 from dataclasses import dataclass
-from email import policy
 
 from channels.base import (
     AmbiguousChannelError,
@@ -20,7 +19,7 @@ from channels.base import (
     TransientChannelError,
 )
 from channels.errors import ConfigurationError
-from channels.mime import build_email
+from channels.mime import SMTP_POLICY, build_email, envelope_sender
 
 PROVIDER = "smtp"
 _TRUE = {"1", "true", "yes", "on"}
@@ -99,8 +98,8 @@ class SMTPChannel(Channel):
     def send(self, message: OutgoingMessage) -> SendResult:
         """Deliver ``message``; the Message-ID header is the provider message id."""
         em = build_email(message, sender=self.sender, reply_to=self.reply_to)
-        envelope_from = em["From"].addresses[0].addr_spec
-        data = em.as_bytes(policy=policy.SMTP)
+        envelope_from = envelope_sender(self.sender)
+        data = em.as_bytes(policy=SMTP_POLICY)
         with self._lock:
             conn = self._connection()
             try:

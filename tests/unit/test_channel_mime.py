@@ -103,3 +103,46 @@ def test_sender_must_be_an_address() -> None:
 def test_sms_is_refused() -> None:
     with pytest.raises(ValueError):
         build_email(OutgoingMessage("s", "sms", "+491", "hi"), sender="s@example.org")
+
+
+def test_long_and_awkward_content_roundtrips_exactly_in_short_7bit_lines() -> None:
+    body = (
+        "Grüße aus der Küche – " * 12 + "\n"  # one long line of 8-bit text
+        "From here on: a line that mbox would mangle\n"
+        ".\n"  # a lone dot, which SMTP escapes
+        "trailing spaces   \n"
+        "== 100 % = 1/1 ==\n"
+    )
+    long = OutgoingMessage(
+        message_id="01JLONG",
+        kind="email",
+        to="Zoë Åkesson-Müller <zoe@example.org>",
+        subject="Ihre Einladung zur kostenlosen Inspektion – Waschmaschine Öko-Plus 9000 (2)",
+        body_text=body,
+        body_html="<p>" + "Grüße " * 300 + "</p>",
+    )
+    raw = build_email(long, sender="Küchenhaus <service@kuechenhaus.example>").as_bytes()
+
+    assert raw.isascii()
+    assert max(len(line) for line in raw.split(b"\n")) <= 78
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["Subject"] == long.subject
+    assert parsed["To"].addresses[0].display_name == "Zoë Åkesson-Müller"
+    text, html = parsed.iter_parts()
+    assert text.get_content() == body
+    assert html.get_content().strip() == long.body_html
+
+
+@pytest.mark.parametrize("to", ["nobody", "jörg@example.org", "a@example.org\nBcc: x@example.org"])
+def test_unusable_recipients_are_refused(to: str) -> None:
+    with pytest.raises(ValueError):
+        build_email(OutgoingMessage("r", "email", to, "hi"), sender="s@example.org")
+
+
+def test_an_international_domain_goes_out_in_its_ascii_form() -> None:
+    msg = OutgoingMessage("i", "email", "Jörg <joerg@bücher.example>", "hi")
+
+    parsed = roundtrip(msg)
+
+    assert parsed["To"].addresses[0].addr_spec == "joerg@xn--bcher-kva.example"
+    assert parsed["To"].addresses[0].display_name == "Jörg"
