@@ -18,8 +18,7 @@ from channels.base import OutgoingMessage
 
 # Characters that would break the ``<id@domain>`` syntax of a Message-ID (RFC 5322 msg-id).
 _MSG_ID_FORBIDDEN = frozenset('<>@ \t\r\n"()[]\\,;:')
-# How the message is written to a file (``\n``) and to an SMTP server (``\r\n``).
-FILE_POLICY = policy.compat32
+# How the message is written to an SMTP server (``as_bytes()`` alone ends lines with ``\n``).
 SMTP_POLICY = policy.compat32.clone(linesep="\r\n")
 
 
