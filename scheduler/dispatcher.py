@@ -80,6 +80,7 @@ log = logging.getLogger(__name__)
 suppressions_t = Suppression.__table__
 HELD = timedelta(days=3650)  # "until the complaint is resolved": resolving re-dues the message
 T = TypeVar("T")
+EVENTS_BATCH = 2000  # events applied per transaction
 # A dropped connection or a restarting server: retried this often, backing off in between.
 DB_ATTEMPTS = 6
 DB_BACKOFF = 0.2
@@ -173,32 +174,47 @@ class Dispatcher:
 
     # -- the tick ------------------------------------------------------------------
 
-    def tick(self, *, max_batches: int | None = None, housekeeping: bool = True) -> DispatchStats:
+    def tick(
+        self,
+        *,
+        max_batches: int | None = None,
+        housekeeping: bool = True,
+        apply_events: bool = True,
+        expire_leases: bool = True,
+    ) -> DispatchStats:
         """Apply due events, expire old leases, then dispatch until nothing is due now.
 
         ``housekeeping=False`` only dispatches: with several dispatchers on one database,
         one of them (the leader) applies events and expires leases for all.
+        ``apply_events=False`` and ``expire_leases=False`` skip those steps, for a caller
+        that knows there is nothing for them (the simulation, alone on its clock).
         """
         stats = DispatchStats()
         now = self.clock.now()
         if housekeeping:
-            stats.events += self.apply_due_events(now)
-            stats.unknown += self.expire_leases(now)
+            if apply_events:
+                stats.events += self.apply_due_events(now)
+            if expire_leases:
+                stats.unknown += self.expire_leases(now)
         # Pipelined: while one batch renders and sends on the pool, the next is reserved.
         # Its policy decisions already count the first batch, which is `sending` by then.
         # The next batch is started before the previous one is recorded, so render
         # processes keep working while this process records.
         in_flight: deque[tuple[list[_Reserved], list[Future[None]]]] = deque()
         batches = 0
+        drained = False  # a claim short of a full batch took everything due by now
         try:
             while True:
                 reserved: list[_Reserved] = []
                 claimed = 0
-                if not self.stopping and (max_batches is None or batches < max_batches):
+                if not (drained or self.stopping) and (
+                    max_batches is None or batches < max_batches
+                ):
                     reserved, claimed = self._with_retry(
                         lambda: self._reserve_tx(now, stats), "reserve"
                     )
                     batches += 1
+                    drained = claimed < self.config.batch_size
                 if reserved:
                     in_flight.append((reserved, self._start(reserved)))
                 while len(in_flight) > (1 if reserved else 0):
@@ -206,8 +222,9 @@ class Dispatcher:
                     if self.on_batch is not None:
                         self.on_batch(stats)
                 if not reserved and not claimed:
-                    # A batch that was all deferrals or skips is no reason to stop: only
-                    # an empty claim means nothing more is due.
+                    # A full batch that was all deferrals or skips is no reason to stop:
+                    # only an empty or a short claim means nothing more is due. A message
+                    # planned while recording that is already due waits for the next tick.
                     return stats
         finally:
             # A reservation that failed for good must not strand the batches already sent.
@@ -228,12 +245,12 @@ class Dispatcher:
         while True:
             count = self._with_retry(lambda: self._apply_events_tx(now), "apply events")
             applied += count
-            if count == 0 or self.stopping:
+            if count < EVENTS_BATCH or self.stopping:
                 return applied
 
     def _apply_events_tx(self, now: datetime) -> int:
         with self.db.begin() as conn:
-            return self.journeys.apply_due_events(conn, now).events
+            return self.journeys.apply_due_events(conn, now, limit=EVENTS_BATCH).events
 
     def _with_retry(self, work: Callable[[], T], what: str) -> T:
         """Run one transaction, again after a connection fault, a bounded number of times."""
@@ -249,11 +266,12 @@ class Dispatcher:
         raise AssertionError("unreachable")
 
     def expire_leases(self, now: datetime) -> int:
-        """``sending`` past its lease becomes ``unknown``: maybe sent, so never re-sent."""
+        """``sending`` whose lease has run out becomes ``unknown``: maybe sent, so never
+        re-sent."""
         return self._with_retry(lambda: self._expire_leases_tx(now), "expire leases")
 
     def _expire_leases_tx(self, now: datetime) -> int:
-        expired = sa.and_(messages_t.c.status == SENDING, messages_t.c.lease_until < now)
+        expired = sa.and_(messages_t.c.status == SENDING, messages_t.c.lease_until <= now)
         with self.db.begin() as conn:
             rows = conn.execute(sa.select(messages_t).where(expired)).all()
             ids = [r.id for r in rows]
@@ -272,17 +290,29 @@ class Dispatcher:
 
     def next_due(self) -> datetime | None:
         """The earliest time anything is due: a planned message or an unapplied event."""
+        return min((t for t in self.upcoming()[:2] if t is not None), default=None)
+
+    def upcoming(self) -> tuple[datetime | None, datetime | None, datetime | None]:
+        """When the next planned message is due, the next unapplied event happens and the
+        earliest lease of a message being sent runs out (each None when there is none)."""
+        message = (
+            sa.select(sa.func.min(messages_t.c.due_at))
+            .where(messages_t.c.status == PLANNED, _not_paused())
+            .scalar_subquery()
+        )
+        event = (
+            sa.select(sa.func.min(events_t.c.at))
+            .where(events_t.c.applied.is_(False))
+            .scalar_subquery()
+        )
+        lease = (
+            sa.select(sa.func.min(messages_t.c.lease_until))
+            .where(messages_t.c.status == SENDING)
+            .scalar_subquery()
+        )
         with self.db.connect() as conn:
-            message = conn.execute(
-                sa.select(sa.func.min(messages_t.c.due_at)).where(
-                    messages_t.c.status == PLANNED, _not_paused()
-                )
-            ).scalar()
-            event = conn.execute(
-                sa.select(sa.func.min(events_t.c.at)).where(events_t.c.applied.is_(False))
-            ).scalar()
-        found = [t for t in (message, event) if t is not None]
-        return min(found) if found else None
+            message_at, event_at, lease_at = conn.execute(sa.select(message, event, lease)).one()
+        return message_at, event_at, lease_at
 
     # -- one batch -----------------------------------------------------------------
 
@@ -721,11 +751,16 @@ class ContextLoader:
 
     def __init__(self, conn: Connection, rows: list[Any]) -> None:
         self.conn = conn
-        order_ids = sorted({r.order_id for r in rows if r.order_id})
         self.orders = {}
         self.items: dict[str, list[Any]] = defaultdict(list)
         self.positions: dict[str, int | None] = {}
         self._cache: dict[int, dict[str, Any]] = {}
+        # Loaded when first needed: a batch of deferrals needs no context at all.
+        self._rows: list[Any] | None = rows
+
+    def _load(self, rows: list[Any]) -> None:
+        conn = self.conn
+        order_ids = sorted({r.order_id for r in rows if r.order_id})
         if order_ids:
             for o in conn.execute(sa.select(purchases_t).where(purchases_t.c.id.in_(order_ids))):
                 self.orders[o.id] = o
@@ -746,6 +781,9 @@ class ContextLoader:
     def context_for(self, row: Any, customer: Any, now: datetime) -> dict[str, Any]:
         if row.id in self._cache:
             return self._cache[row.id]
+        if self._rows is not None:
+            rows, self._rows = self._rows, None
+            self._load(rows)
         order = self.orders.get(row.order_id)
         items = []
         for i in self.items.get(row.order_id, []):
