@@ -56,6 +56,31 @@ decisions_t = MessageDecision.__table__
 
 CONSENT_EVENTS = {"unsubscribed": False, "subscribed": True}
 
+# Statements run every tick or batch, built once: building one costs more than running it.
+DUE_EVENTS = (
+    sa.select(events_t)
+    .where(events_t.c.applied.is_(False), events_t.c.at <= sa.bindparam("now", type_=UTCDateTime()))
+    .order_by(events_t.c.at, events_t.c.id)
+    .limit(sa.bindparam("limit"))
+)
+_e = enrollments_t.c
+TIMETABLES = sa.select(_e.id, _e.customer_id, _e.order_id, _e.schedule).where(
+    _e.id.in_(sa.bindparam("ids", expanding=True)),
+    _e.status == "active",
+    _e.schedule.is_not(None),
+)
+COMPLETE = (
+    enrollments_t.update()
+    .where(
+        _e.id.in_(sa.bindparam("ids", expanding=True)),
+        _e.status == "active",
+        ~sa.select(messages_t.c.id)
+        .where(messages_t.c.enrollment_id == _e.id, messages_t.c.status.in_((PLANNED, SENDING)))
+        .exists(),
+    )
+    .values(status="completed", ended_at=sa.bindparam("now", type_=UTCDateTime()))
+)
+
 
 @dataclass(frozen=True)
 class ActiveJourney:
@@ -239,12 +264,7 @@ class Engine:
 
     def apply_due_events(self, conn: Connection, now: datetime, *, limit: int = 2000) -> ApplyStats:
         """Apply up to ``limit`` events whose time has come, oldest first."""
-        rows = conn.execute(
-            sa.select(events_t)
-            .where(events_t.c.applied.is_(False), events_t.c.at <= now)
-            .order_by(events_t.c.at, events_t.c.id)
-            .limit(limit)
-        ).all()
+        rows = conn.execute(DUE_EVENTS, {"now": now, "limit": limit}).all()
         stats = ApplyStats()
         purchases: list[Any] = []
         for row in rows:
@@ -472,13 +492,7 @@ def _timetables(conn: Connection, ids: set[str]) -> dict[str, Any]:
     """The active enrolments among ``ids`` that keep a timetable, by id."""
     if not ids:
         return {}
-    e = enrollments_t.c
-    rows = conn.execute(
-        sa.select(e.id, e.customer_id, e.order_id, e.schedule).where(
-            e.id.in_(ids), e.status == "active", e.schedule.is_not(None)
-        )
-    )
-    return {r.id: r for r in rows}
+    return {r.id: r for r in conn.execute(TIMETABLES, {"ids": sorted(ids)})}
 
 
 def complete_enrollments(conn: Connection, ids: Iterable[str], now: datetime) -> int:
@@ -487,18 +501,10 @@ def complete_enrollments(conn: Connection, ids: Iterable[str], now: datetime) ->
     An enrolment planned before timetables existed may still hold later planned messages;
     it completes only when the last of them ends. Returns how many were completed.
     """
-    ids = list(ids)
+    ids = sorted(ids)
     if not ids:
         return 0
-    e, m = enrollments_t.c, messages_t.c
-    waiting = (
-        sa.select(m.id).where(m.enrollment_id == e.id, m.status.in_((PLANNED, SENDING))).exists()
-    )
-    return conn.execute(
-        enrollments_t.update()
-        .where(e.id.in_(ids), e.status == "active", ~waiting)
-        .values(status="completed", ended_at=now)
-    ).rowcount
+    return conn.execute(COMPLETE, {"ids": ids, "now": now}).rowcount
 
 
 def _end_matching(conn: Connection, condition: Any, reason: str, at: datetime) -> int:

@@ -26,6 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -58,6 +59,7 @@ from campaigns.models import (
     SKIPPED,
     UNKNOWN,
     Suppression,
+    UTCDateTime,
 )
 from campaigns.policy import Allow, Candidate, Contact, ContactPolicy, Defer, Recipient, Skip
 from channels import (
@@ -295,23 +297,8 @@ class Dispatcher:
     def upcoming(self) -> tuple[datetime | None, datetime | None, datetime | None]:
         """When the next planned message is due, the next unapplied event happens and the
         earliest lease of a message being sent runs out (each None when there is none)."""
-        message = (
-            sa.select(sa.func.min(messages_t.c.due_at))
-            .where(messages_t.c.status == PLANNED, _not_paused())
-            .scalar_subquery()
-        )
-        event = (
-            sa.select(sa.func.min(events_t.c.at))
-            .where(events_t.c.applied.is_(False))
-            .scalar_subquery()
-        )
-        lease = (
-            sa.select(sa.func.min(messages_t.c.lease_until))
-            .where(messages_t.c.status == SENDING)
-            .scalar_subquery()
-        )
         with self.db.connect() as conn:
-            message_at, event_at, lease_at = conn.execute(sa.select(message, event, lease)).one()
+            message_at, event_at, lease_at = conn.execute(UPCOMING).one()
         return message_at, event_at, lease_at
 
     # -- one batch -----------------------------------------------------------------
@@ -360,15 +347,8 @@ class Dispatcher:
     def _reserve(
         self, conn: Connection, now: datetime, stats: DispatchStats
     ) -> tuple[list[_Reserved], int]:
-        query = (
-            sa.select(messages_t)
-            .where(messages_t.c.status == PLANNED, messages_t.c.due_at <= now, _not_paused())
-            .order_by(messages_t.c.due_at, messages_t.c.priority.desc(), messages_t.c.id)
-            .limit(self.config.batch_size)
-        )
-        if self._postgres:
-            query = query.with_for_update(skip_locked=True, of=messages_t)
-        rows = conn.execute(query).all()
+        claim = CLAIM_SKIP_LOCKED if self._postgres else CLAIM
+        rows = conn.execute(claim, {"now": now, "limit": self.config.batch_size}).all()
         claimed = len(rows)
         if not rows:
             return [], 0
@@ -379,16 +359,9 @@ class Dispatcher:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(cid))))
             # While we waited for a customer, the lock's holder may have decided rows we
             # read before: take only those still planned, as they stand now.
-            rows = conn.execute(
-                sa.select(messages_t)
-                .where(messages_t.c.id.in_([r.id for r in rows]), messages_t.c.status == PLANNED)
-                .order_by(messages_t.c.due_at, messages_t.c.priority.desc(), messages_t.c.id)
-            ).all()
+            rows = conn.execute(STILL_PLANNED, {"ids": [r.id for r in rows]}).all()
         stats.claimed += len(rows)
-        customers = {
-            c.id: c
-            for c in conn.execute(sa.select(customers_t).where(customers_t.c.id.in_(customer_ids)))
-        }
+        customers = {c.id: c for c in conn.execute(CUSTOMERS, {"ids": customer_ids})}
         suppressed = _suppressions(conn, customer_ids)
         history = self._history(conn, customer_ids, now)
         contexts = ContextLoader(conn, rows)
@@ -465,15 +438,7 @@ class Dispatcher:
         window = self.policy.history_window()
         if window <= timedelta(0):
             return history
-        m = messages_t.c
-        # Only (customer, sent_at) in SQL: with a status condition there, SQLite's planner
-        # (without statistics) walks ix_messages_due over every sent message of the log —
-        # 160 ms a batch at a million messages. The window holds few rows; filter them here.
-        rows = conn.execute(
-            sa.select(m.customer_id, m.channel, m.sent_at, m.category, m.status).where(
-                m.customer_id.in_(customer_ids), m.sent_at > now - window
-            )
-        )
+        rows = conn.execute(HISTORY, {"ids": customer_ids, "since": now - window})
         for cid, channel, sent_at, category, status in rows:
             if category != "marketing" or status not in COUNTING_STATUSES:
                 continue
@@ -629,6 +594,50 @@ def _not_paused() -> Any:
     return messages_t.c.journey_id.not_in(paused)
 
 
+# The statements a tick runs, built once: building a SQLAlchemy statement costs more than
+# SQLite takes to run it (up to 0.7 ms for the one below), and a tick runs a dozen.
+def _ids() -> Any:
+    return sa.bindparam("ids", expanding=True)
+
+
+def _moment(name: str) -> Any:
+    return sa.bindparam(name, type_=UTCDateTime())
+
+
+_m = messages_t.c
+_DUE_ORDER = (_m.due_at, _m.priority.desc(), _m.id)
+UPCOMING = sa.select(
+    sa.select(sa.func.min(_m.due_at)).where(_m.status == PLANNED, _not_paused()).scalar_subquery(),
+    sa.select(sa.func.min(events_t.c.at)).where(events_t.c.applied.is_(False)).scalar_subquery(),
+    sa.select(sa.func.min(_m.lease_until)).where(_m.status == SENDING).scalar_subquery(),
+)
+CLAIM = (
+    sa.select(messages_t)
+    .where(_m.status == PLANNED, _m.due_at <= _moment("now"), _not_paused())
+    .order_by(*_DUE_ORDER)
+    .limit(sa.bindparam("limit"))
+)
+CLAIM_SKIP_LOCKED = CLAIM.with_for_update(skip_locked=True, of=messages_t)
+STILL_PLANNED = (
+    sa.select(messages_t).where(_m.id.in_(_ids()), _m.status == PLANNED).order_by(*_DUE_ORDER)
+)
+CUSTOMERS = sa.select(customers_t).where(customers_t.c.id.in_(_ids()))
+SUPPRESSIONS = sa.select(
+    suppressions_t.c.customer_id, suppressions_t.c.channel, suppressions_t.c.reason
+).where(suppressions_t.c.customer_id.in_(_ids()))
+# Only (customer, sent_at) in SQL: with a status condition there, SQLite's planner (without
+# statistics) walks ix_messages_due over every sent message of the log — 160 ms a batch at
+# a million messages. The window holds few rows; they are filtered in Python.
+HISTORY = sa.select(_m.customer_id, _m.channel, _m.sent_at, _m.category, _m.status).where(
+    _m.customer_id.in_(_ids()), _m.sent_at > _moment("since")
+)
+ORDERS = sa.select(purchases_t).where(purchases_t.c.id.in_(_ids()))
+ITEMS = sa.select(items_t).where(items_t.c.order_id.in_(_ids())).order_by(items_t.c.position)
+POSITIONS = sa.select(enrollments_t.c.id, enrollments_t.c.item_position).where(
+    enrollments_t.c.id.in_(_ids())
+)
+
+
 def _lock_key(customer_id: str) -> int:
     return zlib.crc32(customer_id.encode()) - 2**31
 
@@ -653,12 +662,23 @@ def _apply_updates(
     for update in updates:
         groups[tuple(sorted(k for k in update if k != "_id"))].append(update)
     for columns, rows in groups.items():
-        values: dict[str, Any] = {c: sa.bindparam(f"v_{c}") for c in columns}
-        values["updated_at"] = now
-        stmt = messages_t.update().where(messages_t.c.id == sa.bindparam("_id")).values(values)
-        if from_status is not None:
-            stmt = stmt.where(messages_t.c.status == from_status)
-        conn.execute(stmt, [{f"v_{k}" if k != "_id" else k: v for k, v in r.items()} for r in rows])
+        stmt = _update_statement(columns, from_status)
+        conn.execute(
+            stmt,
+            [
+                {"v_updated_at": now, **{f"v_{k}" if k != "_id" else k: v for k, v in r.items()}}
+                for r in rows
+            ],
+        )
+
+
+@lru_cache(maxsize=64)
+def _update_statement(columns: tuple[str, ...], from_status: str | None) -> Any:
+    values = {c: sa.bindparam(f"v_{c}") for c in (*columns, "updated_at")}
+    stmt = messages_t.update().where(messages_t.c.id == sa.bindparam("_id")).values(values)
+    if from_status is not None:
+        stmt = stmt.where(messages_t.c.status == from_status)
+    return stmt
 
 
 def _decide_rows(conn: Connection, rows: list[tuple], now: datetime) -> None:
@@ -683,12 +703,7 @@ def _decide_rows(conn: Connection, rows: list[tuple], now: datetime) -> None:
 
 def _suppressions(conn: Connection, customer_ids: list[str]) -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = defaultdict(dict)
-    rows = conn.execute(
-        sa.select(
-            suppressions_t.c.customer_id, suppressions_t.c.channel, suppressions_t.c.reason
-        ).where(suppressions_t.c.customer_id.in_(customer_ids))
-    )
-    for cid, channel, reason in rows:
+    for cid, channel, reason in conn.execute(SUPPRESSIONS, {"ids": customer_ids}):
         found[cid][channel] = reason
     return found
 
@@ -762,20 +777,12 @@ class ContextLoader:
         conn = self.conn
         order_ids = sorted({r.order_id for r in rows if r.order_id})
         if order_ids:
-            for o in conn.execute(sa.select(purchases_t).where(purchases_t.c.id.in_(order_ids))):
+            for o in conn.execute(ORDERS, {"ids": order_ids}):
                 self.orders[o.id] = o
-            for i in conn.execute(
-                sa.select(items_t)
-                .where(items_t.c.order_id.in_(order_ids))
-                .order_by(items_t.c.position)
-            ):
+            for i in conn.execute(ITEMS, {"ids": order_ids}):
                 self.items[i.order_id].append(i)
         enrollment_ids = sorted({r.enrollment_id for r in rows})
-        for eid, position in conn.execute(
-            sa.select(enrollments_t.c.id, enrollments_t.c.item_position).where(
-                enrollments_t.c.id.in_(enrollment_ids)
-            )
-        ):
+        for eid, position in conn.execute(POSITIONS, {"ids": enrollment_ids}):
             self.positions[eid] = position
 
     def context_for(self, row: Any, customer: Any, now: datetime) -> dict[str, Any]:
