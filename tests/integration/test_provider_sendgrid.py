@@ -214,20 +214,18 @@ def test_missing_api_key_is_a_configuration_error() -> None:
         SendGridChannel(api_key="", sender="s@example.org")
 
 
-def test_fake_sustains_two_thousand_requests_a_second(server: FakeSendGrid) -> None:
+def test_fake_serves_many_requests_on_one_kept_alive_connection(server: FakeSendGrid) -> None:
+    # How fast it serves them is a benchmark figure (bench_providers), not a test.
     host, port = server.url.removeprefix("http://").split(":")
     body = json.dumps(SendGridChannel(api_key="x", sender="s@example.org").payload(MESSAGE))
     headers = {"Authorization": "Bearer SG.secret", "Content-Type": "application/json"}
     conn = http.client.HTTPConnection(host, int(port), timeout=5)
     n = 1500
-    started = time.perf_counter()
     for _ in range(n):
         conn.request("POST", "/v3/mail/send", body, headers)
         response = conn.getresponse()
         response.read()
         assert response.status == 202
-    rate = n / (time.perf_counter() - started)
     conn.close()
 
     assert len(server.requests) == n
-    assert rate > 2000, f"fake SendGrid served only {rate:.0f} requests/s"
