@@ -419,8 +419,11 @@ def insert_events(db: Engine, rows: list[dict[str, Any]]) -> int:
     insert = dialect_insert(db)
     stmt = insert(events_t).on_conflict_do_nothing(index_elements=["id"])
     with db.begin() as conn:
-        # Only the rows actually inserted come back; those the conflict clause left alone
-        # do not. (Counting the table before and after grew with the table.)
+        # Rows the conflict clause left alone are not counted. (Counting the table before
+        # and after grew with the table.) SQLite's driver sums an executemany's row counts;
+        # psycopg's does not, so there the inserted ids come back instead.
+        if conn.dialect.name == "sqlite":
+            return conn.execute(stmt, rows).rowcount
         return len(conn.execute(stmt.returning(events_t.c.id), rows).all())
 
 
