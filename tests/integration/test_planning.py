@@ -14,6 +14,8 @@ from tests.conftest import item, purchase, utc
 ANNA = {"id": "c1", "email": "anna@example.com", "phone": "+4915112345678", "first_name": "Anna",
         "timezone": "Europe/Berlin", "sms_consent": "yes"}  # fmt: skip
 BOUGHT = "2026-01-07T10:00:00+01:00"  # a Wednesday, 09:00 UTC; 90 days on is a Tuesday
+EXTENDED = {"id": "e2", "type": "warranty_extended", "customer": "c1",
+            "at": "2026-03-01T10:00:00+01:00", "order": "o1"}  # fmt: skip
 enrollments_t = Enrollment.__table__
 messages_t = Message.__table__
 
@@ -81,13 +83,7 @@ def test_an_exit_cancels_the_planned_message_and_plans_nothing_more(harness):
     harness.events(
         [
             purchase("e1", "c1", BOUGHT, "o1", item(warranty_months=6)),
-            {
-                "id": "e2",
-                "type": "warranty_extended",
-                "customer": "c1",
-                "at": "2026-03-01T10:00:00+01:00",
-                "order": "o1",
-            },  # fmt: skip
+            EXTENDED,
         ]
     )
     harness.simulate(utc("2026-12-01T00:00:00"))
@@ -167,13 +163,7 @@ def test_a_skipped_last_message_completes_too_and_an_exit_is_no_completion(harne
     harness.events(
         [
             purchase("e1", "c1", BOUGHT, "o1", item(warranty_months=6)),
-            {
-                "id": "e2",
-                "type": "warranty_extended",
-                "customer": "c1",
-                "at": "2026-03-01T10:00:00+01:00",
-                "order": "o1",
-            },
+            EXTENDED,
             purchase("e3", "c1", "2026-09-01T10:00:00+02:00", "o3", item(warranty_months=6)),
         ]  # fmt: skip
     )
