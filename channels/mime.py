@@ -22,9 +22,14 @@ _MSG_ID_FORBIDDEN = frozenset('<>@ \t\r\n"()[]\\,;:')
 SMTP_POLICY = policy.compat32.clone(linesep="\r\n")
 
 
+def envelope_sender(sender: str) -> str:
+    """The bare address of ``sender`` (``Shop <shop@example.com>`` → ``shop@example.com``)."""
+    return email.utils.parseaddr(sender)[1]
+
+
 def sender_domain(sender: str) -> str:
     """Return the domain of an address such as ``Shop <shop@example.com>``."""
-    _, address = email.utils.parseaddr(sender)
+    address = envelope_sender(sender)
     if "@" not in address:
         raise ValueError(f"sender {sender!r} is not an e-mail address")
     return address.rpartition("@")[2]
@@ -56,13 +61,6 @@ def build_email(
     """
     if msg.kind != "email":
         raise ValueError(f"message {msg.message_id} is {msg.kind}, not email")
-    text = _text_part("plain", msg.body_text)
-    if msg.body_html is None:
-        em = text
-    else:
-        em = Message()
-        em["Content-Type"] = f'multipart/alternative; boundary="{_boundary(msg.message_id)}"'
-        em.set_payload([text, _text_part("html", msg.body_html)])
     headers = {
         "Subject": _unstructured("Subject", msg.subject),
         "From": _address("From", sender),
@@ -74,25 +72,22 @@ def build_email(
         **{name: _unstructured(name, value) for name, value in msg.headers.items()},
         "MIME-Version": "1.0",
     }
-    # The message's own headers first, then the Content-* ones the parts were built with.
-    content = list(em.items())
-    for name in list(em.keys()):
-        del em[name]
-    for name, value in [*headers.items(), *content]:
+    em = Message()
+    for name, value in headers.items():
         if value is not None:
             em[name] = value
+    if msg.body_html is None:
+        return _text_part("plain", msg.body_text, em)
+    em["Content-Type"] = f'multipart/alternative; boundary="{_boundary(msg.message_id)}"'
+    em.set_payload([_text_part("plain", msg.body_text), _text_part("html", msg.body_html)])
     return em
 
 
-def envelope_sender(sender: str) -> str:
-    """The bare address of ``sender`` (``Shop <shop@example.com>`` → ``shop@example.com``)."""
-    return email.utils.parseaddr(sender)[1]
-
-
-def _text_part(subtype: str, body: str) -> Message:
+def _text_part(subtype: str, body: str, part: Message | None = None) -> Message:
+    """``part`` (a new one by default) as a quoted-printable UTF-8 text of ``body``."""
     if not body.endswith("\n"):
         body += "\n"
-    part = Message()
+    part = Message() if part is None else part
     part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
     part["Content-Transfer-Encoding"] = "quoted-printable"
     # binascii's encoder is C: soft line breaks at 76, "=" and 8-bit bytes escaped.
