@@ -273,9 +273,8 @@ class Dispatcher:
         return self._with_retry(lambda: self._expire_leases_tx(now), "expire leases")
 
     def _expire_leases_tx(self, now: datetime) -> int:
-        expired = sa.and_(messages_t.c.status == SENDING, messages_t.c.lease_until <= now)
         with self.db.begin() as conn:
-            rows = conn.execute(sa.select(messages_t).where(expired)).all()
+            rows = conn.execute(LEASE_EXPIRED, {"now": now}).all()
             ids = [r.id for r in rows]
             if not ids:
                 return 0
@@ -618,6 +617,7 @@ CLAIM = (
     .limit(sa.bindparam("limit"))
 )
 CLAIM_SKIP_LOCKED = CLAIM.with_for_update(skip_locked=True, of=messages_t)
+LEASE_EXPIRED = sa.select(messages_t).where(_m.status == SENDING, _m.lease_until <= _moment("now"))
 STILL_PLANNED = (
     sa.select(messages_t).where(_m.id.in_(_ids()), _m.status == PLANNED).order_by(*_DUE_ORDER)
 )
