@@ -7,7 +7,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from campaigns.engine import from_micros
-from campaigns.models import Enrollment, Message
+from campaigns.models import Enrollment, Message, Purchase
 from scheduler.clock import SimulatedClock
 from tests.conftest import item, purchase, utc
 
@@ -208,3 +208,31 @@ def test_an_enrolment_with_messages_still_planned_does_not_complete(harness):
         harness.project.journeys.plan_next(conn, [reminder], utc("2026-04-11T00:00:00"))
     assert enrolment_states(harness)["inspection_invitation"] == (
         "completed", None, utc("2026-04-11T00:00:00"))  # fmt: skip
+
+
+def test_the_bulk_insert_stores_what_sqlalchemy_would(sqlite_harness):
+    """Planned rows skip SQLAlchemy's parameter handling on SQLite; what they store must be
+    the same text, or comparisons between times written both ways would go wrong."""
+    from zoneinfo import ZoneInfo
+
+    from campaigns.engine import _insert_ignore
+
+    berlin = ZoneInfo("Europe/Berlin")
+    row = {"id": "o1", "customer_id": "c1", "event_id": None, "total": "1", "currency": "EUR"}
+    times = [
+        utc("2026-03-02T09:00:00"),
+        utc("2026-03-02T09:00:00").replace(microsecond=7),
+        utc("2026-10-25T00:30:00").astimezone(berlin),  # the second 02:30 of the DST change
+    ]
+    raw = sa.text("SELECT id, purchased_at, returned_at FROM purchases ORDER BY id")
+    with sqlite_harness.project.db.begin() as conn:
+        for n, moment in enumerate(times):
+            bulk = {**row, "id": f"bulk{n}", "purchased_at": moment, "returned_at": None}
+            _insert_ignore(conn, Purchase.__table__, [bulk], ["id"])
+            conn.execute(Purchase.__table__.insert(), {**bulk, "id": f"orm{n}"})
+        stored = {r.id: (r.purchased_at, r.returned_at) for r in conn.execute(raw)}
+    for n in range(len(times)):
+        assert stored[f"bulk{n}"] == stored[f"orm{n}"]
+    assert stored["bulk0"] == ("2026-03-02 09:00:00.000000", None)
+    assert stored["bulk1"] == ("2026-03-02 09:00:00.000007", None)
+    assert stored["bulk2"] == ("2026-10-25 00:30:00.000000", None)

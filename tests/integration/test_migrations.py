@@ -1,0 +1,39 @@
+"""Migrations carry an existing database forward without losing or misreading anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+
+from aftersale.database import alembic_config, create_engine, migrate
+
+
+def test_whole_second_times_written_by_bulk_planning_become_uniform(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        cfg = alembic_config(url)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+        conn.commit()
+    old_rows = [
+        "INSERT INTO purchases (id, customer_id, purchased_at, total, currency)"
+        " VALUES ('o1', 'c1', '2026-03-02 09:00:00', '1', 'EUR')",
+        "INSERT INTO purchases (id, customer_id, purchased_at, total, currency)"
+        " VALUES ('o2', 'c1', '2026-03-02 09:00:00.250000', '1', 'EUR')",
+    ]
+    with engine.begin() as conn:
+        for statement in old_rows:
+            conn.exec_driver_sql(statement)
+
+    migrate(engine)
+
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.text("SELECT id, purchased_at FROM purchases")).all())
+        since = sa.text("SELECT id FROM purchases WHERE purchased_at >= :t")
+        found = conn.execute(since, {"t": "2026-03-02 09:00:00.000000"}).scalars().all()
+    engine.dispose()
+    assert stored == {"o1": "2026-03-02 09:00:00.000000", "o2": "2026-03-02 09:00:00.250000"}
+    assert sorted(found) == ["o1", "o2"]  # the whole second no longer compares as earlier
