@@ -59,10 +59,16 @@ def is_duration(text: str) -> bool:
     return bool(_DURATION.match(text))
 
 
+@lru_cache(maxsize=1024)
+def _literal_duration(spec: str) -> timedelta | None:
+    return parse_duration(spec) if is_duration(spec) else None
+
+
 def resolve_duration(spec: str, context: Mapping[str, Any]) -> timedelta:
     """A duration literal, or an expression giving a number of days."""
-    if is_duration(spec):
-        return parse_duration(spec)
+    literal = _literal_duration(spec)
+    if literal is not None:
+        return literal
     value = compile_condition(spec)(**context)
     return timedelta(days=float(value))
 
