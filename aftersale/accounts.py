@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Engine
 
-from campaigns.models import User
+from campaigns.models import User, reading
 
 users_t = User.__table__
 ROLES = ("admin", "viewer")
@@ -71,7 +71,7 @@ def create_user(db: Engine, name: str, password: str, role: str, now: datetime) 
 
 def get_user(db: Engine, user_id: int) -> Any | None:
     """The ``users`` row with ``user_id``, or None."""
-    with db.connect() as conn:
+    with reading(db) as conn:
         return conn.execute(sa.select(users_t).where(users_t.c.id == user_id)).first()
 
 

@@ -16,7 +16,7 @@ from aftersale.settings import Settings, load_settings
 from campaigns.engine import Engine as JourneyEngine
 from campaigns.engine import sync_journeys
 from campaigns.journeys import JourneyProblem, LoadedJourney, load_journeys
-from campaigns.models import Event, ProjectState
+from campaigns.models import Event, ProjectState, reading
 from campaigns.policy import ContactPolicy, PolicyRules
 from channels import Channel
 from channels.errors import ConfigurationError as ChannelConfigurationError
@@ -172,7 +172,7 @@ class Project:
 
     def simulated_now(self) -> datetime | None:
         """Where the simulated clock stands; on a fresh project, the earliest event."""
-        with self.db.connect() as conn:
+        with reading(self.db) as conn:
             stored = conn.execute(
                 sa.select(state_t.c.value).where(state_t.c.key == CLOCK_KEY)
             ).scalar()

@@ -22,6 +22,7 @@ from aftersale.errors import AftersaleError
 from aftersale.sendlog import LogFilter, customer_timeline, query_log, write_export
 from campaigns.importing import ImportReport, import_customers, import_events
 from campaigns.journeys import BUILTIN_DIR
+from campaigns.models import reading
 
 app = typer.Typer(
     help="aftersale: post-purchase journeys over e-mail and SMS, with a contact policy "
@@ -469,7 +470,7 @@ def log(
     if ctx.invoked_subcommand:
         return
     proj = project()
-    with proj.db.connect() as conn:
+    with reading(proj.db) as conn:
         rows = query_log(conn, flt, limit=limit)
     table = Table(
         "id",
@@ -513,7 +514,7 @@ def log_export(
         fail("--format must be jsonl or csv")
     proj = project()
     flt: LogFilter = ctx.obj or LogFilter()
-    with proj.db.connect() as conn:
+    with reading(proj.db) as conn:
         if out is None:
             write_export(conn, flt, sys.stdout, format)
             return
@@ -529,7 +530,7 @@ def log_export(
 def customer(customer_id: str) -> None:
     """One customer's timeline: events, enrolments and every message with its reason."""
     proj = project()
-    with proj.db.connect() as conn:
+    with reading(proj.db) as conn:
         timeline = customer_timeline(conn, customer_id)
     if timeline is None:
         fail(f"no customer {customer_id!r}")

@@ -1,8 +1,9 @@
 """The database engine and its migrations.
 
-SQLite runs in WAL mode and every transaction starts with ``BEGIN IMMEDIATE`` so that two
-dispatchers can never claim the same row. PostgreSQL is chosen by the URL alone. Alembic
-migrations are applied on start.
+SQLite runs in WAL mode and every writing transaction starts with ``BEGIN IMMEDIATE`` so
+that two dispatchers can never claim the same row; a connection from
+:func:`campaigns.models.reading` begins ``DEFERRED`` and never holds the write lock.
+PostgreSQL is chosen by the URL alone. Alembic migrations are applied on start.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
+
+from campaigns.models import READ_ONLY
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -45,7 +48,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        reader = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN DEFERRED" if reader else "BEGIN IMMEDIATE")
 
 
 def alembic_config(url: str) -> Config:

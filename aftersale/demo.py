@@ -20,7 +20,7 @@ from rich.table import Table
 from aftersale.app import Project
 from aftersale.sendlog import summary
 from campaigns.importing import import_customers, import_events
-from campaigns.models import Message, MessageDecision
+from campaigns.models import Message, MessageDecision, reading
 from scheduler.simulation import simulate
 
 FIRST_NAMES = [
@@ -290,7 +290,7 @@ def run_demo(
 
 
 def print_summary(console: Console, project: Project) -> None:
-    with project.db.connect() as conn:
+    with reading(project.db) as conn:
         facts = summary(conn)
     rows: dict[tuple[str, str], dict[str, int]] = {}
     for journey, channel, status, count in facts["by_journey"]:
@@ -319,7 +319,7 @@ def print_summary(console: Console, project: Project) -> None:
 
 def _next_steps(console: Console, project: Project, directory: Path) -> None:
     m, d = Message.__table__.c, MessageDecision.__table__.c
-    with project.db.connect() as conn:
+    with reading(project.db) as conn:
         # A customer whose story shows the policy at work: a message held back by a cap.
         example = (
             conn.execute(

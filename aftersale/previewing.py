@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from aftersale.app import Project
 from aftersale.errors import InputError
-from campaigns.models import Customer, Enrollment, Purchase
+from campaigns.models import Customer, Enrollment, Purchase, reading
 from scheduler.dispatcher import ContextLoader, render_context
 from templates import PreviewResult, TemplateError, preview, sample_context, write_preview
 
@@ -70,11 +70,11 @@ def preview_template(
 def _context(project: Project, customer_id: str | None, locale: str | None) -> dict[str, Any]:
     secret = project.settings.secret_key or "preview"
     if customer_id is None:
-        with project.db.connect() as conn:
+        with reading(project.db) as conn:
             customer_id = conn.execute(sa.select(customers_t.c.id).limit(1)).scalar()
     if customer_id is None:
         return dict(sample_context(locale or project.settings.default_locale))
-    with project.db.connect() as conn:
+    with reading(project.db) as conn:
         customer = conn.execute(
             sa.select(customers_t).where(customers_t.c.id == customer_id)
         ).first()

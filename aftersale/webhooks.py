@@ -30,7 +30,7 @@ from aftersale.ingestion import BodyInvalid, decode_events, ingest_events, inges
 from campaigns.consent import verify_unsubscribe_token
 from campaigns.delivery import apply_delivery_events, set_consent
 from campaigns.importing import RowInvalid
-from campaigns.models import Customer
+from campaigns.models import Customer, reading
 from channels import ConfigurationError as ChannelConfigurationError
 from channels import DeliveryEvent, EventType
 from channels.sendgrid import (
@@ -215,7 +215,7 @@ def _customer_for(project: Project, token: str) -> Any | None:
     customer_id = verify_unsubscribe_token(project.secret_key(), token)
     if customer_id is None:
         return None
-    with project.db.connect() as conn:
+    with reading(project.db) as conn:
         return conn.execute(sa.select(customers_t).where(customers_t.c.id == customer_id)).first()
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from campaigns.models import Customer, Event
+from campaigns.models import Customer, Event, reading
 
 customers_t = Customer.__table__
 events_t = Event.__table__
@@ -394,7 +394,7 @@ def _flush_events(db, path, batch, report, strict, staged) -> None:
     if not batch:
         return
     ids = {row["customer_id"] for _, row in batch}
-    with db.connect() as conn:
+    with reading(db) as conn:
         known = {
             r[0] for r in conn.execute(sa.select(customers_t.c.id).where(customers_t.c.id.in_(ids)))
         }

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import JSON, Column, Field, SQLModel
 
@@ -29,6 +30,20 @@ UNKNOWN = "unknown"
 TERMINAL_STATUSES = (SENT, DELIVERED, BOUNCED, FAILED, SKIPPED, CANCELLED, UNKNOWN)
 # Statuses that count against frequency caps: anything that may have reached the customer.
 COUNTING_STATUSES = (SENDING, SENT, DELIVERED, BOUNCED, UNKNOWN)
+
+
+# A connection's execution option: it only reads (see :func:`reading`).
+READ_ONLY = "aftersale_read_only"
+
+
+def reading(db: Engine) -> Connection:
+    """A connection for reading only; writes belong in ``db.begin()``.
+
+    On SQLite every transaction otherwise begins ``IMMEDIATE``, taking the database's one
+    write lock. A reader's begins ``DEFERRED`` instead, so a long read (a log export, an
+    admin page) never holds up a dispatcher; WAL gives it a consistent snapshot meanwhile.
+    """
+    return db.connect().execution_options(**{READ_ONLY: True})
 
 
 class UTCDateTime(TypeDecorator):

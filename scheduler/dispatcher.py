@@ -60,6 +60,7 @@ from campaigns.models import (
     UNKNOWN,
     Suppression,
     UTCDateTime,
+    reading,
 )
 from campaigns.policy import Allow, Candidate, Contact, ContactPolicy, Defer, Recipient, Skip
 from channels import (
@@ -296,7 +297,7 @@ class Dispatcher:
     def upcoming(self) -> tuple[datetime | None, datetime | None, datetime | None]:
         """When the next planned message is due, the next unapplied event happens and the
         earliest lease of a message being sent runs out (each None when there is none)."""
-        with self.db.connect() as conn:
+        with reading(self.db) as conn:
             message_at, event_at, lease_at = conn.execute(UPCOMING).one()
         return message_at, event_at, lease_at
 

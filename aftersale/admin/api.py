@@ -24,6 +24,7 @@ from aftersale.admin.shapes import (
 )
 from aftersale.sendlog import LogFilter, customer_timeline, iso, query_log
 from aftersale.stats import dashboard, journey_stats, list_journeys, set_paused
+from campaigns.models import reading
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 ApiUser = Annotated[CurrentUser, Depends(api_user)]
@@ -54,7 +55,7 @@ def send_log(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """The send log, newest first; pass ``next_before_id`` as ``before_id`` for older rows."""
-    with project_of(request).db.connect() as conn:
+    with reading(project_of(request).db) as conn:
         rows = query_log(conn, flt, limit=limit, before_id=before_id)
     return {
         "messages": [message_dict(r) for r in rows],
@@ -65,7 +66,7 @@ def send_log(
 @router.get("/customers/{customer_id}")
 def customer(request: Request, user: ApiUser, customer_id: str) -> dict[str, Any]:
     """A customer's timeline: events, enrolments, messages with their decisions."""
-    with project_of(request).db.connect() as conn:
+    with reading(project_of(request).db) as conn:
         t = customer_timeline(conn, customer_id)
     if t is None:
         raise HTTPException(404, f"no customer {customer_id!r}")
@@ -105,7 +106,7 @@ def customer(request: Request, user: ApiUser, customer_id: str) -> dict[str, Any
 def customer_export(request: Request, user: ApiUser, customer_id: str) -> dict[str, Any]:
     """GDPR export: everything stored about the customer (admins only)."""
     require_admin(user)
-    with project_of(request).db.connect() as conn:
+    with reading(project_of(request).db) as conn:
         data = actions.gdpr_export(conn, customer_id)
     if data is None:
         raise HTTPException(404, f"no customer {customer_id!r}")
@@ -142,7 +143,7 @@ def customer_action(
 
 
 def _require_customer(request: Request, customer_id: str) -> None:
-    with project_of(request).db.connect() as conn:
+    with reading(project_of(request).db) as conn:
         if customer_timeline(conn, customer_id) is None:
             raise HTTPException(404, f"no customer {customer_id!r}")
 
@@ -161,7 +162,7 @@ def customer_erase(request: Request, user: ApiAdmin, customer_id: str) -> dict[s
 def journeys(request: Request, user: ApiUser) -> list[dict[str, Any]]:
     """Every journey with its state, funnel and return."""
     project = project_of(request)
-    with project.db.connect() as conn:
+    with reading(project.db) as conn:
         return [
             _journey_dict(j, journey_stats(conn, j.journey_id, prices(project)))
             for j in list_journeys(conn)
@@ -172,7 +173,7 @@ def journeys(request: Request, user: ApiUser) -> list[dict[str, Any]]:
 def journey(request: Request, user: ApiUser, journey_id: str) -> dict[str, Any]:
     """One journey: its flow, funnel per step, skip and deferral reasons, return."""
     project = project_of(request)
-    with project.db.connect() as conn:
+    with reading(project.db) as conn:
         found = [j for j in list_journeys(conn) if j.journey_id == journey_id]
         if not found:
             raise HTTPException(404, f"no journey {journey_id!r}")
@@ -222,7 +223,7 @@ def dashboard_data(
 ) -> dict[str, Any]:
     """Messages and deferrals per day, backlog, failures and live dispatchers."""
     project = project_of(request)
-    with project.db.connect() as conn:
+    with reading(project.db) as conn:
         b = dashboard(conn, clock_now(project), days=days, heartbeat_now=datetime.now(UTC))
     return {
         "now": iso(b.now),

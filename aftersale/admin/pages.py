@@ -47,6 +47,7 @@ from aftersale.stats import (
     list_journeys,
     set_paused,
 )
+from campaigns.models import reading
 
 PAGES = Path(__file__).with_name("pages")
 templates = Jinja2Templates(directory=str(PAGES))
@@ -148,7 +149,7 @@ def logout(request: Request) -> Response:
 
 def clock_now(project: Project) -> datetime:
     """The project's time: the simulated clock when the project runs on one."""
-    with project.db.connect() as conn:
+    with reading(project.db) as conn:
         stored = conn.execute(sa.select(state_t.c.value).where(state_t.c.key == CLOCK_KEY)).scalar()
     return datetime.fromisoformat(stored) if stored else project.now()
 
@@ -156,7 +157,7 @@ def clock_now(project: Project) -> datetime:
 @router.get("/")
 def home(request: Request, user: PageUser) -> HTMLResponse:
     project = project_of(request)
-    with project.db.connect() as conn:
+    with reading(project.db) as conn:
         board = dashboard(conn, clock_now(project), heartbeat_now=datetime.now(UTC))
     chart = {"days": board.days, "per_day": board.per_day, "deferrals": board.deferrals_per_day}
     # Inside <script>: no "<" may survive, or a reason string could close the tag.
@@ -175,7 +176,7 @@ def send_log(
     before_id: Annotated[int | None, Query(ge=1)] = None,
 ) -> HTMLResponse:
     project = project_of(request)
-    with project.db.connect() as conn:
+    with reading(project.db) as conn:
         rows = read_log(conn, flt, limit=PAGE_SIZE, before_id=before_id)
     older = filter_query(flt, before_id=rows[-1].id) if len(rows) == PAGE_SIZE else None
     until_day = f"{flt.until - timedelta(days=1):%Y-%m-%d}" if flt.until else None
@@ -188,7 +189,7 @@ def csv_lines(project: Project, flt: LogFilter) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
     writer.writeheader()
-    with project.db.connect() as conn:
+    with reading(project.db) as conn:
         for count, row in enumerate(iter_log(conn, flt), 1):
             writer.writerow(export_record(row))
             if count % 500 == 0:
@@ -212,7 +213,7 @@ def send_log_csv(request: Request, user: PageUser, flt: Filter) -> StreamingResp
 
 @router.get("/customers/{customer_id}")
 def customer_page(request: Request, user: PageUser, customer_id: str) -> HTMLResponse:
-    with project_of(request).db.connect() as conn:
+    with reading(project_of(request).db) as conn:
         timeline = customer_timeline(conn, customer_id)
     if timeline is None:
         raise HTTPException(404, f"no customer {customer_id!r}")
@@ -223,7 +224,7 @@ def customer_page(request: Request, user: PageUser, customer_id: str) -> HTMLRes
 @router.get("/customers/{customer_id}/export.json")
 def customer_export(request: Request, user: PageUser, customer_id: str) -> Response:
     require_admin(user)
-    with project_of(request).db.connect() as conn:
+    with reading(project_of(request).db) as conn:
         data = actions.gdpr_export(conn, customer_id)
     if data is None:
         raise HTTPException(404, f"no customer {customer_id!r}")
@@ -295,7 +296,7 @@ def customer_erase(
 @router.get("/journeys")
 def journeys_page(request: Request, user: PageUser) -> HTMLResponse:
     project = project_of(request)
-    with project.db.connect() as conn:
+    with reading(project.db) as conn:
         journeys = list_journeys(conn)
         stats = {j.journey_id: journey_stats(conn, j.journey_id, prices(project))
                  for j in journeys}  # fmt: skip
@@ -309,7 +310,7 @@ def prices(project: Project) -> Prices:
 @router.get("/journeys/{journey_id}")
 def journey_page(request: Request, user: PageUser, journey_id: str) -> HTMLResponse:
     project = project_of(request)
-    with project.db.connect() as conn:
+    with reading(project.db) as conn:
         found = [j for j in list_journeys(conn) if j.journey_id == journey_id]
         if not found:
             raise HTTPException(404, f"no journey {journey_id!r}")

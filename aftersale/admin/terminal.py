@@ -21,6 +21,7 @@ from aftersale.stats import (
     skip_reasons,
     step_funnels,
 )
+from campaigns.models import reading
 
 PASSWORD_ENV = "AFTERSALE_USER_PASSWORD"
 
@@ -64,7 +65,7 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
     ) -> None:
         """Funnels, cost, follow-up revenue and return per journey."""
         proj = open_project()
-        with proj.db.connect() as conn:
+        with reading(proj.db) as conn:
             returns = journey_returns(conn, project_prices(proj), journey)
             funnels = step_funnels(conn, journey)
             skips = skip_reasons(conn, journey)
