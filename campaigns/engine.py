@@ -309,6 +309,8 @@ class Engine:
             )
             for position, item in enumerate(order.get("items") or []):
                 items.append(_item_row(order["id"], position, item))
+        orders.sort(key=_by_id)  # stable: of two rows with one key, the first still wins
+        items.sort(key=_by_position)
         _insert_ignore(conn, purchases_t, orders, ["id"])
         _insert_ignore(conn, items_t, items, ["order_id", "position"])
         plan = Planner(self, customers)
@@ -455,7 +457,7 @@ def end_enrollments(conn: Connection, ends: Mapping[str, datetime], reason: str)
     if not ends:
         return 0
     status = "exited" if reason.startswith("journey_exit") else "cancelled"
-    params = [{"eid": eid, "at": at} for eid, at in ends.items()]
+    params = [{"eid": eid, "at": at} for eid, at in sorted(ends.items())]
     at_param = sa.bindparam("at", type_=UTCDateTime())
     planned = sa.and_(
         messages_t.c.enrollment_id == sa.bindparam("eid"), messages_t.c.status == PLANNED
@@ -725,6 +727,10 @@ class Planner:
             )
 
     def flush(self, conn: Connection) -> int:
+        # In key order (stable, so the first of two rows with one key still wins): rows
+        # that land side by side in the indexes touch far fewer pages than scattered ones.
+        self.enrollments.sort(key=_by_id)
+        self.messages.sort(key=_by_enrollment)
         _insert_ignore(conn, enrollments_t, self.enrollments, ["id"])
         _insert_ignore(conn, messages_t, self.messages, ["enrollment_id", "step", "occurrence"])
         self.messages_planned = len(self.messages)
@@ -733,6 +739,9 @@ class Planner:
         return count
 
 
+_by_id = operator.itemgetter("id")
+_by_enrollment = operator.itemgetter("enrollment_id")
+_by_position = operator.itemgetter("order_id", "position")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -416,6 +417,9 @@ def insert_events(db: Engine, rows: list[dict[str, Any]]) -> int:
     """Insert events, ignoring ids already known; returns how many were new."""
     if not rows:
         return 0
+    # In id order, so the rows land side by side in the key's index; the sort is stable, so
+    # of two rows with one id the first still wins.
+    rows = sorted(rows, key=operator.itemgetter("id"))
     insert = dialect_insert(db)
     stmt = insert(events_t).on_conflict_do_nothing(index_elements=["id"])
     with db.begin() as conn:

@@ -96,3 +96,25 @@ def test_reimporting_customers_updates_in_place(sqlite_harness, tmp_path):
     import_customers(db, write(path, HEADER + "c1,a@example.com,,A,B,de,,no,no,Hamburg,\n"))
     [c1] = customers(db).values()
     assert (c1.email_consent, c1.attributes["city"]) == (False, "Hamburg")
+
+
+def test_an_id_seen_twice_keeps_its_first_event_and_reimporting_changes_nothing(
+    sqlite_harness, tmp_path
+):
+    h = sqlite_harness
+    h.customers([{"id": "c1", "email": "a@example.com"}, {"id": "c2", "email": "b@example.com"}])
+    lines = [
+        {"id": "e9", "type": "complaint_opened", "customer": "c2", "at": "2026-01-05T10:00:00Z"},
+        {"id": "e1", "type": "complaint_opened", "customer": "c1", "at": "2026-01-05T10:00:00Z"},
+        {"id": "e1", "type": "complaint_resolved", "customer": "c1", "at": "2026-01-06T10:00:00Z"},
+    ]  # fmt: skip
+    path = write(tmp_path / "events.jsonl", "".join(json.dumps(x) + "\n" for x in lines))
+
+    first = import_events(h.project.db, path)
+    again = import_events(h.project.db, path)
+
+    assert (first.imported, first.unchanged) == (2, 1)
+    assert (again.imported, again.unchanged) == (0, 3)
+    with h.project.db.connect() as conn:
+        stored = {r.id: r.type for r in conn.execute(sa.select(Event.__table__))}
+    assert stored == {"e1": "complaint_opened", "e9": "complaint_opened"}
