@@ -1,4 +1,4 @@
-"""Provider webhooks, unsubscribe pages, the events API and shop order webhooks.
+"""Provider webhooks, unsubscribe pages, short links, the events API and shop order webhooks.
 
 Every webhook follows one flow: verify the signature on the raw body, parse, apply.
 A missing or wrong signature is 403 and changes nothing; a body that cannot be parsed is
@@ -21,7 +21,7 @@ from xml.sax.saxutils import escape
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
@@ -30,7 +30,7 @@ from aftersale.ingestion import BodyInvalid, decode_events, ingest_events, inges
 from campaigns.consent import verify_unsubscribe_token
 from campaigns.delivery import apply_delivery_events, set_consent
 from campaigns.importing import RowInvalid
-from campaigns.models import Customer, reading
+from campaigns.models import Customer, Message, reading
 from channels import ConfigurationError as ChannelConfigurationError
 from channels import DeliveryEvent, EventType
 from channels.sendgrid import (
@@ -51,10 +51,12 @@ from channels.twilio import (
     parse_twilio_status,
     verify_twilio_signature,
 )
+from templates.links import parse_short_link
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 customers_t = Customer.__table__
+messages_t = Message.__table__
 SHOPIFY_HMAC = "X-Shopify-Hmac-Sha256"
 SHOPIFY_WEBHOOK_ID = "X-Shopify-Webhook-Id"
 PAGE_LANGUAGES = ("de", "en")
@@ -250,6 +252,42 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
     await run_in_threadpool(withdraw)
     lang = _language(customer.locale, project.settings.default_locale)
     return _page(project, "done", lang, email=customer.email)
+
+
+# ------------------------------------------------------------------------ short links
+
+
+@router.get("/l/{token}", tags=["links"])
+async def follow_link(token: str, request: Request) -> RedirectResponse:
+    """An SMS's short link: record the click on its message, then go to the full link.
+
+    A link that is forged, mistyped or names no stored link leads to the shop's home page:
+    whoever typed it from an SMS still arrives somewhere useful.
+    """
+    project = _project(request)
+    found = parse_short_link(project.secret_key(), token)
+    target = await run_in_threadpool(_follow, project, *found) if found else None
+    return RedirectResponse(target or project.settings.shop_url, status_code=302)
+
+
+def _follow(project: Project, message_id: int, number: int) -> str | None:
+    """The full link behind link ``number`` of a message; its first click is recorded."""
+    m = messages_t.c
+    with reading(project.db) as conn:
+        details = conn.execute(sa.select(m.details).where(m.id == message_id)).scalar()
+    links = (details or {}).get("links")
+    if not isinstance(links, list) or not 0 <= number < len(links):
+        return None
+    try:
+        with project.db.begin() as conn:
+            conn.execute(
+                messages_t.update()
+                .where(m.id == message_id, m.clicked_at.is_(None))
+                .values(clicked_at=project.now())
+            )
+    except sa.exc.OperationalError:  # the customer gets the page even if the count misses
+        log.warning("could not record a click on message %s", message_id, exc_info=True)
+    return str(links[number])
 
 
 # ------------------------------------------------------------------------ events API

@@ -78,6 +78,7 @@ from channels.retry import backoff_delay
 from scheduler.clock import Clock
 from scheduler.rendering import PendingRender, RenderFailure, RenderJob, RenderPool, render
 from templates import TemplateError, TemplateRenderer, coupon_code
+from templates.links import short_link_base
 
 log = logging.getLogger(__name__)
 suppressions_t = Suppression.__table__
@@ -744,9 +745,12 @@ def render_context(
     """The template context: the message's data plus its links and the personal offer."""
     order = base.get("order") or {}
     total = order.get("total") or 0
+    links = {"unsubscribe": unsubscribe_url(public_url, secret_key, row.customer_id)}
+    if getattr(row, "channel", "sms") == "sms":  # a preview has no channel yet
+        links["short"] = short_link_base(public_url, secret_key, row.id)
     return {
         **base,
-        "links": {"unsubscribe": unsubscribe_url(public_url, secret_key, row.customer_id)},
+        "links": links,
         "offer": {
             "coupon_code": coupon_code(secret_key, row.enrollment_id),
             "bonus_points": max(100, int(total) // 10 * 10),

@@ -121,7 +121,10 @@ def render_message(renderer: TemplateRenderer, job: RenderJob) -> Rendered:
         return Rendered(outgoing, email.locale, {"html_bytes": len(email.html.encode())})
     sms = renderer.render_sms(job.template, job.locale, job.context, marketing=marketing)
     outgoing = _outgoing(job, "sms", to=customer["phone"], body_text=sms.body)
-    return Rendered(outgoing, sms.locale, {"segments": sms.segments, "encoding": sms.encoding})
+    details: dict[str, Any] = {"segments": sms.segments, "encoding": sms.encoding}
+    if sms.links:
+        details["links"] = list(sms.links)
+    return Rendered(outgoing, sms.locale, details)
 
 
 def _outgoing(job: RenderJob, kind: str, **content: Any) -> OutgoingMessage:

@@ -54,7 +54,7 @@ from jinja2.sandbox import SecurityError
 
 from .formatting import FILTERS, fallback_chain, language_of, normalise_locale
 from .inlining import InlinerName, html_to_text, make_inliner
-from .links import with_utm
+from .links import numbered, with_utm
 from .results import RenderedEmail, RenderedSms, ShopInfo, TemplateError, TemplateIssue
 from .sandbox import TemplateSandbox
 from .sms import append_opt_out, normalise_sms_body, sms_segments
@@ -73,6 +73,8 @@ __all__ = [
 BUILTIN_DIR = Path(__file__).with_name("builtin")
 Channel = Literal["email", "sms"]
 _KINDS = {"email": ("html", "txt"), "sms": ("sms",)}
+# Where an SMS render collects the full links behind its short ones.
+_SHORT_LINKS = "_short_links"
 _NO_ATTRIBUTE = re.compile(r"^'[\w ]+ object' has no attribute '(?P<attr>\w+)'$")
 # Spelled out: re finds a literal prefix quickly, "\n{3,}" took it six times as long.
 _BLANK_RUNS = re.compile(r"\n\n\n+")
@@ -236,7 +238,16 @@ class TemplateRenderer:
             "utm_campaign": journey.get("id") if isinstance(journey, Mapping) else None,
             "utm_content": step.get("id") if isinstance(step, Mapping) else None,
         }
-        return with_utm(self.shop.url, str(path_or_url), params)
+        url = with_utm(self.shop.url, str(path_or_url), params)
+        collected = context.get(_SHORT_LINKS)
+        links = context.get("links")
+        short = links.get("short") if isinstance(links, Mapping) else None
+        if collected is None or not short:
+            return url
+        # An SMS links to the short form; the full link goes to the send log, whence the
+        # short one redirects (see campaigns.links).
+        collected.append(url)
+        return numbered(short, len(collected) - 1)
 
     # -- lookup -------------------------------------------------------------
 
@@ -402,12 +413,13 @@ class TemplateRenderer:
         """Render an SMS without enforcing the sending rules (for validation and previews)."""
         resolved = self._require(template, "sms", locale)
         variables = self._variables(context, "sms", locale, resolved.locale, marketing)
+        variables[_SHORT_LINKS] = links = []
         with self._errors(template):
             body = normalise_sms_body(self._env.get_template(resolved.main).render(variables))
         if marketing:
             body = append_opt_out(body, self.opt_out_hint(resolved.locale))
         encoding, segments = sms_segments(body)
-        return RenderedSms(body, encoding, segments, resolved.locale)
+        return RenderedSms(body, encoding, segments, resolved.locale, tuple(links))
 
     def render_sms(
         self, template: str, locale: str, context: Mapping[str, Any], *, marketing: bool

@@ -54,6 +54,8 @@ class RenderedSms:
     encoding: str
     segments: int
     locale: str
+    # The full links behind the body's short ones, by number (empty without short links).
+    links: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

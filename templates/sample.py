@@ -79,6 +79,7 @@ def sample_context(locale: str = "de") -> dict[str, Any]:
         "links": {
             "unsubscribe": "https://shop.example/u/sample-token",
             "preferences": "https://shop.example/p/sample-token",
+            "short": "https://shop.example/l/2n9c.i2Qvd0c",  # an SMS's first link (templates.links)
         },
         "offer": {
             "coupon_code": coupon_code("sample-secret", "c1:loyalty:o1"),

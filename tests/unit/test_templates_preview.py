@@ -23,7 +23,7 @@ def test_email_preview_and_files(tmp_path: Path) -> None:
 def test_sms_preview_reports_encoding_and_segments(tmp_path: Path) -> None:
     renderer = TemplateRenderer(sms_opt_out_hint="STOP an 12345")
     result = preview(renderer, "inspection_reminder", locale="en", context=sample_context("en"))
-    assert (result.channel, result.sms_encoding, result.sms_segments) == ("sms", "GSM-7", 2)
+    assert (result.channel, result.sms_encoding, result.sms_segments) == ("sms", "GSM-7", 1)
     assert result.sms_body.endswith("STOP an 12345")
     [path] = write_preview(result, tmp_path / "sms")
     assert path.name == "sms.sms.txt" and path.read_text(encoding="utf-8") == result.sms_body + "\n"

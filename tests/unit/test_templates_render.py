@@ -68,11 +68,26 @@ def test_german_copy_uses_proper_umlauts_and_formal_address(renderer: TemplateRe
 def test_every_builtin_sms_renders_in_gsm7(
     renderer: TemplateRenderer, name: str, locale: str
 ) -> None:
-    sms = renderer.render_sms(name, locale, sample_context(locale), marketing=True)
+    context = sample_context(locale)
+    sms = renderer.render_sms(name, locale, context, marketing=True)
     assert sms.encoding == "GSM-7"
-    assert 1 <= sms.segments <= 2
     assert sms.body.endswith(" STOP an 12345")
-    assert "utm_medium=sms" in sms.body
+    # The shop link goes out short, so the message fits one segment; the full link, with
+    # its campaign, is what the short one leads to.
+    assert sms.segments == 1
+    assert f"{context['links']['short']} " in sms.body and "utm_" not in sms.body
+    [link] = sms.links
+    assert "utm_medium=sms" in link and link.startswith("https://shop.example/service/")
+
+
+@pytest.mark.parametrize("locale", ["de", "en"])
+def test_without_a_short_link_an_sms_carries_the_full_one(
+    renderer: TemplateRenderer, locale: str
+) -> None:
+    context = {**sample_context(locale), "links": {"unsubscribe": "https://shop.example/u/x"}}
+    sms = renderer.render_sms("inspection_reminder", locale, context, marketing=True)
+    assert "utm_medium=sms" in sms.body and sms.links == ()
+    assert sms.segments == 2
 
 
 def test_transactional_sms_gets_no_opt_out_hint(renderer: TemplateRenderer) -> None:
@@ -262,7 +277,11 @@ def test_shop_link_adds_utm_and_keeps_query(tmp_path: Path) -> None:
         "{{ shop_link('https://other.example/x?utm_source=keep') }}"
     )
     r.reload()
-    first, second = r.compose_sms("l", "de", sample_context(), marketing=False).body.split(" ")
+    context = sample_context()
+    sms = r.compose_sms("l", "de", context, marketing=False)
+    short = context["links"]["short"]
+    assert sms.body == f"{short} {short}.1"  # numbered after the first
+    first, second = sms.links
     parts = urlsplit(first)
     assert (parts.netloc, parts.path, parts.fragment) == ("laden.example", "/de/service", "termin")
     assert parse_qs(parts.query) == {
@@ -409,3 +428,14 @@ def test_the_opt_out_hint_speaks_the_customers_language():
         "inspection_reminder", "en", sample_context("en"), marketing=False
     )
     assert "STOP" not in transactional.body
+
+
+@pytest.mark.parametrize("message_id", [0, 1, 35, 36, 123_456, 2**40])
+def test_short_links_name_their_message_and_number(message_id: int) -> None:
+    from templates.links import numbered, parse_short_link, short_link_base
+
+    base = short_link_base("https://a.example/", "secret", message_id)
+    tokens = [numbered(base, n).rsplit("/", 1)[1] for n in range(3)]
+    assert [parse_short_link("secret", t) for t in tokens] == [(message_id, n) for n in range(3)]
+    assert parse_short_link("another secret", tokens[0]) is None
+    assert len(base) <= len("https://a.example/l/") + 8 + 1 + 7  # short enough for an SMS

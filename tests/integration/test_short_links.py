@@ -1,0 +1,77 @@
+"""SMS links go out short: the web app redirects to the full link and records the click."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.conftest import Harness, utc
+from tests.integration.test_webhooks import WEB_TOML, Web, sold
+
+SHORT = re.compile(r"http://testserver(/l/\S+)")
+
+
+@pytest.fixture
+def web(make_harness: Callable[..., Harness]) -> Iterator[Web]:
+    h = make_harness(toml=WEB_TOML)
+    yield Web(h)
+    h.project.close()
+
+
+@pytest.fixture
+def reminder(web: Web):
+    """The warranty reminder SMS, sent, and the path of its short link."""
+    sold(web.h)  # a three-month warranty: the SMS goes out 14 days before it ends
+    web.h.simulate(utc("2026-04-01T00:00:00"))
+    (message,) = web.h.messages(journey_id="extended_warranty", channel="sms")
+    assert message.status == "sent"
+    (sms,) = web.h.sms.sent
+    match = SHORT.search(sms.body_text)
+    assert match, sms.body_text
+    return message, match.group(1)
+
+
+def test_the_sms_carries_a_short_link_and_the_log_the_full_one(web: Web, reminder) -> None:
+    message, path = reminder
+    (sms,) = web.h.sms.sent
+    assert "utm_" not in sms.body_text
+    assert message.details["segments"] == 1
+    [full] = message.details["links"]
+    query = parse_qs(urlsplit(full).query)
+    assert (query["utm_medium"], query["utm_campaign"]) == (["sms"], ["extended_warranty"])
+
+
+def test_following_it_redirects_and_records_the_first_click(web: Web, reminder) -> None:
+    message, path = reminder
+    assert message.clicked_at is None
+
+    first = web.client.get(path, follow_redirects=False)
+    (clicked,) = web.h.messages(id=message.id)
+    again = web.client.get(path, follow_redirects=False)
+    (still,) = web.h.messages(id=message.id)
+
+    assert first.status_code == again.status_code == 302
+    assert first.headers["location"] == message.details["links"][0]
+    assert clicked.clicked_at is not None
+    assert still.clicked_at == clicked.clicked_at  # the first click counts
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: p[:-1] + ("A" if p[-1] != "A" else "B"),  # a forged or mistyped MAC
+        lambda p: p + ".1",  # a link the message does not have
+        lambda p: "/l/zzzz." + p.split(".", 1)[1],  # another message's id
+        lambda p: "/l/nonsense",
+    ],
+)
+def test_a_bad_link_leads_to_the_shop_and_records_nothing(web: Web, reminder, change) -> None:
+    message, path = reminder
+    response = web.client.get(change(path), follow_redirects=False)
+    assert response.status_code == 302
+    assert response.headers["location"] == web.h.project.settings.shop_url
+    (unchanged,) = web.h.messages(id=message.id)
+    assert unchanged.clicked_at is None
