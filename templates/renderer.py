@@ -28,7 +28,8 @@ Besides the caller's context (``customer``, ``order``, ``item``, ``journey``,
 :class:`ShopInfo` as a dict), ``marketing`` (bool), ``channel`` (``email`` or
 ``sms``), ``locale`` (formatting locale, e.g. ``de_AT``), ``lang`` (language of
 the file in use) and the function ``shop_link(path_or_url)`` that adds UTM
-parameters. Filters: ``money``, ``date``, ``datetime``, ``number``, ``ordinal``
+parameters (in an SMS whose context has ``links.short``, it returns that short link and
+collects the full one in :attr:`RenderedSms.links`). Filters: ``money``, ``date``, ``datetime``, ``number``, ``ordinal``
 (see :mod:`templates.formatting`).
 
 Templates run in Jinja's immutable sandbox with ``StrictUndefined``: an unknown
@@ -245,7 +246,7 @@ class TemplateRenderer:
         if collected is None or not short:
             return url
         # An SMS links to the short form; the full link goes to the send log, whence the
-        # short one redirects (see campaigns.links).
+        # short one redirects (see templates.links).
         collected.append(url)
         return numbered(short, len(collected) - 1)
 
