@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +61,12 @@ messages_t = Message.__table__
 SHOPIFY_HMAC = "X-Shopify-Hmac-Sha256"
 SHOPIFY_WEBHOOK_ID = "X-Shopify-Webhook-Id"
 PAGE_LANGUAGES = ("de", "en")
+# Messengers fetch a link to show its preview, and scanners to check it: those are not the
+# customer's clicks. (iMessage's previewer introduces itself as facebookexternalhit.)
+LINK_PREVIEWERS = re.compile(
+    r"bot[/;)-]|crawler|spider|preview|facebookexternalhit|whatsapp|telegram|slack|discord",
+    re.IGNORECASE,
+)
 _pages = Environment(
     loader=FileSystemLoader(Path(__file__).with_name("pages")),
     autoescape=select_autoescape(["html"]),
@@ -262,22 +269,26 @@ async def follow_link(token: str, request: Request) -> RedirectResponse:
     """An SMS's short link: record the click on its message, then go to the full link.
 
     A link that is forged, mistyped or names no stored link leads to the shop's home page:
-    whoever typed it from an SMS still arrives somewhere useful.
+    whoever typed it from an SMS still arrives somewhere useful. Link previewers and
+    scanners are redirected too, but their visits are not clicks.
     """
     project = _project(request)
     found = parse_short_link(project.secret_key(), token)
-    target = await run_in_threadpool(_follow, project, *found) if found else None
+    person = not LINK_PREVIEWERS.search(request.headers.get("User-Agent", ""))
+    target = await run_in_threadpool(_follow, project, *found, person) if found else None
     return RedirectResponse(target or project.settings.shop_url, status_code=302)
 
 
-def _follow(project: Project, message_id: int, number: int) -> str | None:
-    """The full link behind link ``number`` of a message; its first click is recorded."""
+def _follow(project: Project, message_id: int, number: int, click: bool) -> str | None:
+    """The full link behind link ``number`` of a message; its first ``click`` is recorded."""
     m = messages_t.c
     with reading(project.db) as conn:
         details = conn.execute(sa.select(m.details).where(m.id == message_id)).scalar()
     links = (details or {}).get("links")
     if not isinstance(links, list) or not 0 <= number < len(links):
         return None
+    if not click:
+        return str(links[number])
     try:
         with project.db.begin() as conn:
             conn.execute(

@@ -75,3 +75,26 @@ def test_a_bad_link_leads_to_the_shop_and_records_nothing(web: Web, reminder, ch
     assert response.headers["location"] == web.h.project.settings.shop_url
     (unchanged,) = web.h.messages(id=message.id)
     assert unchanged.clicked_at is None
+
+
+@pytest.mark.parametrize(
+    "agent",
+    [
+        "facebookexternalhit/1.1 Facebot Twitterbot/1.0",  # iMessage's link preview
+        "WhatsApp/2.23.20.0",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    ],
+)
+def test_a_link_preview_is_redirected_but_not_counted_as_a_click(
+    web: Web, reminder, agent: str
+) -> None:
+    message, path = reminder
+    preview = web.client.get(path, headers={"User-Agent": agent}, follow_redirects=False)
+    (unclicked,) = web.h.messages(id=message.id)
+    phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15"
+    web.client.get(path, headers={"User-Agent": phone}, follow_redirects=False)
+    (clicked,) = web.h.messages(id=message.id)
+
+    assert preview.headers["location"] == message.details["links"][0]
+    assert unclicked.clicked_at is None
+    assert clicked.clicked_at is not None
