@@ -66,9 +66,15 @@ def print_timeline(console: Console, t: Timeline, default_timezone: str = "Europ
         style = STATUS_STYLE.get(m.status, "white")
         when = _local(m.sent_at or m.due_at, zone)
         reason = f" [dim]{m.reason}[/]" if m.reason else ""
+        # What the customer did with it, as providers and short links report it.
+        seen = "".join(
+            f" · {name}"
+            for name, at in (("opened", m.opened_at), ("clicked", m.clicked_at))
+            if at is not None
+        )
         console.print(
             f"  {when}  {m.journey_id}/{m.step} #{m.occurrence} · {m.channel} · "
-            f"[{style}]{m.status}[/]{reason}",
+            f"[{style}]{m.status}[/]{reason}{seen}",
             highlight=False,
         )
         for d in t.decisions.get(m.id, []):

@@ -98,3 +98,21 @@ def test_a_link_preview_is_redirected_but_not_counted_as_a_click(
     assert preview.headers["location"] == message.details["links"][0]
     assert unclicked.clicked_at is None
     assert clicked.clicked_at is not None
+
+
+def test_the_customer_timeline_shows_the_click(web: Web, reminder) -> None:
+    from rich.console import Console
+
+    from aftersale.sendlog import customer_timeline
+    from aftersale.views import print_timeline
+
+    def timeline() -> str:
+        console = Console(record=True, width=200)
+        with web.h.project.db.connect() as conn:
+            print_timeline(console, customer_timeline(conn, "c1"), "Europe/Berlin")
+        return next(line for line in console.export_text().splitlines() if "reminder_sms" in line)
+
+    before = timeline()
+    web.client.get(reminder[1], follow_redirects=False)
+    assert "sent" in before and "clicked" not in before
+    assert timeline().endswith("sent · clicked")
