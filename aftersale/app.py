@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -134,6 +136,17 @@ class Project:
                 raise ConfigurationError(str(exc)) from exc
         return built
 
+    def warnings(self) -> list[str]:
+        """Settings that work, but not as a shop would want once messages go out for real."""
+        s = self.settings
+        found = []
+        if s.sms_short_links and s.sms_provider == "twilio" and _is_loopback(s.public_url):
+            found.append(
+                f"SMS links would point at {s.public_url}, which customers cannot reach: "
+                "set AFTERSALE_PUBLIC_URL, or sms.short_links = false"
+            )
+        return found
+
     def secret_key(self) -> str:
         return self.settings.require("secret_key")
 
@@ -149,6 +162,7 @@ class Project:
             secret_key=self.secret_key(),
             default_locale=s.default_locale,
             rates={"email": s.email_rate, "sms": s.sms_rate},
+            short_links=s.sms_short_links,
         )
         return Dispatcher(
             db=self.db,
@@ -203,3 +217,13 @@ class Project:
             channel.close()
         if "db" in self.__dict__:
             self.db.dispose()
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -344,6 +344,8 @@ def run(
     from scheduler.workers import Worker, WorkerSpec, run_workers
 
     proj = project()
+    for warning in proj.warnings():
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if workers > 1:
         console.print(f"starting {workers} dispatcher processes; Ctrl-C stops them")
         spec = WorkerSpec(directory=str(proj.directory), once=once)

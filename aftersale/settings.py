@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     )
     sms_help_text: str = "Elektro Sommer Service: +49 30 1234567. Abmelden mit STOP."
     sms_max_segments: int = 2
+    # Shop links in an SMS go out as <public_url>/l/... and are redirected (and counted)
+    # by `aftersale serve`, so public_url must be reachable by customers; false keeps them
+    # as full campaign links.
+    sms_short_links: bool = True
 
     sendgrid_api_key: str | None = None
     sendgrid_api_host: str = "https://api.sendgrid.com"

@@ -107,6 +107,7 @@ class DispatchConfig:
     secret_key: str = "change-me"
     default_locale: str = "de"
     rates: Mapping[str, str | None] = field(default_factory=dict)
+    short_links: bool = True  # SMS links through <public_url>/l/... (templates.links)
 
 
 @dataclass
@@ -405,7 +406,10 @@ class Dispatcher:
         return reserved, claimed
 
     def _render_context(self, row: Any, base: Mapping[str, Any]) -> dict[str, Any]:
-        return render_context(row, base, self.config.public_url, self.config.secret_key)
+        config = self.config
+        return render_context(
+            row, base, config.public_url, config.secret_key, short_links=config.short_links
+        )
 
     def _decide(self, row, customer, suppressed, history, contexts, now):
         if customer is None:
@@ -740,13 +744,13 @@ def _failure_reason(error: Exception | None) -> str:
 
 
 def render_context(
-    row: Any, base: Mapping[str, Any], public_url: str, secret_key: str
+    row: Any, base: Mapping[str, Any], public_url: str, secret_key: str, *, short_links: bool
 ) -> dict[str, Any]:
     """The template context: the message's data plus its links and the personal offer."""
     order = base.get("order") or {}
     total = order.get("total") or 0
     links = {"unsubscribe": unsubscribe_url(public_url, secret_key, row.customer_id)}
-    if getattr(row, "channel", "sms") == "sms":  # a preview has no channel yet
+    if short_links and getattr(row, "channel", "sms") == "sms":  # a preview has no channel
         links["short"] = short_link_base(public_url, secret_key, row.id)
     return {
         **base,

@@ -116,3 +116,41 @@ def test_the_customer_timeline_shows_the_click(web: Web, reminder) -> None:
     web.client.get(reminder[1], follow_redirects=False)
     assert "sent" in before and "clicked" not in before
     assert timeline().endswith("sent · clicked")
+
+
+def test_short_links_can_be_switched_off(make_harness: Callable[..., Harness]) -> None:
+    h = make_harness(toml=WEB_TOML + "\n[sms]\nshort_links = false\n")
+    try:
+        sold(h)
+        h.simulate(utc("2026-04-01T00:00:00"))
+        (sms,) = h.sms.sent
+        (message,) = h.messages(journey_id="extended_warranty", channel="sms")
+    finally:
+        h.project.close()
+    assert "/l/" not in sms.body_text and "utm_medium=sms" in sms.body_text
+    assert "links" not in message.details
+
+
+@pytest.mark.parametrize(
+    ("settings", "warned"),
+    [
+        ({"sms_provider": "twilio", "public_url": "http://127.0.0.1:8000"}, True),
+        ({"sms_provider": "twilio", "public_url": "http://localhost:8000/"}, True),
+        ({"sms_provider": "twilio", "public_url": "https://after.shop.example"}, False),
+        ({"sms_provider": "twilio", "public_url": "http://[::1]:8000", "sms_short_links": False},
+         False),
+        ({"sms_provider": "outbox", "public_url": "http://127.0.0.1:8000"}, False),
+    ],
+)  # fmt: skip
+def test_run_warns_when_customers_could_not_reach_sms_links(
+    make_harness: Callable[..., Harness], settings: dict, warned: bool
+) -> None:
+    h = make_harness()
+    try:
+        h.project.settings = h.project.settings.model_copy(update=settings)
+        warnings = h.project.warnings()
+    finally:
+        h.project.close()
+    assert bool(warnings) is warned
+    if warned:
+        assert "AFTERSALE_PUBLIC_URL" in warnings[0] and settings["public_url"] in warnings[0]
