@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from campaigns.engine import from_micros
@@ -236,3 +237,59 @@ def test_the_bulk_insert_stores_what_sqlalchemy_would(sqlite_harness):
     assert stored["bulk0"] == ("2026-03-02 09:00:00.000000", None)
     assert stored["bulk1"] == ("2026-03-02 09:00:00.000007", None)
     assert stored["bulk2"] == ("2026-10-25 00:30:00.000000", None)
+
+
+WELCOME = """
+id: welcome
+name: Welcome
+trigger:
+  event: purchase
+{reentry}
+steps:
+  - id: hello
+    wait: 1h
+    send: {{channel: email, template: thank_you, category: transactional}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("reentry", "same_instant", "expected"),
+    [
+        ("reentry: once", True, [("e1", "o1")]),
+        ("reentry: once", False, [("e1", "o1")]),
+        ("", True, [("e1", "o1"), ("e3", "o2")]),  # once per order, the default
+        ("", False, [("e1", "o1"), ("e3", "o2")]),
+        ("reentry: always", True, [("e1", "o1"), ("e2", "o1"), ("e3", "o2")]),
+    ],
+)
+def test_reentry_decides_how_often_a_customer_enrols_and_the_first_event_wins(
+    make_harness, database_url, reentry, same_instant, expected
+):
+    """e1 and e2 are two purchase events of one order (a shop sent it twice), e3 another
+    order; applied in one batch (same instant) or one after the other."""
+    h = make_harness(
+        database_url=database_url,
+        journeys={"welcome.yaml": WELCOME.format(reentry=reentry)},
+        builtin_journeys=False,
+    )
+    try:
+        h.customers([ANNA])
+        at = ["2026-01-07T10:00:00+01:00"] * 3
+        if not same_instant:
+            at = ["2026-01-07T10:00:00+01:00", "2026-01-08T10:00:00+01:00",
+                  "2026-01-09T10:00:00+01:00"]  # fmt: skip
+        h.events([purchase("e1", "c1", at[0], "o1"), purchase("e2", "c1", at[1], "o1"),
+                  purchase("e3", "c1", at[2], "o2")])  # fmt: skip
+        h.simulate(utc("2026-01-07T09:30:00"), start=utc("2026-01-07T08:00:00"))
+        h.simulate(utc("2026-01-10T00:00:00"))
+        with h.project.db.connect() as conn:
+            enrolments = conn.execute(
+                sa.select(enrollments_t.c.trigger_event_id, enrollments_t.c.order_id)
+                .where(enrollments_t.c.journey_id == "welcome")
+                .order_by(enrollments_t.c.trigger_event_id)
+            ).all()
+        messages = h.messages(journey_id="welcome")
+    finally:
+        h.project.close()
+    assert [tuple(e) for e in enrolments] == expected
+    assert len(messages) == len(expected)
