@@ -128,8 +128,16 @@ def parse_locale(value: str, default: str) -> str:
     return text
 
 
-def _attribute(value: str) -> Any:
+# Codes written in digits that are not numbers: compared as text (prefixes, leading zeros).
+TEXT_ATTRIBUTES = frozenset({"postal_code", "postcode", "zip", "zip_code", "plz"})
+
+
+def _attribute(name: str, value: str) -> Any:
+    """A customer attribute: a whole number as a number (``birth_year``), anything else,
+    postal codes included, as the text it is."""
     text = value.strip()
+    if name.lower() in TEXT_ATTRIBUTES:
+        return text
     if text.isdigit() and len(text) < 12 and not text.startswith("0"):
         return int(text)
     return text
@@ -147,7 +155,7 @@ def customer_row(
     if email is None and phone is None:
         raise RowInvalid("email", "a customer needs an e-mail address or a phone number")
     attributes = {
-        k: _attribute(v)
+        k: _attribute(k, v)
         for k, v in raw.items()
         if k and k not in CUSTOMER_COLUMNS and v not in ("", None)
     }

@@ -118,3 +118,15 @@ def test_an_id_seen_twice_keeps_its_first_event_and_reimporting_changes_nothing(
     with h.project.db.connect() as conn:
         stored = {r.id: r.type for r in conn.execute(sa.select(Event.__table__))}
     assert stored == {"e1": "complaint_opened", "e9": "complaint_opened"}
+
+
+def test_whole_numbers_become_numbers_but_postal_codes_stay_text(sqlite_harness, tmp_path):
+    db = sqlite_harness.project.db
+    header = HEADER.rstrip("\n") + ",postal_code,zip,visits\n"
+    rows = "c1,a@example.com,,A,B,de,,yes,no,Berlin,1980,10115,80331,12\n"
+    rows += "c2,b@example.com,,A,B,de,,yes,no,Dresden,1975,01067,,3\n"
+    import_customers(db, write(tmp_path / "c.csv", header + rows))
+    found = {cid: c.attributes for cid, c in customers(db).items()}
+    assert found["c1"] == {"city": "Berlin", "birth_year": 1980, "postal_code": "10115",
+                           "zip": "80331", "visits": 12}  # fmt: skip
+    assert found["c2"]["postal_code"] == "01067" and found["c2"]["birth_year"] == 1975

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -37,3 +38,36 @@ def test_whole_second_times_written_by_bulk_planning_become_uniform(tmp_path: Pa
     engine.dispose()
     assert stored == {"o1": "2026-03-02 09:00:00.000000", "o2": "2026-03-02 09:00:00.250000"}
     assert sorted(found) == ["o1", "o2"]  # the whole second no longer compares as earlier
+
+
+def test_postal_codes_imported_as_numbers_become_text(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        cfg = alembic_config(url)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+        conn.commit()
+    with engine.begin() as conn:
+        for cid, attributes in [
+            ("c1", '{"postal_code": 10115, "birth_year": 1980, "city": "Berlin"}'),
+            ("c2", '{"PLZ": 80331}'),
+            ("c3", '{"postal_code": "01067"}'),
+        ]:
+            conn.exec_driver_sql(
+                "INSERT INTO customers (id, first_name, last_name, locale, email_consent,"
+                " sms_consent, email_consent_source, sms_consent_source, open_complaints,"
+                f" attributes) VALUES ('{cid}', '', '', 'de', 0, 0, 'import', 'import', 0, ?)",
+                (attributes,),
+            )
+
+    migrate(engine)
+
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, attributes FROM customers ORDER BY id")).all()
+    engine.dispose()
+    assert [(cid, json.loads(a)) for cid, a in rows] == [
+        ("c1", {"postal_code": "10115", "birth_year": 1980, "city": "Berlin"}),
+        ("c2", {"PLZ": "80331"}),
+        ("c3", {"postal_code": "01067"}),
+    ]
