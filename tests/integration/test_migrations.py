@@ -7,18 +7,25 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
+from sqlalchemy.engine import Engine
 
 from aftersale.database import alembic_config, create_engine, migrate
 
 
-def test_whole_second_times_written_by_bulk_planning_become_uniform(tmp_path: Path):
+def database_at(tmp_path: Path, revision: str) -> Engine:
+    """A SQLite database migrated only as far as ``revision``, as an older release left it."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = create_engine(url)
     with engine.connect() as conn:
         cfg = alembic_config(url)
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0003")
+        command.upgrade(cfg, revision)
         conn.commit()
+    return engine
+
+
+def test_whole_second_times_written_by_bulk_planning_become_uniform(tmp_path: Path):
+    engine = database_at(tmp_path, "0003")
     old_rows = [
         "INSERT INTO purchases (id, customer_id, purchased_at, total, currency)"
         " VALUES ('o1', 'c1', '2026-03-02 09:00:00', '1', 'EUR')",
@@ -41,13 +48,7 @@ def test_whole_second_times_written_by_bulk_planning_become_uniform(tmp_path: Pa
 
 
 def test_postal_codes_imported_as_numbers_become_text(tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        cfg = alembic_config(url)
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0004")
-        conn.commit()
+    engine = database_at(tmp_path, "0004")
     with engine.begin() as conn:
         for cid, attributes in [
             ("c1", '{"postal_code": 10115, "birth_year": 1980, "city": "Berlin"}'),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -12,13 +12,6 @@ from tests.conftest import Harness, utc
 from tests.integration.test_webhooks import WEB_TOML, Web, sold
 
 SHORT = re.compile(r"http://testserver(/l/\S+)")
-
-
-@pytest.fixture
-def web(make_harness: Callable[..., Harness]) -> Iterator[Web]:
-    h = make_harness(toml=WEB_TOML)
-    yield Web(h)
-    h.project.close()
 
 
 @pytest.fixture

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from campaigns.consent import unsubscribe_token
-from tests.conftest import Harness, utc
-from tests.integration.test_webhooks import WEB_TOML, Web, sold
-
-
-@pytest.fixture
-def web(make_harness: Callable[..., Harness]) -> Iterator[Web]:
-    h = make_harness(toml=WEB_TOML)
-    yield Web(h)
-    h.project.close()
+from tests.conftest import utc
+from tests.integration.test_webhooks import Web, sold
 
 
 def token_for(web: Web, customer_id: str = "c1") -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -99,13 +99,6 @@ def sold(h: Harness, *, sms: bool = True) -> None:
     h.customers([{"id": "c1", "email": "anna@example.org", "phone": PHONE,
                   "sms_consent": "yes" if sms else "no"}])  # fmt: skip
     h.events([purchase("e1", "c1", "2026-01-05T10:00:00+01:00", "o1", item(warranty_months=3))])
-
-
-@pytest.fixture
-def web(make_harness: Callable[..., Harness]) -> Iterator[Web]:
-    h = make_harness(toml=WEB_TOML)
-    yield Web(h)
-    h.project.close()
 
 
 @pytest.fixture
