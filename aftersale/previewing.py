@@ -89,6 +89,7 @@ def _context(project: Project, customer_id: str | None, locale: str | None) -> d
         row = SimpleNamespace(
             id=0, customer_id=customer_id, order_id=order_id, enrollment_id=f"preview:{customer_id}",
             journey_id="preview", step="preview", occurrence=1,
+            channel=None,  # the template previewed decides
         )  # fmt: skip
         loader = ContextLoader(conn, [row])
         base = loader.context_for(row, customer, project.now())

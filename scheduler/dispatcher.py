@@ -750,7 +750,7 @@ def render_context(
     order = base.get("order") or {}
     total = order.get("total") or 0
     links = {"unsubscribe": unsubscribe_url(public_url, secret_key, row.customer_id)}
-    if short_links and getattr(row, "channel", "sms") == "sms":  # a preview has no channel
+    if short_links and row.channel != "email":  # SMS, or a preview of either
         links["short"] = short_link_base(public_url, secret_key, row.id)
     return {
         **base,

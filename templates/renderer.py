@@ -29,8 +29,8 @@ Besides the caller's context (``customer``, ``order``, ``item``, ``journey``,
 ``sms``), ``locale`` (formatting locale, e.g. ``de_AT``), ``lang`` (language of
 the file in use) and the function ``shop_link(path_or_url)`` that adds UTM
 parameters (in an SMS whose context has ``links.short``, it returns that short link and
-collects the full one in :attr:`RenderedSms.links`). Filters: ``money``, ``date``, ``datetime``, ``number``, ``ordinal``
-(see :mod:`templates.formatting`).
+collects the full one in :attr:`RenderedSms.links`). Filters: ``money``, ``date``,
+``datetime``, ``number``, ``ordinal`` (see :mod:`templates.formatting`).
 
 Templates run in Jinja's immutable sandbox with ``StrictUndefined``: an unknown
 variable, a syntax error or an attempt to reach Python internals raises
