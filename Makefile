@@ -8,7 +8,10 @@ TEST   := $(VENV)/.installed-test
 .PHONY: demo test bench lint format clean
 
 # uv installs in seconds what pip takes most of a minute for; pip stays the fallback.
-INSTALL = $(VENV)/bin/uv pip install -q --python $(PY) $(1) || $(PY) -m pip install -q $(1)
+# Bytecode is compiled at install, as pip does: without it every `aftersale` command and
+# every render process compiles its libraries again, two seconds a start wherever .pyc files
+# are not written (PYTHONDONTWRITEBYTECODE).
+INSTALL = $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) $(1) || $(PY) -m pip install -q $(1)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
