@@ -281,8 +281,8 @@ def run_demo(
     project.save_simulated_now(clock.now())
     console.print(
         f"  simulated {shop.start:%Y-%m-%d} → {shop.until:%Y-%m-%d} "
-        f"in {time.perf_counter() - began:.1f}s: {stats.sent} sent, {stats.deferred} deferrals, "
-        f"{stats.skipped} skipped\n"
+        f"in {time.perf_counter() - began:.1f}s:\n"
+        f"    {stats.sent} sent, {stats.deferred} deferrals, {stats.skipped} skipped\n"
     )
     print_summary(console, project)
     _next_steps(console, project, directory)
