@@ -76,6 +76,7 @@ from channels import (
 from channels.ratelimit import RateLimiter
 from channels.retry import backoff_delay
 from scheduler.clock import Clock
+from scheduler.heap import long_lived_frozen
 from scheduler.rendering import PendingRender, RenderFailure, RenderJob, RenderPool, render
 from templates import TemplateError, TemplateRenderer, coupon_code
 from templates.links import short_link_base
@@ -179,6 +180,7 @@ class Dispatcher:
 
     # -- the tick ------------------------------------------------------------------
 
+    @long_lived_frozen()
     def tick(
         self,
         *,
@@ -244,6 +246,7 @@ class Dispatcher:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @long_lived_frozen()
     def apply_due_events(self, now: datetime) -> int:
         """Apply every event whose time has come; returns how many."""
         applied = 0
