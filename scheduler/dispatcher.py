@@ -85,7 +85,10 @@ log = logging.getLogger(__name__)
 suppressions_t = Suppression.__table__
 HELD = timedelta(days=3650)  # "until the complaint is resolved": resolving re-dues the message
 T = TypeVar("T")
-EVENTS_BATCH = 2000  # events applied per transaction
+# Events applied per transaction. Rows planned together share index pages, and a commit
+# writes each dirty page once: 5,000 applied 100,000 purchases a fifth faster than 2,000,
+# and still hold SQLite's write lock for only a few seconds.
+EVENTS_BATCH = 5000
 # A dropped connection or a restarting server: retried this often, backing off in between.
 DB_ATTEMPTS = 6
 DB_BACKOFF = 0.2
