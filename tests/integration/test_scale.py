@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -169,6 +170,15 @@ def test_heartbeat_lists_a_live_dispatcher(shop: Callable[[int], Harness]) -> No
         assert conn.execute(sa.select(sa.func.count()).select_from(dispatchers_t)).scalar() == 0
 
 
+def wait_until_released(conn: sa.Connection, pid: int, timeout: float = 10.0) -> None:
+    """Wait until backend ``pid`` holds no advisory lock any more."""
+    held = sa.text("SELECT count(*) FROM pg_locks WHERE pid = :pid AND locktype = 'advisory'")
+    deadline = time.monotonic() + timeout
+    while conn.execute(held, {"pid": pid}).scalar():
+        assert time.monotonic() < deadline, f"backend {pid} still holds its advisory lock"
+        time.sleep(0.01)
+
+
 def test_leadership_passes_on_when_the_leader_connection_dies(pg_url: str) -> None:
     from aftersale.database import create_engine
     from scheduler.leadership import AdvisoryLeadership
@@ -181,6 +191,8 @@ def test_leadership_passes_on_when_the_leader_connection_dies(pg_url: str) -> No
         with second.connect() as conn:  # the leader's process dies: its session ends
             pid = a._conn.connection.dbapi_connection.info.backend_pid
             conn.execute(sa.select(sa.func.pg_terminate_backend(pid)))
+            # The server ends that backend a moment later; its locks go with it.
+            wait_until_released(conn, pid)
         assert b.holds()
         assert not a.holds(), "the old leader finds the lock taken"
         b.release()
