@@ -81,6 +81,28 @@ def test_every_builtin_sms_renders_in_gsm7(
 
 
 @pytest.mark.parametrize("locale", ["de", "en"])
+@pytest.mark.parametrize(
+    "device", ["Kühl-Gefrierkombination KS 3", "Kaffeevollautomat KM 2", "Saugroboter SR 1"]
+)
+def test_an_inspection_reminder_fits_one_segment_with_a_long_device_name(
+    locale: str, device: str
+) -> None:
+    """The demo shop's longest names, its short links and the default opt-out hints fit."""
+    renderer = TemplateRenderer(
+        shop=ShopInfo(name="Elektro Sommer"),
+        sms_opt_out_hint={"de": "Abmelden: STOP", "en": "Reply STOP to opt out"},
+    )
+    context = sample_context(locale)
+    context["customer"] = {**context["customer"], "first_name": "Alexander"}
+    context["item"] = {**context["item"], "name": device}
+    context["step"] = {**context["step"], "occurrence": 4}
+    context["links"] = {**context["links"], "short": "http://127.0.0.1:8000/l/2lkf.bGy5Iac"}
+    sms = renderer.render_sms("inspection_reminder", locale, context, marketing=True)
+    assert device in sms.body
+    assert sms.segments == 1, f"{len(sms.body)} characters: {sms.body}"
+
+
+@pytest.mark.parametrize("locale", ["de", "en"])
 def test_without_a_short_link_an_sms_carries_the_full_one(
     renderer: TemplateRenderer, locale: str
 ) -> None:
