@@ -8,15 +8,29 @@ Both inliners keep ``@media`` rules with their ``!important`` flags in a
 
 from __future__ import annotations
 
+import html
 import logging
 import re
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from html.parser import HTMLParser
 from typing import Literal, Protocol
 
 import css_inline
 import html2text
 import lxml.html
+from markupsafe import Markup
 
-__all__ = ["CssInliner", "Inliner", "PremailerInliner", "html_to_text", "make_inliner"]
+__all__ = [
+    "CssInliner",
+    "Inliner",
+    "PremailerInliner",
+    "ShapeCache",
+    "html_to_text",
+    "make_inliner",
+]
 
 InlinerName = Literal["css_inline", "premailer"]
 _DOCTYPE = re.compile(r"^\s*<!doctype[^>]*>", re.IGNORECASE)
@@ -80,6 +94,226 @@ def make_inliner(name: InlinerName) -> Inliner:
     if name == "premailer":
         return PremailerInliner()
     raise ValueError(f"unknown inliner {name!r}; use 'css_inline' or 'premailer'")
+
+
+class ShapeCache:
+    """Inlines a rendered e-mail once per *shape*, not once per recipient.
+
+    A template rendered for a thousand customers gives a thousand documents that differ only
+    in the text its ``{{ }}`` expressions printed: names, prices, dates, links. CSS selectors
+    match elements, classes and attributes, never such text, so the inlined document is the
+    same but for those values. :meth:`inline` takes the pieces Jinja2 streams out, replaces
+    every printed value by a numbered token, inlines that shape the first time it recurs and
+    afterwards only puts the values back: a dictionary lookup instead of a parse, a
+    selector match and a serialisation.
+
+    What may not become a token stays part of the shape, so it is inlined for real:
+
+    - markup a template prints (a macro's output, ``|safe``): it may hold elements;
+    - whitespace and empty values: whitespace decides where the HTML parser puts text;
+    - a value after a bare ``&``, which could complete an entity.
+
+    A shape is only reused when inlining it provably gives the document itself with the
+    tokens in place. It is inlined for real instead (and remembered as such) when a token
+    stands in a ``<style>`` or ``<script>`` element, in a ``class``, ``id`` or ``style``
+    attribute, in an attribute's name, in any attribute of ``<link>`` or ``<style>``, in any
+    attribute at all when the style sheets have attribute selectors, or when the inliner did
+    not give back every token exactly once.
+
+    A shape is analysed when it is seen the second time: shapes that never recur (a template
+    that prints per-customer markup) cost a hash each, not an analysis. Thread-safe.
+    """
+
+    def __init__(self, inliner: Inliner, *, size: int = 256) -> None:
+        self.inliner = inliner
+        self.size = size
+        # Letters and digits only: every parser keeps them as they are, in text and in
+        # attribute values. The random part keeps a template's own text from matching.
+        self._token = f"t{secrets.token_hex(5)}v"
+        self._tokens = re.compile(self._token + r"(\d+)w")
+        self._lock = threading.Lock()
+        self._shapes: OrderedDict[str, _Inlined | None] = OrderedDict()
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def inline(self, pieces: Sequence[str]) -> str:
+        """Inline the document that ``pieces`` (Jinja2's output stream) make up."""
+        shape: list[str] = []
+        values: list[str] = []
+        token = self._token
+        for piece in pieces:
+            if (
+                isinstance(piece, Markup)
+                and piece
+                and "<" not in piece
+                and ">" not in piece
+                and not piece.isspace()
+                and not (shape and shape[-1].endswith("&"))
+            ):
+                shape.append(f"{token}{len(values)}w")
+                values.append(piece)
+            else:
+                shape.append(piece)
+        if not values:
+            return self.inliner.inline("".join(pieces))
+        inlined = self._lookup("".join(shape))
+        if inlined is None:
+            return self.inliner.inline("".join(pieces))
+        return inlined.fill(values)
+
+    def clear(self) -> None:
+        """Forget every shape (after the templates changed)."""
+        with self._lock:
+            self._shapes.clear()
+            self._seen.clear()
+
+    def _lookup(self, key: str) -> _Inlined | None:
+        with self._lock:
+            if key in self._shapes:
+                self._shapes.move_to_end(key)
+                found = self._shapes[key]
+                if found is not None:
+                    self.hits += 1
+                    return found
+                self.misses += 1
+                return None
+            self.misses += 1
+            if key not in self._seen:
+                self._seen[key] = None
+                if len(self._seen) > self.size:
+                    self._seen.popitem(last=False)
+                return None
+            del self._seen[key]
+        prepared = self._prepare(key)  # outside the lock: other threads go on meanwhile
+        with self._lock:
+            self._shapes[key] = prepared
+            if len(self._shapes) > self.size:
+                self._shapes.popitem(last=False)
+        return prepared
+
+    def _prepare(self, shape: str) -> _Inlined | None:
+        contexts = _TokenContexts.read(shape, self._token)
+        if contexts is None:
+            return None
+        parts = self._tokens.split(self.inliner.inline(shape))
+        order = tuple(int(i) for i in parts[1::2])
+        if sorted(order) != list(range(len(contexts))):
+            return None
+        return _Inlined(tuple(parts[0::2]), order, tuple(contexts[i] for i in order))
+
+
+# Where a token stands, and so how the inliner would have written the value in its place.
+_TEXT, _ATTRIBUTE, _VERBATIM = "text", "attribute", "verbatim"
+
+
+class _Inlined:
+    """An inlined shape: the text around its tokens, and which value goes where, how."""
+
+    __slots__ = ("contexts", "order", "texts")
+
+    def __init__(
+        self, texts: tuple[str, ...], order: tuple[int, ...], contexts: tuple[str, ...]
+    ) -> None:
+        self.texts = texts
+        self.order = order
+        self.contexts = contexts
+
+    def fill(self, values: list[str]) -> str:
+        out = [self.texts[0]]
+        for index, context, text in zip(self.order, self.contexts, self.texts[1:], strict=True):
+            out.append(_serialised(values[index], context))
+            out.append(text)
+        return "".join(out)
+
+
+def _serialised(value: str, context: str) -> str:
+    """``value`` (HTML as Jinja2 escaped it) as the inliner's HTML5 serialiser writes it."""
+    value = str(value)  # not Markup, whose replace() would escape the replacements
+    if "\r" in value:  # as the parser reads every line break
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    if context == _VERBATIM:  # a comment is written back as it was read
+        return value
+    if "&" in value:
+        value = html.unescape(value)
+    value = value.replace("&", "&amp;").replace("\xa0", "&nbsp;")
+    if context == _ATTRIBUTE:
+        return value.replace('"', "&quot;")
+    return value.replace("<", "&lt;").replace(">", "&gt;")
+
+
+class _TokenContexts(HTMLParser):
+    """Where each token of a shape stands, or that one stands where CSS could see it."""
+
+    _UNSAFE_ATTRIBUTES = frozenset({"class", "id", "style"})
+    _UNSAFE_ELEMENTS = frozenset({"link", "style", "script"})
+
+    def __init__(self, token: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tokens = re.compile(re.escape(token) + r"(\d+)w")
+        self.contexts: dict[int, str] = {}
+        self.unsafe = False
+        self.css: list[str] = []
+        self._raw: str | None = None
+
+    @classmethod
+    def read(cls, shape: str, token: str) -> list[str] | None:
+        """Each token's context in token order, or ``None`` if the shape is not reusable."""
+        parser = cls(token)
+        parser.feed(shape)
+        parser.close()
+        selects_attributes = any("[" in sheet for sheet in parser.css)
+        if parser.unsafe or (selects_attributes and _ATTRIBUTE in parser.contexts.values()):
+            return None
+        if sorted(parser.contexts) != list(range(len(parser.contexts))):
+            return None
+        return [parser.contexts[i] for i in range(len(parser.contexts))]
+
+    def _found(self, text: str, context: str) -> bool:
+        found = False
+        for match in self.tokens.finditer(text):
+            index = int(match[1])
+            if index in self.contexts:  # read twice: the parser is not where we think
+                self.unsafe = True
+            self.contexts[index] = context
+            found = True
+        return found
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if self._found(name, _ATTRIBUTE):
+                self.unsafe = True
+            css_reads_it = name in self._UNSAFE_ATTRIBUTES or tag in self._UNSAFE_ELEMENTS
+            if value is not None and self._found(value, _ATTRIBUTE) and css_reads_it:
+                self.unsafe = True
+        if tag in ("style", "script"):
+            self._raw = tag
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        self._raw = None
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == self._raw:
+            self._raw = None
+
+    def handle_data(self, data: str) -> None:
+        if self._raw is not None:
+            if self._found(data, _VERBATIM):
+                self.unsafe = True
+            if self._raw == "style":
+                self.css.append(data)
+        else:
+            self._found(data, _TEXT)
+
+    def handle_comment(self, data: str) -> None:
+        self._found(data, _VERBATIM)
+
+    def handle_decl(self, decl: str) -> None:
+        if self._found(decl, _VERBATIM):
+            self.unsafe = True
+
+    handle_pi = unknown_decl = handle_decl
 
 
 def _visible_body(html: str) -> str:

@@ -54,7 +54,7 @@ import jinja2
 from jinja2.sandbox import SecurityError
 
 from .formatting import FILTERS, fallback_chain, language_of, normalise_locale
-from .inlining import InlinerName, html_to_text, make_inliner
+from .inlining import InlinerName, ShapeCache, html_to_text, make_inliner
 from .links import numbered, with_utm
 from .results import RenderedEmail, RenderedSms, ShopInfo, TemplateError, TemplateIssue
 from .sandbox import TemplateSandbox
@@ -193,6 +193,7 @@ class TemplateRenderer:
         self.sms_max_segments = sms_max_segments
         self.utm_source = utm_source
         self._inliner = make_inliner(inliner)
+        self._shapes = ShapeCache(self._inliner)
         self._shop_dict = asdict(shop)
         self._env = self._make_environment()
         self.reload()
@@ -227,6 +228,7 @@ class TemplateRenderer:
         """Forget compiled templates and re-list the template files."""
         if self._env.cache is not None:
             self._env.cache.clear()
+        self._shapes.clear()
         self._index = _build_index(self._project_loader, self._builtin_loader)
         self._resolved: dict[tuple[str, str, str], _Resolved | None] = {}
 
@@ -349,12 +351,15 @@ class TemplateRenderer:
                 _describe(exc, path, line), template=template, file=file, line=line
             ) from exc
 
-    def _render_html(self, file: str, variables: dict[str, Any]) -> tuple[str, str, str]:
-        """Render the HTML template; return ``(html, subject, preheader)``."""
+    def _render_html(self, file: str, variables: dict[str, Any]) -> tuple[list[str], str, str]:
+        """Render the HTML template; return ``(pieces, subject, preheader)``.
+
+        ``pieces`` is the template's output stream, as :class:`ShapeCache` inlines it.
+        """
         tmpl = self._env.get_template(file)
         ctx = tmpl.new_context(variables)
         try:
-            body = self._env.concat(tmpl.root_render_func(ctx))  # type: ignore[attr-defined]
+            body = list(tmpl.root_render_func(ctx))  # type: ignore[attr-defined]
             # After the render ctx.blocks holds the whole inheritance chain, child first.
             subject, preheader = (
                 self._env.concat(ctx.blocks[name][0](ctx)) if name in ctx.blocks else ""  # type: ignore[attr-defined]
@@ -371,11 +376,11 @@ class TemplateRenderer:
         resolved = self._require(template, "email", locale)
         variables = self._variables(context, "email", locale, resolved.locale, marketing)
         with self._errors(template):
-            raw_html, subject, preheader = self._render_html(resolved.main, variables)
+            pieces, subject, preheader = self._render_html(resolved.main, variables)
             text = (
                 self._env.get_template(resolved.text).render(variables) if resolved.text else None
             )
-            html = self._inliner.inline(raw_html)
+            html = self._shapes.inline(pieces)
             text = _clean_text(text if text is not None else html_to_text(html))
         return RenderedEmail(subject, preheader, html, text, resolved.locale)
 
