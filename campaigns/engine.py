@@ -580,27 +580,11 @@ def _sqlite_insert(dialect: Any, table: sa.Table, columns: tuple[str, ...], keys
 
 
 def _sqlite_converter(column_type: Any, dialect: Any) -> Any:
-    """The column's bind processor on SQLite, with fast paths for the two that bulk inserts
-    pay for: times (written as SQLAlchemy's SQLite DATETIME writes them) and empty JSON."""
-    if isinstance(column_type, UTCDateTime):
-        return sqlite_datetime
+    """The column's bind processor on SQLite, with a fast path for empty JSON."""
     processor = column_type.dialect_impl(dialect).bind_processor(dialect)
     if processor is not None and isinstance(column_type, sa.JSON):
         return lambda value: "{}" if type(value) is dict and not value else processor(value)
     return processor
-
-
-def sqlite_datetime(value: datetime | None) -> str | None:
-    """An aware time as a :class:`UTCDateTime` is stored in SQLite: naive UTC text with
-    microseconds, exactly as a SQLAlchemy statement writes it, so that times written either
-    way compare correctly as text."""
-    if value is None:
-        return None
-    if value.tzinfo is not UTC:
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} given where an aware one is required")
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
 
 
 # ------------------------------------------------------------------------------ planning

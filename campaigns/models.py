@@ -55,15 +55,38 @@ class UTCDateTime(TypeDecorator):
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} given where an aware one is required")
-        value = value.astimezone(UTC)
+        value = _in_utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Any) -> Any:
+        # On SQLite, one function instead of this decorator's and SQLite DATETIME's in a
+        # row: the same text in a third of the time, for each of the many datetimes that
+        # planning and dispatching write.
+        if dialect.name == "sqlite":
+            return sqlite_datetime
+        return super().bind_processor(dialect)
+
+
+def sqlite_datetime(value: datetime | None) -> str | None:
+    """An aware time as :class:`UTCDateTime` stores it in SQLite: naive UTC text with
+    microseconds ("2026-03-02 09:00:00.000000"), exactly as SQLAlchemy's SQLite DATETIME
+    writes it, so that times compare correctly as text."""
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        value = _in_utc(value)
+    return value.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
+
+
+def _in_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r} given where an aware one is required")
+    return value.astimezone(UTC)
 
 
 def utc_field(*, nullable: bool = True, index: bool = False) -> Any:
