@@ -15,12 +15,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from campaigns.importing import dialect_insert, sqlite_insert
+from campaigns.bulk import executemany
 from campaigns.journeys import (
     Journey,
     Step,
@@ -539,52 +542,17 @@ def _insert_ignore(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]
 
     Rows go in key order: side by side in the indexes they touch far fewer pages than
     scattered, and the sort is stable, so of two rows with one key the first still wins.
-    On SQLite the rows go straight to the driver, converted by :func:`_sqlite_converter`:
-    SQLAlchemy's per-row parameter handling would otherwise cost more than the insert.
     """
     if not rows:
         return
     rows = sorted(rows, key=operator.itemgetter(*keys))
-    if conn.dialect.name == "postgresql":
-        insert = dialect_insert(conn)
-        conn.execute(insert(table).on_conflict_do_nothing(index_elements=keys), rows)
-        return
-    sql, values, converters = _sqlite_insert(conn.dialect, table, tuple(rows[0]), tuple(keys))
-    params = []
-    for row in rows:
-        row_values = list(values(row))
-        for index, convert in converters:
-            row_values[index] = convert(row_values[index])
-        params.append(tuple(row_values))
-    conn.exec_driver_sql(sql, params)
+    executemany(conn, _insert_ignore_statement(conn.dialect.name, table, tuple(keys)), rows)
 
 
-_COMPILED: dict[tuple, tuple[str, Any, tuple[tuple[int, Any], ...]]] = {}
-
-
-def _sqlite_insert(dialect: Any, table: sa.Table, columns: tuple[str, ...], keys: tuple[str, ...]):
-    """The statement, a getter of a row's values in its order, and (index, converter) pairs."""
-    cache_key = (table.name, columns, keys)
-    if cache_key not in _COMPILED:
-        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(keys))
-        compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
-        order = tuple(compiled.positiontup or ())
-        values = operator.itemgetter(*order) if len(order) > 1 else lambda r: (r[order[0]],)
-        converters = tuple(
-            (index, convert)
-            for index, name in enumerate(order)
-            if (convert := _sqlite_converter(table.c[name].type, dialect)) is not None
-        )
-        _COMPILED[cache_key] = (compiled.string, values, converters)
-    return _COMPILED[cache_key]
-
-
-def _sqlite_converter(column_type: Any, dialect: Any) -> Any:
-    """The column's bind processor on SQLite, with a fast path for empty JSON."""
-    processor = column_type.dialect_impl(dialect).bind_processor(dialect)
-    if processor is not None and isinstance(column_type, sa.JSON):
-        return lambda value: "{}" if type(value) is dict and not value else processor(value)
-    return processor
+@lru_cache(maxsize=64)
+def _insert_ignore_statement(dialect: str, table: sa.Table, keys: tuple[str, ...]) -> Any:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 # ------------------------------------------------------------------------------ planning

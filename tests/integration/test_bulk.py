@@ -1,0 +1,83 @@
+"""campaigns.bulk.executemany stores exactly what SQLAlchemy's own executemany stores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from campaigns.bulk import executemany
+from campaigns.models import UTCDateTime
+
+metadata = sa.MetaData()
+things = sa.Table(
+    "things",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("at", UTCDateTime()),
+    sa.Column("flag", sa.Boolean, nullable=False, default=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("note", sa.String(100)),
+)
+twins = things.to_metadata(metadata, name="twins")
+summer = timezone(timedelta(hours=2))
+ROWS = [
+    {"id": 1, "status": "planned", "at": datetime(2026, 3, 2, 9, tzinfo=UTC), "flag": True,
+     "details": {}, "note": None},
+    {"id": 2, "status": "planned", "at": datetime(2026, 3, 29, 3, 30, tzinfo=summer),
+     "flag": False, "details": {"a": [1, "ü"]}, "note": "x"},
+    {"id": 3, "status": "sent", "at": None, "flag": False, "details": {"b": None},
+     "note": "y"},
+]  # fmt: skip
+
+
+def _update(table: sa.Table) -> sa.Update:
+    """Sets a time and JSON by id, only where the row is still planned."""
+    return (
+        table.update()
+        .where(table.c.id == sa.bindparam("_id"), table.c.status == "planned")
+        .values(at=sa.bindparam("v_at"), details=sa.bindparam("v_details"), status="sending")
+    )
+
+
+@pytest.fixture
+def engine(database_url: str):
+    engine = sa.create_engine(database_url)
+    metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_inserts_and_updates_store_what_sqlalchemy_stores(engine) -> None:
+    later = datetime(2026, 10, 25, 2, 30, tzinfo=summer)
+    changes = [
+        {"_id": 1, "v_at": later, "v_details": {"sent": True}},
+        {"_id": 3, "v_at": later, "v_details": {"sent": True}},  # not planned: left alone
+    ]
+    with engine.begin() as conn:
+        executemany(conn, things.insert(), ROWS)
+        conn.execute(twins.insert(), ROWS)
+        executemany(conn, _update(things), changes)
+        conn.execute(_update(twins), changes)
+    columns = "id, status, at, flag, details, note"
+    with engine.connect() as conn:
+        ours = conn.execute(sa.text(f"SELECT {columns} FROM things ORDER BY id")).all()
+        theirs = conn.execute(sa.text(f"SELECT {columns} FROM twins ORDER BY id")).all()
+        read = conn.execute(sa.select(things).order_by(things.c.id)).all()
+    assert ours == theirs  # the stored values themselves, as the database holds them
+    assert read[0].status == "sending" and read[0].at == later and read[0].details == {"sent": True}
+    assert read[1].at == ROWS[1]["at"] and read[1].details == {"a": [1, "ü"]}
+    assert read[2].status == "sent" and read[2].at is None
+
+
+def test_a_row_without_a_value_the_statement_needs_is_refused(engine) -> None:
+    with pytest.raises((ValueError, sa.exc.StatementError)), engine.begin() as conn:
+        executemany(conn, _update(things), [{"_id": 1, "v_at": datetime.now(UTC)}])
+
+
+def test_nothing_to_do_for_no_rows(engine) -> None:
+    with engine.begin() as conn:
+        executemany(conn, things.insert(), [])
+        assert conn.execute(sa.select(sa.func.count()).select_from(things)).scalar_one() == 0
