@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from campaigns.bulk import executemany
 from campaigns.consent import unsubscribe_url
 from campaigns.engine import (
     Engine as JourneyEngine,
@@ -369,10 +370,11 @@ class Dispatcher:
             # read before: take only those still planned, as they stand now.
             rows = conn.execute(STILL_PLANNED, {"ids": [r.id for r in rows]}).all()
         stats.claimed += len(rows)
-        customers = {c.id: c for c in conn.execute(CUSTOMERS, {"ids": customer_ids})}
+        customers = {c.id: c for c in conn.execute(CUSTOMERS, {"ids": customer_ids}).all()}
         suppressed = _suppressions(conn, customer_ids)
         history = self._history(conn, customer_ids, now)
         contexts = ContextLoader(conn, rows)
+        sending: list[int] = []
         updates: list[dict[str, Any]] = []
         decisions: list[tuple] = []
         reserved: list[_Reserved] = []
@@ -387,8 +389,7 @@ class Dispatcher:
                     row, customer, suppressed.get(cid, {}), history[cid], contexts, now
                 )
                 if isinstance(decision, Allow):
-                    lease = now + self.config.lease
-                    updates.append(_update(row.id, status=SENDING, sent_at=now, lease_until=lease))
+                    sending.append(row.id)
                     if row.category == "marketing":
                         history[cid].append(Contact(row.channel, now))
                     reserved.append(_Reserved(row))
@@ -402,6 +403,9 @@ class Dispatcher:
                     decisions.append((row.id, "skipped", decision.reason, row.due_at, None, None))
                     stats.skipped += 1
                     skipped.append(row)
+        if sending:  # one statement: every reserved message gets the same values
+            lease = now + self.config.lease
+            conn.execute(MARK_SENDING, {"ids": sending, "now": now, "lease": lease})
         _apply_updates(conn, updates, now)
         _decide_rows(conn, decisions, now)
         stats.planned += self.journeys.plan_next(conn, skipped, now)
@@ -633,7 +637,23 @@ LEASE_EXPIRED = sa.select(messages_t).where(_m.status == SENDING, _m.lease_until
 STILL_PLANNED = (
     sa.select(messages_t).where(_m.id.in_(_ids()), _m.status == PLANNED).order_by(*_DUE_ORDER)
 )
-CUSTOMERS = sa.select(customers_t).where(customers_t.c.id.in_(_ids()))
+DECIDE = decisions_t.insert()
+MARK_SENDING = (
+    messages_t.update()
+    .where(_m.id.in_(_ids()))
+    .values(status=SENDING, sent_at=_moment("now"), lease_until=_moment("lease"),
+            updated_at=_moment("now"))
+)  # fmt: skip
+# What policy and templates read of a customer: not the bookkeeping times and sources.
+CUSTOMERS = sa.select(
+    *(
+        customers_t.c[name]
+        for name in (
+            "id", "email", "phone", "first_name", "last_name", "locale", "timezone",
+            "email_consent", "sms_consent", "open_complaints", "attributes",
+        )
+    )
+).where(customers_t.c.id.in_(_ids()))  # fmt: skip
 SUPPRESSIONS = sa.select(
     suppressions_t.c.customer_id, suppressions_t.c.channel, suppressions_t.c.reason
 ).where(suppressions_t.c.customer_id.in_(_ids()))
@@ -643,8 +663,16 @@ SUPPRESSIONS = sa.select(
 HISTORY = sa.select(_m.customer_id, _m.channel, _m.sent_at, _m.category, _m.status).where(
     _m.customer_id.in_(_ids()), _m.sent_at > _moment("since")
 )
-ORDERS = sa.select(purchases_t).where(purchases_t.c.id.in_(_ids()))
-ITEMS = sa.select(items_t).where(items_t.c.order_id.in_(_ids())).order_by(items_t.c.position)
+_p, _i = purchases_t.c, items_t.c
+ORDERS = sa.select(_p.id, _p.total, _p.currency, _p.purchased_at).where(_p.id.in_(_ids()))
+ITEMS = (
+    sa.select(
+        _i.order_id, _i.position, _i.sku, _i.name, _i.category, _i.price, _i.quantity,
+        _i.warranty_months, _i.inspection_interval_days,
+    )
+    .where(_i.order_id.in_(_ids()))
+    .order_by(_i.position)
+)  # fmt: skip
 POSITIONS = sa.select(enrollments_t.c.id, enrollments_t.c.item_position).where(
     enrollments_t.c.id.in_(_ids())
 )
@@ -674,9 +702,9 @@ def _apply_updates(
     for update in updates:
         groups[tuple(sorted(k for k in update if k != "_id"))].append(update)
     for columns, rows in groups.items():
-        stmt = _update_statement(columns, from_status)
-        conn.execute(
-            stmt,
+        executemany(
+            conn,
+            _update_statement(columns, from_status),
             [
                 {"v_updated_at": now, **{f"v_{k}" if k != "_id" else k: v for k, v in r.items()}}
                 for r in rows
@@ -694,10 +722,9 @@ def _update_statement(columns: tuple[str, ...], from_status: str | None) -> Any:
 
 
 def _decide_rows(conn: Connection, rows: list[tuple], now: datetime) -> None:
-    if not rows:
-        return
-    conn.execute(
-        decisions_t.insert(),
+    executemany(
+        conn,
+        DECIDE,
         [
             {
                 "message_id": mid,
@@ -785,6 +812,9 @@ class ContextLoader:
         self.items: dict[str, list[Any]] = defaultdict(list)
         self.positions: dict[str, int | None] = {}
         self._cache: dict[int, dict[str, Any]] = {}
+        # Built once a batch: a customer or an order often has several messages in it.
+        self._customers: dict[str, dict[str, Any]] = {}
+        self._orders: dict[str, dict[str, Any] | None] = {}
         # Loaded when first needed: a batch of deferrals needs no context at all.
         self._rows: list[Any] | None = rows
 
@@ -792,12 +822,12 @@ class ContextLoader:
         conn = self.conn
         order_ids = sorted({r.order_id for r in rows if r.order_id})
         if order_ids:
-            for o in conn.execute(ORDERS, {"ids": order_ids}):
+            for o in conn.execute(ORDERS, {"ids": order_ids}).all():
                 self.orders[o.id] = o
-            for i in conn.execute(ITEMS, {"ids": order_ids}):
+            for i in conn.execute(ITEMS, {"ids": order_ids}).all():
                 self.items[i.order_id].append(i)
         enrollment_ids = sorted({r.enrollment_id for r in rows})
-        for eid, position in conn.execute(POSITIONS, {"ids": enrollment_ids}):
+        for eid, position in conn.execute(POSITIONS, {"ids": enrollment_ids}).all():
             self.positions[eid] = position
 
     def context_for(self, row: Any, customer: Any, now: datetime) -> dict[str, Any]:
@@ -806,40 +836,16 @@ class ContextLoader:
         if self._rows is not None:
             rows, self._rows = self._rows, None
             self._load(rows)
-        order = self.orders.get(row.order_id)
-        items = []
-        for i in self.items.get(row.order_id, []):
-            warranty_end = (
-                add_months(order.purchased_at, i.warranty_months)
-                if order is not None and i.warranty_months
-                else None
-            )
-            items.append(
-                {
-                    "position": i.position,
-                    "sku": i.sku,
-                    "name": i.name,
-                    "category": i.category,
-                    "price": _decimal(i.price),
-                    "quantity": i.quantity,
-                    "warranty_months": i.warranty_months,
-                    "inspection_interval_days": i.inspection_interval_days,
-                    "warranty_end": warranty_end,
-                }
-            )
+        if row.order_id not in self._orders:
+            self._orders[row.order_id] = self._order(row.order_id)
+        order_ctx = self._orders[row.order_id]
         position = self.positions.get(row.enrollment_id)
+        items = order_ctx["items"] if order_ctx is not None else []
         item = next((i for i in items if i["position"] == position), None)
-        order_ctx = None
-        if order is not None:
-            order_ctx = {
-                "id": order.id,
-                "total": _decimal(order.total),
-                "currency": order.currency,
-                "purchased_at": order.purchased_at,
-                "items": items,
-            }
+        if customer.id not in self._customers:
+            self._customers[customer.id] = customer_context(customer, now.year)
         ctx = {
-            "customer": customer_context(customer, now.year),
+            "customer": self._customers[customer.id],
             "order": order_ctx,
             "item": item,
             "journey": {"id": row.journey_id, "name": row.journey_id.replace("_", " ")},
@@ -849,6 +855,34 @@ class ContextLoader:
         }
         self._cache[row.id] = ctx
         return ctx
+
+    def _order(self, order_id: str | None) -> dict[str, Any] | None:
+        order = self.orders.get(order_id)
+        if order is None:
+            return None
+        items = [
+            {
+                "position": i.position,
+                "sku": i.sku,
+                "name": i.name,
+                "category": i.category,
+                "price": _decimal(i.price),
+                "quantity": i.quantity,
+                "warranty_months": i.warranty_months,
+                "inspection_interval_days": i.inspection_interval_days,
+                "warranty_end": (
+                    add_months(order.purchased_at, i.warranty_months) if i.warranty_months else None
+                ),
+            }
+            for i in self.items.get(order_id, [])
+        ]
+        return {
+            "id": order.id,
+            "total": _decimal(order.total),
+            "currency": order.currency,
+            "purchased_at": order.purchased_at,
+            "items": items,
+        }
 
 
 def _decimal(value: str) -> Decimal:
