@@ -43,3 +43,11 @@ def test_a_writer_holds_the_lock_from_its_first_statement(database):
         conn.execute(sa.select(sa.func.count()).select_from(Message.__table__)).scalar()
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             other.execute("BEGIN IMMEDIATE")
+
+
+def test_connections_use_wal_and_checkpoint_every_ten_thousand_pages(database):
+    db, _ = database
+    with db.connect() as conn:
+        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        pages = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+    assert (mode, pages) == ("wal", 10_000)
