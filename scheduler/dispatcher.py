@@ -626,8 +626,17 @@ UPCOMING = sa.select(
     sa.select(sa.func.min(events_t.c.at)).where(events_t.c.applied.is_(False)).scalar_subquery(),
     sa.select(sa.func.min(_m.lease_until)).where(_m.status == SENDING).scalar_subquery(),
 )
+# What deciding, rendering, recording and planning read of a claimed message.
+CLAIMED = tuple(
+    _m[name]
+    for name in (
+        "id", "enrollment_id", "customer_id", "order_id", "journey_id", "journey_version",
+        "step", "occurrence", "channel", "category", "template", "priority", "due_at",
+        "expires_at", "attempts",
+    )
+)  # fmt: skip
 CLAIM = (
-    sa.select(messages_t)
+    sa.select(*CLAIMED)
     .where(_m.status == PLANNED, _m.due_at <= _moment("now"), _not_paused())
     .order_by(*_DUE_ORDER)
     .limit(sa.bindparam("limit"))
@@ -635,7 +644,7 @@ CLAIM = (
 CLAIM_SKIP_LOCKED = CLAIM.with_for_update(skip_locked=True, of=messages_t)
 LEASE_EXPIRED = sa.select(messages_t).where(_m.status == SENDING, _m.lease_until <= _moment("now"))
 STILL_PLANNED = (
-    sa.select(messages_t).where(_m.id.in_(_ids()), _m.status == PLANNED).order_by(*_DUE_ORDER)
+    sa.select(*CLAIMED).where(_m.id.in_(_ids()), _m.status == PLANNED).order_by(*_DUE_ORDER)
 )
 DECIDE = decisions_t.insert()
 MARK_SENDING = (
