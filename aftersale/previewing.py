@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from aftersale.app import Project
 from aftersale.errors import InputError
 from campaigns.models import Customer, Enrollment, Purchase, reading
-from scheduler.dispatcher import ContextLoader, render_context
+from scheduler.context import ContextLoader, render_context
 from templates import PreviewResult, TemplateError, preview, sample_context, write_preview
 
 customers_t = Customer.__table__

@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -34,21 +33,14 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from campaigns.bulk import executemany
-from campaigns.consent import unsubscribe_url
 from campaigns.engine import (
     Engine as JourneyEngine,
 )
 from campaigns.engine import (
-    add_months,
-    customer_context,
-    customers_t,
     decisions_t,
-    enrollments_t,
     events_t,
-    items_t,
     journeys_t,
     messages_t,
-    purchases_t,
 )
 from campaigns.journeys import evaluate
 from campaigns.models import (
@@ -77,10 +69,10 @@ from channels import (
 from channels.ratelimit import RateLimiter
 from channels.retry import backoff_delay
 from scheduler.clock import Clock
+from scheduler.context import CUSTOMERS, ContextLoader, ContextParts, Customer, LinkSettings
 from scheduler.heap import long_lived_frozen
 from scheduler.rendering import PendingRender, RenderFailure, RenderJob, RenderPool, render
-from templates import TemplateError, TemplateRenderer, coupon_code
-from templates.links import short_link_base
+from templates import TemplateError, TemplateRenderer
 
 log = logging.getLogger(__name__)
 suppressions_t = Suppression.__table__
@@ -135,7 +127,7 @@ class DispatchStats:
 @dataclass
 class _Reserved:
     row: Any
-    context: dict[str, Any] = field(default_factory=dict)
+    parts: ContextParts | None = None
     outgoing: OutgoingMessage | None = None
     locale: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
@@ -170,6 +162,7 @@ class Dispatcher:
         self.config = config
         self.rng = rng or random.Random()
         self._limiters = {k: RateLimiter.parse(v) for k, v in config.rates.items() if v}
+        self._links = LinkSettings(config.public_url, config.secret_key, config.short_links)
         self._pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="send")
         self._postgres = db.dialect.name == "postgresql"
         self._stop = threading.Event()
@@ -370,7 +363,9 @@ class Dispatcher:
             # read before: take only those still planned, as they stand now.
             rows = conn.execute(STILL_PLANNED, {"ids": [r.id for r in rows]}).all()
         stats.claimed += len(rows)
-        customers = {c.id: c for c in conn.execute(CUSTOMERS, {"ids": customer_ids}).all()}
+        customers = {
+            c.id: Customer._make(c) for c in conn.execute(CUSTOMERS, {"ids": customer_ids}).all()
+        }
         suppressed = _suppressions(conn, customer_ids)
         history = self._history(conn, customer_ids, now)
         contexts = ContextLoader(conn, rows)
@@ -409,17 +404,9 @@ class Dispatcher:
         _apply_updates(conn, updates, now)
         _decide_rows(conn, decisions, now)
         stats.planned += self.journeys.plan_next(conn, skipped, now)
-        for item in reserved:
-            item.context = self._render_context(
-                item.row, contexts.context_for(item.row, customers[item.row.customer_id], now)
-            )
+        for item in reserved:  # the context itself is built where the message renders
+            item.parts = contexts.parts_for(item.row, customers[item.row.customer_id], now)
         return reserved, claimed
-
-    def _render_context(self, row: Any, base: Mapping[str, Any]) -> dict[str, Any]:
-        config = self.config
-        return render_context(
-            row, base, config.public_url, config.secret_key, short_links=config.short_links
-        )
 
     def _decide(self, row, customer, suppressed, history, contexts, now):
         if customer is None:
@@ -465,17 +452,19 @@ class Dispatcher:
     # -- render and send ---------------------------------------------------------------
 
     def _job(self, item: _Reserved) -> RenderJob:
-        row = item.row
+        row, parts = item.row, item.parts
+        assert parts is not None, "every reserved message has its context's parts"
         return RenderJob(
             message_id=row.id,
             channel=row.channel,
             template=row.template,
             category=row.category,
-            locale=item.context["customer"].get("locale") or self.config.default_locale,
+            locale=parts.locale or self.config.default_locale,
             customer_id=row.customer_id,
             journey=row.journey_id,
             step=row.step,
-            context=item.context,
+            parts=parts,
+            links=self._links,
         )
 
     def _deliver(self, item: _Reserved, job: RenderJob, rendering: PendingRender | None) -> None:
@@ -653,16 +642,6 @@ MARK_SENDING = (
     .values(status=SENDING, sent_at=_moment("now"), lease_until=_moment("lease"),
             updated_at=_moment("now"))
 )  # fmt: skip
-# What policy and templates read of a customer: not the bookkeeping times and sources.
-CUSTOMERS = sa.select(
-    *(
-        customers_t.c[name]
-        for name in (
-            "id", "email", "phone", "first_name", "last_name", "locale", "timezone",
-            "email_consent", "sms_consent", "open_complaints", "attributes",
-        )
-    )
-).where(customers_t.c.id.in_(_ids()))  # fmt: skip
 SUPPRESSIONS = sa.select(
     suppressions_t.c.customer_id, suppressions_t.c.channel, suppressions_t.c.reason
 ).where(suppressions_t.c.customer_id.in_(_ids()))
@@ -671,19 +650,6 @@ SUPPRESSIONS = sa.select(
 # a million messages. The window holds few rows; they are filtered in Python.
 HISTORY = sa.select(_m.customer_id, _m.channel, _m.sent_at, _m.category, _m.status).where(
     _m.customer_id.in_(_ids()), _m.sent_at > _moment("since")
-)
-_p, _i = purchases_t.c, items_t.c
-ORDERS = sa.select(_p.id, _p.total, _p.currency, _p.purchased_at).where(_p.id.in_(_ids()))
-ITEMS = (
-    sa.select(
-        _i.order_id, _i.position, _i.sku, _i.name, _i.category, _i.price, _i.quantity,
-        _i.warranty_months, _i.inspection_interval_days,
-    )
-    .where(_i.order_id.in_(_ids()))
-    .order_by(_i.position)
-)  # fmt: skip
-POSITIONS = sa.select(enrollments_t.c.id, enrollments_t.c.item_position).where(
-    enrollments_t.c.id.in_(_ids())
 )
 
 
@@ -785,117 +751,8 @@ def _failure_reason(error: Exception | None) -> str:
     return "error"
 
 
-def render_context(
-    row: Any, base: Mapping[str, Any], public_url: str, secret_key: str, *, short_links: bool
-) -> dict[str, Any]:
-    """The template context: the message's data plus its links and the personal offer."""
-    order = base.get("order") or {}
-    total = order.get("total") or 0
-    links = {"unsubscribe": unsubscribe_url(public_url, secret_key, row.customer_id)}
-    if short_links and row.channel != "email":  # SMS, or a preview of either
-        links["short"] = short_link_base(public_url, secret_key, row.id)
-    return {
-        **base,
-        "links": links,
-        "offer": {
-            "coupon_code": coupon_code(secret_key, row.enrollment_id),
-            "bonus_points": max(100, int(total) // 10 * 10),
-            "discount_percent": 10,
-        },
-    }
-
-
 def _safe_condition(source: str, context: Mapping[str, Any]) -> bool:
     try:
         return evaluate(source, context)
     except Exception:  # noqa: BLE001 - a condition that cannot be evaluated does not send
         return False
-
-
-class ContextLoader:
-    """Loads, once per batch, the orders and items the batch's templates will need."""
-
-    def __init__(self, conn: Connection, rows: list[Any]) -> None:
-        self.conn = conn
-        self.orders = {}
-        self.items: dict[str, list[Any]] = defaultdict(list)
-        self.positions: dict[str, int | None] = {}
-        self._cache: dict[int, dict[str, Any]] = {}
-        # Built once a batch: a customer or an order often has several messages in it.
-        self._customers: dict[str, dict[str, Any]] = {}
-        self._orders: dict[str, dict[str, Any] | None] = {}
-        # Loaded when first needed: a batch of deferrals needs no context at all.
-        self._rows: list[Any] | None = rows
-
-    def _load(self, rows: list[Any]) -> None:
-        conn = self.conn
-        order_ids = sorted({r.order_id for r in rows if r.order_id})
-        if order_ids:
-            for o in conn.execute(ORDERS, {"ids": order_ids}).all():
-                self.orders[o.id] = o
-            for i in conn.execute(ITEMS, {"ids": order_ids}).all():
-                self.items[i.order_id].append(i)
-        enrollment_ids = sorted({r.enrollment_id for r in rows})
-        for eid, position in conn.execute(POSITIONS, {"ids": enrollment_ids}).all():
-            self.positions[eid] = position
-
-    def context_for(self, row: Any, customer: Any, now: datetime) -> dict[str, Any]:
-        if row.id in self._cache:
-            return self._cache[row.id]
-        if self._rows is not None:
-            rows, self._rows = self._rows, None
-            self._load(rows)
-        if row.order_id not in self._orders:
-            self._orders[row.order_id] = self._order(row.order_id)
-        order_ctx = self._orders[row.order_id]
-        position = self.positions.get(row.enrollment_id)
-        items = order_ctx["items"] if order_ctx is not None else []
-        item = next((i for i in items if i["position"] == position), None)
-        if customer.id not in self._customers:
-            self._customers[customer.id] = customer_context(customer, now.year)
-        ctx = {
-            "customer": self._customers[customer.id],
-            "order": order_ctx,
-            "item": item,
-            "journey": {"id": row.journey_id, "name": row.journey_id.replace("_", " ")},
-            "step": {"id": row.step, "occurrence": row.occurrence},
-            "occurrence": row.occurrence,
-            "now": now,
-        }
-        self._cache[row.id] = ctx
-        return ctx
-
-    def _order(self, order_id: str | None) -> dict[str, Any] | None:
-        order = self.orders.get(order_id)
-        if order is None:
-            return None
-        items = [
-            {
-                "position": i.position,
-                "sku": i.sku,
-                "name": i.name,
-                "category": i.category,
-                "price": _decimal(i.price),
-                "quantity": i.quantity,
-                "warranty_months": i.warranty_months,
-                "inspection_interval_days": i.inspection_interval_days,
-                "warranty_end": (
-                    add_months(order.purchased_at, i.warranty_months) if i.warranty_months else None
-                ),
-            }
-            for i in self.items.get(order_id, [])
-        ]
-        return {
-            "id": order.id,
-            "total": _decimal(order.total),
-            "currency": order.currency,
-            "purchased_at": order.purchased_at,
-            "items": items,
-        }
-
-
-def _decimal(value: str) -> Decimal:
-    try:
-        return Decimal(value)
-    except (InvalidOperation, TypeError):
-        return Decimal(0)

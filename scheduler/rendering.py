@@ -1,8 +1,8 @@
 """Rendering a reserved message, in the dispatcher's threads or in render processes.
 
-Rendering a complete e-mail (Jinja2, then css-inline) holds the GIL throughout, so a
-dispatcher that renders in its own threads does all its work on one core. A
-:class:`RenderPool` moves rendering to a few processes of its own: the dispatcher's
+Rendering a complete e-mail (its context, Jinja2, then css-inline) holds the GIL
+throughout, so a dispatcher that renders in its own threads does all its work on one core.
+A :class:`RenderPool` moves rendering to a few processes of its own: the dispatcher's
 process claims, decides, sends and records while the next chunk renders on another core.
 
 The pool starts lazily, with the first batch of at least ``min_batch`` messages (smaller
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from channels import OutgoingMessage
+from scheduler.context import ContextParts, LinkSettings
 from templates import TemplateError, TemplateRenderer
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,16 @@ class RenderJob:
     customer_id: str
     journey: str
     step: str
-    context: Mapping[str, Any]
+    context: Mapping[str, Any] | None = None
+    # Or the parts to build it from, here or in a render process (scheduler.context).
+    parts: ContextParts | None = None
+    links: LinkSettings | None = None
+
+    def template_context(self) -> Mapping[str, Any]:
+        if self.context is not None:
+            return self.context
+        assert self.parts is not None and self.links is not None, "a job needs a context"
+        return self.parts.context(self.links)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +112,13 @@ RenderOutcome = Rendered | RenderFailure
 def render_message(renderer: TemplateRenderer, job: RenderJob) -> Rendered:
     """Render one message; raises :class:`TemplateError` (or anything a bug raises)."""
     marketing = job.category == "marketing"
-    customer = job.context["customer"]
+    context = job.template_context()
+    customer = context["customer"]
     if job.channel == "email":
-        email = renderer.render_email(job.template, job.locale, job.context, marketing=marketing)
+        email = renderer.render_email(job.template, job.locale, context, marketing=marketing)
         headers: dict[str, str] = {}
         if marketing:
-            headers["List-Unsubscribe"] = f"<{job.context['links']['unsubscribe']}>"
+            headers["List-Unsubscribe"] = f"<{context['links']['unsubscribe']}>"
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         outgoing = _outgoing(
             job,
@@ -119,7 +130,7 @@ def render_message(renderer: TemplateRenderer, job: RenderJob) -> Rendered:
             headers=headers,
         )
         return Rendered(outgoing, email.locale, {"html_bytes": len(email.html.encode())})
-    sms = renderer.render_sms(job.template, job.locale, job.context, marketing=marketing)
+    sms = renderer.render_sms(job.template, job.locale, context, marketing=marketing)
     outgoing = _outgoing(job, "sms", to=customer["phone"], body_text=sms.body)
     details: dict[str, Any] = {"segments": sms.segments, "encoding": sms.encoding}
     if sms.links:
