@@ -15,6 +15,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Literal, Protocol
 
@@ -227,6 +228,7 @@ class _Inlined:
         return "".join(out)
 
 
+@lru_cache(maxsize=4096)  # links and prices recur across recipients; names hash quickly
 def _serialised(value: str, context: str) -> str:
     """``value`` (HTML as Jinja2 escaped it) as the inliner's HTML5 serialiser writes it."""
     value = str(value)  # not Markup, whose replace() would escape the replacements
