@@ -11,6 +11,7 @@ from channels.base import (
     RecipientOptedOut,
     SendResult,
     TransientChannelError,
+    pickled_by_fields,
 )
 from channels.errors import ConfigurationError
 
@@ -26,4 +27,5 @@ __all__ = [
     "RecipientOptedOut",
     "SendResult",
     "TransientChannelError",
+    "pickled_by_fields",
 ]

@@ -16,14 +16,35 @@ Errors::
 from __future__ import annotations
 
 import enum
+import operator
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 ChannelKind = Literal["email", "sms"]
+T = TypeVar("T")
 
 
+def pickled_by_fields(cls: type[T]) -> type[T]:
+    """Pickle a slotted dataclass as a call of its constructor with its fields in order.
+
+    Python pickles a slotted dataclass field by field through ``dataclasses.fields()``,
+    both ways; messages and their rendered content cross to render processes in bulk, and
+    this takes a third of the time. Every field must be an ``__init__`` argument.
+    """
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    values = operator.attrgetter(*names)
+    single = len(names) == 1
+
+    def __reduce__(self: Any) -> tuple[type[T], tuple[Any, ...]]:
+        return cls, ((values(self),) if single else values(self))
+
+    cls.__reduce__ = __reduce__  # type: ignore[method-assign, assignment]
+    return cls
+
+
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     """Rendered content ready for delivery, with the ids needed to trace it back."""
@@ -41,6 +62,7 @@ class OutgoingMessage:
     step: str = ""
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class SendResult:
     """What the provider said when it accepted the message."""

@@ -29,6 +29,7 @@ from campaigns.engine import (
     items_t,
     purchases_t,
 )
+from channels import pickled_by_fields
 from templates import coupon_code
 from templates.links import short_link_base
 
@@ -93,6 +94,7 @@ POSITIONS = sa.select(enrollments_t.c.id, enrollments_t.c.item_position).where(
 )
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class LinkSettings:
     """What a message's links and offer are made from (see :func:`render_context`)."""
@@ -102,6 +104,7 @@ class LinkSettings:
     short_links: bool
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ContextParts:
     """Plain data a message's template context is built from; cheap to send to a process.

@@ -30,7 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from channels import OutgoingMessage
+from channels import OutgoingMessage, pickled_by_fields
 from scheduler.context import ContextParts, LinkSettings
 from templates import TemplateError, TemplateRenderer
 
@@ -58,6 +58,7 @@ def render_processes(setting: int | Literal["auto"], *, dispatchers: int = 1) ->
     return max(0, min(MAX_AUTO_PROCESSES, spare // max(1, dispatchers)))
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class RenderJob:
     """What rendering one message needs; picklable, so it can go to a render process."""
@@ -82,6 +83,7 @@ class RenderJob:
         return self.parts.context(self.links)
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """A rendered message: what to send, the locale used and details for the send log."""
@@ -91,6 +93,7 @@ class Rendered:
     details: dict[str, Any]
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class RenderFailure:
     """A message that could not be rendered; ``trace`` is set for an unexpected exception."""
