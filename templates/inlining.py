@@ -132,9 +132,12 @@ class ShapeCache:
         # attribute values. The random part keeps a template's own text from matching.
         self._token = f"t{secrets.token_hex(5)}v"
         self._tokens = re.compile(self._token + r"(\d+)w")
+        # The same token objects every time, like a template's own text: a shape is keyed
+        # by its pieces, and a tuple of strings that hash once hashes in no time.
+        self._numbered = tuple(f"{self._token}{i}w" for i in range(_NUMBERED))
         self._lock = threading.Lock()
-        self._shapes: OrderedDict[str, _Inlined | None] = OrderedDict()
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._shapes: OrderedDict[tuple[str, ...], _Inlined | None] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, ...], None] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -142,23 +145,24 @@ class ShapeCache:
         """Inline the document that ``pieces`` (Jinja2's output stream) make up."""
         shape: list[str] = []
         values: list[str] = []
-        token = self._token
+        numbered = self._numbered
         for piece in pieces:
             if (
-                isinstance(piece, Markup)
+                type(piece) is Markup
                 and piece
                 and "<" not in piece
                 and ">" not in piece
                 and not piece.isspace()
                 and not (shape and shape[-1].endswith("&"))
             ):
-                shape.append(f"{token}{len(values)}w")
+                n = len(values)
+                shape.append(numbered[n] if n < _NUMBERED else f"{self._token}{n}w")
                 values.append(piece)
             else:
                 shape.append(piece)
         if not values:
             return self.inliner.inline("".join(pieces))
-        inlined = self._lookup("".join(shape))
+        inlined = self._lookup(tuple(shape))
         if inlined is None:
             return self.inliner.inline("".join(pieces))
         return inlined.fill(values)
@@ -169,7 +173,7 @@ class ShapeCache:
             self._shapes.clear()
             self._seen.clear()
 
-    def _lookup(self, key: str) -> _Inlined | None:
+    def _lookup(self, key: tuple[str, ...]) -> _Inlined | None:
         with self._lock:
             if key in self._shapes:
                 self._shapes.move_to_end(key)
@@ -193,7 +197,8 @@ class ShapeCache:
                 self._shapes.popitem(last=False)
         return prepared
 
-    def _prepare(self, shape: str) -> _Inlined | None:
+    def _prepare(self, pieces: tuple[str, ...]) -> _Inlined | None:
+        shape = "".join(pieces)
         contexts = _TokenContexts.read(shape, self._token)
         if contexts is None:
             return None
@@ -204,6 +209,7 @@ class ShapeCache:
         return _Inlined(tuple(parts[0::2]), order, tuple(contexts[i] for i in order))
 
 
+_NUMBERED = 512  # tokens made once; an e-mail printing more values makes the rest anew
 # Where a token stands, and so how the inliner would have written the value in its place.
 _TEXT, _ATTRIBUTE, _VERBATIM = "text", "attribute", "verbatim"
 
