@@ -118,8 +118,9 @@ class ShapeCache:
     tokens in place. It is inlined for real instead (and remembered as such) when a token
     stands in a ``<style>`` or ``<script>`` element, in a ``class``, ``id`` or ``style``
     attribute, in an attribute's name, in any attribute of ``<link>`` or ``<style>``, in any
-    attribute at all when the style sheets have attribute selectors, or when the inliner did
-    not give back every token exactly once.
+    attribute at all when the style sheets have selectors that read attribute values
+    (``[href^=tel]``, ``:lang(de)``, ``:dir(rtl)``) or come from a ``<link>``, or when the
+    inliner did not give back every token exactly once.
 
     A shape is analysed when it is seen the second time: shapes that never recur (a template
     that prints per-customer markup) cost a hash each, not an analysis. Thread-safe.
@@ -209,6 +210,8 @@ class ShapeCache:
         return _Inlined(tuple(parts[0::2]), order, tuple(contexts[i] for i in order))
 
 
+# Selectors that read an attribute's value: attribute selectors, :lang() and :dir().
+_READS_ATTRIBUTES = re.compile(r"\[|:(?:lang|dir)\(", re.IGNORECASE)
 _NUMBERED = 512  # tokens made once; an e-mail printing more values makes the rest anew
 # Where a token stands, and so how the inliner would have written the value in its place.
 _TEXT, _ATTRIBUTE, _VERBATIM = "text", "attribute", "verbatim"
@@ -270,7 +273,7 @@ class _TokenContexts(HTMLParser):
         parser = cls(token)
         parser.feed(shape)
         parser.close()
-        selects_attributes = any("[" in sheet for sheet in parser.css)
+        selects_attributes = any(_READS_ATTRIBUTES.search(sheet) for sheet in parser.css)
         if parser.unsafe or (selects_attributes and _ATTRIBUTE in parser.contexts.values()):
             return None
         if sorted(parser.contexts) != list(range(len(parser.contexts))):
@@ -296,6 +299,8 @@ class _TokenContexts(HTMLParser):
                 self.unsafe = True
         if tag in ("style", "script"):
             self._raw = tag
+        elif tag == "link":
+            self.css.append("[")  # a style sheet we cannot see may read attributes
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)

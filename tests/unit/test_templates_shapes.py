@@ -93,6 +93,13 @@ def test_built_in_emails_are_the_same_with_and_without_the_cache(template, local
             [{"c": "https://x"}, {"c": "tel:+49"}],
             [None, "#0f0"],
         ),
+        # :lang() reads the lang attribute (neither inliner applies it yet; the cache must not
+        # rely on that).
+        (
+            '<style>p:lang(en) { color: #0f0; }</style><div lang="{{ c }}"><p>x</p></div>',
+            [{"c": "de"}, {"c": "en"}],
+            [None, None],
+        ),
         # An inline style attribute is merged with the rules.
         (
             '<p style="{{ c }}">x</p>',
