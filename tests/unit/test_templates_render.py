@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email import policy
 from email.message import EmailMessage
@@ -99,6 +100,30 @@ def test_an_inspection_reminder_fits_one_segment_with_a_long_device_name(
     context["links"] = {**context["links"], "short": "http://127.0.0.1:8000/l/2lkf.bGy5Iac"}
     sms = renderer.render_sms("inspection_reminder", locale, context, marketing=True)
     assert device in sms.body
+    assert sms.segments == 1, f"{len(sms.body)} characters: {sms.body}"
+
+
+@pytest.mark.parametrize("locale", ["de", "en"])
+@pytest.mark.parametrize("days", [14, 60, 75, None])  # "in 14 days", "on" a date, "soon"
+@pytest.mark.parametrize("device", ["Kühl-Gefrierkombination KS 3", "Saugroboter SR 1"])
+def test_a_warranty_reminder_fits_one_segment_with_a_long_device_name(
+    locale: str, days: int | None, device: str
+) -> None:
+    """The demo shop's longest names, its short links and the default opt-out hints fit."""
+    renderer = TemplateRenderer(
+        shop=ShopInfo(name="Elektro Sommer"),
+        sms_opt_out_hint={"de": "Abmelden: STOP", "en": "Reply STOP to opt out"},
+    )
+    context = sample_context(locale)
+    # A two-digit day: the longest date either language writes.
+    context["now"] = datetime(2026, 9, 28, 9, tzinfo=UTC)
+    ends = context["now"] + timedelta(days=days, hours=1) if days else None
+    context["customer"] = {**context["customer"], "first_name": "Alexander"}
+    context["item"] = {**context["item"], "name": device, "warranty_end": ends}
+    context["links"] = {**context["links"], "short": "http://127.0.0.1:8000/l/2lkf.bGy5Iac"}
+    sms = renderer.render_sms("warranty_reminder", locale, context, marketing=True)
+    assert device in sms.body
+    assert (f" {days} " in sms.body) == (days is not None and days <= 60)
     assert sms.segments == 1, f"{len(sms.body)} characters: {sms.body}"
 
 

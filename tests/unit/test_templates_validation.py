@@ -48,7 +48,7 @@ def test_sms_encoding_and_segments_are_reported() -> None:
     issues = TemplateRenderer().validate(
         "warranty_reminder", "sms", marketing=True, locales=("de",)
     )
-    assert [i.message for i in issues] == ["GSM-7, 137 characters, 1 segment(s)"]
+    assert [i.message for i in issues] == ["GSM-7, 133 characters, 1 segment(s)"]
     assert issues[0].file == "warranty_reminder.sms.de.j2"
 
 
