@@ -19,11 +19,10 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from campaigns.bulk import executemany
+from campaigns.importing import dialect_insert
 from campaigns.journeys import (
     Journey,
     Step,
@@ -546,12 +545,11 @@ def _insert_ignore(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]
     if not rows:
         return
     rows = sorted(rows, key=operator.itemgetter(*keys))
-    executemany(conn, _insert_ignore_statement(conn.dialect.name, table, tuple(keys)), rows)
+    executemany(conn, _insert_ignore_statement(dialect_insert(conn), table, tuple(keys)), rows)
 
 
-@lru_cache(maxsize=64)
-def _insert_ignore_statement(dialect: str, table: sa.Table, keys: tuple[str, ...]) -> Any:
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+@lru_cache(maxsize=64)  # built once: campaigns.bulk keeps its compilation per statement
+def _insert_ignore_statement(insert: Any, table: sa.Table, keys: tuple[str, ...]) -> Any:
     return insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 

@@ -200,12 +200,13 @@ class ShapeCache:
 
     def _prepare(self, pieces: tuple[str, ...]) -> _Inlined | None:
         shape = "".join(pieces)
-        contexts = _TokenContexts.read(shape, self._token)
+        count = shape.count(self._token)  # every token must be found, and come back, once
+        contexts = _TokenContexts.read(shape, self._token, count)
         if contexts is None:
             return None
         parts = self._tokens.split(self.inliner.inline(shape))
         order = tuple(int(i) for i in parts[1::2])
-        if sorted(order) != list(range(len(contexts))):
+        if sorted(order) != list(range(count)):
             return None
         return _Inlined(tuple(parts[0::2]), order, tuple(contexts[i] for i in order))
 
@@ -268,17 +269,18 @@ class _TokenContexts(HTMLParser):
         self._raw: str | None = None
 
     @classmethod
-    def read(cls, shape: str, token: str) -> list[str] | None:
-        """Each token's context in token order, or ``None`` if the shape is not reusable."""
+    def read(cls, shape: str, token: str, count: int) -> list[str] | None:
+        """Each of the ``count`` tokens' contexts in token order, or ``None`` if the shape
+        is not reusable."""
         parser = cls(token)
         parser.feed(shape)
         parser.close()
         selects_attributes = any(_READS_ATTRIBUTES.search(sheet) for sheet in parser.css)
         if parser.unsafe or (selects_attributes and _ATTRIBUTE in parser.contexts.values()):
             return None
-        if sorted(parser.contexts) != list(range(len(parser.contexts))):
+        if sorted(parser.contexts) != list(range(count)):
             return None
-        return [parser.contexts[i] for i in range(len(parser.contexts))]
+        return [parser.contexts[i] for i in range(count)]
 
     def _found(self, text: str, context: str) -> bool:
         found = False
