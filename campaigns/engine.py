@@ -192,6 +192,7 @@ class Engine:
         self.journeys = dict(journeys)
         self._versions: dict[int, Journey] = {j.version_id: j.journey for j in journeys.values()}
         self._by_number: dict[tuple[str, int], Journey | None] = {}
+        self.plans = PlanCache()
 
     def journey_for_version(self, conn: Connection, version_id: int) -> Journey:
         if version_id not in self._versions:
@@ -622,13 +623,14 @@ class Planner:
         order, items = order_context(raw_order or {}, row.at)
         event = {"id": row.id, "type": row.type, "at": row.at, **row.payload}
         base = {"customer": customer, "order": order, "event": event, "now": row.at}
+        whole = {**base, "item": None}
         for active in journeys:
             if active.paused:
                 continue
             journey = active.journey
-            if not _safe_eval(journey.trigger.condition, {**base, "item": None}):
+            if not _safe_eval(journey.trigger.condition, whole):
                 continue
-            if not _safe_eval(journey.audience, {**base, "item": None}):
+            if not _safe_eval(journey.audience, whole):
                 continue
             if journey.trigger.for_each == "item":
                 for item in items:
@@ -636,15 +638,23 @@ class Planner:
                     if _safe_eval(journey.trigger.item_condition, ctx):
                         self._enrol(active, row, order, item, ctx)
             else:
-                self._enrol(active, row, order, None, {**base, "item": None})
+                self._enrol(active, row, order, None, whole)
 
     def _enrol(self, active: ActiveJourney, row: Any, order: Mapping, item: Mapping | None, ctx):
         journey = active.journey
         order_id = order.get("id")
         key = _entry_key(journey.effective_reentry, row.id, order_id, item)
         enrollment_id = f"{journey.id}:{row.customer_id}:{key}"
-        # In due order; a stable sort keeps the steps' order among equal times.
-        planned = sorted(plan_steps(journey, row.at, order, item, ctx), key=lambda p: p[2])
+        plan = self.engine.plans.timetable(journey, row.at, order, item, ctx)
+        at = row.at
+        if len(plan.entries) > 1:
+            base = to_micros(at)
+            schedule = [
+                [step, k, base + due, None if expires is None else base + expires]
+                for step, k, due, expires in plan.micros
+            ]
+        else:
+            schedule = None
         self.enrollments.append(
             {
                 "id": enrollment_id,
@@ -656,12 +666,12 @@ class Planner:
                 "entry_key": key,
                 "trigger_event_id": row.id,
                 "status": "active",
-                "enrolled_at": row.at,
-                "schedule": _timetable(planned) if len(planned) > 1 else None,
+                "enrolled_at": at,
+                "schedule": schedule,
             }
         )
-        if planned:
-            step, occurrence, due, expires = planned[0]
+        if plan.entries:
+            step, occurrence, due, expires = plan.entries[0]
             self.messages.append(
                 message_row(
                     enrollment_id,
@@ -671,9 +681,9 @@ class Planner:
                     active.version,
                     step,
                     occurrence,
-                    due,
-                    expires,
-                    row.at,
+                    at + due,
+                    None if expires is None else at + expires,
+                    at,
                 )  # fmt: skip
             )
 
@@ -697,13 +707,6 @@ def to_micros(moment: datetime) -> int:
 
 def from_micros(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
-
-
-def _timetable(planned: Sequence[tuple[Step, int, datetime, datetime | None]]) -> list[list[Any]]:
-    return [
-        [step.id, k, to_micros(due), to_micros(expires) if expires is not None else None]
-        for step, k, due, expires in planned
-    ]
 
 
 def _after(schedule: Sequence[Sequence[Any]] | None, step: str, occurrence: int) -> Any:
@@ -772,18 +775,47 @@ def plan_steps(
     ctx: Mapping[str, Any],
 ) -> list[tuple[Step, int, datetime, datetime | None]]:
     """Every (step, occurrence, due, expires) of an enrolment started at ``trigger_at``."""
+    return _plan(journey, step_durations(journey, ctx), *_anchors(trigger_at, order, item))
+
+
+def _anchors(
+    trigger_at: datetime, order: Mapping[str, Any], item: Mapping[str, Any] | None
+) -> tuple[datetime, datetime, datetime | None]:
+    """The times a step can wait from: the trigger, the purchase and the warranty's end."""
+    warranty_end = item.get("warranty_end") if item else None
+    return trigger_at, order.get("purchased_at") or trigger_at, warranty_end
+
+
+def step_durations(journey: Journey, ctx: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Each step's (wait, every) in this context, or None where an expression fails."""
+    memo: dict[str, timedelta] = {}  # the same expression often serves several steps
+    durations: list[tuple[timedelta, timedelta | None] | None] = []
+    for step in journey.steps:
+        try:
+            wait = _duration(memo, step.wait, ctx)
+            every = _duration(memo, step.repeat.every, ctx) if step.repeat else None
+        except Exception:  # noqa: BLE001 - an expression that fails for this item plans nothing
+            durations.append(None)
+            continue
+        durations.append((wait, every))
+    return tuple(durations)
+
+
+def _plan(
+    journey: Journey,
+    durations: Sequence[Any],
+    trigger_at: datetime,
+    purchased_at: datetime,
+    warranty_end: datetime | None,
+) -> list[tuple[Step, int, datetime, datetime | None]]:
     planned: list[tuple[Step, int, datetime, datetime | None]] = []
     previous: list[datetime] = []
-    durations: dict[str, timedelta] = {}  # the same expression often serves several steps
-    warranty_end = item.get("warranty_end") if item else None
-    for index, step in enumerate(journey.steps):
-        source = step.from_ or ("trigger" if index == 0 else "previous")
-        try:
-            wait = _duration(durations, step.wait, ctx)
-            every = _duration(durations, step.repeat.every, ctx) if step.repeat else None
-        except Exception:  # noqa: BLE001 - an expression that fails for this item plans nothing
+    for index, (step, resolved) in enumerate(zip(journey.steps, durations, strict=True)):
+        if resolved is None:
             previous = []
             continue
+        wait, every = resolved
+        source = step.from_ or ("trigger" if index == 0 else "previous")
         times = _occurrence_limit(step)
         within = (
             trigger_at + parse_duration(step.repeat.within)
@@ -801,7 +833,7 @@ def plan_steps(
             else:
                 anchor = {
                     "trigger": trigger_at,
-                    "purchase": order.get("purchased_at") or trigger_at,
+                    "purchase": purchased_at,
                     "warranty_end": warranty_end,
                 }[source]
                 if anchor is None:
@@ -817,6 +849,79 @@ def plan_steps(
             planned.append((step, k, due, expires))
         previous = dues
     return planned
+
+
+# Timetables are worked out relative to the trigger, once for each combination of what they
+# depend on: the steps' durations and where the purchase and the warranty's end lie from the
+# trigger. Times only ever add up, so shifting the result back is exact.
+_REFERENCE = datetime(2000, 1, 1, tzinfo=UTC)
+_PLANS_KEPT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class RelativePlan:
+    """An enrolment's timetable in due order, as offsets from its trigger."""
+
+    journey: Journey
+    entries: tuple[tuple[Step, int, timedelta, timedelta | None], ...]
+    micros: tuple[tuple[str, int, int, int | None], ...]
+
+
+class PlanCache:
+    """Timetables relative to the trigger, by journey and everything else they depend on.
+
+    A shop's purchases mostly share a handful of shapes (the same durations, a warranty of
+    the same length), so planning an enrolment is mostly shifting a known timetable.
+    """
+
+    def __init__(self, kept: int = _PLANS_KEPT) -> None:
+        self.kept = kept
+        self._plans: dict[tuple[Any, ...], RelativePlan] = {}
+
+    def timetable(
+        self,
+        journey: Journey,
+        trigger_at: datetime,
+        order: Mapping[str, Any],
+        item: Mapping[str, Any] | None,
+        ctx: Mapping[str, Any],
+    ) -> RelativePlan:
+        durations = step_durations(journey, ctx)
+        _, purchased_at, warranty_end = _anchors(trigger_at, order, item)
+        key = (
+            id(journey),
+            durations,
+            purchased_at - trigger_at,
+            None if warranty_end is None else warranty_end - trigger_at,
+        )
+        plan = self._plans.get(key)
+        if plan is None or plan.journey is not journey:
+            if len(self._plans) >= self.kept:
+                self._plans.clear()
+            plan = self._plans[key] = _relative_plan(journey, durations, key[2], key[3])
+        return plan
+
+
+def _relative_plan(
+    journey: Journey,
+    durations: tuple[Any, ...],
+    purchase: timedelta,
+    warranty_end: timedelta | None,
+) -> RelativePlan:
+    ref = _REFERENCE
+    end = None if warranty_end is None else ref + warranty_end
+    planned = _plan(journey, durations, ref, ref + purchase, end)
+    # In due order; a stable sort keeps the steps' order among equal times.
+    planned.sort(key=lambda p: p[2])
+    entries = tuple(
+        (step, k, due - ref, None if expires is None else expires - ref)
+        for step, k, due, expires in planned
+    )
+    micros = tuple(
+        (step.id, k, due // _MICROSECOND, None if expires is None else expires // _MICROSECOND)
+        for step, k, due, expires in entries
+    )
+    return RelativePlan(journey, entries, micros)
 
 
 def _duration(memo: dict[str, timedelta], spec: str, ctx: Mapping[str, Any]) -> timedelta:
