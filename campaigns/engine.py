@@ -59,6 +59,13 @@ decisions_t = MessageDecision.__table__
 
 CONSENT_EVENTS = {"unsubscribed": False, "subscribed": True}
 
+# An enrolment's planned messages, next to a condition on messages.enrollment_id. They are
+# found through the first column of the unique key (enrollment_id, step, occurrence): an
+# enrolment has a few messages. Compared as text (`status || ''`), the status cannot draw
+# SQLite's planner, which knows nothing of those counts, to ix_messages_due (status,
+# due_at) and through every planned message of every customer instead.
+ENROLMENT_PLANNED = messages_t.c.status.concat("") == PLANNED
+
 # Statements run every tick or batch, built once: building one costs more than running it.
 DUE_EVENTS = (
     sa.select(events_t)
@@ -460,12 +467,10 @@ def end_enrollments(conn: Connection, ends: Mapping[str, datetime], reason: str)
     status = "exited" if reason.startswith("journey_exit") else "cancelled"
     params = [{"eid": eid, "at": at} for eid, at in sorted(ends.items())]
     at_param = sa.bindparam("at", type_=UTCDateTime())
-    planned = sa.and_(
-        messages_t.c.enrollment_id == sa.bindparam("eid"), messages_t.c.status == PLANNED
-    )
+    planned = sa.and_(messages_t.c.enrollment_id == sa.bindparam("eid"), ENROLMENT_PLANNED)
     counted = conn.execute(
         sa.select(sa.func.count()).where(
-            messages_t.c.enrollment_id.in_(list(ends)), messages_t.c.status == PLANNED
+            messages_t.c.enrollment_id.in_(list(ends)), ENROLMENT_PLANNED
         )
     ).scalar_one()
     conn.execute(

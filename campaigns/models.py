@@ -239,9 +239,8 @@ class Message(SQLModel, table=True):
         sa.Index("ix_messages_due", "status", "due_at"),
         sa.Index("ix_messages_customer_sent", "customer_id", "sent_at"),
         sa.Index("ix_messages_journey_step", "journey_id", "step"),
-        # Cancelling an enrolment's planned messages; without it SQLite's planner picks
-        # ix_messages_due and walks every planned message.
-        sa.Index("ix_messages_enrollment", "enrollment_id", "status"),
+        # An enrolment's messages are found through the unique key's first column; see
+        # campaigns.engine.ENROLMENT_PLANNED for why its status is compared as text.
     )
 
     id: int | None = Field(default=None, primary_key=True)

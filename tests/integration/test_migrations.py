@@ -72,3 +72,16 @@ def test_postal_codes_imported_as_numbers_become_text(tmp_path: Path):
         ("c2", {"PLZ": "80331"}),
         ("c3", {"postal_code": "01067"}),
     ]
+
+
+def test_an_enrolments_messages_keep_one_index(tmp_path: Path):
+    engine = database_at(tmp_path, "0005")
+    indexes = {i["name"] for i in sa.inspect(engine).get_indexes("messages")}
+    assert "ix_messages_enrollment" in indexes
+
+    migrate(engine)
+
+    indexes = {i["name"] for i in sa.inspect(engine).get_indexes("messages")}
+    engine.dispose()
+    assert "ix_messages_enrollment" not in indexes
+    assert {"ix_messages_due", "ix_messages_customer_sent"} <= indexes
