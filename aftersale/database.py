@@ -8,6 +8,8 @@ PostgreSQL is chosen by the URL alone. Alembic migrations are applied on start.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +70,38 @@ def migrate(engine: Engine) -> None:
     """Bring the schema up to the newest migration (a no-op when it already is)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     head = ScriptDirectory.from_config(cfg).get_current_head()
-    with engine.connect() as conn:
+    with engine.connect() as conn, _foreign_keys_off(conn):
         current = MigrationContext.configure(conn).get_current_revision()
         if current == head:
             return
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+        if conn.dialect.name == "sqlite":
+            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:
+                raise RuntimeError(f"migrating left rows without their parent: {broken[:5]}")
         conn.commit()
+
+
+@contextmanager
+def _foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """SQLite's foreign keys off while migrations rebuild tables.
+
+    SQLite alters most of a table only by copying it into a new one and dropping the old
+    (Alembic's batch mode). With foreign keys on, dropping a table that other rows refer to
+    fails; SQLite's documented procedure turns them off first and checks them after, which
+    :func:`migrate` does before it commits. The pragma has no effect inside a transaction,
+    so it goes straight to the driver, before the migration's transaction begins.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    driver = conn.connection.driver_connection
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    except BaseException:
+        conn.invalidate()  # rolled back, and not returned to the pool with foreign keys off
+        raise
+    conn.rollback()  # the migration committed its work; end what else may still be open
+    driver.execute("PRAGMA foreign_keys=ON")

@@ -208,13 +208,19 @@ class JourneyState(SQLModel, table=True):
 
 class Enrollment(SQLModel, table=True):
     __tablename__ = "enrollments"
-    __table_args__ = (sa.UniqueConstraint("journey_id", "customer_id", "entry_key"),)
+    __table_args__ = (
+        # One enrolment per entry, customer first: the same index finds a customer's
+        # enrolments (the timeline, exits, returns, repurchases), so no other is needed.
+        sa.UniqueConstraint(
+            "customer_id", "journey_id", "entry_key", name="uq_enrollments_customer_entry"
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=400)  # "<journey>:<customer>:<entry key>"
     journey_id: str
     journey_version_id: int = Field(foreign_key="journey_versions.id")
-    customer_id: str = Field(index=True)
-    order_id: str | None = Field(default=None, index=True)
+    customer_id: str
+    order_id: str | None = None
     item_position: int | None = None
     entry_key: str
     trigger_event_id: str | None = None

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
 
-from aftersale.database import alembic_config, create_engine, migrate
+from aftersale.database import _foreign_keys_off, alembic_config, create_engine, migrate
+from campaigns.models import Enrollment
+from tests.conftest import Harness, item, purchase, utc
 
 
 def database_at(tmp_path: Path, revision: str) -> Engine:
@@ -85,3 +92,70 @@ def test_an_enrolments_messages_keep_one_index(tmp_path: Path):
     engine.dispose()
     assert "ix_messages_enrollment" not in indexes
     assert {"ix_messages_due", "ix_messages_customer_sent"} <= indexes
+
+
+def test_migrations_build_exactly_the_models_schema(database_url: str):
+    engine = create_engine(database_url)
+    migrate(engine)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        differences = compare_metadata(context, SQLModel.metadata)
+    engine.dispose()
+    assert differences == []
+
+
+def test_enrolments_keep_their_rows_when_their_key_leads_with_the_customer(harness: Harness):
+    h = harness
+    h.customers([{"id": "c1", "email": "c1@example.com"}, {"id": "c2", "email": "c2@x.com"}])
+    h.events(
+        [
+            purchase("e1", "c1", "2026-03-02T10:00:00+01:00", "o1", item(warranty_months=24)),
+            purchase("e2", "c2", "2026-03-02T11:00:00+01:00", "o2", item()),
+        ]
+    )
+    h.simulate(utc("2026-03-20T00:00:00"), start=utc("2026-03-01T00:00:00"))
+    engine = h.project.db
+    before = enrolments(engine)
+    messages = h.messages()
+    assert len(before) == 5 and len(messages) >= 5
+
+    with engine.connect() as conn, _foreign_keys_off(conn):
+        cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+        conn.commit()
+    assert enrolments(engine) == before
+    assert unique_keys(engine) == [["journey_id", "customer_id", "entry_key"]]
+    assert {"ix_enrollments_customer_id", "ix_enrollments_order_id"} <= index_names(engine)
+
+    migrate(engine)
+
+    assert enrolments(engine) == before
+    assert h.messages() == messages
+    assert unique_keys(engine) == [["customer_id", "journey_id", "entry_key"]]
+    assert not index_names(engine) & {"ix_enrollments_customer_id", "ix_enrollments_order_id"}
+    duplicate = {**before[0]._mapping, "id": "another id for the same entry"}
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(Enrollment.__table__.insert().values(duplicate))
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    # The engine goes on where it stood: the extended warranty's e-mail comes in time.
+    h.events([purchase("e3", "c1", "2026-03-25T10:00:00+01:00", "o3", item())])
+    h.simulate(utc("2026-04-01T00:00:00"))
+    assert len(enrolments(engine)) == 7
+    assert [m.status for m in h.messages(order_id="o3", journey_id="thank_you")] == ["sent"]
+
+
+def enrolments(engine: Engine) -> list[Any]:
+    table = Enrollment.__table__
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(table).order_by(table.c.id)))
+
+
+def unique_keys(engine: Engine) -> list[list[str]]:
+    return [u["column_names"] for u in sa.inspect(engine).get_unique_constraints("enrollments")]
+
+
+def index_names(engine: Engine) -> set[str]:
+    return {i["name"] for i in sa.inspect(engine).get_indexes("enrollments")}

@@ -1,20 +1,25 @@
-"""SQLite finds an enrolment's messages through their unique key, never by walking.
+"""SQLite finds enrolments and their messages through indexes, never by walking.
 
 SQLite's planner has no statistics on a fresh database: offered ``status = 'planned'``
 beside ``enrollment_id = ?``, it took the index on (status, due_at) and walked every planned
-message of every customer to cancel one enrolment's. These statements are checked with
-``EXPLAIN QUERY PLAN`` as they run.
+message of every customer to cancel one enrolment's. Enrolments are found by customer
+through their unique key, which leads with the customer. These statements are checked
+with ``EXPLAIN QUERY PLAN`` as they run.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
+from aftersale.admin.customers import erase, gdpr_export
 from aftersale.database import create_engine, migrate
 from campaigns.engine import complete_enrollments, end_enrollments
+from tests.conftest import Harness, item, purchase, utc
 
 BY_ENROLMENT = "SEARCH messages USING INDEX sqlite_autoindex_messages_1 (enrollment_id=?)"
 
@@ -22,19 +27,25 @@ BY_ENROLMENT = "SEARCH messages USING INDEX sqlite_autoindex_messages_1 (enrollm
 def explained(tmp_path: Path, work) -> list[tuple[str, list[str]]]:
     engine = create_engine(f"sqlite:///{tmp_path / 'plans.db'}")
     migrate(engine)
-    plans: list[tuple[str, list[str]]] = []
-
-    @sa.event.listens_for(engine, "before_cursor_execute")
-    def explain(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001
-        if " messages" in statement:
-            params = parameters[0] if executemany else parameters
-            steps = cursor.execute(f"EXPLAIN QUERY PLAN {statement}", params).fetchall()
-            plans.append((statement, [step[-1] for step in steps]))
-
+    plans = recording_plans(engine, " messages")
     with engine.connect() as conn:
         work(conn)
         conn.rollback()
     engine.dispose()
+    return plans
+
+
+def recording_plans(engine: sa.Engine, table: str) -> list[tuple[str, list[str]]]:
+    """The query plan of every statement naming ``table`` that the engine runs from now on."""
+    plans: list[tuple[str, list[str]]] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def explain(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001
+        if table in statement and not statement.lstrip().upper().startswith("PRAGMA"):
+            params = parameters[0] if executemany else parameters
+            steps = cursor.execute(f"EXPLAIN QUERY PLAN {statement}", params).fetchall()
+            plans.append((statement, [step[-1] for step in steps]))
+
     return plans
 
 
@@ -51,3 +62,52 @@ def test_ending_and_completing_enrolments_search_their_messages_by_key(tmp_path:
     for statement, steps in plans:
         touching = [step for step in steps if " messages " in f"{step} "]
         assert touching == [BY_ENROLMENT], (statement, steps)
+
+
+def test_enrolments_are_found_by_customer_through_their_unique_key(sqlite_harness: Harness):
+    h = sqlite_harness
+    h.customers([{"id": "c1", "email": "c1@example.com"}, {"id": "c2", "email": "c2@x.com"}])
+    plans = recording_plans(h.project.db, "enrollments")
+    h.events(
+        [
+            purchase("e1", "c1", "2026-03-02T10:00:00+01:00", "o1", item(warranty_months=24)),
+            purchase("e2", "c1", "2026-03-05T10:00:00+01:00", "o2", item()),  # repurchase
+            event("e3", "return", "c1", "2026-03-06T10:00:00Z", order="o2"),
+            event("e4", "warranty_extended", "c1", "2026-03-07T10:00:00Z", order="o1"),
+            purchase("e5", "c2", "2026-03-02T10:00:00+01:00", "o3", item()),
+        ]
+    )
+    h.simulate(utc("2026-05-01T00:00:00"), start=utc("2026-03-01T00:00:00"))
+    with h.project.db.begin() as conn:
+        assert gdpr_export(conn, "c1") is not None
+        assert erase(conn, "c2", "admin", utc("2026-05-01T00:00:00"))
+
+    reads = [(s, steps) for s, steps in plans if steps]
+    by_customer = [
+        (s, steps)
+        for s, steps in reads
+        if re.search(r"WHERE .*enrollments\.customer_id (=|IN)", s, re.DOTALL)
+    ]
+    assert len(by_customer) >= 5  # repurchase, the exit, the return, the timeline, erasure
+    for statement, steps in reads:
+        assert not [step for step in steps if step.startswith("SCAN enrollments")], (
+            statement,
+            steps,
+        )
+    key = f"SEARCH enrollments USING INDEX {customer_key(h)} (customer_id="
+    for statement, steps in by_customer:
+        assert any(step.startswith(key) for step in steps), (statement, steps)
+
+
+def event(event_id: str, kind: str, customer: str, at: str, **fields: Any) -> dict[str, Any]:
+    return {"id": event_id, "type": kind, "customer": customer, "at": at, **fields}
+
+
+def customer_key(h: Harness) -> str:
+    """SQLite's name for the index of enrolments' unique key (customer, journey, entry)."""
+    with h.project.db.connect() as conn:
+        for index in conn.exec_driver_sql("PRAGMA index_list(enrollments)").all():
+            info = conn.exec_driver_sql(f"PRAGMA index_info('{index[1]}')").all()
+            if [column[2] for column in info] == ["customer_id", "journey_id", "entry_key"]:
+                return index[1]
+    raise AssertionError("enrollments has no unique key on (customer_id, journey_id, entry_key)")
