@@ -1,4 +1,5 @@
-"""long_lived_frozen: collections inside a tick skip what existed before it, and only then."""
+"""long_lived_frozen: collections inside a tick skip what existed before it and come less
+often, and only then."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from scheduler.heap import long_lived_frozen
+from scheduler.heap import YOUNG_THRESHOLD, long_lived_frozen
 
 
 class Node:
@@ -97,3 +98,31 @@ def test_exceptions_still_unfreeze() -> None:
     with pytest.raises(RuntimeError), long_lived_frozen():
         raise RuntimeError("a failing tick")
     assert gc.get_freeze_count() == 0
+
+
+def test_the_youngest_generation_is_collected_less_often_for_the_block_only() -> None:
+    before = gc.get_threshold()
+    with long_lived_frozen():
+        with long_lived_frozen():
+            assert gc.get_threshold() == (YOUNG_THRESHOLD, *before[1:])
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, *before[1:])
+    assert gc.get_threshold() == before
+
+
+def test_a_higher_threshold_or_none_is_left_alone() -> None:
+    before = gc.get_threshold()
+    try:
+        for thresholds in [(YOUNG_THRESHOLD * 3, 5, 5), (0, 10, 10)]:
+            gc.set_threshold(*thresholds)
+            with long_lived_frozen():
+                assert gc.get_threshold() == thresholds
+            assert gc.get_threshold() == thresholds
+    finally:
+        gc.set_threshold(*before)
+
+
+def test_exceptions_still_restore_the_threshold() -> None:
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError), long_lived_frozen():
+        raise RuntimeError("a failing tick")
+    assert gc.get_threshold() == before
