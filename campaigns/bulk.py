@@ -23,16 +23,19 @@ _Prepared = tuple[str, Callable[[Mapping[str, Any]], Any], tuple[tuple[int, Any]
 _PREPARED: dict[tuple[ClauseElement, tuple[str, ...]], _Prepared] = {}
 
 
-def executemany(conn: Connection, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]):
+def executemany(
+    conn: Connection, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]
+) -> int:
     """Run ``statement`` once for each of ``rows`` (all with the same keys).
 
+    Returns the driver's row count: on SQLite, how many rows the statement changed in all
+    (an insert's conflict clause leaves some alone); psycopg counts only the last row's.
     ``statement`` should be built once, not per call: compilations are kept per statement.
     """
     if not rows:
-        return
+        return 0
     if conn.dialect.name != "sqlite":
-        conn.execute(statement, list(rows))
-        return
+        return conn.execute(statement, list(rows)).rowcount
     sql, values, converters = _prepare(conn, statement, tuple(rows[0]))
     params = []
     for row in rows:
@@ -40,7 +43,7 @@ def executemany(conn: Connection, statement: ClauseElement, rows: Sequence[Mappi
         for index, convert in converters:
             row_values[index] = convert(row_values[index])
         params.append(tuple(row_values))
-    conn.exec_driver_sql(sql, params)
+    return conn.exec_driver_sql(sql, params).rowcount
 
 
 def _prepare(conn: Connection, statement: ClauseElement, keys: tuple[str, ...]) -> _Prepared:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
+from campaigns.bulk import executemany
 from campaigns.models import Customer, Event, reading
 
 customers_t = Customer.__table__
@@ -428,15 +430,19 @@ def insert_events(db: Engine, rows: list[dict[str, Any]]) -> int:
     # In id order, so the rows land side by side in the key's index; the sort is stable, so
     # of two rows with one id the first still wins.
     rows = sorted(rows, key=operator.itemgetter("id"))
-    insert = dialect_insert(db)
-    stmt = insert(events_t).on_conflict_do_nothing(index_elements=["id"])
+    stmt = _insert_events_statement(dialect_insert(db))
     with db.begin() as conn:
         # Rows the conflict clause left alone are not counted. (Counting the table before
         # and after grew with the table.) SQLite's driver sums an executemany's row counts;
         # psycopg's does not, so there the inserted ids come back instead.
         if conn.dialect.name == "sqlite":
-            return conn.execute(stmt, rows).rowcount
+            return executemany(conn, stmt, rows)
         return len(conn.execute(stmt.returning(events_t.c.id), rows).all())
+
+
+@lru_cache(maxsize=4)  # built once: campaigns.bulk keeps its compilation per statement
+def _insert_events_statement(insert: Any) -> Any:
+    return insert(events_t).on_conflict_do_nothing(index_elements=["id"])
 
 
 def _insert_events(db: Engine, rows: list[dict[str, Any]], report: ImportReport) -> None:
