@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -59,6 +59,43 @@ decisions_t = MessageDecision.__table__
 
 CONSENT_EVENTS = {"unsubscribed": False, "subscribed": True}
 
+
+def select_fields(table: sa.Table, row: type[tuple]) -> sa.Select:
+    """A select of ``table``'s columns named by the tuple type ``row``, in its order.
+
+    Rows read on hot paths come back as plain named tuples: a SQLAlchemy Row's attribute
+    costs ten times a tuple's, and planning and dispatching read dozens per event or message.
+    """
+    return sa.select(*(table.c[name] for name in row._fields))  # type: ignore[attr-defined]
+
+
+class CustomerRow(NamedTuple):
+    """What planning, policy and templates read of a customer: not the bookkeeping times
+    and sources."""
+
+    id: str
+    email: str | None
+    phone: str | None
+    first_name: str
+    last_name: str
+    locale: str
+    timezone: str | None
+    email_consent: bool
+    sms_consent: bool
+    open_complaints: int
+    attributes: dict[str, Any]
+
+
+class DueEvent(NamedTuple):
+    """What applying an event reads of it."""
+
+    id: str
+    type: str
+    customer_id: str
+    at: datetime
+    payload: dict[str, Any]
+
+
 # An enrolment's planned messages, next to a condition on messages.enrollment_id. They are
 # found through the first column of the unique key (enrollment_id, step, occurrence): an
 # enrolment has a few messages. Compared as text (`status || ''`), the status cannot draw
@@ -67,8 +104,11 @@ CONSENT_EVENTS = {"unsubscribed": False, "subscribed": True}
 ENROLMENT_PLANNED = messages_t.c.status.concat("") == PLANNED
 
 # Statements run every tick or batch, built once: building one costs more than running it.
+CUSTOMERS = select_fields(customers_t, CustomerRow).where(
+    customers_t.c.id.in_(sa.bindparam("ids", expanding=True))
+)
 DUE_EVENTS = (
-    sa.select(events_t)
+    select_fields(events_t, DueEvent)
     .where(events_t.c.applied.is_(False), events_t.c.at <= sa.bindparam("now", type_=UTCDateTime()))
     .order_by(events_t.c.at, events_t.c.id)
     .limit(sa.bindparam("limit"))
@@ -275,7 +315,7 @@ class Engine:
 
     def apply_due_events(self, conn: Connection, now: datetime, *, limit: int = 2000) -> ApplyStats:
         """Apply up to ``limit`` events whose time has come, oldest first."""
-        rows = conn.execute(DUE_EVENTS, {"now": now, "limit": limit}).all()
+        rows = [DueEvent._make(r) for r in conn.execute(DUE_EVENTS, {"now": now, "limit": limit})]
         stats = ApplyStats()
         purchases: list[Any] = []
         for row in rows:
@@ -535,11 +575,10 @@ def _item_row(order_id: str, position: int, item: Mapping[str, Any]) -> dict[str
     }
 
 
-def _load_customers(conn: Connection, ids: set[str]) -> dict[str, Any]:
+def _load_customers(conn: Connection, ids: set[str]) -> dict[str, CustomerRow]:
     if not ids:
         return {}
-    rows = conn.execute(sa.select(customers_t).where(customers_t.c.id.in_(ids))).all()
-    return {r.id: r for r in rows}
+    return {r.id: CustomerRow._make(r) for r in conn.execute(CUSTOMERS, {"ids": sorted(ids)})}
 
 
 def _insert_ignore(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]):

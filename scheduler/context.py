@@ -22,45 +22,23 @@ from sqlalchemy.engine import Connection
 
 from campaigns.consent import unsubscribe_url
 from campaigns.engine import (
+    CustomerRow,
     add_months,
     customer_context,
-    customers_t,
     enrollments_t,
     items_t,
     purchases_t,
+    select_fields,
 )
 from channels import pickled_by_fields
 from templates import coupon_code
 from templates.links import short_link_base
 
-__all__ = [
-    "CUSTOMERS",
-    "ContextLoader",
-    "ContextParts",
-    "Customer",
-    "LinkSettings",
-    "render_context",
-]
+__all__ = ["ContextLoader", "ContextParts", "LinkSettings", "render_context"]
 
 
 def _ids() -> Any:
     return sa.bindparam("ids", expanding=True)
-
-
-class Customer(NamedTuple):
-    """What policy and templates read of a customer: not the bookkeeping times and sources."""
-
-    id: str
-    email: str | None
-    phone: str | None
-    first_name: str
-    last_name: str
-    locale: str
-    timezone: str | None
-    email_consent: bool
-    sms_consent: bool
-    open_complaints: int
-    attributes: dict[str, Any]
 
 
 class Order(NamedTuple):
@@ -82,13 +60,10 @@ class Item(NamedTuple):
     inspection_interval_days: int | None
 
 
-def _select(table: sa.Table, row: type[NamedTuple]) -> sa.Select:
-    return sa.select(*(table.c[name] for name in row._fields))
-
-
-CUSTOMERS = _select(customers_t, Customer).where(customers_t.c.id.in_(_ids()))
-ORDERS = _select(purchases_t, Order).where(purchases_t.c.id.in_(_ids()))
-ITEMS = _select(items_t, Item).where(items_t.c.order_id.in_(_ids())).order_by(items_t.c.position)
+ORDERS = select_fields(purchases_t, Order).where(purchases_t.c.id.in_(_ids()))
+ITEMS = (
+    select_fields(items_t, Item).where(items_t.c.order_id.in_(_ids())).order_by(items_t.c.position)
+)
 POSITIONS = sa.select(enrollments_t.c.id, enrollments_t.c.item_position).where(
     enrollments_t.c.id.in_(_ids())
 )
@@ -121,7 +96,7 @@ class ContextParts:
     step: str
     occurrence: int
     now: datetime
-    customer: Customer
+    customer: CustomerRow
     order: Order | None
     items: tuple[Item, ...]
     position: int | None
@@ -214,7 +189,7 @@ class ContextLoader:
             step=row.step,
             occurrence=row.occurrence,
             now=now,
-            customer=customer if isinstance(customer, Customer) else _customer(customer),
+            customer=customer if isinstance(customer, CustomerRow) else _customer(customer),
             order=self.orders.get(row.order_id),
             items=tuple(self.items.get(row.order_id, ())),
             position=self.positions.get(row.enrollment_id),
@@ -227,8 +202,8 @@ class ContextLoader:
         return self._bases[row.id]
 
 
-def _customer(row: Any) -> Customer:
-    return Customer(*(getattr(row, name) for name in Customer._fields))
+def _customer(row: Any) -> CustomerRow:
+    return CustomerRow(*(getattr(row, name) for name in CustomerRow._fields))
 
 
 def render_context(

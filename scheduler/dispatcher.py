@@ -34,13 +34,15 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from campaigns.bulk import executemany
 from campaigns.engine import (
-    Engine as JourneyEngine,
-)
-from campaigns.engine import (
+    CUSTOMERS,
+    CustomerRow,
     decisions_t,
     events_t,
     journeys_t,
     messages_t,
+)
+from campaigns.engine import (
+    Engine as JourneyEngine,
 )
 from campaigns.journeys import evaluate
 from campaigns.models import (
@@ -69,7 +71,7 @@ from channels import (
 from channels.ratelimit import RateLimiter
 from channels.retry import backoff_delay
 from scheduler.clock import Clock
-from scheduler.context import CUSTOMERS, ContextLoader, ContextParts, Customer, LinkSettings
+from scheduler.context import ContextLoader, ContextParts, LinkSettings
 from scheduler.heap import long_lived_frozen
 from scheduler.rendering import PendingRender, RenderFailure, RenderJob, RenderPool, render
 from templates import TemplateError, TemplateRenderer
@@ -364,7 +366,7 @@ class Dispatcher:
             rows = conn.execute(STILL_PLANNED, {"ids": [r.id for r in rows]}).all()
         stats.claimed += len(rows)
         customers = {
-            c.id: Customer._make(c) for c in conn.execute(CUSTOMERS, {"ids": customer_ids}).all()
+            c.id: CustomerRow._make(c) for c in conn.execute(CUSTOMERS, {"ids": customer_ids}).all()
         }
         suppressed = _suppressions(conn, customer_ids)
         history = self._history(conn, customer_ids, now)

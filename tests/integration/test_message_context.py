@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from campaigns.engine import customers_t
+from campaigns.engine import CUSTOMERS, CustomerRow, customers_t
 from campaigns.models import Message
-from scheduler.context import CUSTOMERS, ContextLoader, Customer, LinkSettings, render_context
+from scheduler.context import ContextLoader, LinkSettings, render_context
 from tests.conftest import item, purchase, utc
 
 LINKS = LinkSettings("https://shop.example/after", "test-secret-key", short_links=True)
@@ -34,7 +34,7 @@ def test_parts_survive_pickling_and_build_the_loaders_context(sqlite_harness) ->
         full_row = conn.execute(sa.select(customers_t)).one()
         loader = ContextLoader(conn, messages)
         for message in messages:
-            parts = loader.parts_for(message, Customer._make(customer), now)
+            parts = loader.parts_for(message, CustomerRow._make(customer), now)
             copied = pickle.loads(pickle.dumps(parts))
             built = copied.context(LINKS)
             base = loader.context_for(message, full_row, now)
@@ -57,7 +57,7 @@ def test_a_message_without_an_order_has_no_order_and_no_item(sqlite_harness) -> 
     h = sqlite_harness
     h.customers([{"id": "c2", "email": "jo@example.com"}])
     with h.project.db.begin() as conn:
-        customer = Customer._make(conn.execute(CUSTOMERS, {"ids": ["c2"]}).one())
+        customer = CustomerRow._make(conn.execute(CUSTOMERS, {"ids": ["c2"]}).one())
         row = Message(id=7, enrollment_id="x:c2:1", customer_id="c2", order_id=None,
                       journey_id="win_back", journey_version=1, step="hello", occurrence=1,
                       channel="email", category="marketing", template="t", priority=0,

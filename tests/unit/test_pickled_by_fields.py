@@ -6,8 +6,9 @@ import pickle
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from campaigns.engine import CustomerRow
 from channels import OutgoingMessage, SendResult, pickled_by_fields
-from scheduler.context import ContextParts, Customer, Item, LinkSettings, Order
+from scheduler.context import ContextParts, Item, LinkSettings, Order
 from scheduler.rendering import Rendered, RenderFailure, RenderJob
 
 
@@ -23,7 +24,7 @@ def _round_trip(value: object) -> object:
 
 def test_every_field_comes_back() -> None:
     now = datetime(2026, 3, 2, 9, tzinfo=UTC)
-    customer = Customer("c1", "kim@example.com", None, "Kim", "Test", "de", "Europe/Berlin",
+    customer = CustomerRow("c1", "kim@example.com", None, "Kim", "Test", "de", "Europe/Berlin",
                         True, False, 0, {"city": "Köln"})  # fmt: skip
     parts = ContextParts(
         id=7, customer_id="c1", enrollment_id="thank_you:c1:o1", channel="email",
