@@ -159,3 +159,17 @@ def unique_keys(engine: Engine) -> list[list[str]]:
 
 def index_names(engine: Engine) -> set[str]:
     return {i["name"] for i in sa.inspect(engine).get_indexes("enrollments")}
+
+
+def test_a_failed_migration_leaves_no_connection_without_foreign_keys(tmp_path: Path, monkeypatch):
+    engine = create_engine(f"sqlite:///{tmp_path / 'failing.db'}")
+
+    def failing(cfg, revision):  # noqa: ARG001
+        raise RuntimeError("a migration that fails half way")
+
+    monkeypatch.setattr(command, "upgrade", failing)
+    with pytest.raises(RuntimeError):
+        migrate(engine)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
