@@ -15,14 +15,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaigns.bulk import executemany
-from campaigns.importing import dialect_insert
+from campaigns.importing import insert_ignore_statement
 from campaigns.journeys import (
     Journey,
     Step,
@@ -342,7 +341,7 @@ class Engine:
     def _apply_purchases(self, conn: Connection, rows: Sequence[Any], stats: ApplyStats) -> None:
         if not rows:
             return
-        customers = _load_customers(conn, {r.customer_id for r in rows})
+        customers = load_customers(conn, {r.customer_id for r in rows})
         orders = []
         items = []
         for row in rows:
@@ -429,7 +428,7 @@ class Engine:
         stats.cancelled += self._exit_on_event(conn, row, order_id)
         triggered = [j for j in self.journeys.values() if j.journey.trigger.event == row.type]
         if triggered:
-            customers = _load_customers(conn, {row.customer_id})
+            customers = load_customers(conn, {row.customer_id})
             plan = Planner(self, customers)
             plan.event(row, triggered)
             stats.enrollments += plan.flush(conn)
@@ -575,10 +574,12 @@ def _item_row(order_id: str, position: int, item: Mapping[str, Any]) -> dict[str
     }
 
 
-def _load_customers(conn: Connection, ids: set[str]) -> dict[str, CustomerRow]:
+def load_customers(conn: Connection, ids: Iterable[str]) -> dict[str, CustomerRow]:
+    """The customers with these ids, by id (unknown ids are left out)."""
+    ids = sorted(set(ids))
     if not ids:
         return {}
-    return {r.id: CustomerRow._make(r) for r in conn.execute(CUSTOMERS, {"ids": sorted(ids)})}
+    return {r.id: CustomerRow._make(r) for r in conn.execute(CUSTOMERS, {"ids": ids})}
 
 
 def _insert_ignore(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]):
@@ -590,12 +591,7 @@ def _insert_ignore(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]
     if not rows:
         return
     rows = sorted(rows, key=operator.itemgetter(*keys))
-    executemany(conn, _insert_ignore_statement(dialect_insert(conn), table, tuple(keys)), rows)
-
-
-@lru_cache(maxsize=64)  # built once: campaigns.bulk keeps its compilation per statement
-def _insert_ignore_statement(insert: Any, table: sa.Table, keys: tuple[str, ...]) -> Any:
-    return insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    executemany(conn, insert_ignore_statement(conn, table, tuple(keys)), rows)
 
 
 # ------------------------------------------------------------------------------ planning

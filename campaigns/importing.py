@@ -430,7 +430,7 @@ def insert_events(db: Engine, rows: list[dict[str, Any]]) -> int:
     # In id order, so the rows land side by side in the key's index; the sort is stable, so
     # of two rows with one id the first still wins.
     rows = sorted(rows, key=operator.itemgetter("id"))
-    stmt = _insert_events_statement(dialect_insert(db))
+    stmt = insert_ignore_statement(db, events_t, ("id",))
     with db.begin() as conn:
         # Rows the conflict clause left alone are not counted. (Counting the table before
         # and after grew with the table.) SQLite's driver sums an executemany's row counts;
@@ -438,11 +438,6 @@ def insert_events(db: Engine, rows: list[dict[str, Any]]) -> int:
         if conn.dialect.name == "sqlite":
             return executemany(conn, stmt, rows)
         return len(conn.execute(stmt.returning(events_t.c.id), rows).all())
-
-
-@lru_cache(maxsize=4)  # built once: campaigns.bulk keeps its compilation per statement
-def _insert_events_statement(insert: Any) -> Any:
-    return insert(events_t).on_conflict_do_nothing(index_elements=["id"])
 
 
 def _insert_events(db: Engine, rows: list[dict[str, Any]], report: ImportReport) -> None:
@@ -454,6 +449,20 @@ def _insert_events(db: Engine, rows: list[dict[str, Any]], report: ImportReport)
 def dialect_insert(bind: Engine | Connection) -> Any:
     """The ``insert`` construct with ``on_conflict_do_*`` for the bind's database."""
     return pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+
+
+def insert_ignore_statement(bind: Engine | Connection, table: sa.Table, keys: tuple[str, ...]):
+    """``INSERT ... ON CONFLICT (keys) DO NOTHING`` into ``table`` for the bind's database.
+
+    Built once per database, table and keys: :mod:`campaigns.bulk` keeps its compilation
+    per statement object.
+    """
+    return _insert_ignore_statement(dialect_insert(bind), table, keys)
+
+
+@lru_cache(maxsize=64)
+def _insert_ignore_statement(insert: Any, table: sa.Table, keys: tuple[str, ...]) -> Any:
+    return insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 class _CountingReader(io.TextIOWrapper):

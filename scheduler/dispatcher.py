@@ -34,15 +34,14 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from campaigns.bulk import executemany
 from campaigns.engine import (
-    CUSTOMERS,
-    CustomerRow,
+    Engine as JourneyEngine,
+)
+from campaigns.engine import (
     decisions_t,
     events_t,
     journeys_t,
+    load_customers,
     messages_t,
-)
-from campaigns.engine import (
-    Engine as JourneyEngine,
 )
 from campaigns.journeys import evaluate
 from campaigns.models import (
@@ -365,9 +364,7 @@ class Dispatcher:
             # read before: take only those still planned, as they stand now.
             rows = conn.execute(STILL_PLANNED, {"ids": [r.id for r in rows]}).all()
         stats.claimed += len(rows)
-        customers = {
-            c.id: CustomerRow._make(c) for c in conn.execute(CUSTOMERS, {"ids": customer_ids}).all()
-        }
+        customers = load_customers(conn, customer_ids)
         suppressed = _suppressions(conn, customer_ids)
         history = self._history(conn, customer_ids, now)
         contexts = ContextLoader(conn, rows)
