@@ -265,7 +265,8 @@ class _TokenContexts(HTMLParser):
         self.tokens = re.compile(re.escape(token) + r"(\d+)w")
         self.contexts: dict[int, str] = {}
         self.unsafe = False
-        self.css: list[str] = []
+        # A style sheet reads attribute values: one of ours does, or one we cannot see may.
+        self.css_reads_attributes = False
         self._raw: str | None = None
 
     @classmethod
@@ -275,8 +276,8 @@ class _TokenContexts(HTMLParser):
         parser = cls(token)
         parser.feed(shape)
         parser.close()
-        selects_attributes = any(_READS_ATTRIBUTES.search(sheet) for sheet in parser.css)
-        if parser.unsafe or (selects_attributes and _ATTRIBUTE in parser.contexts.values()):
+        in_attributes = _ATTRIBUTE in parser.contexts.values()
+        if parser.unsafe or (parser.css_reads_attributes and in_attributes):
             return None
         if sorted(parser.contexts) != list(range(count)):
             return None
@@ -302,7 +303,7 @@ class _TokenContexts(HTMLParser):
         if tag in ("style", "script"):
             self._raw = tag
         elif tag == "link":
-            self.css.append("[")  # a style sheet we cannot see may read attributes
+            self.css_reads_attributes = True
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
@@ -316,8 +317,8 @@ class _TokenContexts(HTMLParser):
         if self._raw is not None:
             if self._found(data, _VERBATIM):
                 self.unsafe = True
-            if self._raw == "style":
-                self.css.append(data)
+            if self._raw == "style" and _READS_ATTRIBUTES.search(data):
+                self.css_reads_attributes = True
         else:
             self._found(data, _TEXT)
 
