@@ -20,7 +20,9 @@ import resource
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from campaigns.importing import import_customers, import_events
 from campaigns.models import Enrollment, Message
 from channels.memory import InMemoryChannel
 from scheduler.clock import SimulatedClock
+from scheduler.dispatcher import Dispatcher
 
 TARGETS = {"ingest_events_per_s": 20_000, "dispatch_messages_per_s": 3_000}
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -92,15 +95,23 @@ def write_shop(directory: Path, customers: int, events: int, *, spread: timedelt
             out.write(json.dumps(event) + "\n")
 
 
-def bench_ingest(n: int) -> dict[str, Any]:
-    """Import n purchase events, then apply them: enrol in all four journeys and plan."""
+@contextmanager
+def ingest_shop(n: int) -> Iterator[tuple[Path, Project, Dispatcher, datetime]]:
+    """A project with its customers imported (a third as many as events) and n purchase
+    events written to ``events.jsonl`` but not yet imported, and a dispatcher whose clock
+    stands after the last of them."""
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         project = make_project(directory)
         write_shop(directory, max(1, n // 3), n, spread=timedelta(days=1))
         import_customers(project.db, directory / "customers.csv")
         now = START + timedelta(days=2)
-        dispatcher = project.dispatcher(SimulatedClock(now))
+        yield directory, project, project.dispatcher(SimulatedClock(now)), now
+
+
+def bench_ingest(n: int) -> dict[str, Any]:
+    """Import n purchase events, then apply them: enrol in all four journeys and plan."""
+    with ingest_shop(n) as (directory, project, dispatcher, now):
         began = time.perf_counter()
         report = import_events(project.db, directory / "events.jsonl")
         imported = time.perf_counter()
@@ -131,13 +142,7 @@ def bench_database_only(n: int) -> dict[str, Any]:
 
 
 def _database_only(n: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
-        project = make_project(directory)
-        write_shop(directory, max(1, n // 3), n, spread=timedelta(days=1))
-        import_customers(project.db, directory / "customers.csv")
-        now = START + timedelta(days=2)
-        dispatcher = project.dispatcher(SimulatedClock(now))
+    with ingest_shop(n) as (directory, project, dispatcher, now):
         before = directory / "before.db"
         source = sqlite3.connect(directory / "aftersale.db")
         copy = sqlite3.connect(before)
