@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -151,7 +152,7 @@ class Harness:
 
 @pytest.fixture
 def make_harness(tmp_path: Path) -> Callable[..., Harness]:
-    counter = iter(range(1000))
+    counter = itertools.count()
 
     def make(
         *,
