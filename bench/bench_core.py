@@ -143,8 +143,10 @@ def bench_database_only(n: int) -> dict[str, Any]:
 
 def _database_only(n: int) -> dict[str, Any]:
     with ingest_shop(n) as (directory, project, dispatcher, now):
+        database = project.db.url.database
+        assert database, "the replay copies the project's SQLite file"
         before = directory / "before.db"
-        source = sqlite3.connect(directory / "aftersale.db")
+        source = sqlite3.connect(database)
         copy = sqlite3.connect(before)
         source.backup(copy)
         copy.close()
