@@ -15,14 +15,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from campaigns.journeys import Journey
-from campaigns.models import CANCELLED, PLANNED, UTCDateTime
+from campaigns.journeys import DEFAULT_MIN_GAP, Journey, parse_duration, previous_view
+from campaigns.models import CANCELLED, COUNTING_STATUSES, PLANNED, UTCDateTime
 from campaigns.planning import (
     Planner,
     complete_enrollments,
@@ -61,6 +61,7 @@ from campaigns.timetable import (
     add_months,
     from_micros,
     plan_steps,
+    previous_step,
     step_durations,
     to_micros,
 )
@@ -150,6 +151,55 @@ class Engine:
                 self.journey_for_version(conn, version_id) if version_id else None
             )
         return self._by_number[key]
+
+    def min_gap(self, conn: Connection, journey_id: str, version: int) -> timedelta:
+        """The ``min_gap`` of a journey's version (the default when it is gone)."""
+        journey = self._journey_by_number(conn, journey_id, version)
+        return journey.spacing if journey else parse_duration(DEFAULT_MIN_GAP)
+
+    def longest_min_gap(self) -> timedelta:
+        """How far back a dispatcher must look to hold every journey's ``min_gap``."""
+        gaps = [active.journey.spacing for active in self.journeys.values()]
+        return max(gaps, default=parse_duration(DEFAULT_MIN_GAP))
+
+    def previous_of(self, batch: Any, row: Any) -> dict[str, Any]:
+        """``previous`` for a step condition of ``row``: how the message of the step listed
+        before its step ended (its same occurrence, or its last one before).
+
+        ``batch`` is the dispatcher's per-batch loader (``rows``, ``conn``, ``previous``):
+        the outcomes of every row in it that asks are read in one statement, when first
+        needed.
+        """
+        if batch.previous is None:
+            batch.previous = self._previous_outcomes(batch.conn, batch.rows)
+        return batch.previous.get(row.id) or previous_view(None, None)
+
+    def _previous_outcomes(self, conn: Connection, rows: Sequence[Any]) -> dict[int, Any]:
+        wanted: dict[int, tuple[str, str, int]] = {}
+        for row in rows:
+            journey = self._journey_by_number(conn, row.journey_id, row.journey_version)
+            step = journey.step(row.step) if journey else None
+            before = previous_step(journey, step) if step else None
+            if before is not None and step.condition and "previous" in step.condition:
+                wanted[row.id] = (row.enrollment_id, before.id, row.occurrence)
+        if not wanted:
+            return {}
+        m = messages_t.c
+        found: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        for message in conn.execute(
+            sa.select(m.enrollment_id, m.step, m.occurrence, m.status, m.sent_at).where(
+                m.enrollment_id.in_(sorted({w[0] for w in wanted.values()}))
+            )
+        ):
+            found[(message.enrollment_id, message.step)].append(message)
+        outcomes = {}
+        for message_id, (enrollment_id, step_id, occurrence) in wanted.items():
+            earlier = [m for m in found[(enrollment_id, step_id)] if m.occurrence <= occurrence]
+            if earlier:
+                last = max(earlier, key=lambda m: m.occurrence)
+                sent_at = last.sent_at if last.status in COUNTING_STATUSES else None
+                outcomes[message_id] = previous_view(last.status, sent_at)
+        return outcomes
 
     def plan_next(self, conn: Connection, finished: Iterable[Any], now: datetime) -> int:
         """Plan the message that follows each finished one (see ``campaigns.planning``)."""

@@ -9,14 +9,15 @@ on unique keys, so a repeat plans nothing twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaigns.journeys import Journey, Step, customer_view, evaluate
-from campaigns.models import PLANNED
+from campaigns.models import COUNTING_STATUSES, PLANNED, SENDING
 from campaigns.store import (
     COMPLETE,
     TIMETABLES,
@@ -25,10 +26,21 @@ from campaigns.store import (
     enrollments_t,
     messages_t,
 )
-from campaigns.timetable import _after, add_months, from_micros, to_micros
+from campaigns.timetable import (
+    add_months,
+    find_entry,
+    from_micros,
+    previous_step,
+    rebased,
+    to_micros,
+    waits_for_previous,
+)
 
 if TYPE_CHECKING:
     from campaigns.engine import Engine
+
+# The statuses of a message that went out (or may have): its outcome time is its send.
+WENT_OUT = frozenset(COUNTING_STATUSES)
 
 
 def customer_context(row: Any, today_year: int) -> dict[str, Any]:
@@ -123,10 +135,17 @@ class Planner:
         at = row.at
         if len(plan.entries) > 1:
             base = to_micros(at)
-            schedule = [
-                [step, k, base + due, None if expires is None else base + expires]
-                for step, k, due, expires in plan.micros
-            ]
+            if plan.deadlines:
+                schedule = [
+                    [step, k, base + due, None if expires is None else base + expires]
+                    + [base + end for end in deadline]
+                    for step, k, due, expires, *deadline in plan.micros
+                ]
+            else:
+                schedule = [
+                    [step, k, base + due, None if expires is None else base + expires]
+                    for step, k, due, expires in plan.micros
+                ]
         else:
             schedule = None
         self.enrollments.append(
@@ -229,10 +248,12 @@ def plan_next(
     """Plan the message that follows each finished one in its enrolment's timetable.
 
     ``finished`` are message rows (enrollment_id, journey_id, journey_version, step,
-    occurrence) that just reached a terminal status. An enrolment that has ended plans
-    nothing more; one whose timetable is exhausted, with no message left to send, is
-    marked ``completed``. Idempotent: the message's unique key makes a repeat a no-op.
-    Returns how many messages were planned.
+    occurrence) that reached their outcome at ``now``: sent, skipped, failed or unknown.
+    A step timed ``from: previous`` counts from that outcome, not from when the previous
+    message was due: its timetable entry is moved by as much as the previous message was
+    late. An enrolment that has ended plans nothing more; one whose timetable is
+    exhausted, with no message left to send, is marked ``completed``. Idempotent: the
+    message's unique key makes a repeat a no-op. Returns how many messages were planned.
     """
     finished = list(finished)
     candidates = [
@@ -242,16 +263,39 @@ def plan_next(
         and journey.has_several_messages
     ]
     enrolments = _timetables(conn, {row.enrollment_id for row, _ in candidates})
-    messages = []
+    # (row, enrolment, next entry, its step, how late its anchor ended or the anchor's entry)
+    upcoming: list[tuple[Any, Any, Sequence[Any], Step, timedelta | None, Sequence[Any] | None]]
+    upcoming = []
     for row, journey in candidates:  # the message's version is its enrolment's
         enrolment = enrolments.get(row.enrollment_id)
-        upcoming = _after(enrolment.schedule, row.step, row.occurrence) if enrolment else None
-        if upcoming is None:
+        schedule = enrolment.schedule if enrolment else None
+        index = find_entry(schedule, row.step, row.occurrence)
+        if index < 0 or index + 1 >= len(schedule):
             continue
-        step_id, occurrence, due, expires = upcoming
-        step = journey.step(step_id)
+        entry = schedule[index + 1]
+        step = journey.step(entry[0])
         if step is None:
             continue
+        anchor = _anchor(journey, step, schedule, entry[1])
+        if anchor is None:
+            upcoming.append((row, enrolment, entry, step, None, None))
+        elif anchor[0] == row.step and anchor[1] == row.occurrence:
+            upcoming.append((row, enrolment, entry, step, now - from_micros(anchor[2]), None))
+        else:  # timed from a message that ended before the one that just did
+            upcoming.append((row, enrolment, entry, step, None, anchor))
+    looked_up = [(u[1].id, u[5][0], u[5][1]) for u in upcoming if u[5] is not None]
+    ended = _ended_at(conn, looked_up) if looked_up else {}
+    messages = []
+    for row, enrolment, entry, step, late, anchor in upcoming:
+        due = from_micros(entry[2])
+        expires = from_micros(entry[3]) if entry[3] is not None else None
+        if anchor is not None and (at := ended.get((enrolment.id, anchor[0], anchor[1]))):
+            late = at - from_micros(anchor[2])
+        if late is not None:
+            deadline = from_micros(entry[4]) if len(entry) > 4 else None
+            if deadline is None and step.send.expires_at == "warranty_end":
+                deadline = expires  # a timetable written before entries carried it
+            due, expires = rebased(step, due, deadline, late)
         messages.append(
             message_row(
                 enrolment.id,
@@ -260,9 +304,9 @@ def plan_next(
                 row.journey_id,
                 row.journey_version,
                 step,
-                occurrence,
-                from_micros(due),
-                from_micros(expires) if expires is not None else None,
+                entry[1],
+                due,
+                expires,
                 now,
             )  # fmt: skip
         )
@@ -270,6 +314,39 @@ def plan_next(
     going_on = {m["enrollment_id"] for m in messages}
     complete_enrollments(conn, {r.enrollment_id for r in finished} - going_on, now)
     return len(messages)
+
+
+def _anchor(
+    journey: Journey, step: Step, schedule: Sequence[Sequence[Any]], occurrence: int
+) -> Sequence[Any] | None:
+    """The timetable entry of the message ``step``'s ``occurrence`` is timed from, if it
+    waits for the previous step: that step's same occurrence, or its last one before."""
+    if not waits_for_previous(journey, step):
+        return None
+    before = previous_step(journey, step)
+    assert before is not None
+    found: Sequence[Any] | None = None
+    for entry in schedule:
+        if entry[0] == before.id and entry[1] <= occurrence and (not found or entry[1] > found[1]):
+            found = entry
+    return found
+
+
+def _ended_at(conn: Connection, keys: list[tuple[str, str, int]]) -> dict[tuple, datetime]:
+    """When each of these messages (enrolment, step, occurrence) went out or ended."""
+    m = messages_t.c
+    rows = conn.execute(
+        sa.select(m.enrollment_id, m.step, m.occurrence, m.status, m.sent_at, m.updated_at).where(
+            m.enrollment_id.in_(sorted({k[0] for k in keys}))
+        )
+    )
+    wanted = set(keys)
+    found = {}
+    for eid, step, occurrence, status, sent_at, updated_at in rows:
+        key = (eid, step, occurrence)
+        if key in wanted and status not in (PLANNED, SENDING):
+            found[key] = sent_at if status in WENT_OUT and sent_at else updated_at
+    return found
 
 
 def _timetables(conn: Connection, ids: set[str]) -> dict[str, Any]:

@@ -37,12 +37,34 @@ def from_micros(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
-def _after(schedule: Sequence[Sequence[Any]] | None, step: str, occurrence: int) -> Any:
-    """The timetable entry that follows (step, occurrence), or None."""
+def find_entry(schedule: Sequence[Sequence[Any]] | None, step: str, occurrence: int) -> int:
+    """The index of (step, occurrence) in a timetable, or -1."""
     for index, entry in enumerate(schedule or ()):
         if entry[0] == step and entry[1] == occurrence:
-            return schedule[index + 1] if index + 1 < len(schedule) else None
-    return None
+            return index
+    return -1
+
+
+def previous_step(journey: Journey, step: Step) -> Step | None:
+    """The step listed before ``step`` — what ``from: previous`` and ``previous.*`` mean."""
+    index = journey.steps.index(step)
+    return journey.steps[index - 1] if index > 0 else None
+
+
+def waits_for_previous(journey: Journey, step: Step) -> bool:
+    """Whether ``step`` is timed from the outcome of the previous step's message."""
+    return step.from_ == "previous" or (step.from_ is None and journey.steps[0] is not step)
+
+
+def rebased(
+    step: Step, due: datetime, deadline: datetime | None, shift: timedelta
+) -> tuple[datetime, datetime | None]:
+    """A timetable entry of ``step`` moved by ``shift``, with its expiry worked out again.
+
+    ``deadline`` is the warranty's end for a step that expires then (None otherwise).
+    """
+    due += shift
+    return due, _expiry(step, due, deadline)
 
 
 def plan_steps(
@@ -142,7 +164,11 @@ class RelativePlan:
 
     journey: Journey
     entries: tuple[tuple[Step, int, timedelta, timedelta | None], ...]
-    micros: tuple[tuple[str, int, int, int | None], ...]
+    # (step id, occurrence, due, expires) offsets in microseconds; an entry that is timed
+    # from the previous step and expires with the warranty also carries the warranty's end,
+    # to work its expiry out again when it is rebased (``deadlines`` says whether any does).
+    micros: tuple[tuple[Any, ...], ...]
+    deadlines: bool = False
 
 
 class PlanCache:
@@ -199,7 +225,19 @@ def _relative_plan(
         (step.id, k, due // _MICROSECOND, None if expires is None else expires // _MICROSECOND)
         for step, k, due, expires in entries
     )
-    return RelativePlan(journey, entries, micros)
+    if warranty_end is None or not any(
+        step.send.expires_at == "warranty_end" and waits_for_previous(journey, step)
+        for step in journey.steps
+    ):
+        return RelativePlan(journey, entries, micros)
+    end = warranty_end // _MICROSECOND
+    micros = tuple(
+        (*entry, end)
+        if step.send.expires_at == "warranty_end" and waits_for_previous(journey, step)
+        else entry
+        for entry, (step, *_) in zip(micros, entries, strict=True)
+    )
+    return RelativePlan(journey, entries, micros, deadlines=True)
 
 
 def _duration(memo: dict[str, timedelta], spec: str, ctx: Mapping[str, Any]) -> timedelta:
