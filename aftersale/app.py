@@ -102,7 +102,7 @@ class Project:
             )
         with self.db.begin() as conn:
             active = sync_journeys(conn, [(j.journey, j.source) for j in loaded], self.now())
-        return JourneyEngine(active)
+        return JourneyEngine(active, timezone=self.policy.rules.default_timezone)
 
     def channel_config(self) -> dict[str, str | None]:
         s = self.settings

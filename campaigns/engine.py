@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -106,6 +107,7 @@ __all__ = [
 ]
 
 CONSENT_EVENTS = {"unsubscribed": False, "subscribed": True}
+PAUSED = sa.select(journeys_t.c.journey_id, journeys_t.c.paused)
 
 
 @dataclass
@@ -120,8 +122,12 @@ class ApplyStats:
 class Engine:
     """Applies due events against the active journeys."""
 
-    def __init__(self, journeys: Mapping[str, ActiveJourney]) -> None:
+    def __init__(
+        self, journeys: Mapping[str, ActiveJourney], *, timezone: str = "Europe/Berlin"
+    ) -> None:
+        """``timezone``: the calendar of a customer who names none (warranties end by it)."""
         self.journeys = dict(journeys)
+        self.zone = ZoneInfo(timezone)
         self._versions: dict[int, Journey] = {j.version_id: j.journey for j in journeys.values()}
         self._by_number: dict[tuple[str, int], Journey | None] = {}
         self.plans = PlanCache()
@@ -211,6 +217,8 @@ class Engine:
         """Apply up to ``limit`` events whose time has come, oldest first."""
         rows = [DueEvent._make(r) for r in conn.execute(DUE_EVENTS, {"now": now, "limit": limit})]
         stats = ApplyStats()
+        if rows:
+            self._read_paused(conn)
         purchases: list[Any] = []
         for row in rows:
             if row.type == "purchase":
@@ -230,6 +238,14 @@ class Engine:
         for row in rows:
             stats.by_type[row.type] = stats.by_type.get(row.type, 0) + 1
         return stats
+
+    def _read_paused(self, conn: Connection) -> None:
+        """Pausing or resuming a journey (in the console, in another process) holds or
+        lets through new enrolments from the next batch of events on."""
+        for journey_id, paused in conn.execute(PAUSED):
+            active = self.journeys.get(journey_id)
+            if active is not None and active.paused != bool(paused):
+                self.journeys[journey_id] = replace(active, paused=bool(paused))
 
     # -- purchases -------------------------------------------------------------------
 
@@ -330,18 +346,32 @@ class Engine:
             stats.messages += plan.messages_planned
 
     def _exit_on_event(self, conn: Connection, row: Any, order_id: str | None) -> int:
+        """End the customer's enrolments in the journeys ``row``'s type exits: of its order
+        when it names one (else all of them), and of a per-item journey only the items with
+        its ``sku`` when it names one."""
         exiting = [
             j.journey.id for j in self.journeys.values() if row.type in j.journey.exit.events
         ]
         if not exiting:
             return 0
+        e = enrollments_t.c
         cond = sa.and_(
-            enrollments_t.c.customer_id == row.customer_id,
-            enrollments_t.c.journey_id.in_(exiting),
-            enrollments_t.c.status == "active",
+            e.customer_id == row.customer_id, e.journey_id.in_(exiting), e.status == "active"
         )
         if order_id:
-            cond = sa.and_(cond, enrollments_t.c.order_id == order_id)
+            cond = sa.and_(cond, e.order_id == order_id)
+        sku = (row.payload or {}).get("sku")
+        if sku:
+            that_item = (
+                sa.select(items_t.c.position)
+                .where(
+                    items_t.c.order_id == e.order_id,
+                    items_t.c.position == e.item_position,
+                    items_t.c.sku == str(sku),
+                )
+                .exists()
+            )
+            cond = sa.and_(cond, sa.or_(e.item_position.is_(None), that_item))
         return _end_matching(conn, cond, f"journey_exit:{row.type}", row.at)
 
     def _resolve_complaint(self, conn: Connection, row: Any) -> None:

@@ -9,7 +9,7 @@ on unique keys, so a repeat plans nothing twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -27,14 +27,15 @@ from campaigns.store import (
     messages_t,
 )
 from campaigns.timetable import (
-    add_months,
     find_entry,
     from_micros,
     previous_step,
     rebased,
     to_micros,
     waits_for_previous,
+    warranty_end,
 )
+from campaigns.timewindows import resolve_zone
 
 if TYPE_CHECKING:
     from campaigns.engine import Engine
@@ -58,7 +59,10 @@ def customer_context(row: Any, today_year: int) -> dict[str, Any]:
     return customer_view(base, row.attributes or {}, today_year)
 
 
-def order_context(order: Mapping[str, Any], at: datetime) -> tuple[dict[str, Any], list[dict]]:
+def order_context(
+    order: Mapping[str, Any], at: datetime, zone: tzinfo = UTC
+) -> tuple[dict[str, Any], list[dict]]:
+    """The ``order`` conditions see, and its items; warranties end by ``zone``'s calendar."""
     items = []
     for position, raw in enumerate(order.get("items") or []):
         item = {
@@ -72,7 +76,7 @@ def order_context(order: Mapping[str, Any], at: datetime) -> tuple[dict[str, Any
             "inspection_interval_days": raw.get("inspection_interval_days"),
         }
         months = item["warranty_months"]
-        item["warranty_end"] = add_months(at, int(months)) if months else None
+        item["warranty_end"] = warranty_end(at, int(months), zone) if months else None
         items.append(item)
     ctx = {
         "id": order.get("id"),
@@ -93,6 +97,7 @@ class Planner:
         self.enrollments: list[dict[str, Any]] = []
         self.messages: list[dict[str, Any]] = []
         self.messages_planned = 0
+        self._keys: set[str] = set()
 
     def purchase(self, row: Any) -> None:
         journeys = [
@@ -106,7 +111,8 @@ class Planner:
             return
         customer = customer_context(customer_row, row.at.year)
         raw_order = row.payload.get("order") if isinstance(row.payload.get("order"), dict) else {}
-        order, items = order_context(raw_order or {}, row.at)
+        zone = resolve_zone(customer_row.timezone, self.engine.zone)
+        order, items = order_context(raw_order or {}, row.at, zone)
         event = {"id": row.id, "type": row.type, "at": row.at, **row.payload}
         base = {"customer": customer, "order": order, "event": event, "now": row.at}
         whole = {**base, "item": None}
@@ -131,6 +137,9 @@ class Planner:
         order_id = order.get("id")
         key = _entry_key(journey.effective_reentry, row.id, order_id, item)
         enrollment_id = f"{journey.id}:{row.customer_id}:{key}"
+        if enrollment_id in self._keys:
+            return  # another item of this order or event already enrolled the customer
+        self._keys.add(enrollment_id)
         plan = self.engine.plans.timetable(journey, row.at, order, item, ctx)
         at = row.at
         if len(plan.entries) > 1:
@@ -186,6 +195,7 @@ class Planner:
         self.messages_planned = len(self.messages)
         count = len(self.enrollments)
         self.enrollments, self.messages = [], []
+        self._keys.clear()
         return count
 
 
@@ -224,9 +234,11 @@ def message_row(
 
 
 def _entry_key(reentry: str, event_id: str, order_id: str | None, item: Mapping | None) -> str:
-    position = f"#{item['position']}" if item else ""
+    """What makes an enrolment one: ``once`` a customer, ``once_per_order`` an order,
+    ``once_per_item`` an item of an order, ``always`` an event (and item)."""
     if reentry == "once":
-        return "once" + position
+        return "once"
+    position = f"#{item['position']}" if item and reentry != "once_per_order" else ""
     if reentry == "always" or not order_id:
         return f"event:{event_id}{position}"
     return f"order:{order_id}{position}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from campaigns.journeys import Journey, Step, parse_duration, resolve_duration
@@ -22,6 +22,13 @@ def add_months(moment: datetime, months: int) -> datetime:
     year, month = moment.year + month_index // 12, month_index % 12 + 1
     day = min(moment.day, calendar.monthrange(year, month)[1])
     return moment.replace(year=year, month=month, day=day)
+
+
+def warranty_end(purchased_at: datetime, months: int, zone: tzinfo) -> datetime:
+    """When a warranty of ``months`` bought at ``purchased_at`` ends, in UTC: the same time
+    of day on the same day of the month ``months`` later, in the customer's calendar
+    (bought on 1 May at 00:30 in Berlin, one month ends on 1 June at 00:30 there)."""
+    return add_months(purchased_at.astimezone(zone), months).astimezone(UTC)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

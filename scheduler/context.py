@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -23,16 +24,19 @@ from sqlalchemy.engine import Connection
 from campaigns.consent import unsubscribe_url
 from campaigns.engine import (
     CustomerRow,
-    add_months,
     customer_context,
     enrollments_t,
     items_t,
     purchases_t,
     select_fields,
 )
+from campaigns.timetable import warranty_end
+from campaigns.timewindows import resolve_zone
 from channels import pickled_by_fields
 from templates import coupon_code
 from templates.links import short_link_base
+
+UTC_ZONE = ZoneInfo("UTC")  # a customer without a time zone sees dates in UTC
 
 __all__ = ["ContextLoader", "ContextParts", "LinkSettings", "render_context"]
 
@@ -108,6 +112,7 @@ class ContextParts:
     def base(self) -> dict[str, Any]:
         """The context without links and offer (what journey conditions see)."""
         order = self.order
+        zone = resolve_zone(self.customer.timezone, UTC_ZONE)  # the calendar dates show in
         items = [
             {
                 "position": i.position,
@@ -119,7 +124,9 @@ class ContextParts:
                 "warranty_months": i.warranty_months,
                 "inspection_interval_days": i.inspection_interval_days,
                 "warranty_end": (
-                    add_months(order.purchased_at, i.warranty_months) if i.warranty_months else None
+                    warranty_end(order.purchased_at, i.warranty_months, zone)
+                    if i.warranty_months
+                    else None
                 ),
             }
             for i in (self.items if order is not None else ())
