@@ -193,18 +193,18 @@ class Engine:
         m = messages_t.c
         found: dict[tuple[str, str], list[Any]] = defaultdict(list)
         for message in conn.execute(
-            sa.select(m.enrollment_id, m.step, m.occurrence, m.status, m.sent_at).where(
+            sa.select(m.enrollment_id, m.step, m.occurrence, m.status, m.sent_at, m.reason).where(
                 m.enrollment_id.in_(sorted({w[0] for w in wanted.values()}))
             )
         ):
             found[(message.enrollment_id, message.step)].append(message)
         outcomes = {}
         for message_id, (enrollment_id, step_id, occurrence) in wanted.items():
-            earlier = [m for m in found[(enrollment_id, step_id)] if m.occurrence <= occurrence]
+            earlier = [x for x in found[(enrollment_id, step_id)] if x.occurrence <= occurrence]
             if earlier:
-                last = max(earlier, key=lambda m: m.occurrence)
+                last = max(earlier, key=lambda x: x.occurrence)
                 sent_at = last.sent_at if last.status in COUNTING_STATUSES else None
-                outcomes[message_id] = previous_view(last.status, sent_at)
+                outcomes[message_id] = previous_view(last.status, sent_at, last.reason)
         return outcomes
 
     def plan_next(self, conn: Connection, finished: Iterable[Any], now: datetime) -> int:

@@ -411,13 +411,16 @@ def sample_condition_context() -> dict[str, Any]:
     }
 
 
-def previous_view(status: str | None, sent_at: datetime | None) -> dict[str, Any]:
+def previous_view(
+    status: str | None, sent_at: datetime | None, reason: str | None = None
+) -> dict[str, Any]:
     """The ``previous`` a step condition sees: how the previous step's message ended.
 
     ``status`` is the message's status (``sent``, ``delivered``, ``skipped``...), None when
-    there is no previous message; ``sent_at`` when it went out, else None.
+    there is no previous message; ``sent_at`` when it went out, else None; ``reason`` why
+    it was skipped or failed.
     """
-    return {"status": status, "sent_at": sent_at}
+    return {"status": status, "sent_at": sent_at, "reason": reason}
 
 
 class _Lenient(dict):

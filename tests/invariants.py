@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import calendar
 from collections import defaultdict
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays
 
 REACHED = {"sent", "delivered", "bounced", "unknown"}
+MIN_GAP = timedelta(hours=24)  # every built-in journey's min_gap
+# A step timed from the previous one: (journey, step) → (the previous step, the wait).
+FROM_PREVIOUS = {("inspection_invitation", "reminder"): ("invite", timedelta(days=3))}
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
 
@@ -40,8 +43,12 @@ def audit(
     customers: dict[str, dict[str, Any]],
     events: list[dict[str, Any]],
     policy: dict[str, Any],
+    min_gap: dict[str, timedelta] | None = None,
 ) -> list[str]:
-    """Every violation found; an empty list means the log is clean."""
+    """Every violation found; an empty list means the log is clean.
+
+    ``min_gap`` by journey, where it is not the default 24 hours.
+    """
     problems: list[str] = []
     reached = [r for r in records if r["status"] in REACHED]
     default_zone = policy.get("default_timezone", "Europe/Berlin")
@@ -73,6 +80,45 @@ def audit(
                 if len(window) > cap["max"]:
                     problems.append(f"cap {cap}: customer {cid} at {moment.isoformat()}")
 
+    # Two marketing messages of one journey to one customer, closer than its min_gap. What
+    # was skipped (bundled into another one, too) never reached anyone and is not here.
+    by_journey: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    for r in marketing:
+        by_journey[(r["customer"], r["journey"])].append(_t(r["sent_at"]))
+    for (cid, journey), times in by_journey.items():
+        gap = (min_gap or {}).get(journey, MIN_GAP)
+        times.sort()
+        for earlier, later in zip(times, times[1:], strict=False):
+            if later - earlier < gap:
+                problems.append(
+                    f"min_gap: journey {journey} to {cid} at {earlier.isoformat()} and "
+                    f"{later.isoformat()}"
+                )
+
+    # A step timed from the previous one went out at least its wait after the previous
+    # step's message did. Without the item in the record, the messages of one order's
+    # items pair off in time order: the k-th reminder after the k-th invitation.
+    previous: dict[tuple, list[datetime]] = defaultdict(list)
+    following: dict[tuple, list[datetime]] = defaultdict(list)
+    for r in reached:
+        key = (r["customer"], r["order"], r.get("item"), r["journey"], r["occurrence"])
+        for (journey, step), (before, _) in FROM_PREVIOUS.items():
+            if r["journey"] == journey and r["step"] == step:
+                following[(*key, step)].append(_t(r["sent_at"]))
+            elif r["journey"] == journey and r["step"] == before:
+                previous[(*key, step)].append(_t(r["sent_at"]))
+    for key, times in following.items():
+        _, wait = FROM_PREVIOUS[(key[3], key[5])]
+        went = sorted(previous.get(key, []))
+        for k, moment in enumerate(sorted(times)):
+            if k >= len(went):
+                problems.append(f"from_previous: {key} at {moment.isoformat()} without its own")
+            elif moment - went[k] < wait:
+                problems.append(
+                    f"from_previous: {key} at {moment.isoformat()}, {wait} after "
+                    f"{went[k].isoformat()} at the earliest"
+                )
+
     consent_changes: dict[tuple[str, str], list[tuple[datetime, bool]]] = defaultdict(list)
     complaints: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
     warranty: dict[str, datetime] = {}
@@ -89,8 +135,11 @@ def audit(
                 i.get("warranty_months") for i in e["order"]["items"] if i.get("warranty_months")
             ]
             if months:
-                # The export names the order, not the item: the latest end in the order bounds it.
-                warranty[e["order"]["id"]] = _add_months(at, max(months))
+                # The export names the order, not the item: the latest end in the order bounds
+                # it. A warranty ends by the customer's calendar.
+                zone = ZoneInfo(customers[e["customer"]].get("timezone") or default_zone)
+                ends = _add_months(at.astimezone(zone), max(months))
+                warranty[e["order"]["id"]] = ends.astimezone(UTC)
 
     for r in marketing:
         sent_at = _t(r["sent_at"])

@@ -154,11 +154,22 @@ def test_the_audit_itself_catches_violations():
         },  # second in 7 days
         {**base, "message_id": 3, "sent_at": "2026-03-20T10:00:00Z", "channel": "sms", "step": "u"},
         {**base, "message_id": 4, "sent_at": "2026-04-20T10:00:00Z", "step": "t"},  # sent twice
-    ]
+        # A reminder one day after its invitation, not three.
+        {**base, "message_id": 5, "sent_at": "2026-05-04T10:00:00Z", "step": "invite",
+         "journey": "inspection_invitation"},
+        {**base, "message_id": 6, "sent_at": "2026-05-05T10:00:00Z", "step": "reminder",
+         "journey": "inspection_invitation", "channel": "sms"},
+        # Skipped (bundled into another one): it never went out, so it keeps no gap.
+        {**base, "message_id": 7, "sent_at": None, "status": "skipped", "step": "v",
+         "reason": "bundled"},
+    ]  # fmt: skip
     problems = audit(records, customers, [], policy)
     assert [p.split(":")[0] for p in problems] == [
         "quiet",
         "cap {'channel'",
+        "min_gap",  # messages 1 and 2 of journey j, twelve hours apart (5 and 6 keep 24)
+        "from_previous",
         "consent",
+        "consent",  # message 6 by SMS
         "duplicate",
     ]

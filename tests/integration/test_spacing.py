@@ -137,3 +137,41 @@ def test_journeys_validate_refuses_a_bad_min_gap(value):
     [problem] = problems
     assert problem.line == 5  # the line of min_gap
     assert "min_gap" in problem.message and "positive duration" in problem.message
+
+
+FALLBACK = """
+id: fallback
+name: SMS where the e-mail could not go
+trigger: {event: purchase}
+steps:
+  - id: mail
+    wait: 1d
+    send: {channel: email, template: loyalty_offer, category: marketing}
+  - id: text
+    wait: 1h
+    condition: >-
+      previous.status == 'skipped' and previous.reason == 'no_consent:email'
+      and previous.sent_at is none
+    send: {channel: sms, template: inspection_reminder, category: marketing}
+"""
+
+
+def test_a_condition_reads_how_the_previous_message_ended(make_harness, database_url):
+    h = make_harness(database_url=database_url, toml=NO_CAPS, builtin_journeys=False,
+                     journeys={"fallback.yaml": FALLBACK})  # fmt: skip
+    try:
+        h.customers(
+            [{**ANNA, "email_consent": "no"}, {**ANNA, "id": "c2", "phone": "+4915112345679"}]
+        )
+        h.events([purchase("e1", "c1", "2026-03-02T10:00:00+01:00", "o1", item()),
+                  purchase("e2", "c2", "2026-03-02T10:00:00+01:00", "o2", item())])  # fmt: skip
+        h.simulate(utc("2026-03-10T00:00:00"))
+        by_customer = {(m.customer_id, m.step): (m.status, m.reason) for m in h.messages()}
+        assert by_customer == {
+            ("c1", "mail"): ("skipped", "no_consent:email"),
+            ("c1", "text"): ("sent", None),
+            ("c2", "mail"): ("sent", None),
+            ("c2", "text"): ("skipped", "condition:text"),
+        }
+    finally:
+        h.project.close()
