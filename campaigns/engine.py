@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaigns.journeys import DEFAULT_MIN_GAP, Journey, parse_duration, previous_view
-from campaigns.models import CANCELLED, COUNTING_STATUSES, PLANNED, UTCDateTime
+from campaigns.models import CANCELLED, PLANNED, UTCDateTime
 from campaigns.planning import (
     Planner,
     complete_enrollments,
@@ -31,6 +31,7 @@ from campaigns.planning import (
     message_row,
     order_context,
     plan_next,
+    previous_outcomes,
 )
 from campaigns.store import (
     COMPLETE,
@@ -62,7 +63,6 @@ from campaigns.timetable import (
     add_months,
     from_micros,
     plan_steps,
-    previous_step,
     step_durations,
     to_micros,
 )
@@ -177,35 +177,11 @@ class Engine:
         needed.
         """
         if batch.previous is None:
-            batch.previous = self._previous_outcomes(batch.conn, batch.rows)
-        return batch.previous.get(row.id) or previous_view(None, None)
-
-    def _previous_outcomes(self, conn: Connection, rows: Sequence[Any]) -> dict[int, Any]:
-        wanted: dict[int, tuple[str, str, int]] = {}
-        for row in rows:
-            journey = self._journey_by_number(conn, row.journey_id, row.journey_version)
-            step = journey.step(row.step) if journey else None
-            before = previous_step(journey, step) if step else None
-            if before is not None and step.condition and "previous" in step.condition:
-                wanted[row.id] = (row.enrollment_id, before.id, row.occurrence)
-        if not wanted:
-            return {}
-        m = messages_t.c
-        found: dict[tuple[str, str], list[Any]] = defaultdict(list)
-        for message in conn.execute(
-            sa.select(m.enrollment_id, m.step, m.occurrence, m.status, m.sent_at, m.reason).where(
-                m.enrollment_id.in_(sorted({w[0] for w in wanted.values()}))
+            conn = batch.conn
+            batch.previous = previous_outcomes(
+                conn, lambda jid, version: self._journey_by_number(conn, jid, version), batch.rows
             )
-        ):
-            found[(message.enrollment_id, message.step)].append(message)
-        outcomes = {}
-        for message_id, (enrollment_id, step_id, occurrence) in wanted.items():
-            earlier = [x for x in found[(enrollment_id, step_id)] if x.occurrence <= occurrence]
-            if earlier:
-                last = max(earlier, key=lambda x: x.occurrence)
-                sent_at = last.sent_at if last.status in COUNTING_STATUSES else None
-                outcomes[message_id] = previous_view(last.status, sent_at, last.reason)
-        return outcomes
+        return batch.previous.get(row.id) or previous_view(None, None)
 
     def plan_next(self, conn: Connection, finished: Iterable[Any], now: datetime) -> int:
         """Plan the message that follows each finished one (see ``campaigns.planning``)."""

@@ -8,6 +8,7 @@ on unique keys, so a repeat plans nothing twice.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from campaigns.journeys import Journey, Step, customer_view, evaluate
+from campaigns.journeys import Journey, Step, customer_view, evaluate, previous_view
 from campaigns.models import COUNTING_STATUSES, PLANNED, SENDING
 from campaigns.store import (
     COMPLETE,
@@ -359,6 +360,39 @@ def _ended_at(conn: Connection, keys: list[tuple[str, str, int]]) -> dict[tuple,
         if key in wanted and status not in (PLANNED, SENDING):
             found[key] = sent_at if status in WENT_OUT and sent_at else updated_at
     return found
+
+
+def previous_outcomes(
+    conn: Connection, journey_for: Callable[[str, int], Journey | None], rows: Sequence[Any]
+) -> dict[int, dict[str, Any]]:
+    """``previous`` for the step conditions of ``rows`` (claimed messages) that ask for it,
+    by message id: how the message of the step listed before ended, of the same occurrence
+    or the last one before. One statement for the lot."""
+    wanted: dict[int, tuple[str, str, int]] = {}
+    for row in rows:
+        journey = journey_for(row.journey_id, row.journey_version)
+        step = journey.step(row.step) if journey else None
+        before = previous_step(journey, step) if step else None
+        if before is not None and step.condition and "previous" in step.condition:
+            wanted[row.id] = (row.enrollment_id, before.id, row.occurrence)
+    if not wanted:
+        return {}
+    m = messages_t.c
+    found: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for message in conn.execute(
+        sa.select(m.enrollment_id, m.step, m.occurrence, m.status, m.sent_at, m.reason).where(
+            m.enrollment_id.in_(sorted({w[0] for w in wanted.values()}))
+        )
+    ):
+        found[(message.enrollment_id, message.step)].append(message)
+    outcomes = {}
+    for message_id, (enrollment_id, step_id, occurrence) in wanted.items():
+        earlier = [x for x in found[(enrollment_id, step_id)] if x.occurrence <= occurrence]
+        if earlier:
+            last = max(earlier, key=lambda x: x.occurrence)
+            sent_at = last.sent_at if last.status in COUNTING_STATUSES else None
+            outcomes[message_id] = previous_view(last.status, sent_at, last.reason)
+    return outcomes
 
 
 def _timetables(conn: Connection, ids: set[str]) -> dict[str, Any]:

@@ -175,3 +175,41 @@ def test_a_condition_reads_how_the_previous_message_ended(make_harness, database
         }
     finally:
         h.project.close()
+
+
+INTERLEAVED = """
+id: interleaved
+name: A step waits for the one listed before it, not for the one due before it
+trigger: {event: purchase}
+min_gap: 1h
+steps:
+  - id: first
+    wait: 1d
+    send: {channel: email, template: loyalty_offer, category: marketing}
+  - id: after_first
+    wait: 5d
+    from: previous
+    send: {channel: email, template: loyalty_offer, category: marketing}
+  - id: meanwhile
+    wait: 2d
+    from: trigger
+    send: {channel: email, template: loyalty_offer, category: marketing}
+"""
+SUNDAYS = NO_CAPS + 'quiet_days = ["sun"]\n'
+
+
+def test_a_step_counts_from_the_step_listed_before_it(make_harness, database_url):
+    h = make_harness(database_url=database_url, toml=SUNDAYS, builtin_journeys=False,
+                     journeys={"interleaved.yaml": INTERLEAVED})  # fmt: skip
+    try:
+        h.customers([ANNA])
+        # Saturday: the first message falls due on Sunday and goes out on Monday at 06:00;
+        # the one two days after the purchase goes out between it and the last.
+        h.events([purchase("e1", "c1", "2026-03-07T10:00:00+01:00", "o1", item())])
+        h.simulate(utc("2026-03-20T00:00:00"))
+        sent = {m.step: m.sent_at for m in h.messages(status="sent")}
+        assert sent["first"] == utc("2026-03-09T05:00:00")
+        assert sent["meanwhile"] == utc("2026-03-09T09:00:00")
+        assert sent["after_first"] == sent["first"] + timedelta(days=5)
+    finally:
+        h.project.close()
