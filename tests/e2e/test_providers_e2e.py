@@ -40,11 +40,12 @@ def fakes() -> Iterator[FakeProviders]:
 
 @pytest.fixture
 def project_dir(tmp_path: Path, fakes: FakeProviders) -> Path:
-    """One customer who bought three times: 40 days, 20 days and three hours ago.
+    """Anna bought 40 days and three hours ago, Ben 20 days ago.
 
-    Due now: the warranty e-mail of the first order (60 days before its three-month
-    warranty ends), the warranty SMS of the second (14 days before its one-month warranty
-    ends) and the thank-you of the third.
+    Due now: the warranty e-mail of Anna's first order (60 days before its three-month
+    warranty ends), the warranty SMS of Ben's (14 days before its one-month warranty ends)
+    and the thank-you of Anna's second. (One customer's two warranty messages would go out
+    a day apart: the journey's min_gap.)
     """
     runner = CliRunner()
     directory = tmp_path / "shop"
@@ -52,13 +53,14 @@ def project_dir(tmp_path: Path, fakes: FakeProviders) -> Path:
     (directory / "aftersale.toml").write_text(TOML, encoding="utf-8")
     (directory / "customers.csv").write_text(
         "id,email,phone,first_name,last_name,locale,timezone,email_consent,sms_consent\n"
-        "c1,anna@example.org,0151 12345678,Anna,Schmidt,de,Europe/Berlin,yes,yes\n",
+        "c1,anna@example.org,,Anna,Schmidt,de,Europe/Berlin,yes,no\n"
+        "c2,ben@example.org,0151 12345678,Ben,Schmidt,de,Europe/Berlin,yes,yes\n",
         encoding="utf-8",
     )
     now = datetime.now(UTC)
     events = [
         _purchase("e0", now - timedelta(days=40), "o0", warranty_months=3),
-        _purchase("e1", now - timedelta(days=20), "o1", warranty_months=1),
+        _purchase("e1", now - timedelta(days=20), "o1", warranty_months=1, customer="c2"),
         _purchase("e2", now - timedelta(hours=3), "o2"),
     ]
     (directory / "events.jsonl").write_text(
@@ -67,10 +69,12 @@ def project_dir(tmp_path: Path, fakes: FakeProviders) -> Path:
     return directory
 
 
-def _purchase(event_id: str, at: datetime, order: str, **fields: Any) -> dict[str, Any]:
+def _purchase(
+    event_id: str, at: datetime, order: str, customer: str = "c1", **fields: Any
+) -> dict[str, Any]:
     item = {"sku": "WM-7", "name": "Waschmaschine WM 7", "category": "appliance",
             "price": "549.00", "quantity": 1, **fields}  # fmt: skip
-    return {"id": event_id, "type": "purchase", "customer": "c1", "at": at.isoformat(),
+    return {"id": event_id, "type": "purchase", "customer": customer, "at": at.isoformat(),
             "order": {"id": order, "total": "549.00", "currency": "EUR", "items": [item]}}  # fmt: skip
 
 
