@@ -40,6 +40,7 @@ BUILTIN_DIR = Path(__file__).with_name("builtin_journeys")
 ANCHORS = ("trigger", "previous", "warranty_end", "purchase")
 _DURATION = re.compile(r"^\s*([+-]?)\s*(\d+)\s*(m|h|d|w)\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+DEFAULT_BUNDLE_WITHIN = "24h"
 
 
 @lru_cache(maxsize=512)
@@ -187,7 +188,20 @@ class Journey(_Model):
     audience: str | None = None
     reentry: Literal["once_per_order", "once_per_item", "once", "always"] | None = None
     exit: Exit = Exit()
+    # Per-item messages due this close together go out as one (campaigns.bundling); "0m"
+    # sends each on its own. None is the default, 24h, and keeps older digests unchanged.
+    bundle_within: str | None = None
     steps: list[Step] = Field(min_length=1)
+
+    @field_validator("bundle_within", mode="before")
+    @classmethod
+    def _bundle_within(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        text = str(value)
+        if not is_duration(text) or parse_duration(text) < timedelta(0):
+            raise ValueError(f"{text!r} is not a duration such as 24h, 2d or 0m (0m: never bundle)")
+        return text
 
     @model_validator(mode="after")
     def _consistent(self) -> Journey:
@@ -212,6 +226,14 @@ class Journey(_Model):
         return "once_per_item" if self.trigger.for_each == "item" else "once_per_order"
 
     @property
+    def bundle_window(self) -> timedelta | None:
+        """How close per-item messages must fall due to be bundled; None: never bundled."""
+        if self.trigger.for_each != "item":
+            return None
+        window = parse_duration(self.bundle_within or DEFAULT_BUNDLE_WITHIN)
+        return window if window > timedelta(0) else None
+
+    @property
     def has_several_messages(self) -> bool:
         """Whether an enrolment can plan more than one message (a timetable to follow)."""
         return len(self.steps) > 1 or any(step.repeat for step in self.steps)
@@ -220,7 +242,10 @@ class Journey(_Model):
         return next((step for step in self.steps if step.id == step_id), None)
 
     def digest(self) -> str:
-        canonical = json.dumps(self.model_dump(by_alias=True), sort_keys=True)
+        definition = self.model_dump(by_alias=True)
+        if definition["bundle_within"] is None:  # as before the setting existed
+            del definition["bundle_within"]
+        canonical = json.dumps(definition, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def conditions(self) -> list[tuple[str, str]]:
