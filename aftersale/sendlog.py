@@ -155,6 +155,13 @@ def export_record(row: Any) -> dict[str, Any]:
     }
 
 
+def reason_text(row: Any) -> str:
+    """A message's reason as the log shows it: a bundled one names its carrier."""
+    if row.bundled_into is not None:
+        return f"{row.reason or 'bundled'} into #{row.bundled_into}"
+    return row.reason or ""
+
+
 def write_export(conn: Connection, flt: LogFilter, out: IO[str], fmt: str) -> int:
     count = 0
     if fmt == "csv":

@@ -6,9 +6,14 @@ import csv
 import io
 import json
 
+from typer.testing import CliRunner
+
+from aftersale.accounts import create_user
+from aftersale.cli import app as cli
 from aftersale.sendlog import LogFilter, write_export
 from campaigns.models import COUNTING_STATUSES
 from tests.conftest import POLICY_TOML, item, purchase, utc
+from tests.integration.admin_data import ADMIN, client_for, login
 
 ANNA = {"id": "c1", "email": "anna@example.com", "phone": "+4915112345678", "first_name": "Anna",
         "last_name": "Muster", "timezone": "Europe/Berlin", "sms_consent": "yes"}  # fmt: skip
@@ -153,3 +158,40 @@ def test_the_export_names_each_message_s_item_and_its_carrier(harness):
         assert records[carrier.id]["bundled_into"] == none
         [thanks] = [r for r in records.values() if r["journey"] == "thank_you"]
         assert thanks["item"] == none and thanks["bundled_into"] == none
+
+
+def test_log_customer_and_console_name_each_message_s_item(sqlite_harness):
+    h = sqlite_harness
+    h.customers([ANNA])
+    h.events([two_appliances("c1")])
+    h.simulate(utc("2026-04-14T00:00:00"))
+    create_user(h.project.db, *ADMIN, "admin", utc("2026-04-14T00:00:00"))
+    carrier, bundled = invites(h)
+    runner, project = CliRunner(), ["--project", str(h.directory)]
+
+    log = runner.invoke(cli, [*project, "log", "--journey", "inspection_invitation"],
+                        env={"COLUMNS": "200"})  # fmt: skip
+    assert log.exit_code == 0, log.output
+    rows = [line for line in log.output.splitlines() if " invite " in line]
+    assert any("Spülmaschine" in r for r in rows) and any("Waschmaschine" in r for r in rows)
+    assert f"bundled into #{carrier.id}" in log.output
+    timeline = runner.invoke(cli, [*project, "customer", "c1"], env={"COLUMNS": "200"})
+    assert timeline.exit_code == 0, timeline.output
+    lines = timeline.output.splitlines()
+    assert any("inspection_invitation/invite #1 · Spülmaschine" in line for line in lines)
+    assert any("inspection_invitation/invite #1 · Waschmaschine" in line for line in lines)
+    assert not any("thank_you/thanks #1 ·" in line and "maschine" in line for line in lines)
+
+    with client_for(h) as client:
+        login(client, ADMIN)
+        page = client.get("/admin/customers/c1").text
+        assert '<span class="item">Spülmaschine</span>' in page
+        assert '<span class="item">Waschmaschine</span>' in page
+        assert f"into #{carrier.id}" in page
+        log_page = client.get("/admin/log?journey=inspection_invitation").text
+        assert "<td>Spülmaschine</td>" in log_page and "<td>Waschmaschine</td>" in log_page
+        api = client.get("/api/admin/log?journey=inspection_invitation&step=invite").json()
+        by_id = {m["id"]: m for m in api["messages"]}
+        assert by_id[bundled.id]["bundled_into"] == carrier.id
+        assert {by_id[carrier.id]["item_name"], by_id[bundled.id]["item_name"]} == {
+            "Spülmaschine", "Waschmaschine"}  # fmt: skip
