@@ -195,3 +195,16 @@ def test_log_customer_and_console_name_each_message_s_item(sqlite_harness):
         assert by_id[bundled.id]["bundled_into"] == carrier.id
         assert {by_id[carrier.id]["item_name"], by_id[bundled.id]["item_name"]} == {
             "Spülmaschine", "Waschmaschine"}  # fmt: skip
+
+
+def test_journeys_validate_refuses_a_bad_bundle_within(sqlite_harness):
+    journey = (
+        "id: bad\ntrigger: {event: purchase, for_each: item}\nbundle_within: one day\n"
+        "steps:\n  - id: one\n    send: {channel: email, template: warranty_offer}\n"
+    )
+    (sqlite_harness.directory / "journeys" / "bad.yaml").write_text(journey, encoding="utf-8")
+    project = ["--project", str(sqlite_harness.directory)]
+    done = CliRunner().invoke(cli, [*project, "journeys", "validate"], env={"COLUMNS": "200"})
+    assert done.exit_code == 1
+    assert "bad.yaml:3: error: bundle_within:" in done.output
+    assert "'one day' is not a duration such as 24h" in done.output
