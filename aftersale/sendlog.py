@@ -260,7 +260,14 @@ def summary(conn: Connection) -> dict[str, Any]:
         )
     ).scalar()
     customers = conn.execute(sa.select(sa.func.count()).select_from(customers_t)).scalar()
+    bundled, bundles = conn.execute(
+        sa.select(sa.func.count(), sa.func.count(sa.distinct(m.bundled_into))).where(
+            m.bundled_into.is_not(None)
+        )
+    ).one()
     return {
+        "bundled": bundled,
+        "bundles": bundles,
         "by_journey": by_journey,
         "skip_reasons": skip_reasons,
         "deferrals": deferrals,
