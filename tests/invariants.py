@@ -40,8 +40,13 @@ def audit(
     customers: dict[str, dict[str, Any]],
     events: list[dict[str, Any]],
     policy: dict[str, Any],
+    *,
+    bundle_within: timedelta = timedelta(hours=24),
 ) -> list[str]:
-    """Every violation found; an empty list means the log is clean."""
+    """Every violation found; an empty list means the log is clean.
+
+    ``bundle_within`` is the journeys' bundling window (the built-ins keep the default).
+    """
     problems: list[str] = []
     reached = [r for r in records if r["status"] in REACHED]
     default_zone = policy.get("default_timezone", "Europe/Berlin")
@@ -126,4 +131,42 @@ def audit(
     ids = [r["message_id"] for r in records]
     if len(ids) != len(set(ids)):
         problems.append("duplicate message ids in the export")
+    problems += _bundles(records, bundle_within)
+    return problems
+
+
+def _bundles(records: list[dict[str, Any]], window: timedelta) -> list[str]:
+    """Per-item messages of one customer, journey and step due within ``window`` of each
+    other went out as one: no two of them reached the customer that close together, and
+    each ``bundled`` one names a carrier of its kind that reached the customer."""
+    problems: list[str] = []
+    by_id = {r["message_id"]: r for r in records}
+    for r in records:
+        if (r.get("reason") == "bundled") != (r.get("bundled_into") is not None):
+            problems.append(f"bundle: message {r['message_id']} has reason {r.get('reason')!r} "
+                            f"and bundled_into {r.get('bundled_into')!r}")  # fmt: skip
+            continue
+        if r.get("reason") != "bundled":
+            continue
+        carrier = by_id.get(r["bundled_into"])
+        same = ("customer", "journey", "step", "channel")
+        if (
+            r["status"] != "skipped"
+            or carrier is None
+            or carrier["status"] not in REACHED
+            or carrier.get("bundled_into") is not None
+            or any(carrier[k] != r[k] for k in same)
+            or carrier["item"] is None
+            or abs(_t(carrier["due_at"]) - _t(r["due_at"])) > window
+        ):
+            problems.append(f"bundle: message {r['message_id']} bundled into {carrier}")
+    sent: dict[tuple, list[datetime]] = defaultdict(list)
+    for r in records:
+        if r.get("item") is not None and r["status"] in REACHED:
+            sent[(r["customer"], r["journey"], r["step"])].append(_t(r["sent_at"]))
+    for key, times in sent.items():
+        times.sort()
+        for a, b in zip(times, times[1:], strict=False):
+            if b - a <= window:
+                problems.append(f"twins: {key} at {a.isoformat()} and {b.isoformat()}")
     return problems
