@@ -12,6 +12,7 @@ from aftersale.accounts import create_user
 from aftersale.cli import app as cli
 from aftersale.sendlog import LogFilter, write_export
 from campaigns.models import COUNTING_STATUSES
+from channels import TransientChannelError
 from tests.conftest import POLICY_TOML, item, purchase, utc
 from tests.integration.admin_data import ADMIN, client_for, login
 
@@ -208,3 +209,18 @@ def test_journeys_validate_refuses_a_bad_bundle_within(sqlite_harness):
     assert done.exit_code == 1
     assert "bad.yaml:3: error: bundle_within:" in done.output
     assert "'one day' is not a duration such as 24h" in done.output
+
+
+def test_a_retried_carrier_still_names_the_items_it_carries(harness):
+    h = harness
+    h.customers([ANNA])
+    h.events([two_appliances("c1")])
+    h.simulate(utc("2026-04-13T08:00:00"))
+    h.email.fail_next(TransientChannelError("busy", provider="memory", status=503))
+    h.simulate(utc("2026-04-14T00:00:00"))
+
+    bundled, carrier = invites(h)  # the retry moved the carrier's due time
+    assert (carrier.status, carrier.attempts) == ("sent", 2)
+    assert (bundled.status, bundled.bundled_into) == ("skipped", carrier.id)
+    [mail] = [m for m in h.email.sent if m.journey == "inspection_invitation"]
+    assert "für Ihre Spülmaschine und Ihre Waschmaschine ein" in mail.body_text
