@@ -6,6 +6,7 @@ A journey reads like this (see the built-ins in ``campaigns/builtin_journeys``):
     name: Extended warranty offer
     trigger: {event: purchase, for_each: item, condition: "item.warranty_months"}
     exit: {events: [warranty_extended]}
+    bundle_within: 24h    # per-item messages due this close go out as one (campaigns.bundling)
     steps:
       - id: offer_email
         wait: -60d

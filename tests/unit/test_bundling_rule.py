@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from campaigns.bundling import bundled_with
-from campaigns.journeys import parse_journey
+from campaigns.journeys import load_journeys, parse_journey
 
 NOW = datetime(2026, 4, 13, 9, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -83,8 +83,12 @@ def test_bundle_within_defaults_to_a_day_and_zero_switches_it_off():
 
 
 def test_a_journey_without_the_setting_keeps_its_digest():
+    # As before the setting existed: running projects store no new version of a journey.
+    [inspection] = [
+        j.journey for j in load_journeys(None)[0] if j.journey.id == "inspection_invitation"
+    ]
+    assert inspection.digest() == "87f435372e453cf7"
     with_default, _ = parse_journey((JOURNEY % "24h").replace("bundle_within: 24h\n", ""), "j")
     explicit, _ = parse_journey(JOURNEY % "24h", "j")
     assert with_default is not None and explicit is not None
     assert with_default.digest() != explicit.digest()
-    assert "bundle_within" not in with_default.model_dump_json(exclude_none=True)
