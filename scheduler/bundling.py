@@ -17,7 +17,7 @@ customer, and takes it along.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Set
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -68,7 +68,7 @@ class BatchBundles:
         candidates: Iterable[Any],
         carried: dict[int, list[Any]],
         batch: set[int],
-        held: set[int] = frozenset(),  # type: ignore[assignment]
+        held: Set[int] = frozenset(),
     ) -> None:
         self._windows = windows
         self._pool: dict[tuple[str, str, str], dict[int, Any]] = defaultdict(dict)
@@ -98,10 +98,13 @@ class BatchBundles:
     ) -> BatchBundles:
         """Read the candidates of ``rows`` (claimed, planned, under their customers' locks)."""
         windows: dict[tuple[str, str, str], timedelta] = {}
+        by_version: dict[tuple[str, int], timedelta | None] = {}  # asked once per version
         for row in rows:
-            key = bundle_key(row)
-            if key not in windows and (window := window_of(row)) is not None:
-                windows[key] = window
+            version = (row.journey_id, row.journey_version)
+            if version not in by_version:
+                by_version[version] = window_of(row)
+            if (window := by_version[version]) is not None:
+                windows.setdefault(bundle_key(row), window)
         if not windows:
             return cls.none()
         found = conn.execute(
