@@ -13,13 +13,14 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from aftersale.admin.terminal import add_commands
 from aftersale.app import Project
 from aftersale.errors import AftersaleError
-from aftersale.sendlog import LogFilter, customer_timeline, query_log, write_export
+from aftersale.sendlog import LogFilter, customer_timeline, query_log, reason_text, write_export
 from campaigns.importing import ImportReport, import_customers, import_events
 from campaigns.journeys import BUILTIN_DIR
 from campaigns.models import reading
@@ -480,6 +481,7 @@ def log(
         "journey",
         "step",
         "#",
+        "item",
         "channel",
         "status",
         "reason",
@@ -488,8 +490,8 @@ def log(
     )
     for r in rows:
         table.add_row(
-            str(r.id), r.customer_id, r.journey_id, r.step, str(r.occurrence), r.channel,
-            _status(r.status), r.reason or "", f"{r.due_at:%Y-%m-%d %H:%M}",
+            str(r.id), r.customer_id, r.journey_id, r.step, str(r.occurrence), escape(r.item_name or ""),
+            r.channel, _status(r.status), reason_text(r), f"{r.due_at:%Y-%m-%d %H:%M}",
             f"{r.sent_at:%Y-%m-%d %H:%M}" if r.sent_at else "",
         )  # fmt: skip
     console.print(table)

@@ -314,6 +314,10 @@ def print_summary(console: Console, project: Project) -> None:
         deferrals.add_row(reason or "-", str(count))
     console.print(reasons)
     console.print(deferrals)
+    console.print(
+        f"bundled: {facts['bundled']} per-item messages went out inside {facts['bundles']} "
+        "others that name every item, instead of as twins"
+    )
     console.print(f"customers reached: {facts['reached']} of {facts['customers']}\n")
 
 
@@ -337,5 +341,6 @@ def _next_steps(console: Console, project: Project, directory: Path) -> None:
         f"  aftersale -p {directory} customer {example}      # one customer's whole story"
     )
     console.print(f"  aftersale -p {directory} log --reason frequency_cap")
+    console.print(f"  aftersale -p {directory} log --reason bundled")
     console.print(f"  aftersale -p {directory} log --status skipped --journey loyalty_offer")
     console.print(f"  aftersale -p {directory} log export --format csv --out log.csv")

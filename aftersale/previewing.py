@@ -98,6 +98,7 @@ def _context(project: Project, customer_id: str | None, locale: str | None) -> d
     sample = sample_context(locale or customer.locale or project.settings.default_locale)
     if base["order"] is None:
         base["order"], base["item"] = sample["order"], sample["item"]
+    base["items"] = [base["item"]]
     settings = project.settings
     return render_context(
         row, base, settings.public_url, secret, short_links=settings.sms_short_links

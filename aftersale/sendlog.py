@@ -18,6 +18,7 @@ from campaigns.models import (
     Event,
     Message,
     MessageDecision,
+    PurchaseItem,
     Suppression,
 )
 
@@ -27,12 +28,31 @@ customers_t = Customer.__table__
 events_t = Event.__table__
 enrollments_t = Enrollment.__table__
 suppressions_t = Suppression.__table__
+items_t = PurchaseItem.__table__
 
 EXPORT_FIELDS = (
     "message_id", "customer", "order", "journey", "step", "occurrence", "channel", "category",
     "template", "locale", "status", "reason", "due_at", "sent_at", "provider",
-    "provider_message_id",
+    "provider_message_id", "item", "bundled_into",
 )  # fmt: skip
+# A message with the item its enrolment is about (per-item journeys; else NULLs), as
+# ``item_sku`` and ``item_name``: through the enrolment's order and item position.
+_ABOUT = messages_t.outerjoin(
+    enrollments_t, enrollments_t.c.id == messages_t.c.enrollment_id
+).outerjoin(
+    items_t,
+    sa.and_(
+        items_t.c.order_id == enrollments_t.c.order_id,
+        items_t.c.position == enrollments_t.c.item_position,
+    ),
+)
+
+
+def logged() -> sa.Select:
+    """Messages as the log shows them: every column, and ``item_sku``/``item_name``."""
+    return sa.select(
+        messages_t, items_t.c.sku.label("item_sku"), items_t.c.name.label("item_name")
+    ).select_from(_ABOUT)
 
 
 @dataclass(frozen=True)
@@ -81,7 +101,7 @@ def query_log(
     conn: Connection, flt: LogFilter, *, limit: int = 50, before_id: int | None = None
 ) -> list[Any]:
     """Newest first; pass the last id seen as ``before_id`` for the next page (keyset)."""
-    query = sa.select(messages_t).where(*flt.where())
+    query = logged().where(*flt.where())
     if before_id is not None:
         query = query.where(messages_t.c.id < before_id)
     return list(conn.execute(query.order_by(messages_t.c.id.desc()).limit(limit)))
@@ -93,7 +113,7 @@ def iter_log(conn: Connection, flt: LogFilter, *, chunk: int = 5000) -> Iterator
     while True:
         rows = list(
             conn.execute(
-                sa.select(messages_t)
+                logged()
                 .where(*flt.where(), messages_t.c.id > last)
                 .order_by(messages_t.c.id)
                 .limit(chunk)
@@ -130,7 +150,16 @@ def export_record(row: Any) -> dict[str, Any]:
         "sent_at": iso(row.sent_at),
         "provider": row.provider,
         "provider_message_id": row.provider_message_id,
+        "item": row.item_sku,
+        "bundled_into": row.bundled_into,
     }
+
+
+def reason_text(row: Any) -> str:
+    """A message's reason as the log shows it: a bundled one names its carrier."""
+    if row.bundled_into is not None:
+        return f"{row.reason or 'bundled'} into #{row.bundled_into}"
+    return row.reason or ""
 
 
 def write_export(conn: Connection, flt: LogFilter, out: IO[str], fmt: str) -> int:
@@ -164,7 +193,7 @@ def customer_timeline(conn: Connection, customer_id: str) -> Timeline | None:
         return None
     messages = list(
         conn.execute(
-            sa.select(messages_t)
+            logged()
             .where(messages_t.c.customer_id == customer_id)
             .order_by(messages_t.c.due_at, messages_t.c.id)
         )
@@ -231,7 +260,14 @@ def summary(conn: Connection) -> dict[str, Any]:
         )
     ).scalar()
     customers = conn.execute(sa.select(sa.func.count()).select_from(customers_t)).scalar()
+    bundled, bundles = conn.execute(
+        sa.select(sa.func.count(), sa.func.count(sa.distinct(m.bundled_into))).where(
+            m.bundled_into.is_not(None)
+        )
+    ).one()
     return {
+        "bundled": bundled,
+        "bundles": bundles,
         "by_journey": by_journey,
         "skip_reasons": skip_reasons,
         "deferrals": deferrals,

@@ -6,9 +6,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from aftersale.sendlog import Timeline
+from aftersale.sendlog import Timeline, reason_text
 
 STATUS_STYLE = {
     "sent": "green", "delivered": "green", "skipped": "yellow", "cancelled": "yellow",
@@ -65,7 +66,8 @@ def print_timeline(console: Console, t: Timeline, default_timezone: str = "Europ
     for m in t.messages:
         style = STATUS_STYLE.get(m.status, "white")
         when = _local(m.sent_at or m.due_at, zone)
-        reason = f" [dim]{m.reason}[/]" if m.reason else ""
+        reason = f" [dim]{reason_text(m)}[/]" if m.reason else ""
+        about = f" · {escape(m.item_name)}" if m.item_name else ""
         # What the customer did with it, as providers and short links report it.
         seen = "".join(
             f" · {name}"
@@ -73,7 +75,7 @@ def print_timeline(console: Console, t: Timeline, default_timezone: str = "Europ
             if at is not None
         )
         console.print(
-            f"  {when}  {m.journey_id}/{m.step} #{m.occurrence} · {m.channel} · "
+            f"  {when}  {m.journey_id}/{m.step} #{m.occurrence}{about} · {m.channel} · "
             f"[{style}]{m.status}[/]{reason}{seen}",
             highlight=False,
         )

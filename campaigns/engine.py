@@ -145,6 +145,11 @@ class Engine:
         step = journey.step(step_id) if journey else None
         return step.condition if step else None
 
+    def bundle_window(self, conn: Connection, journey_id: str, version: int) -> timedelta | None:
+        """How close a version's per-item messages bundle (campaigns.bundling); None: never."""
+        journey = self._journey_by_number(conn, journey_id, version)
+        return journey.bundle_window if journey else None
+
     def _journey_by_number(self, conn: Connection, journey_id: str, version: int) -> Journey | None:
         key = (journey_id, version)
         if key not in self._by_number:

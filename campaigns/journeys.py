@@ -6,6 +6,7 @@ A journey reads like this (see the built-ins in ``campaigns/builtin_journeys``):
     name: Extended warranty offer
     trigger: {event: purchase, for_each: item, condition: "item.warranty_months"}
     exit: {events: [warranty_extended]}
+    bundle_within: 24h    # per-item messages due this close go out as one (campaigns.bundling)
     steps:
       - id: offer_email
         wait: -60d
@@ -41,6 +42,7 @@ ANCHORS = ("trigger", "previous", "warranty_end", "purchase")
 _DURATION = re.compile(r"^\s*([+-]?)\s*(\d+)\s*(m|h|d|w)\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 DEFAULT_MIN_GAP = "24h"
+DEFAULT_BUNDLE_WITHIN = "24h"
 
 
 @lru_cache(maxsize=512)
@@ -191,6 +193,9 @@ class Journey(_Model):
     min_gap: str | None = Field(
         default=None, description="the least time between two marketing messages (24h)"
     )
+    # Per-item messages due this close together go out as one (campaigns.bundling); "0m"
+    # sends each on its own. None is the default, 24h, and keeps older digests unchanged.
+    bundle_within: str | None = None
     steps: list[Step] = Field(min_length=1)
 
     @field_validator("min_gap", mode="before")
@@ -201,6 +206,16 @@ class Journey(_Model):
         text = str(value)
         if not is_duration(text) or parse_duration(text) <= timedelta(0):
             raise ValueError(f"{text!r} is not a positive duration such as 24h, 2d or 90m")
+        return text
+
+    @field_validator("bundle_within", mode="before")
+    @classmethod
+    def _bundle_within(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        text = str(value)
+        if not is_duration(text) or parse_duration(text) < timedelta(0):
+            raise ValueError(f"{text!r} is not a duration such as 24h, 2d or 0m (0m: never bundle)")
         return text
 
     @model_validator(mode="after")
@@ -231,6 +246,14 @@ class Journey(_Model):
         return parse_duration(self.min_gap or DEFAULT_MIN_GAP)
 
     @property
+    def bundle_window(self) -> timedelta | None:
+        """How close per-item messages must fall due to be bundled; None: never bundled."""
+        if self.trigger.for_each != "item":
+            return None
+        window = parse_duration(self.bundle_within or DEFAULT_BUNDLE_WITHIN)
+        return window if window > timedelta(0) else None
+
+    @property
     def has_several_messages(self) -> bool:
         """Whether an enrolment can plan more than one message (a timetable to follow)."""
         return len(self.steps) > 1 or any(step.repeat for step in self.steps)
@@ -241,8 +264,12 @@ class Journey(_Model):
     def digest(self) -> str:
         # Settings left out of a file stay out of its digest: adding a setting with a
         # default makes no new version of every journey that does not use it.
-        data = self.model_dump(by_alias=True, exclude={"min_gap"} if self.min_gap is None else None)
-        canonical = json.dumps(data, sort_keys=True)
+        optional = {"min_gap", "bundle_within"}
+        definition = self.model_dump(by_alias=True)
+        for name in optional:
+            if definition.get(name) is None:
+                definition.pop(name, None)
+        canonical = json.dumps(definition, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def conditions(self) -> list[tuple[str, str]]:

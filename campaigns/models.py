@@ -270,6 +270,8 @@ class Message(SQLModel, table=True):
     sent_at: datetime | None = utc_field()
     lease_until: datetime | None = utc_field()
     attempts: int = 0
+    # The message that carried this one (skipped, reason "bundled"); see campaigns.bundling.
+    bundled_into: int | None = None
     provider: str | None = None
     provider_message_id: str | None = Field(default=None, index=True)
     details: dict[str, Any] = json_field()

@@ -11,7 +11,7 @@ That keeps the dispatching process, the busier of the two, to reading and decidi
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -104,33 +104,22 @@ class ContextParts:
     order: Order | None
     items: tuple[Item, ...]
     position: int | None
+    # The items of the messages this one carries (campaigns.bundling), each with its order.
+    bundled: tuple[tuple[Order, Item], ...] = ()
 
     @property
     def locale(self) -> str | None:
         return self.customer.locale
 
     def base(self) -> dict[str, Any]:
-        """The context without links and offer (what journey conditions see)."""
+        """The context without links and offer (what journey conditions see).
+
+        ``item`` is the message's own item (None for a journey per order); ``items`` is it
+        followed by the items of the messages it carries, so a bundle names every one.
+        """
         order = self.order
         zone = resolve_zone(self.customer.timezone, UTC_ZONE)  # the calendar dates show in
-        items = [
-            {
-                "position": i.position,
-                "sku": i.sku,
-                "name": i.name,
-                "category": i.category,
-                "price": _decimal(i.price),
-                "quantity": i.quantity,
-                "warranty_months": i.warranty_months,
-                "inspection_interval_days": i.inspection_interval_days,
-                "warranty_end": (
-                    warranty_end(order.purchased_at, i.warranty_months, zone)
-                    if i.warranty_months
-                    else None
-                ),
-            }
-            for i in (self.items if order is not None else ())
-        ]
+        items = [_item_context(order, i, zone) for i in (self.items if order is not None else ())]
         order_ctx = None
         if order is not None:
             order_ctx = {
@@ -140,10 +129,13 @@ class ContextParts:
                 "purchased_at": order.purchased_at,
                 "items": items,
             }
+        item = next((i for i in items if i["position"] == self.position), None)
+        carried = [_item_context(o, i, zone) for o, i in self.bundled] if item is not None else []
         return {
             "customer": customer_context(self.customer, self.now.year),
             "order": order_ctx,
-            "item": next((i for i in items if i["position"] == self.position), None),
+            "item": item,
+            "items": [item, *carried] if item is not None else [],
             "journey": {"id": self.journey_id, "name": self.journey_id.replace("_", " ")},
             "step": {"id": self.step, "occurrence": self.occurrence},
             "occurrence": self.occurrence,
@@ -186,8 +178,14 @@ class ContextLoader:
         for eid, position in conn.execute(POSITIONS, {"ids": enrollment_ids}).all():
             self.positions[eid] = position
 
-    def parts_for(self, row: Any, customer: Any, now: datetime) -> ContextParts:
-        """What ``row``'s context is built from; ``customer`` as :data:`CUSTOMERS` reads it."""
+    def parts_for(
+        self, row: Any, customer: Any, now: datetime, bundled: Sequence[Any] = ()
+    ) -> ContextParts:
+        """What ``row``'s context is built from; ``customer`` as :data:`CUSTOMERS` reads it.
+
+        ``bundled`` are the messages ``row`` carries; they must have been among the rows
+        this loader was given.
+        """
         if self._rows is not None:
             rows, self._rows = self._rows, None
             self._load(rows)
@@ -204,13 +202,38 @@ class ContextLoader:
             order=self.orders.get(row.order_id),
             items=tuple(self.items.get(row.order_id, ())),
             position=self.positions.get(row.enrollment_id),
+            bundled=tuple(self._items_of(bundled)),
         )
+
+    def _items_of(self, messages: Sequence[Any]) -> Iterator[tuple[Order, Item]]:
+        for message in messages:
+            order = self.orders.get(message.order_id)
+            position = self.positions.get(message.enrollment_id)
+            found = [i for i in self.items.get(message.order_id, ()) if i.position == position]
+            if order is not None and found:
+                yield order, found[0]
 
     def context_for(self, row: Any, customer: Any, now: datetime) -> dict[str, Any]:
         """``row``'s context without links and offer, as journey conditions see it."""
         if row.id not in self._bases:
             self._bases[row.id] = self.parts_for(row, customer, now).base()
         return self._bases[row.id]
+
+
+def _item_context(order: Order, i: Item, zone: ZoneInfo) -> dict[str, Any]:
+    return {
+        "position": i.position,
+        "sku": i.sku,
+        "name": i.name,
+        "category": i.category,
+        "price": _decimal(i.price),
+        "quantity": i.quantity,
+        "warranty_months": i.warranty_months,
+        "inspection_interval_days": i.inspection_interval_days,
+        "warranty_end": (
+            warranty_end(order.purchased_at, i.warranty_months, zone) if i.warranty_months else None
+        ),
+    }
 
 
 def _customer(row: Any) -> CustomerRow:

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from campaigns.bulk import executemany
+from campaigns.bundling import BUNDLED
 from campaigns.engine import (
     Engine as JourneyEngine,
 )
@@ -69,6 +70,7 @@ from channels import (
 )
 from channels.ratelimit import RateLimiter
 from channels.retry import backoff_delay
+from scheduler.bundling import BatchBundles, candidates_query
 from scheduler.clock import Clock
 from scheduler.context import ContextLoader, ContextParts, LinkSettings
 from scheduler.heap import long_lived_frozen
@@ -367,7 +369,8 @@ class Dispatcher:
         customers = load_customers(conn, customer_ids)
         suppressed = _suppressions(conn, customer_ids)
         history, latest = self._history(conn, customer_ids, now)
-        contexts = ContextLoader(conn, rows)
+        bundles = self._bundles(conn, rows)
+        contexts = ContextLoader(conn, [*rows, *bundles.outside])
         sending: list[int] = []
         updates: list[dict[str, Any]] = []
         decisions: list[tuple] = []
@@ -379,6 +382,9 @@ class Dispatcher:
         for cid, competing in by_customer.items():
             customer = customers.get(cid)
             for row in sorted(competing, key=lambda r: (-r.priority, r.due_at, r.id)):
+                if bundles.taken(row) or bundles.held_elsewhere(row):
+                    continue  # carried by another, or left for the dispatcher holding a sibling
+                bundles.settle(row)
                 decision = self._decide(
                     row, customer, suppressed.get(cid, {}), history[cid], contexts, now, latest
                 )
@@ -388,6 +394,15 @@ class Dispatcher:
                         history[cid].append(Contact(row.channel, now))
                         latest[(cid, row.journey_id)] = now
                     reserved.append(_Reserved(row))
+                    for sibling in bundles.pull(
+                        row, now, lambda s, c=customer: self._condition_holds(s, c, contexts, now)
+                    ):
+                        updates.append(_bundled(sibling, row))
+                        decisions.append(
+                            (sibling.id, "skipped", BUNDLED, sibling.due_at, None, None)
+                        )
+                        stats.skipped += 1
+                        skipped.append(sibling)
                 elif isinstance(decision, Defer):
                     until = decision.until or now + HELD
                     updates.append(_update(row.id, due_at=until, reason=decision.reason))
@@ -405,21 +420,15 @@ class Dispatcher:
         _decide_rows(conn, decisions, now)
         stats.planned += self.journeys.plan_next(conn, skipped, now)
         for item in reserved:  # the context itself is built where the message renders
-            item.parts = contexts.parts_for(item.row, customers[item.row.customer_id], now)
+            customer = customers[item.row.customer_id]
+            item.parts = contexts.parts_for(item.row, customer, now, bundles.carried(item.row))
         return reserved, claimed
 
     def _decide(self, row, customer, suppressed, history, contexts, now, latest):
         if customer is None:
             return Skip("unknown_customer")
-        condition = self.journeys.step_condition(
-            contexts.conn, row.journey_id, row.journey_version, row.step
-        )
-        if condition:
-            context = contexts.context_for(row, customer, now)
-            if "previous" in condition:
-                context = {**context, "previous": self.journeys.previous_of(contexts, row)}
-            if not _safe_condition(condition, context):
-                return Skip(f"condition:{row.step}")
+        if not self._condition_holds(row, customer, contexts, now):
+            return Skip(f"condition:{row.step}")
         candidate = Candidate(
             channel=row.channel,
             category=row.category,
@@ -454,6 +463,29 @@ class Dispatcher:
         if row.expires_at is not None and until >= row.expires_at:
             return Skip("expired")
         return Defer(until, "min_gap")
+
+    def _bundles(self, conn: Connection, rows: list[Any]) -> BatchBundles:
+        """The batch's candidates for bundling; one query, none without per-item messages."""
+        return BatchBundles.load(
+            conn,
+            BUNDLE_CANDIDATES,
+            rows,
+            lambda r: self.journeys.bundle_window(conn, r.journey_id, r.journey_version),
+            postgres=self._postgres,
+        )
+
+    def _condition_holds(self, row, customer, contexts, now) -> bool:
+        """Whether ``row``'s step condition holds for it (for a message of the batch, or one
+        a carrier would take along); ``previous`` is read only when the condition asks."""
+        condition = self.journeys.step_condition(
+            contexts.conn, row.journey_id, row.journey_version, row.step
+        )
+        if not condition:
+            return True
+        context = contexts.context_for(row, customer, now)
+        if "previous" in condition:
+            context = {**context, "previous": self.journeys.previous_of(contexts, row)}
+        return _safe_condition(condition, context)
 
     def _history(self, conn: Connection, customer_ids: list[str], now: datetime):
         """The customers' recent marketing contacts, and when each journey last reached each
@@ -658,6 +690,7 @@ CLAIM = (
 )
 CLAIM_SKIP_LOCKED = CLAIM.with_for_update(skip_locked=True, of=messages_t)
 LEASE_EXPIRED = sa.select(messages_t).where(_m.status == SENDING, _m.lease_until <= _moment("now"))
+BUNDLE_CANDIDATES = candidates_query(CLAIMED)
 STILL_PLANNED = (
     sa.select(*CLAIMED).where(_m.id.in_(_ids()), _m.status == PLANNED).order_by(*_DUE_ORDER)
 )
@@ -677,6 +710,11 @@ SUPPRESSIONS = sa.select(
 HISTORY = sa.select(
     _m.customer_id, _m.channel, _m.sent_at, _m.category, _m.status, _m.journey_id
 ).where(_m.customer_id.in_(_ids()), _m.sent_at > _moment("since"))
+
+
+def _bundled(sibling: Any, carrier: Any) -> dict[str, Any]:
+    """The update of a message that ``carrier`` takes along (campaigns.bundling)."""
+    return _update(sibling.id, status=SKIPPED, reason=BUNDLED, bundled_into=carrier.id)
 
 
 def _lock_key(customer_id: str) -> int:

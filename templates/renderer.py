@@ -23,14 +23,16 @@ The subject and preheader are blocks of the HTML template::
 The layout puts the subject into ``<title>`` and the preheader into a hidden
 element; the renderer also reads both blocks out, unescaped and on one line.
 
-Besides the caller's context (``customer``, ``order``, ``item``, ``journey``,
+Besides the caller's context (``customer``, ``order``, ``item``, ``items``, ``journey``,
 ``step``, ``links``, ``offer``, ``now``) templates see ``shop`` (the
 :class:`ShopInfo` as a dict), ``marketing`` (bool), ``channel`` (``email`` or
 ``sms``), ``locale`` (formatting locale, e.g. ``de_AT``), ``lang`` (language of
 the file in use) and the function ``shop_link(path_or_url)`` that adds UTM
 parameters (in an SMS whose context has ``links.short``, it returns that short link and
 collects the full one in :attr:`RenderedSms.links`). Filters: ``money``, ``date``,
-``datetime``, ``number``, ``ordinal`` (see :mod:`templates.formatting`).
+``datetime``, ``number``, ``ordinal`` (see :mod:`templates.formatting`), ``and_list`` and
+``your`` (see :mod:`templates.wording`). ``items`` lists what a message is about: its own
+``item`` first, then the items of the messages bundled into it.
 
 Templates run in Jinja's immutable sandbox with ``StrictUndefined``: an unknown
 variable, a syntax error or an attempt to reach Python internals raises
@@ -60,6 +62,7 @@ from .results import RenderedEmail, RenderedSms, ShopInfo, TemplateError, Templa
 from .sandbox import TemplateSandbox
 from .sms import append_opt_out, normalise_sms_body, sms_segments
 from .validation import email_issues, sms_issues, validate_template
+from .wording import WORDING_FILTERS
 
 __all__ = [
     "BUILTIN_DIR",
@@ -218,6 +221,7 @@ class TemplateRenderer:
             cache_size=-1,  # never evict: re-parsing is what makes bulk rendering slow
         )
         env.filters.update(FILTERS)
+        env.filters.update(WORDING_FILTERS)
         # A plain function: pass_context marks its argument, which a bound method refuses.
         env.globals["shop_link"] = jinja2.pass_context(
             lambda context, path_or_url="": self._shop_link(context, path_or_url)

@@ -17,24 +17,25 @@ _PEOPLE = {
     "en": ("Emma", "Taylor", "Europe/London", "London"),
 }
 _ITEMS = {
-    "de": ("Waschmaschine EcoWash 8", "Kalkschutz-Tabs (40 Stück)"),
-    "en": ("EcoWash 8 washing machine", "Limescale tablets (40 pack)"),
+    "de": ("Waschmaschine EcoWash 8", "Kalkschutz-Tabs (40 Stück)", "Geschirrspüler CleanLine 6"),
+    "en": ("EcoWash 8 washing machine", "Limescale tablets (40 pack)", "CleanLine 6 dishwasher"),
 }
 
 
-def sample_context(locale: str = "de") -> dict[str, Any]:
+def sample_context(locale: str = "de", *, bundle: bool = False) -> dict[str, Any]:
     """Customer, order, item, journey, step, links, offer and ``now`` as a shop would send them.
 
     German-speaking locales get a German sample customer, every other locale an
     English one; the customer's ``locale`` is the one asked for. Always the same
-    values, so previews and validation are reproducible.
+    values, so previews and validation are reproducible. ``bundle`` makes it the context
+    of a bundled message: the order has a dishwasher too, and ``items`` names both.
     """
     norm = normalise_locale(locale) or "de"
     lang = "de" if language_of(norm) == "de" else "en"
     first, last, tz, city = _PEOPLE[lang]
     zone = ZoneInfo(tz)
     purchased = datetime(2026, 1, 5, 10, 0, tzinfo=zone)
-    machine_name, tabs_name = _ITEMS[lang]
+    machine_name, tabs_name, dishwasher_name = _ITEMS[lang]
     machine = {
         "sku": "WM-1",
         "name": machine_name,
@@ -55,6 +56,14 @@ def sample_context(locale: str = "de") -> dict[str, Any]:
         "inspection_interval_days": None,
         "warranty_end": None,
     }
+    dishwasher = {
+        **machine,
+        "sku": "GS-6",
+        "name": dishwasher_name,
+        "price": Decimal("479.00"),
+        "warranty_months": 24,
+    }
+    items = [machine, dishwasher] if bundle else [machine]
     return {
         "customer": {
             "id": "c1",
@@ -68,12 +77,13 @@ def sample_context(locale: str = "de") -> dict[str, Any]:
         },
         "order": {
             "id": "o1",
-            "total": Decimal("524.98"),
+            "total": Decimal("1003.98") if bundle else Decimal("524.98"),
             "currency": "EUR",
             "purchased_at": purchased,
-            "items": [machine, tabs],
+            "items": [*items, tabs],
         },
         "item": machine,
+        "items": items,
         "journey": {"id": "inspection", "name": "Free inspection"},
         "step": {"id": "invite", "occurrence": 2},
         "links": {

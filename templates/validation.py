@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 from markupsafe import escape
@@ -98,7 +99,26 @@ def _render_issues(
     locale: str,
     marketing: bool,
 ) -> list[TemplateIssue]:
-    context = sample_context(locale)
+    # Once about one item, then as a bundle naming two, so both branches of a template run;
+    # the bundle adds only what goes wrong there alone.
+    issues = _sample_issues(renderer, template, channel, locale, marketing, bundle=False)
+    seen = {issue.message for issue in issues}
+    for issue in _sample_issues(renderer, template, channel, locale, marketing, bundle=True):
+        if issue.level != "info" and issue.message not in seen:
+            issues.append(replace(issue, message=f"as a bundle of two items: {issue.message}"))
+    return issues
+
+
+def _sample_issues(
+    renderer: TemplateRenderer,
+    template: str,
+    channel: Literal["email", "sms"],
+    locale: str,
+    marketing: bool,
+    *,
+    bundle: bool,
+) -> list[TemplateIssue]:
+    context = sample_context(locale, bundle=bundle)
     file = renderer.template_file(template, channel, locale)
     try:
         if channel == "email":

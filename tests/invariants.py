@@ -44,10 +44,13 @@ def audit(
     events: list[dict[str, Any]],
     policy: dict[str, Any],
     min_gap: dict[str, timedelta] | None = None,
+    *,
+    bundle_within: timedelta = timedelta(hours=24),
 ) -> list[str]:
     """Every violation found; an empty list means the log is clean.
 
-    ``min_gap`` by journey, where it is not the default 24 hours.
+    ``min_gap`` by journey, where it is not the default 24 hours; ``bundle_within`` is the
+    journeys' bundling window (the built-ins keep the default).
     """
     problems: list[str] = []
     reached = [r for r in records if r["status"] in REACHED]
@@ -98,12 +101,19 @@ def audit(
     # A step timed from the previous one went out at least its wait after the previous
     # step's message did. Without the item in the record, the messages of one order's
     # items pair off in time order: the k-th reminder after the k-th invitation.
+    # A message bundled into another went out when its carrier did.
+    carriers = {r["message_id"]: r for r in reached}
+    bundled = [
+        {**r, "sent_at": carriers[r["bundled_into"]]["sent_at"]}
+        for r in records
+        if r.get("reason") == "bundled" and r.get("bundled_into") in carriers
+    ]
     previous: dict[tuple, list[datetime]] = defaultdict(list)
     following: dict[tuple, list[datetime]] = defaultdict(list)
-    for r in reached:
+    for r, went_itself in [*((r, True) for r in reached), *((r, False) for r in bundled)]:
         key = (r["customer"], r["order"], r.get("item"), r["journey"], r["occurrence"])
         for (journey, step), (before, _) in FROM_PREVIOUS.items():
-            if r["journey"] == journey and r["step"] == step:
+            if r["journey"] == journey and r["step"] == step and went_itself:
                 following[(*key, step)].append(_t(r["sent_at"]))
             elif r["journey"] == journey and r["step"] == before:
                 previous[(*key, step)].append(_t(r["sent_at"]))
@@ -175,4 +185,42 @@ def audit(
     ids = [r["message_id"] for r in records]
     if len(ids) != len(set(ids)):
         problems.append("duplicate message ids in the export")
+    problems += _bundles(records, bundle_within)
+    return problems
+
+
+def _bundles(records: list[dict[str, Any]], window: timedelta) -> list[str]:
+    """Per-item messages of one customer, journey and step due within ``window`` of each
+    other went out as one: no two of them reached the customer that close together, and
+    each ``bundled`` one names a carrier of its kind that reached the customer."""
+    problems: list[str] = []
+    by_id = {r["message_id"]: r for r in records}
+    for r in records:
+        if (r.get("reason") == "bundled") != (r.get("bundled_into") is not None):
+            problems.append(f"bundle: message {r['message_id']} has reason {r.get('reason')!r} "
+                            f"and bundled_into {r.get('bundled_into')!r}")  # fmt: skip
+            continue
+        if r.get("reason") != "bundled":
+            continue
+        carrier = by_id.get(r["bundled_into"])
+        same = ("customer", "journey", "step", "channel")
+        if (
+            r["status"] != "skipped"
+            or carrier is None
+            or carrier["status"] not in REACHED
+            or carrier.get("bundled_into") is not None
+            or any(carrier[k] != r[k] for k in same)
+            or carrier["item"] is None
+            or abs(_t(carrier["due_at"]) - _t(r["due_at"])) > window
+        ):
+            problems.append(f"bundle: message {r['message_id']} bundled into {carrier}")
+    sent: dict[tuple, list[datetime]] = defaultdict(list)
+    for r in records:
+        if r.get("item") is not None and r["status"] in REACHED:
+            sent[(r["customer"], r["journey"], r["step"])].append(_t(r["sent_at"]))
+    for key, times in sent.items():
+        times.sort()
+        for a, b in zip(times, times[1:], strict=False):
+            if b - a <= window:
+                problems.append(f"twins: {key} at {a.isoformat()} and {b.isoformat()}")
     return problems

@@ -93,6 +93,7 @@ def message_dict(row: Any) -> dict[str, Any]:
     return {
         "id": record.pop("message_id"),
         **record,
+        "item_name": row.item_name,
         "delivered_at": iso(row.delivered_at),
         "opened_at": iso(row.opened_at),
         "clicked_at": iso(row.clicked_at),

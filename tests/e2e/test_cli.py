@@ -200,6 +200,7 @@ def test_demo_summary_shows_every_journey_and_the_policy_at_work(tmp_path: Path)
         assert journey in out
     assert "quiet_hours" in out and "no_consent:" in out
     assert "Why messages were deferred" in out and "customers reached" in out
+    assert "bundled: " in out and "per-item messages went out inside" in out
     assert (tmp_path / "demo" / "aftersale.db").exists()
 
 

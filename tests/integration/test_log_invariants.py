@@ -172,4 +172,40 @@ def test_the_audit_itself_catches_violations():
         "consent",
         "consent",  # message 6 by SMS
         "duplicate",
+        "bundle",  # message 7 names no carrier
     ]
+
+
+def test_the_audit_catches_twins_and_bad_bundles():
+    policy = {"default_timezone": "Europe/Berlin", "quiet_hours": "20:00-09:00"}
+    customers = {"c1": {"timezone": "", "email_consent": "yes", "sms_consent": "no"}}
+    base = {"customer": "c1", "order": "o1", "journey": "inspection_invitation",
+            "step": "invite", "occurrence": 1, "channel": "email", "category": "marketing",
+            "template": "t", "status": "sent", "reason": None, "bundled_into": None,
+            "due_at": "2026-03-02T10:00:00Z", "sent_at": "2026-03-02T10:00:00Z"}  # fmt: skip
+    carrier = {**base, "message_id": 1, "item": "GS-6"}
+    bundled = {**base, "message_id": 2, "item": "WM-7", "status": "skipped",
+               "reason": "bundled", "bundled_into": 1, "sent_at": None}  # fmt: skip
+    bought = [{"type": "purchase", "customer": "c1", "at": "2026-01-01T10:00:00Z",
+               "order": {"id": "o1", "items": [{"sku": "GS-6"}, {"sku": "WM-7"}]}}]  # fmt: skip
+    assert audit([carrier, bundled], customers, bought, policy) == []
+
+    twin = {**bundled, "status": "sent", "reason": None, "bundled_into": None,
+            "sent_at": "2026-03-02T10:01:00Z"}  # fmt: skip
+    unsent = {**carrier, "status": "skipped", "reason": "no_consent:email", "sent_at": None}
+    elsewhere = {**bundled, "step": "reminder"}
+    unexplained = {**bundled, "reason": "expired"}
+    found = [
+        audit(records, customers, bought, policy)
+        for records in ([carrier, twin], [unsent, bundled], [carrier, elsewhere],
+                        [carrier, unexplained])
+    ]  # fmt: skip
+    assert [[p.split(":")[0] for p in problems] for problems in found] == [
+        ["min_gap", "twins"],  # a minute apart: also closer than the journey's min_gap
+        ["bundle"],
+        ["bundle"],
+        ["bundle"],
+    ]
+    # Three days apart is no twin.
+    later = {**twin, "sent_at": "2026-03-05T10:00:00Z", "due_at": "2026-03-05T10:00:00Z"}
+    assert audit([carrier, later], customers, bought, policy) == []

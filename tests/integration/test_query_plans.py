@@ -111,3 +111,20 @@ def customer_key(h: Harness) -> str:
             if [column[2] for column in info] == ["customer_id", "journey_id", "entry_key"]:
                 return index[1]
     raise AssertionError("enrollments has no unique key on (customer_id, journey_id, entry_key)")
+
+
+def test_bundling_finds_its_candidates_by_customer(sqlite_harness: Harness):
+    h = sqlite_harness
+    h.customers([{"id": "c1", "email": "c1@example.com"}])
+    plans = recording_plans(h.project.db, "bundled_into IN")
+    appliance = {"inspection_interval_days": 90}
+    h.events([purchase("e1", "c1", "2026-01-13T10:00:00+01:00", "o1",
+                       item("GS-6", **appliance), item("WM-7", **appliance))])  # fmt: skip
+    h.simulate(utc("2026-04-14T00:00:00"), start=utc("2026-01-13T00:00:00"))
+
+    assert plans, "the invitations of two items looked for each other"
+    for statement, steps in plans:
+        assert steps == ["SEARCH messages USING INDEX ix_messages_customer_sent (customer_id=?)"], (
+            statement,
+            steps,
+        )

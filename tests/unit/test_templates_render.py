@@ -96,6 +96,7 @@ def test_an_inspection_reminder_fits_one_segment_with_a_long_device_name(
     context = sample_context(locale)
     context["customer"] = {**context["customer"], "first_name": "Alexander"}
     context["item"] = {**context["item"], "name": device}
+    context["items"] = [context["item"]]
     context["step"] = {**context["step"], "occurrence": 4}
     context["links"] = {**context["links"], "short": "http://127.0.0.1:8000/l/2lkf.bGy5Iac"}
     sms = renderer.render_sms("inspection_reminder", locale, context, marketing=True)
@@ -120,6 +121,7 @@ def test_a_warranty_reminder_fits_one_segment_with_a_long_device_name(
     ends = context["now"] + timedelta(days=days, hours=1) if days else None
     context["customer"] = {**context["customer"], "first_name": "Alexander"}
     context["item"] = {**context["item"], "name": device, "warranty_end": ends}
+    context["items"] = [context["item"]]
     context["links"] = {**context["links"], "short": "http://127.0.0.1:8000/l/2lkf.bGy5Iac"}
     sms = renderer.render_sms("warranty_reminder", locale, context, marketing=True)
     assert device in sms.body
