@@ -536,9 +536,12 @@ def customer(customer_id: str) -> None:
         timeline = customer_timeline(conn, customer_id)
     if timeline is None:
         fail(f"no customer {customer_id!r}")
+    from aftersale.admin.customers import holiday_calendar
     from aftersale.views import print_timeline
 
-    print_timeline(console, timeline, proj.settings.policy.get("default_timezone", "Europe/Berlin"))
+    holidays = run_guarded(lambda: holiday_calendar(proj.policy, timeline.customer))
+    tz = proj.settings.policy.get("default_timezone", "Europe/Berlin")
+    print_timeline(console, timeline, tz, holidays=holidays)
 
 
 # ------------------------------------------------------------------------------ demo

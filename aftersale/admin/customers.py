@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from aftersale.sendlog import customer_timeline, iso
 from campaigns.engine import end_enrollments
 from campaigns.models import Customer, Enrollment, Event, Purchase, PurchaseItem, Suppression
+from campaigns.policy import ContactPolicy
 
 customers_t = Customer.__table__
 suppressions_t = Suppression.__table__
@@ -28,6 +29,13 @@ CHANNELS = ("email", "sms")
 
 class CustomerActionError(ValueError):
     """The action does not apply (unknown channel, nothing to lift)."""
+
+
+def holiday_calendar(policy: ContactPolicy, customer: Any) -> str:
+    """The public holidays that hold this customer's messages and where they come from:
+    "US (from country)", "DE (from phone)", "DE (default region)"."""
+    country = (customer.attributes or {}).get("country")
+    return policy.holiday_calendar(country if isinstance(country, str) else None, customer.phone)
 
 
 def _note(conn: Connection, customer_id: str, kind: str, actor: str, now: datetime, **data: Any):
