@@ -101,7 +101,8 @@ opt_out_hint = {{ de = "Abmelden: STOP", en = "Reply STOP to opt out" }}
 default_timezone = "Europe/Berlin"
 quiet_hours = "20:00-09:00"   # recipient's local time; applies to every message
 quiet_days = ["sun"]
-public_holidays = "DE"
+public_holidays = "DE"        # or "auto": each customer's own (country, else phone, else default_region)
+transactional_quiet = "hours" # transactional mail keeps quiet hours only; "all" | "none"
 
 [[policy.caps]]               # marketing messages only; rolling windows
 channel = "email"
