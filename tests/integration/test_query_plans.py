@@ -111,3 +111,15 @@ def customer_key(h: Harness) -> str:
             if [column[2] for column in info] == ["customer_id", "journey_id", "entry_key"]:
                 return index[1]
     raise AssertionError("enrollments has no unique key on (customer_id, journey_id, entry_key)")
+
+
+def test_a_full_claim_reads_its_customers_due_messages_by_customer(tmp_path: Path):
+    from scheduler.dispatcher import CUSTOMERS_DUE
+
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    plans = explained(
+        tmp_path, lambda conn: conn.execute(CUSTOMERS_DUE, {"ids": ["c1", "c2"], "now": now})
+    )
+    [(_, steps)] = [(sql, steps) for sql, steps in plans if "customer_id IN" in sql]
+    assert any("ix_messages_customer_sent (customer_id=?)" in step for step in steps), steps
+    assert not any("ix_messages_due" in step for step in steps), steps
