@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from campaigns.models import Message
 from scheduler.clock import SimulatedClock
-from tests.conftest import Harness, item, purchase, utc
+from scheduler.dispatcher import _lock_key
+from tests.conftest import Harness, _reset_postgres, item, purchase, utc
 
 messages_t = Message.__table__
 
@@ -58,6 +59,19 @@ LATER = utc("2026-03-03T12:00:00")
 def backlog(
     make_harness: Callable[..., Harness], database_url: str
 ) -> Iterator[Callable[[int], Harness]]:
+    yield from _shops(make_harness, database_url)
+
+
+@pytest.fixture
+def pg_backlog(
+    make_harness: Callable[..., Harness], postgres_server: str
+) -> Iterator[Callable[[int], Harness]]:
+    """Row and customer locks held by other dispatchers exist on PostgreSQL."""
+    _reset_postgres(postgres_server)
+    yield from _shops(make_harness, postgres_server)
+
+
+def _shops(make_harness: Callable[..., Harness], database_url: str) -> Iterator[Callable]:
     made: list[Harness] = []
 
     def build(customers: int) -> Harness:
@@ -108,15 +122,13 @@ def _tick(h: Harness) -> None:
 
 
 def test_a_customer_whose_due_message_another_dispatcher_holds_waits(
-    backlog, database_url: str
+    pg_backlog, postgres_server: str
 ) -> None:
     """Another dispatcher has claimed c0's most important offer and not yet decided it:
     this one leaves c0 alone rather than send the lesser offer in its place."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("row locks held by other dispatchers exist on PostgreSQL")
-    h = backlog(2)
+    h = pg_backlog(2)
     _plan(h)
-    other = sa.create_engine(database_url)
+    other = sa.create_engine(postgres_server)
     try:
         with other.connect() as conn, conn.begin():
             held = conn.execute(
@@ -135,17 +147,13 @@ def test_a_customer_whose_due_message_another_dispatcher_holds_waits(
 
 
 def test_a_customer_another_dispatcher_is_deciding_is_left_to_it(
-    backlog, database_url: str
+    pg_backlog, postgres_server: str
 ) -> None:
     """Another dispatcher holds c0's lock (it is deciding c0): this one does not wait for
     it and decides the others."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("customer locks exist on PostgreSQL")
-    from scheduler.dispatcher import _lock_key
-
-    h = backlog(2)
+    h = pg_backlog(2)
     _plan(h)
-    other = sa.create_engine(database_url)
+    other = sa.create_engine(postgres_server)
     try:
         with other.connect() as conn, conn.begin():
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key("c0"))))
