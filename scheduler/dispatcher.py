@@ -352,36 +352,43 @@ class Dispatcher:
         """The due messages this batch decides, and how many due rows the claim saw.
 
         A batch takes whole customers: every due message of each customer it claims, so
-        that priority decides a customer's competing messages wherever the batch boundary
-        falls. On PostgreSQL a customer is decided only by the dispatcher holding its
-        advisory lock, and only when that dispatcher also holds every one of the
-        customer's due rows; a customer another dispatcher is deciding, or one of whose
-        rows another has claimed, is left for a later batch. Nothing here waits on another
-        dispatcher, and a claim that found only such customers reports none seen, so that
-        the tick ends rather than claim them again and again. (A customer with more due messages than two batches hold, split between
-        two dispatchers at once, could be left by both until one of them claims it whole.)
+        that priority decides among a customer's competing messages wherever the batch
+        boundary falls and whichever dispatcher claims them. A claim that saw fewer rows
+        than a batch took everything due.
         """
+        if self._postgres:
+            return self._claim_skip_locked(conn, now)
         limit = self.config.batch_size
-        if not self._postgres:
-            rows = conn.execute(CLAIM, {"now": now, "limit": limit}).all()
-            if len(rows) < limit:  # everything due is in hand: no boundary to fall between
-                return rows, len(rows)
-            ids = sorted({r.customer_id for r in rows})
-            return conn.execute(CUSTOMERS_DUE, {"ids": ids, "now": now}).all(), len(rows)
-        rows = conn.execute(CLAIM_SKIP_LOCKED, {"now": now, "limit": limit}).all()
-        if not rows:
-            return [], 0
-        keys = {_lock_key(cid): cid for cid in {r.customer_id for r in rows}}
-        taken = conn.execute(TRY_LOCKS, {"keys": sorted(keys)}).scalars()
-        ids = sorted(keys[key] for key in taken)
+        rows = conn.execute(CLAIM, {"now": now, "limit": limit}).all()
+        if len(rows) < limit:  # everything due is in hand: no boundary to fall between
+            return rows, len(rows)
+        ids = sorted({r.customer_id for r in rows})
+        return conn.execute(CUSTOMERS_DUE, {"ids": ids, "now": now}).all(), len(rows)
+
+    def _claim_skip_locked(self, conn: Connection, now: datetime) -> tuple[list[Any], int]:
+        """PostgreSQL: decide a customer only holding its advisory lock and every one of its
+        due rows.
+
+        A customer another dispatcher is deciding (its lock is taken), or one of whose due
+        rows another has claimed, is left to a later batch: no dispatcher waits on another.
+        A claim that found only such customers reports none seen, so the tick ends rather
+        than claim them again and again. (A customer with more due messages than a batch,
+        split between two dispatchers claiming at the same moment, is left by both until
+        one claims it whole.)
+        """
+        rows = conn.execute(CLAIM_SKIP_LOCKED, {"now": now, "limit": self.config.batch_size}).all()
+        keys: dict[int, list[str]] = defaultdict(list)  # two customers may share a key
+        for cid in {r.customer_id for r in rows}:
+            keys[_lock_key(cid)].append(cid)
+        taken = conn.execute(TRY_LOCKS, {"keys": sorted(keys)}).scalars() if keys else []
+        ids = sorted(cid for key in taken for cid in keys[key])
         if not ids:
             return [], 0
         # Read after the locks: what the lock's last holder decided is no longer planned.
         held = conn.execute(CUSTOMERS_DUE_SKIP_LOCKED, {"ids": ids, "now": now}).all()
         mine = {r.id for r in held}
-        elsewhere = {
-            cid for mid, cid in conn.execute(DUE_OF, {"ids": ids, "now": now}) if mid not in mine
-        }
+        due = conn.execute(DUE_OF, {"ids": ids, "now": now})
+        elsewhere = {cid for mid, cid in due if mid not in mine}
         kept = [r for r in held if r.customer_id not in elsewhere]
         return kept, len(rows) if kept else 0
 
