@@ -13,6 +13,7 @@ Holidays come from one fixed region or, under ``"auto"``, from the recipient's o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
@@ -348,3 +349,25 @@ def test_quiet_ends_inside_dst_changes(
     until, why = ContactPolicy(r).next_allowed(c, rec, [], now)
     assert_earliest(r, c, rec, [], now, until)
     assert why in (None, "quiet_hours")
+
+
+@SETTINGS
+@given(st.one_of(scenarios(), scenarios(reachable=True)), own_regions)
+def test_a_recipients_own_region_counts_only_under_auto(scenario: tuple, other: str | None) -> None:
+    r, c, rec, history, now = scenario
+    policy = ContactPolicy(r)
+    moved = replace(rec, region=other)
+    same = policy.decide(c, rec, history, now) == policy.decide(c, moved, history, now)
+    assert same or r.public_holidays == "auto"
+
+
+@SETTINGS
+@given(scenarios(reachable=True))
+def test_transactional_mail_meets_only_the_quiet_rules_its_mode_names(scenario: tuple) -> None:
+    r, c, rec, history, now = scenario
+    c = replace(c, category="transactional")
+    decision = ContactPolicy(r).decide(c, rec, history, now)
+    if r.transactional_quiet == "none":
+        assert decision in (Allow(), Skip("expired"))
+    elif r.transactional_quiet == "hours" and not isinstance(decision, Allow):
+        assert decision.reason in ("quiet_hours", "expired")
