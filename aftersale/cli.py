@@ -540,7 +540,7 @@ def customer(customer_id: str) -> None:
     from aftersale.admin.customers import holiday_calendar
     from aftersale.views import print_timeline
 
-    holidays = run_guarded(lambda: holiday_calendar(proj.policy, timeline.customer))
+    holidays = holiday_calendar(lambda: proj.policy, timeline.customer)
     tz = proj.settings.policy.get("default_timezone", "Europe/Berlin")
     print_timeline(console, timeline, tz, holidays=holidays)
 

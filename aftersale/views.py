@@ -44,7 +44,7 @@ def print_timeline(
     console.print(f"  e-mail {c.email or '-'} · phone {c.phone or '-'}", highlight=False)
     console.print(f"  locale {c.locale} · times below in the customer's zone, {zone.key}")
     if holidays is not None:
-        console.print(f"  public holidays: {holidays}", highlight=False)
+        console.print(f"  public holidays: {holidays}", highlight=False, markup=False)
     console.print(
         f"  consent: e-mail {yes_no[bool(c.email_consent)]} ({c.email_consent_source}), "
         f"SMS {yes_no[bool(c.sms_consent)]} ({c.sms_consent_source})"

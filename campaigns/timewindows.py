@@ -151,7 +151,7 @@ def split_region(region: str) -> tuple[str, str | None]:
     return country.upper(), (subdiv.upper() or None)
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=1024)  # under "auto": every customer region, a few years each
 def holiday_dates(region: str, year: int) -> frozenset[date]:
     """The public holidays of a country or country-subdivision in one year.
 

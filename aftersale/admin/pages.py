@@ -220,7 +220,7 @@ def customer_page(request: Request, user: PageUser, customer_id: str) -> HTMLRes
         raise HTTPException(404, f"no customer {customer_id!r}")
     return render(request, "customer.html", user, t=timeline,
                   contact=contact_view(user, timeline.customer),
-                  holidays=actions.holiday_calendar(project.policy, timeline.customer))  # fmt: skip
+                  holidays=actions.holiday_calendar(lambda: project.policy, timeline.customer))  # fmt: skip
 
 
 @router.get("/customers/{customer_id}/export.json")

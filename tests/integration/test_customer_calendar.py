@@ -81,3 +81,16 @@ def test_a_bad_transactional_quiet_is_refused_naming_the_allowed_values(
         'policy.transactional_quiet: must be one of "hours", "all", "none", got \'weekends\''
         in said
     )
+
+
+def test_broken_policy_settings_leave_the_customer_view_readable(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness(toml=AUTO + 'transactional_quiet = "weekends"\n')
+    try:
+        assert h.customers(CUSTOMERS[:1]).ok
+        shown = CliRunner().invoke(cli, ["--project", str(h.directory), "customer", "ny"])
+    finally:
+        h.project.close()
+    assert shown.exit_code == 0, shown.output
+    assert "public holidays: unknown: the [policy] settings are invalid" in shown.output
