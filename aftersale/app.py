@@ -19,7 +19,7 @@ from campaigns.engine import Engine as JourneyEngine
 from campaigns.engine import sync_journeys
 from campaigns.journeys import JourneyProblem, LoadedJourney, load_journeys
 from campaigns.models import Event, ProjectState, reading
-from campaigns.policy import ContactPolicy, PolicyRules
+from campaigns.policy import ContactPolicy
 from channels import Channel
 from channels.errors import ConfigurationError as ChannelConfigurationError
 from channels.registry import build_channel
@@ -56,10 +56,7 @@ class Project:
 
     @cached_property
     def policy(self) -> ContactPolicy:
-        try:
-            return ContactPolicy(PolicyRules.from_config(self.settings.policy))
-        except ValueError as exc:
-            raise ConfigurationError(f"{self.settings.config_path}: policy: {exc}") from exc
+        return ContactPolicy(self.settings.policy_rules())
 
     @cached_property
     def renderer(self) -> TemplateRenderer:

@@ -102,7 +102,8 @@ opt_out_hint = {{ de = "Abmelden: STOP", en = "Reply STOP to opt out" }}
 default_timezone = "Europe/Berlin"
 quiet_hours = "20:00-09:00"   # recipient's local time; applies to every message
 quiet_days = ["sun"]
-public_holidays = "DE"
+public_holidays = "DE"        # or "auto": each customer's own (country, else phone, else default_region)
+transactional_quiet = "hours" # transactional mail keeps quiet hours only; "all" | "none"
 
 [[policy.caps]]               # marketing messages only; rolling windows
 channel = "email"
@@ -538,9 +539,12 @@ def customer(customer_id: str) -> None:
         timeline = customer_timeline(conn, customer_id)
     if timeline is None:
         fail(f"no customer {customer_id!r}")
+    from aftersale.admin.customers import holiday_calendar
     from aftersale.views import print_timeline
 
-    print_timeline(console, timeline, proj.settings.policy.get("default_timezone", "Europe/Berlin"))
+    holidays = holiday_calendar(lambda: proj.policy, timeline.customer)
+    tz = proj.settings.policy.get("default_timezone", "Europe/Berlin")
+    print_timeline(console, timeline, tz, holidays=holidays)
 
 
 # ------------------------------------------------------------------------------ demo

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from aftersale.errors import ConfigurationError
+from campaigns.policy import PolicyRules
 
 CONFIG_FILE = "aftersale.toml"
 NESTED_TABLES = {"policy"}
@@ -132,6 +133,17 @@ class Settings(BaseSettings):
     @property
     def templates_dir(self) -> Path:
         return self.project_dir / "templates"
+
+    def policy_rules(self) -> PolicyRules:
+        """The validated ``[policy]`` table; a bad value is an error naming its key and why.
+
+        Without ``policy.default_region`` the project's ``default_region`` is the region of
+        a customer with none of their own under ``public_holidays = "auto"``.
+        """
+        try:
+            return PolicyRules.from_config(self.policy, default_region=self.default_region)
+        except ValueError as exc:
+            raise ConfigurationError(f"{self.config_path}: policy: {exc}") from exc
 
     def require(self, name: str) -> Any:
         """The value of setting ``name``; a missing one is an error naming its variable."""

@@ -28,14 +28,24 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
-def print_timeline(console: Console, t: Timeline, default_timezone: str = "Europe/Berlin") -> None:
-    """A customer's story, in the customer's own time zone, readable in 80 columns."""
+def print_timeline(
+    console: Console,
+    t: Timeline,
+    default_timezone: str = "Europe/Berlin",
+    *,
+    holidays: str | None = None,
+) -> None:
+    """A customer's story, in the customer's own time zone, readable in 80 columns.
+
+    ``holidays`` names the public-holiday calendar that applies to the customer."""
     c = t.customer
     zone = _zone(c.timezone, default_timezone)
     yes_no = {True: "[green]yes[/]", False: "[red]no[/]"}
     console.print(f"[bold]{c.first_name} {c.last_name}[/] ({c.id})", highlight=False)
     console.print(f"  e-mail {c.email or '-'} · phone {c.phone or '-'}", highlight=False)
     console.print(f"  locale {c.locale} · times below in the customer's zone, {zone.key}")
+    if holidays is not None:
+        console.print(f"  public holidays: {holidays}", highlight=False, markup=False)
     console.print(
         f"  consent: e-mail {yes_no[bool(c.email_consent)]} ({c.email_consent_source}), "
         f"SMS {yes_no[bool(c.sms_consent)]} ({c.sms_consent_source})"

@@ -20,15 +20,28 @@ Rules, in order (first match decides):
 4. Marketing while a complaint is open → ``Defer(expires_at, "complaint_open")``. The caller
    re-dues the message when the complaint is resolved; if it is still open at expiry, rule 1
    skips it as ``complaint_open``.
-5. Quiet hours, quiet days and public holidays in the recipient's local time (every message,
-   transactional too) and frequency caps (marketing only). If ``now`` passes both → Allow.
-   Otherwise the earliest instant both allow is computed exactly (not polled); at or past
-   ``expires_at`` → Skip with the binding rule's reason, else Defer to it.
+5. Quiet hours, quiet days and public holidays in the recipient's local time, and
+   frequency caps (marketing only). If ``now`` passes both → Allow. Otherwise the earliest
+   instant both allow is computed exactly (not polled); at or past ``expires_at`` → Skip
+   with the reason of the rule that held the message up to its expiry, else Defer to it.
+
+Which quiet rules a message meets depends on its category. Marketing meets all three.
+Transactional mail meets what ``transactional_quiet`` says: ``"hours"`` (the default) quiet
+hours only — a thank-you for a Saturday-evening purchase goes out on Sunday morning, not on
+Monday; ``"all"`` quiet days and holidays too; ``"none"`` nothing, it goes out at once.
+
+Public holidays are one region's calendar (``public_holidays = "DE"``, ``"DE-BY"``) for
+everyone, or with ``"auto"`` the recipient's own: ``Recipient.region`` (the caller derives it
+from the customer's ``country``, else the phone number's country, see
+:func:`campaigns.timewindows.own_region`), else ``default_region``. Calendars are built once
+per (region, year) and cached.
 
 Reasons: ``quiet_hours``, ``quiet_days``, ``public_holiday`` or a cap's
 ``frequency_cap:<channel>:<max>/<per>``. When several rules pushed the instant, the one that
 pushed it last is reported; among the quiet rules a quiet day or holiday that was crossed
-outranks the quiet hours that then held the message until morning.
+outranks the quiet hours that then held the message until morning. A skip at expiry looks
+no further than the expiry: it names the rule whose hold reached it (a cap that held the
+message past its expiry, not the Sunday that would have followed).
 
 Local time is the recipient's wall clock (``Recipient.timezone``, else the rules' default
 zone; an unknown zone name falls back to the default too). Daylight-saving changes are
@@ -59,13 +72,16 @@ from campaigns.timewindows import (
     QuietCalendar,
     QuietHours,
     holiday_dates,
+    known_region,
     known_zone,
+    own_region,
     parse_weekdays,
     resolve_zone,
     split_region,
 )
 
 __all__ = [
+    "AUTO",
     "Allow",
     "Candidate",
     "Category",
@@ -81,6 +97,7 @@ __all__ = [
     "SKIP_REASONS",
     "SKIP_REASON_PREFIXES",
     "Skip",
+    "TRANSACTIONAL_QUIET",
     "order_competitors",
     "parse_weekdays",
 ]
@@ -104,7 +121,19 @@ _UNITS = {
     "m": timedelta(minutes=1),
     "s": timedelta(seconds=1),
 }
-_POLICY_KEYS = ("default_timezone", "quiet_hours", "quiet_days", "public_holidays", "caps")
+_POLICY_KEYS = (
+    "default_timezone",
+    "quiet_hours",
+    "quiet_days",
+    "public_holidays",
+    "default_region",
+    "transactional_quiet",
+    "caps",
+)
+#: ``public_holidays`` value that gives every recipient the calendar of their own region.
+AUTO = "auto"
+#: What quiet rules transactional messages meet: quiet hours only, all of them, or none.
+TRANSACTIONAL_QUIET = ("hours", "all", "none")
 _CAP_KEYS = ("channel", "max", "per")
 _OFF = ("", "none", "off")
 
@@ -185,27 +214,34 @@ class PolicyRules:
     default_timezone: str = "Europe/Berlin"
     quiet_hours: QuietHours | None = QuietHours(time(20), time(9))
     quiet_days: frozenset[int] = frozenset()
-    public_holidays: str | None = None
+    public_holidays: str | None = None  # a region, "auto" (each recipient's own) or None
     caps: tuple[FrequencyCap, ...] = ()
+    default_region: str | None = None  # "auto": for recipients without a region of their own
+    transactional_quiet: str = "hours"
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> PolicyRules:
+    def from_config(
+        cls, cfg: Mapping[str, Any], *, default_region: str | None = None
+    ) -> PolicyRules:
         """Build rules from the ``[policy]`` table of ``aftersale.toml``.
 
         Missing keys take the defaults above; ``quiet_hours = ""`` (or "off") and
-        ``public_holidays = ""`` switch those rules off. Raises ``ValueError`` naming the
-        offending key (``policy.caps[1].per: ...``).
+        ``public_holidays = ""`` switch those rules off. Without ``policy.default_region``
+        the ``default_region`` given here (the project's) is used if it names a calendar.
+        Raises ``ValueError`` naming the offending key (``policy.caps[1].per: ...``).
         """
         unknown = sorted(set(cfg) - set(_POLICY_KEYS))
         if unknown:
             raise ValueError(f"policy.{unknown[0]}: unknown setting")
-        defaults = cls()
+        defaults = cls(default_region=known_region(default_region or ""))
         return cls(
             default_timezone=_named("default_timezone", _timezone, cfg, defaults),
             quiet_hours=_named("quiet_hours", _quiet_hours, cfg, defaults),
             quiet_days=_named("quiet_days", _quiet_days, cfg, defaults),
-            public_holidays=_named("public_holidays", _holiday_region, cfg, defaults),
+            public_holidays=_named("public_holidays", _holidays_setting, cfg, defaults),
             caps=_named("caps", _caps, cfg, defaults),
+            default_region=_named("default_region", _holiday_region, cfg, defaults),
+            transactional_quiet=_named("transactional_quiet", _transactional, cfg, defaults),
         )
 
 
@@ -242,6 +278,19 @@ def _quiet_days(value: Any) -> frozenset[int]:
     if len(days) == 7:
         raise ValueError("every day is quiet; nobody could ever be contacted")
     return days
+
+
+def _holidays_setting(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    return _holiday_region(value)
+
+
+def _transactional(value: Any) -> str:
+    if value not in TRANSACTIONAL_QUIET:
+        allowed = ", ".join(f'"{v}"' for v in TRANSACTIONAL_QUIET)
+        raise ValueError(f"must be one of {allowed}, got {value!r}")
+    return value
 
 
 def _holiday_region(value: Any) -> str | None:
@@ -298,12 +347,15 @@ class Recipient:
 
     ``timezone`` is an IANA name; None or an unknown name means the rules' default zone.
     ``suppressed`` maps a channel to why it is blocked ("bounce", "spamreport", "stop").
+    ``region`` is the customer's own holiday region (``"US"``, ``"DE-BY"``), read only under
+    ``public_holidays = "auto"``; None or an unknown region means ``default_region``.
     """
 
     timezone: str | None
     consent: Mapping[str, bool]
     suppressed: Mapping[str, str]
     complaint_open: bool = False
+    region: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,8 +411,49 @@ class ContactPolicy:
     def __init__(self, rules: PolicyRules) -> None:
         self.rules = rules
         self._default_zone = ZoneInfo(rules.default_timezone)
-        self._calendar = QuietCalendar(rules.quiet_hours, rules.quiet_days, rules.public_holidays)
         self._window = max((cap.per for cap in rules.caps), default=timedelta(0))
+        self._auto = rules.public_holidays == AUTO
+        # One calendar per (transactional?, holiday region): a handful, built on first use.
+        self._calendars: dict[tuple[bool, str | None], QuietCalendar] = {}
+
+    @property
+    def per_customer_holidays(self) -> bool:
+        """Whether each recipient's own region decides their holidays (``"auto"``)."""
+        return self._auto
+
+    def holiday_region(self, r: Recipient) -> str | None:
+        """The holiday calendar that applies to ``r``: a region code, or None for none."""
+        if not self._auto:
+            return self.rules.public_holidays
+        return (known_region(r.region) if r.region else None) or self.rules.default_region
+
+    def holiday_calendar(self, country: str | None, phone: str | None) -> str:
+        """Which holiday calendar applies to a customer and why: "US (from country)"."""
+        if not self._auto:
+            region = self.rules.public_holidays
+            return f"{region} (the project's calendar)" if region else "none"
+        region, source = own_region(country, phone)
+        if region is not None:
+            return f"{region} (from {source})"
+        default = self.rules.default_region
+        return f"{default} (default region)" if default else "none (no region known)"
+
+    def _calendar(self, c: Candidate, r: Recipient) -> QuietCalendar:
+        transactional = c.category != "marketing"
+        mode = self.rules.transactional_quiet if transactional else "all"
+        region = self.holiday_region(r) if mode == "all" else None
+        key = (transactional, region)
+        calendar = self._calendars.get(key)
+        if calendar is None:
+            rules = self.rules
+            if mode == "all":
+                calendar = QuietCalendar(rules.quiet_hours, rules.quiet_days, region)
+            elif mode == "hours":
+                calendar = QuietCalendar(rules.quiet_hours)
+            else:
+                calendar = QuietCalendar()
+            self._calendars[key] = calendar
+        return calendar
 
     def decide(
         self, c: Candidate, r: Recipient, history: Sequence[Contact], now: datetime
@@ -377,7 +470,7 @@ class ContactPolicy:
                 return Skip(f"no_consent:{c.channel}")
             if r.complaint_open:
                 return Defer(c.expires_at, "complaint_open")
-        until, why = self.next_allowed(c, r, history, now)
+        until, why = self.next_allowed(c, r, history, now, limit=c.expires_at)
         if why is None:
             return _ALLOW
         if c.expires_at is not None and until >= c.expires_at:
@@ -385,47 +478,73 @@ class ContactPolicy:
         return Defer(until, why)
 
     def next_allowed(
-        self, c: Candidate, r: Recipient, history: Sequence[Contact], after: datetime
+        self,
+        c: Candidate,
+        r: Recipient,
+        history: Sequence[Contact],
+        after: datetime,
+        *,
+        limit: datetime | None = None,
     ) -> tuple[datetime, str | None]:
         """The earliest instant ``>= after`` that quiet rules and (marketing) caps allow.
 
         Returns it in UTC with the reason of the rule that bound last, or ``(after, None)``
         when ``after`` itself is allowed. Consent, suppression, complaints and expiry are
-        not considered here.
+        not considered here. With a ``limit`` the search stops once it reaches it: the
+        instant is then some instant ``>= limit`` and the reason the rule that held the
+        message up to ``limit``.
         """
         zone = resolve_zone(r.timezone, self._default_zone)
         caps = self._caps_for(c)
+        calendar = self._calendar(c, r)
         at = after.astimezone(UTC)
-        if self._calendar.reason_at(at, zone) is None and _caps_hold(caps, history, at):
+        if calendar.reason_at(at, zone) is None and _caps_hold(caps, history, at):
             return after, None
-        return self._walk(at, zone, caps, history)
+        return self._walk(calendar, at, zone, caps, history, limit)
 
     def _walk(
         self,
+        calendar: QuietCalendar,
         at: datetime,
         zone: ZoneInfo,
         caps: tuple[FrequencyCap, ...],
         history: Sequence[Contact],
+        limit: datetime | None,
     ) -> tuple[datetime, str | None]:
-        """Alternate quiet rules and caps until neither moves the instant (a fixpoint)."""
+        """Alternate quiet rules and caps until neither moves the instant (a fixpoint), or
+        until the instant reaches ``limit``."""
         timelines = [(cap, _times_for(cap, history)) for cap in caps]
         reason: str | None = None
         while True:
-            at, why = self._calendar.next_free(at, zone)
+            at, why = calendar.next_free(at, zone, limit)
             reason = why or reason
-            moved = _cap_free(timelines, at)
+            if limit is not None and at >= limit:
+                return at, reason
+            moved = _cap_free(timelines, at, limit)
             if moved is None:
                 return at, reason
             at, reason = moved
+            if limit is not None and at >= limit:
+                return at, reason
 
     def history_window(self) -> timedelta:
         """The longest cap window: how far back before ``now`` the caller must load history."""
         return self._window
 
-    def is_quiet(self, at: datetime, tz: str | None) -> bool:
-        """Whether quiet hours, a quiet day or a public holiday covers ``at`` in zone ``tz``."""
+    def is_quiet(
+        self,
+        at: datetime,
+        tz: str | None,
+        *,
+        region: str | None = None,
+        category: Category = "marketing",
+    ) -> bool:
+        """Whether quiet hours, a quiet day or a public holiday covers ``at`` in zone ``tz``
+        for a ``category`` message to someone of ``region`` (read under "auto")."""
         zone = resolve_zone(tz, self._default_zone)
-        return self._calendar.reason_at(at, zone) is not None
+        probe = Candidate("email", category, at)
+        calendar = self._calendar(probe, Recipient(tz, {}, {}, region=region))
+        return calendar.reason_at(at, zone) is not None
 
     def _caps_for(self, c: Candidate) -> tuple[FrequencyCap, ...]:
         if c.category != "marketing":
@@ -446,9 +565,12 @@ def _times_for(cap: FrequencyCap, history: Sequence[Contact]) -> list[datetime]:
 
 
 def _cap_free(
-    timelines: list[tuple[FrequencyCap, list[datetime]]], at: datetime
+    timelines: list[tuple[FrequencyCap, list[datetime]]], at: datetime, limit: datetime | None
 ) -> tuple[datetime, str] | None:
-    """Move ``at`` until every cap holds; None if it already did, else (instant, last reason)."""
+    """Move ``at`` until every cap holds; None if it already did, else (instant, last reason).
+
+    Stops at the first move that reaches ``limit``: that cap held the message up to it.
+    """
     reason: str | None = None
     changed = True
     while changed:
@@ -457,4 +579,6 @@ def _cap_free(
             free = cap.earliest_free(times, at)
             if free > at:
                 at, reason, changed = free, cap.reason, True
+                if limit is not None and at >= limit:
+                    return at, reason
     return None if reason is None else (at, reason)

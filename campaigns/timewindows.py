@@ -21,6 +21,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
+import phonenumbers
 
 __all__ = [
     "QuietHours",
@@ -28,7 +29,9 @@ __all__ = [
     "WEEKDAYS",
     "first_instant_at_wall",
     "holiday_dates",
+    "known_region",
     "known_zone",
+    "own_region",
     "parse_weekdays",
     "resolve_zone",
 ]
@@ -148,7 +151,7 @@ def split_region(region: str) -> tuple[str, str | None]:
     return country.upper(), (subdiv.upper() or None)
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=1024)  # under "auto": every customer region, a few years each
 def holiday_dates(region: str, year: int) -> frozenset[date]:
     """The public holidays of a country or country-subdivision in one year.
 
@@ -161,6 +164,53 @@ def holiday_dates(region: str, year: int) -> frozenset[date]:
     except NotImplementedError as exc:
         raise ValueError(f"unknown public holiday region {region!r}: {exc}") from exc
     return frozenset(calendar.keys())
+
+
+@lru_cache(maxsize=1024)
+def known_region(region: str) -> str | None:
+    """``region`` written the canonical way (``"de-by"`` → ``"DE-BY"``) when the ``holidays``
+    package has its calendar; else the country alone when only the subdivision is unknown;
+    else None."""
+    if not isinstance(region, str) or not region.strip():
+        return None
+    country, subdiv = split_region(region)
+    for candidate in (f"{country}-{subdiv}" if subdiv else country, country):
+        try:
+            holiday_dates(candidate, 2026)
+        except ValueError:
+            continue
+        return candidate
+    return None
+
+
+@lru_cache(maxsize=4096)
+def phone_region(phone: str | None) -> str | None:
+    """The country (ISO 3166-1 alpha-2) of an international phone number, or None."""
+    if not phone:
+        return None
+    try:
+        number = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return None
+    region = phonenumbers.region_code_for_number(number)
+    return region if region and region != "001" else None
+
+
+@lru_cache(maxsize=4096)
+def own_region(country: str | None, phone: str | None) -> tuple[str | None, str | None]:
+    """A customer's own holiday region and where it comes from.
+
+    The ``country`` attribute (``"US"``, ``"DE-BY"``) if the ``holidays`` package knows it,
+    else the phone number's country: ``("US", "country")``, ``("DE", "phone")``, or
+    ``(None, None)`` when neither names a known calendar.
+    """
+    region = known_region(country) if country else None
+    if region is not None:
+        return region, "country"
+    region = known_region(phone_region(phone) or "")
+    if region is not None:
+        return region, "phone"
+    return None, None
 
 
 @lru_cache(maxsize=1024)
@@ -264,15 +314,22 @@ class QuietCalendar:
             return "quiet_hours"
         return None
 
-    def next_free(self, at: datetime, zone: tzinfo) -> tuple[datetime, str | None]:
+    def next_free(
+        self, at: datetime, zone: tzinfo, limit: datetime | None = None
+    ) -> tuple[datetime, str | None]:
         """The earliest instant ``>= at`` outside every quiet rule, and the reason it moved.
 
         The reason is None when ``at`` itself is free. When a whole quiet day or holiday
         was crossed, that day's reason is reported even if quiet hours then held the message
         until the morning: "deferred over Sunday" explains more than "deferred to 09:00".
+        With a ``limit`` (a message's expiry) the walk stops at the first step that reaches
+        it, so the reason is the rule that held the message up to ``limit``, not one met
+        beyond it; the instant returned is then only known to be ``>= limit``.
         """
         t, reason = at, None
         for _ in range(_MAX_STEPS):
+            if limit is not None and t >= limit:
+                return t, reason
             local = t.astimezone(zone)
             why = self._reason_local(local)
             if why is None:

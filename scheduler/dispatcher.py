@@ -58,6 +58,7 @@ from campaigns.models import (
     reading,
 )
 from campaigns.policy import Allow, Candidate, Contact, ContactPolicy, Defer, Recipient, Skip
+from campaigns.timewindows import own_region
 from channels import (
     AmbiguousChannelError,
     Channel,
@@ -349,22 +350,57 @@ class Dispatcher:
 
         stats.add(self._with_retry(record, "record"))
 
+    def _claim(self, conn: Connection, now: datetime) -> tuple[list[Any], int]:
+        """The due messages this batch decides, and how many due rows the claim saw.
+
+        A batch takes whole customers: every due message of each customer it claims, so
+        that priority decides among a customer's competing messages wherever the batch
+        boundary falls and whichever dispatcher claims them. A claim that saw fewer rows
+        than a batch took everything due.
+        """
+        if self._postgres:
+            return self._claim_skip_locked(conn, now)
+        limit = self.config.batch_size
+        rows = conn.execute(CLAIM, {"now": now, "limit": limit}).all()
+        if len(rows) < limit:  # everything due is in hand: no boundary to fall between
+            return rows, len(rows)
+        ids = sorted({r.customer_id for r in rows})
+        return conn.execute(CUSTOMERS_DUE, {"ids": ids, "now": now}).all(), len(rows)
+
+    def _claim_skip_locked(self, conn: Connection, now: datetime) -> tuple[list[Any], int]:
+        """PostgreSQL: decide a customer only holding its advisory lock and every one of its
+        due rows.
+
+        A customer another dispatcher is deciding (its lock is taken), or one of whose due
+        rows another has claimed, is left to a later batch: no dispatcher waits on another.
+        A claim that found only such customers reports none seen, so the tick ends rather
+        than claim them again and again. (A customer with more due messages than a batch,
+        split between two dispatchers claiming at the same moment, is left by both until
+        one claims it whole.)
+        """
+        rows = conn.execute(CLAIM_SKIP_LOCKED, {"now": now, "limit": self.config.batch_size}).all()
+        keys: dict[int, list[str]] = defaultdict(list)  # two customers may share a key
+        for cid in {r.customer_id for r in rows}:
+            keys[_lock_key(cid)].append(cid)
+        taken = conn.execute(TRY_LOCKS, {"keys": sorted(keys)}).scalars() if keys else []
+        ids = sorted(cid for key in taken for cid in keys[key])
+        if not ids:
+            return [], 0
+        # Read after the locks: what the lock's last holder decided is no longer planned.
+        held = conn.execute(CUSTOMERS_DUE_SKIP_LOCKED, {"ids": ids, "now": now}).all()
+        mine = {r.id for r in held}
+        due = conn.execute(DUE_OF, {"ids": ids, "now": now})
+        elsewhere = {cid for mid, cid in due if mid not in mine}
+        kept = [r for r in held if r.customer_id not in elsewhere]
+        return kept, len(rows) if kept else 0
+
     def _reserve(
         self, conn: Connection, now: datetime, stats: DispatchStats
     ) -> tuple[list[_Reserved], int]:
-        claim = CLAIM_SKIP_LOCKED if self._postgres else CLAIM
-        rows = conn.execute(claim, {"now": now, "limit": self.config.batch_size}).all()
-        claimed = len(rows)
+        rows, claimed = self._claim(conn, now)
         if not rows:
-            return [], 0
+            return [], claimed
         customer_ids = sorted({r.customer_id for r in rows})
-        if self._postgres:
-            # Sorted, so two dispatchers never wait on each other in a cycle.
-            for cid in customer_ids:
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(cid))))
-            # While we waited for a customer, the lock's holder may have decided rows we
-            # read before: take only those still planned, as they stand now.
-            rows = conn.execute(STILL_PLANNED, {"ids": [r.id for r in rows]}).all()
         stats.claimed += len(rows)
         customers = load_customers(conn, customer_ids)
         suppressed = _suppressions(conn, customer_ids)
@@ -441,6 +477,7 @@ class Dispatcher:
             consent={"email": customer.email_consent, "sms": customer.sms_consent},
             suppressed=suppressed,
             complaint_open=customer.open_complaints > 0,
+            region=self._region(customer),
         )
         decision = self.policy.decide(candidate, recipient, history, now)
         address = customer.email if row.channel == "email" else customer.phone
@@ -486,6 +523,13 @@ class Dispatcher:
         if "previous" in condition:
             context = {**context, "previous": self.journeys.previous_of(contexts, row)}
         return _safe_condition(condition, context)
+
+    def _region(self, customer: Any) -> str | None:
+        """The customer's own holiday region, when the policy reads it (cached per customer)."""
+        if not self.policy.per_customer_holidays:
+            return None
+        country = (customer.attributes or {}).get("country")
+        return own_region(country if isinstance(country, str) else None, customer.phone)[0]
 
     def _history(self, conn: Connection, customer_ids: list[str], now: datetime):
         """The customers' recent marketing contacts, and when each journey last reached each
@@ -689,11 +733,24 @@ CLAIM = (
     .limit(sa.bindparam("limit"))
 )
 CLAIM_SKIP_LOCKED = CLAIM.with_for_update(skip_locked=True, of=messages_t)
-LEASE_EXPIRED = sa.select(messages_t).where(_m.status == SENDING, _m.lease_until <= _moment("now"))
 BUNDLE_CANDIDATES = candidates_query(CLAIMED)
-STILL_PLANNED = (
-    sa.select(*CLAIMED).where(_m.id.in_(_ids()), _m.status == PLANNED).order_by(*_DUE_ORDER)
+# Every due message of the claimed customers. Compared as text, the status cannot draw
+# SQLite's planner to ix_messages_due (every due message of every customer) rather than
+# the customer's own index.
+_DUE_OF_CUSTOMERS = (
+    _m.customer_id.in_(_ids()),
+    _m.status.concat("") == PLANNED,
+    _m.due_at <= _moment("now"),
+    _not_paused(),
 )
+CUSTOMERS_DUE = sa.select(*CLAIMED).where(*_DUE_OF_CUSTOMERS).order_by(*_DUE_ORDER)
+CUSTOMERS_DUE_SKIP_LOCKED = CUSTOMERS_DUE.with_for_update(skip_locked=True, of=messages_t)
+DUE_OF = sa.select(_m.id, _m.customer_id).where(*_DUE_OF_CUSTOMERS)
+# The customers whose lock this transaction could take now, without waiting for anyone.
+TRY_LOCKS = sa.text(
+    "SELECT k FROM unnest(CAST(:keys AS bigint[])) AS k WHERE pg_try_advisory_xact_lock(k)"
+)
+LEASE_EXPIRED = sa.select(messages_t).where(_m.status == SENDING, _m.lease_until <= _moment("now"))
 DECIDE = decisions_t.insert()
 MARK_SENDING = (
     messages_t.update()

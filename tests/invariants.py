@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays
+import phonenumbers
 
 REACHED = {"sent", "delivered", "bounced", "unknown"}
 MIN_GAP = timedelta(hours=24)  # every built-in journey's min_gap
@@ -38,6 +39,37 @@ def _add_months(moment: datetime, months: int) -> datetime:
     )
 
 
+def _calendar(region: str | None) -> Any:
+    if not region:
+        return {}
+    country, _, subdiv = region.upper().partition("-")
+    try:
+        return holidays.country_holidays(country, subdiv=subdiv or None)
+    except NotImplementedError:
+        return None
+
+
+def _own_calendar(customer: dict[str, Any], policy: dict[str, Any]) -> Any:
+    """The holidays a customer keeps: the project's region, or under "auto" the customer's
+    country, else the phone number's country, else the default region."""
+    region = policy.get("public_holidays")
+    if region != "auto":
+        return _calendar(region)
+    for own in (customer.get("country"), _phone_country(customer.get("phone"))):
+        found = _calendar(own) if own else None
+        if found is None and own and "-" in own:
+            found = _calendar(own.split("-")[0])
+        if found is not None:
+            return found
+    return _calendar(policy.get("default_region"))
+
+
+def _phone_country(phone: str | None) -> str | None:
+    if not phone:
+        return None
+    return phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
+
+
 def audit(
     records: list[dict[str, Any]],
     customers: dict[str, dict[str, Any]],
@@ -57,16 +89,27 @@ def audit(
     default_zone = policy.get("default_timezone", "Europe/Berlin")
     start, end = (time.fromisoformat(p) for p in policy["quiet_hours"].split("-"))
     quiet_days = {WEEKDAYS[d] for d in policy.get("quiet_days", [])}
-    region = policy.get("public_holidays")
-    calendar_days = holidays.country_holidays(*region.split("-", 1)) if region else {}
+    transactional = policy.get("transactional_quiet", "hours")
+    calendars = {cid: _own_calendar(c, policy) for cid, c in customers.items()}
 
     for r in reached:
+        # Marketing keeps every quiet rule; transactional mail what its mode names.
+        mode = "all" if r["category"] == "marketing" else transactional
+        if mode == "none":
+            continue
         zone = ZoneInfo(customers[r["customer"]].get("timezone") or default_zone)
         local = _t(r["sent_at"]).astimezone(zone)
         clock = local.time()
         in_hours = (start <= clock or clock < end) if start > end else (start <= clock < end)
-        if in_hours or local.weekday() in quiet_days or local.date() in calendar_days:
+        if in_hours:
             problems.append(f"quiet: message {r['message_id']} at {local.isoformat()}")
+        if mode == "all" and local.weekday() in quiet_days:
+            problems.append(f"quiet day: message {r['message_id']} at {local.isoformat()}")
+        own = calendars[r["customer"]]  # an empty calendar is falsy until it is asked
+        if mode == "all" and own is not None and local.date() in own:
+            problems.append(
+                f"holiday: message {r['message_id']} to {r['customer']} at {local.isoformat()}"
+            )
 
     marketing = [r for r in reached if r["category"] == "marketing"]
     by_customer: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -7,15 +7,18 @@ source ``admin:<user>``, so the timeline shows who did what and when.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from aftersale.errors import ConfigurationError
 from aftersale.sendlog import customer_timeline, iso
 from campaigns.engine import end_enrollments
 from campaigns.models import Customer, Enrollment, Event, Purchase, PurchaseItem, Suppression
+from campaigns.policy import ContactPolicy
 
 customers_t = Customer.__table__
 suppressions_t = Suppression.__table__
@@ -28,6 +31,21 @@ CHANNELS = ("email", "sms")
 
 class CustomerActionError(ValueError):
     """The action does not apply (unknown channel, nothing to lift)."""
+
+
+def holiday_calendar(policy: Callable[[], ContactPolicy], customer: Any) -> str:
+    """The public holidays that hold this customer's messages and where they come from:
+    "US (from country)", "DE (from phone)", "DE (default region)".
+
+    ``policy`` builds the project's policy; broken settings leave the rest of the customer's
+    view readable.
+    """
+    try:
+        rules = policy()
+    except ConfigurationError:
+        return "unknown: the [policy] settings are invalid"
+    country = (customer.attributes or {}).get("country")
+    return rules.holiday_calendar(country if isinstance(country, str) else None, customer.phone)
 
 
 def _note(conn: Connection, customer_id: str, kind: str, actor: str, now: datetime, **data: Any):

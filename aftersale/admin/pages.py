@@ -213,12 +213,14 @@ def send_log_csv(request: Request, user: PageUser, flt: Filter) -> StreamingResp
 
 @router.get("/customers/{customer_id}")
 def customer_page(request: Request, user: PageUser, customer_id: str) -> HTMLResponse:
-    with reading(project_of(request).db) as conn:
+    project = project_of(request)
+    with reading(project.db) as conn:
         timeline = customer_timeline(conn, customer_id)
     if timeline is None:
         raise HTTPException(404, f"no customer {customer_id!r}")
     return render(request, "customer.html", user, t=timeline,
-                  contact=contact_view(user, timeline.customer))  # fmt: skip
+                  contact=contact_view(user, timeline.customer),
+                  holidays=actions.holiday_calendar(lambda: project.policy, timeline.customer))  # fmt: skip
 
 
 @router.get("/customers/{customer_id}/export.json")

@@ -37,7 +37,9 @@ def policies(draw):
         "default_timezone": draw(st.sampled_from(ZONES)),
         "quiet_hours": quiet,
         "quiet_days": draw(st.sampled_from([[], ["sun"], ["sat", "sun"]])),
-        "public_holidays": draw(st.sampled_from([None, "DE", "DE-BY"])),
+        "public_holidays": draw(st.sampled_from([None, "DE", "DE-BY", "auto", "auto"])),
+        "default_region": draw(st.sampled_from(["DE", "US", "GB"])),
+        "transactional_quiet": draw(st.sampled_from(["hours", "all", "none"])),
         "caps": caps,
     }
 
@@ -53,7 +55,9 @@ def shops(draw):
         customers[cid] = {
             "id": cid,
             "email": f"{cid}@example.com",
-            "phone": f"+491511234{5600 + i}",
+            # The phone's country and the country column name the customer's own holidays.
+            "phone": draw(st.sampled_from([f"+491511234{5600 + i}", f"+1212555{1200 + i}", ""])),
+            "country": draw(st.sampled_from(["", "", "US", "DE", "DE-BY", "GB"])),
             "first_name": "Kim",
             "last_name": "Test",
             "locale": draw(st.sampled_from(["de", "en"])),
@@ -96,6 +100,8 @@ def _toml(policy) -> str:
              f'quiet_hours = "{policy["quiet_hours"]}"', f"quiet_days = {json.dumps(policy['quiet_days'])}"]  # fmt: skip
     if policy["public_holidays"]:
         lines.append(f'public_holidays = "{policy["public_holidays"]}"')
+    lines.append(f'default_region = "{policy["default_region"]}"')
+    lines.append(f'transactional_quiet = "{policy["transactional_quiet"]}"')
     for cap in policy["caps"]:
         lines += [
             "[[policy.caps]]",
@@ -119,7 +125,9 @@ def test_simulated_log_breaks_no_rule(make_harness, shop, policy):
     customers, events = shop
     h = make_harness(toml=_toml(policy))
     try:
-        rows = [{k: c[k] for k in CUSTOMER_HEADER.split(",")} for c in customers.values()]
+        rows = [
+            {k: c[k] for k in [*CUSTOMER_HEADER.split(","), "country"]} for c in customers.values()
+        ]
         assert h.customers(rows).ok
         assert h.events(events).ok
         h.simulate(datetime(2027, 6, 1, tzinfo=UTC))  # the whole first year of every journey
@@ -209,3 +217,41 @@ def test_the_audit_catches_twins_and_bad_bundles():
     # Three days apart is no twin.
     later = {**twin, "sent_at": "2026-03-05T10:00:00Z", "due_at": "2026-03-05T10:00:00Z"}
     assert audit([carrier, later], customers, bought, policy) == []
+
+
+def test_the_audit_holds_each_customer_to_the_holidays_of_their_own_region():
+    policy = {"default_timezone": "Europe/Berlin", "quiet_hours": "20:00-09:00",
+              "quiet_days": ["sun"], "public_holidays": "auto", "default_region": "DE",
+              "transactional_quiet": "hours", "caps": []}  # fmt: skip
+    customers = {
+        "ny": {"timezone": "America/New_York", "country": "US", "email_consent": "yes"},
+        "ph": {"timezone": "America/New_York", "phone": "+12125551200", "email_consent": "yes"},
+        "be": {"timezone": "Europe/Berlin", "email_consent": "yes"},
+    }
+    base = {"order": None, "journey": "j", "occurrence": 1, "channel": "email",
+            "category": "marketing", "template": "t", "status": "sent"}  # fmt: skip
+    thanksgiving = "2026-11-26T15:00:00Z"  # 10:00 in New York
+    records = [
+        {**base, "message_id": 1, "customer": "ny", "step": "a", "sent_at": thanksgiving},
+        {**base, "message_id": 2, "customer": "ny", "step": "b", "sent_at": "2026-10-03T14:00:00Z"},
+        {**base, "message_id": 3, "customer": "ph", "step": "a", "sent_at": thanksgiving},
+        {**base, "message_id": 4, "customer": "be", "step": "a", "sent_at": "2026-10-03T08:00:00Z"},
+        {**base, "message_id": 5, "customer": "be", "step": "b", "sent_at": "2026-11-26T09:00:00Z"},
+        # Transactional mail keeps quiet hours only: a Sunday morning is fine.
+        {
+            **base,
+            "message_id": 6,
+            "customer": "be",
+            "step": "c",
+            "category": "transactional",
+            "sent_at": "2026-03-15T08:00:00Z",
+        },  # fmt: skip
+    ]
+    problems = audit(records, customers, [], policy)
+    assert [p.split(" at ")[0] for p in problems] == [
+        "holiday: message 1 to ny",
+        "holiday: message 3 to ph",
+        "holiday: message 4 to be",
+    ]
+    strict = audit(records, customers, [], {**policy, "transactional_quiet": "all"})
+    assert any(p.startswith("quiet day: message 6") for p in strict)

@@ -128,3 +128,15 @@ def test_bundling_finds_its_candidates_by_customer(sqlite_harness: Harness):
             statement,
             steps,
         )
+
+
+def test_a_full_claim_reads_its_customers_due_messages_by_customer(tmp_path: Path):
+    from scheduler.dispatcher import CUSTOMERS_DUE
+
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    plans = explained(
+        tmp_path, lambda conn: conn.execute(CUSTOMERS_DUE, {"ids": ["c1", "c2"], "now": now})
+    )
+    [(_, steps)] = [(sql, steps) for sql, steps in plans if "customer_id IN" in sql]
+    assert any("ix_messages_customer_sent (customer_id=?)" in step for step in steps), steps
+    assert not any("ix_messages_due" in step for step in steps), steps

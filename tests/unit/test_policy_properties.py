@@ -5,11 +5,15 @@ The checks use an oracle written independently of the policy: quiet time straigh
 policy computes the earliest allowed instant in closed form; the oracle only ever asks
 "is this one instant allowed?", so a wrong jump shows up as an allowed instant the policy
 skipped over or a disallowed one it landed on.
+
+Holidays come from one fixed region or, under ``"auto"``, from the recipient's own region
+(else the default one); transactional messages meet the quiet rules their mode names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
@@ -32,6 +36,8 @@ from campaigns.policy import (
     Recipient,
     Skip,
 )
+
+VALID_OWN = {"US", "DE-BY", "JP", "GB"}  # recipients' regions the holidays package knows
 
 ZONES = [
     "Europe/Berlin",
@@ -78,9 +84,12 @@ rules = st.builds(
     default_timezone=st.sampled_from(["Europe/Berlin", "America/New_York", "Asia/Tokyo"]),
     quiet_hours=quiet_hours,
     quiet_days=st.frozensets(st.integers(0, 6), max_size=3),
-    public_holidays=st.sampled_from([None, "DE", "DE-BY", "US", "JP"]),
+    public_holidays=st.sampled_from([None, "DE", "DE-BY", "US", "JP", "auto", "auto"]),
     caps=caps.map(tuple),
+    default_region=st.sampled_from([None, "DE", "US"]),
+    transactional_quiet=st.sampled_from(["hours", "all", "none"]),
 )
+own_regions = st.sampled_from([None, *sorted(VALID_OWN), "XX"])
 instants = st.one_of(
     st.datetimes(datetime(2026, 1, 1), datetime(2026, 12, 31), timezones=st.just(UTC)),
     st.builds(
@@ -124,14 +133,16 @@ def scenarios(
         draw(st.integers(-5, 5)),
     )
     zone = draw(st.sampled_from(ZONES))
+    region = draw(own_regions)
     if reachable:
-        recipient = Recipient(zone, {"email": True, "sms": True}, {})
+        recipient = Recipient(zone, {"email": True, "sms": True}, {}, region=region)
     else:
         recipient = Recipient(
             zone,
             {"email": draw(mostly_true), "sms": draw(mostly_true)},
             {} if draw(mostly_true) else {candidate.channel: "bounce"},
             complaint_open=not draw(mostly_true),
+            region=region,
         )
     return draw(rules), candidate, recipient, history, now
 
@@ -152,11 +163,27 @@ def zone_of(r: PolicyRules, tz: str | None) -> ZoneInfo:
         return ZoneInfo(r.default_timezone)
 
 
-def oracle_quiet(r: PolicyRules, at: datetime, tz: str | None) -> bool:
+def oracle_region(r: PolicyRules, own: str | None) -> str | None:
+    if r.public_holidays != "auto":
+        return r.public_holidays
+    return own if own in VALID_OWN else r.default_region
+
+
+def oracle_quiet(
+    r: PolicyRules,
+    at: datetime,
+    tz: str | None,
+    own: str | None = None,
+    category: str = "marketing",
+) -> bool:
+    mode = "all" if category == "marketing" else r.transactional_quiet
+    if mode == "none":
+        return False
     local = at.astimezone(zone_of(r, tz))
-    if local.weekday() in r.quiet_days:
+    region = oracle_region(r, own)
+    if mode == "all" and local.weekday() in r.quiet_days:
         return True
-    if r.public_holidays and local.date() in holiday_set(r.public_holidays, local.year):
+    if mode == "all" and region and local.date() in holiday_set(region, local.year):
         return True
     hours, wall = r.quiet_hours, local.time()
     if hours is None or hours.start == hours.end:
@@ -178,7 +205,7 @@ def window_count(cap: FrequencyCap, history: Sequence[Contact], at: datetime) ->
 def oracle_allowed(
     r: PolicyRules, c: Candidate, rec: Recipient, history: Sequence[Contact], at: datetime
 ) -> bool:
-    if oracle_quiet(r, at, rec.timezone):
+    if oracle_quiet(r, at, rec.timezone, rec.region, c.category):
         return False
     if c.category != "marketing":
         return True
@@ -216,7 +243,7 @@ def test_allow_means_quiet_free_and_within_every_cap(scenario: tuple) -> None:
     decision = ContactPolicy(r).decide(c, rec, history, now)
     if not isinstance(decision, Allow):
         return
-    assert not oracle_quiet(r, now, rec.timezone)
+    assert not oracle_quiet(r, now, rec.timezone, rec.region, c.category)
     if c.category == "marketing":
         sent = [*history, Contact(c.channel, now)]
         for cap in r.caps:
@@ -260,9 +287,18 @@ def test_skip_reasons_come_from_the_fixed_set(scenario: tuple) -> None:
     ):
         # Skipped for time: no allowed instant exists before the message expires.
         assert c.expires_at is not None
-        until, why = policy.next_allowed(c, rec, history, now)
-        assert why == reason and until >= c.expires_at
+        until, _ = policy.next_allowed(c, rec, history, now)
+        assert until >= c.expires_at
         assert_earliest(r, c, rec, history, now, until)
+        # The reason is the rule that held the message up to its expiry, not one beyond it.
+        _, held = policy.next_allowed(c, rec, history, now, limit=c.expires_at)
+        assert held == reason
+        last = c.expires_at - MICRO
+        if reason.startswith("frequency_cap:"):
+            cap = next(cap for cap in r.caps if cap.reason == reason)
+            assert window_count(cap, history, last) >= cap.max
+        else:
+            assert oracle_quiet(r, last, rec.timezone, rec.region, c.category)
 
 
 @SETTINGS
@@ -276,12 +312,21 @@ def test_every_message_gets_a_decision_consistent_with_next_allowed(scenario: tu
 
 
 @SETTINGS
-@given(rules, instants, st.sampled_from(ZONES))
-def test_is_quiet_matches_the_oracle(r: PolicyRules, at: datetime, tz: str | None) -> None:
+@given(
+    rules,
+    instants,
+    st.sampled_from(ZONES),
+    own_regions,
+    st.sampled_from(["marketing", "transactional"]),
+)
+def test_is_quiet_matches_the_oracle(
+    r: PolicyRules, at: datetime, tz: str | None, own: str | None, category: str
+) -> None:
     policy = ContactPolicy(r)
     for step in range(0, 48 * 60, 97):  # two days at an odd stride, crossing both edges
         probe = at + timedelta(minutes=step)
-        assert policy.is_quiet(probe, tz) == oracle_quiet(r, probe, tz), probe
+        quiet = policy.is_quiet(probe, tz, region=own, category=category)  # type: ignore[arg-type]
+        assert quiet == oracle_quiet(r, probe, tz, own, category), probe
 
 
 @SETTINGS
@@ -304,3 +349,25 @@ def test_quiet_ends_inside_dst_changes(
     until, why = ContactPolicy(r).next_allowed(c, rec, [], now)
     assert_earliest(r, c, rec, [], now, until)
     assert why in (None, "quiet_hours")
+
+
+@SETTINGS
+@given(st.one_of(scenarios(), scenarios(reachable=True)), own_regions)
+def test_a_recipients_own_region_counts_only_under_auto(scenario: tuple, other: str | None) -> None:
+    r, c, rec, history, now = scenario
+    policy = ContactPolicy(r)
+    moved = replace(rec, region=other)
+    same = policy.decide(c, rec, history, now) == policy.decide(c, moved, history, now)
+    assert same or r.public_holidays == "auto"
+
+
+@SETTINGS
+@given(scenarios(reachable=True))
+def test_transactional_mail_meets_only_the_quiet_rules_its_mode_names(scenario: tuple) -> None:
+    r, c, rec, history, now = scenario
+    c = replace(c, category="transactional")
+    decision = ContactPolicy(r).decide(c, rec, history, now)
+    if r.transactional_quiet == "none":
+        assert decision in (Allow(), Skip("expired"))
+    elif r.transactional_quiet == "hours" and not isinstance(decision, Allow):
+        assert decision.reason in ("quiet_hours", "expired")
