@@ -344,6 +344,7 @@ def run(
     from scheduler.workers import Worker, WorkerSpec, run_workers
 
     proj = project()
+    _refuse_weak_key(proj)
     for warning in proj.warnings():
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if workers > 1:
@@ -363,6 +364,12 @@ def run(
         interval=proj.settings.dispatch_tick_seconds,
         on_tick=lambda s: s.claimed and console.print(_stats_line(s)),
     ).run()
+
+
+def _refuse_weak_key(proj: Project, *, always: bool = False) -> None:
+    """Signing for real customers (or the console) needs a strong ``secret_key``."""
+    if always or proj.sends_for_real():
+        run_guarded(proj.require_strong_key)
 
 
 def _stats_line(stats: Any) -> str:
@@ -395,6 +402,7 @@ def simulate(
     proj = project()
     tz = proj.settings.policy.get("default_timezone", "Europe/Berlin")
     end = parse_until(until, tz)
+    _refuse_weak_key(proj)
     run_guarded(lambda: proj.policy)  # a broken policy is reported before anything runs
     clock = run_guarded(proj.simulated_clock)
     if clock is None:
@@ -581,9 +589,12 @@ def serve(
     """Serve the webhooks, the unsubscribe pages and the HTTP API."""
     import uvicorn
 
-    from aftersale.web import create_app
+    from aftersale.web import create_app, server_options
 
-    uvicorn.run(create_app(project()), host=host, port=port, log_level="info")
+    proj = project()
+    _refuse_weak_key(proj, always=True)
+    app = create_app(proj)
+    uvicorn.run(app, host=host, port=port, log_level="info", **server_options(proj.settings))
 
 
 # ------------------------------------------------------------------ users and stats

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from aftersale.admin.mount import mount_admin
 from aftersale.app import Project
+from aftersale.settings import Settings
 from aftersale.webhooks import router as webhooks_router
 
 
@@ -21,3 +24,13 @@ def create_app(project: Project) -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options: forwarded headers are believed only from the configured proxies."""
+    proxies = (settings.web_forwarded_allow_ips or "").strip()
+    return {
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or "",
+        "server_header": False,
+    }

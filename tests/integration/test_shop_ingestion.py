@@ -192,7 +192,7 @@ def test_guest_orders_and_orders_without_any_contact(web: Web) -> None:
 
 def test_the_shop_does_not_undo_an_unsubscribe_made_here(web: Web) -> None:
     post_order(web, ORDER)
-    token = unsubscribe_token(web.h.project.secret_key(), CUSTOMER_ID)
+    token = unsubscribe_token(web.h.project.signing_keys().key("unsubscribe"), CUSTOMER_ID)
     web.client.post(f"/unsubscribe/{token}")
 
     post_order(web, {**ORDER, "id": 820982911946154509}, "wh-4")
