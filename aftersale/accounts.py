@@ -8,6 +8,8 @@ seconds left, which the web layer turns into ``429`` with ``Retry-After``.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,9 +21,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Engine
 
-from campaigns.models import User, reading
+from campaigns.models import AdminSession, User, reading
 
 users_t = User.__table__
+sessions_t = AdminSession.__table__
+# A session's last use is written at most this often: reading a page is not a write.
+SESSION_TOUCH = timedelta(seconds=60)
 ROLES = ("admin", "viewer")
 _hasher = PasswordHasher()
 # Verified against when the user does not exist, so both paths cost one argon2 check.
@@ -63,10 +68,56 @@ def create_user(db: Engine, name: str, password: str, role: str, now: datetime) 
         existing = conn.execute(sa.select(users_t.c.id).where(users_t.c.name == name)).scalar()
         if existing is not None:
             conn.execute(users_t.update().where(users_t.c.id == existing).values(values))
+            _end_sessions(conn, existing)  # a new password or role: log in again
             return existing
         return conn.execute(
             users_t.insert().values(name=name, created_at=now, **values)
         ).inserted_primary_key[0]
+
+
+def set_password(db: Engine, name: str, password: str) -> None:
+    """Give ``name`` a new password; every session of the user ends."""
+    if len(password) < 8:
+        raise AccountError("a password needs at least 8 characters")
+    with db.begin() as conn:
+        user_id = _user_id(conn, name)
+        conn.execute(
+            users_t.update()
+            .where(users_t.c.id == user_id)
+            .values(password_hash=hash_password(password), failed_logins=0)
+        )
+        _end_sessions(conn, user_id)
+
+
+def remove_user(db: Engine, name: str) -> None:
+    """Delete ``name`` and end its sessions at once."""
+    with db.begin() as conn:
+        user_id = _user_id(conn, name)
+        _end_sessions(conn, user_id)
+        conn.execute(users_t.delete().where(users_t.c.id == user_id))
+
+
+def list_users(db: Engine) -> list[Any]:
+    """Every user with its number of live sessions (``sessions``), by name."""
+    live = (
+        sa.select(sa.func.count())
+        .where(sessions_t.c.user_id == users_t.c.id)
+        .scalar_subquery()
+        .label("sessions")
+    )
+    with reading(db) as conn:
+        return list(conn.execute(sa.select(users_t, live).order_by(users_t.c.name)))
+
+
+def _user_id(conn: sa.Connection, name: str) -> int:
+    found = conn.execute(sa.select(users_t.c.id).where(users_t.c.name == name)).scalar()
+    if found is None:
+        raise AccountError(f"no user {name!r}")
+    return found
+
+
+def _end_sessions(conn: sa.Connection, user_id: int) -> None:
+    conn.execute(sessions_t.delete().where(sessions_t.c.user_id == user_id))
 
 
 def get_user(db: Engine, user_id: int) -> Any | None:
@@ -150,3 +201,52 @@ def authenticate(
         )
     throttle.succeeded(client)
     return LoginResult(user=user)
+
+
+# ------------------------------------------------------------------------- sessions
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(db: Engine, user_id: int, now: datetime, client: str = "") -> str:
+    """A new session for ``user_id``; returns the token the cookie carries (stored hashed)."""
+    token = secrets.token_urlsafe(32)
+    with db.begin() as conn:
+        conn.execute(
+            sessions_t.insert().values(
+                id=_digest(token), user_id=user_id, created_at=now, last_seen_at=now,
+                client=client[:100],
+            )
+        )  # fmt: skip
+    return token
+
+
+def session_user(
+    db: Engine, token: str, now: datetime, *, idle: timedelta, max_age: timedelta
+) -> Any | None:
+    """The user of a live session, or None: unknown, idle too long, too old, or ended."""
+    key = _digest(token)
+    query = (
+        sa.select(sessions_t.c.created_at, sessions_t.c.last_seen_at, users_t)
+        .join(users_t, users_t.c.id == sessions_t.c.user_id)
+        .where(sessions_t.c.id == key)
+    )
+    with reading(db) as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        return None
+    if now - row.last_seen_at > idle or now - row.created_at > max_age:
+        end_session(db, token)
+        return None
+    if now - row.last_seen_at > SESSION_TOUCH:
+        with db.begin() as conn:
+            conn.execute(sessions_t.update().where(sessions_t.c.id == key).values(last_seen_at=now))
+    return row
+
+
+def end_session(db: Engine, token: str) -> None:
+    """End one session (logout)."""
+    with db.begin() as conn:
+        conn.execute(sessions_t.delete().where(sessions_t.c.id == _digest(token)))

@@ -134,7 +134,7 @@ def login(
                           error="Unknown user or wrong password.")  # fmt: skip
         response.status_code = 401
         return response
-    log_in(request, result.user.id)
+    log_in(request, result.user.id, client)
     return back(_safe_next(next))
 
 

@@ -1,17 +1,19 @@
-"""Terminal commands of the console: ``aftersale users add`` and ``aftersale stats``."""
+"""Terminal commands of the console: ``aftersale users add|list|remove|passwd`` and ``stats``."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from aftersale.accounts import AccountError, create_user
+from aftersale.accounts import AccountError, create_user, list_users, remove_user, set_password
 from aftersale.app import Project
 from aftersale.stats import (
     JourneyReturn,
@@ -53,9 +55,46 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
         try:
             create_user(proj.db, name, secret, role, proj.now())
         except AccountError as exc:
-            console.print(f"[bold red]error:[/] {exc}")
+            console.print(f"[bold red]error:[/] {escape(str(exc))}")
             raise typer.Exit(2) from exc
-        console.print(f"user {name} ({role}) saved")
+        console.print(f"user {name} ({role}) saved", markup=False)
+
+    @users_app.command("list")
+    def users_list() -> None:
+        """Every user with role, last login and live sessions."""
+        table = Table("user", "role", "created", "last login", "sessions")
+        for u in list_users(open_project().db):
+            table.add_row(u.name, u.role, _when(u.created_at), _when(u.last_login_at),
+                          str(u.sessions))  # fmt: skip
+        console.print(table)
+
+    @users_app.command("remove")
+    def users_remove(name: str) -> None:
+        """Delete a user; its sessions end at once."""
+        _account(lambda proj: remove_user(proj.db, name), f"user {name} removed")
+
+    @users_app.command("passwd")
+    def users_passwd(
+        name: str,
+        password: Annotated[
+            str | None, typer.Option(help=f"Password (else ${PASSWORD_ENV}, else a prompt).")
+        ] = None,
+    ) -> None:
+        """Set a new password; the user's sessions end at once."""
+        secret = password or os.environ.get(PASSWORD_ENV)
+        if not secret:
+            secret = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        _account(lambda proj: set_password(proj.db, name, secret),
+                 f"password of {name} changed; its sessions ended")  # fmt: skip
+
+    def _account(change: Callable[[Project], None], done: str) -> None:
+        proj = open_project()
+        try:
+            change(proj)
+        except AccountError as exc:
+            console.print(f"[bold red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(2) from exc
+        console.print(done, markup=False)
 
     @app.command()
     def stats(
@@ -74,6 +113,10 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
         console.print(returns_table(returns, proj.settings.attribution_days))
         console.print(reasons_table("Not sent", skips))
         console.print(reasons_table("Deferred", deferrals))
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "–"
 
 
 def funnel_table(funnels: list) -> Table:

@@ -90,7 +90,8 @@ def test_an_unsubscribe_link_does_not_reveal_the_session_key(sqlite_harness: Har
     assert verify_unsubscribe_token(secret, token) is None  # not signed with the raw secret
     payload = base64.b64encode(json.dumps({"uid": 1}).encode())
     with client_for(sqlite_harness) as client:
-        for key in (secret, project.signing_keys().key("unsubscribe")):
+        keys = project.signing_keys()
+        for key in (secret, keys.key("unsubscribe"), keys.key("sessions")):
             forged = itsdangerous.TimestampSigner(key).sign(payload).decode()
             client.cookies.set("aftersale_session", forged)
             assert client.get("/api/admin/me").status_code == 401
