@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from aftersale.accounts import ClientThrottle
+from aftersale.accounts import LoginThrottle
 from aftersale.admin import api, pages
 from aftersale.admin.auth import LoginRequired
 from aftersale.app import Project
@@ -33,7 +33,7 @@ def mount_admin(app: FastAPI, project: Project) -> None:
         same_site="lax",
         https_only=_secure(project),
     )
-    app.state.login_throttle = ClientThrottle()
+    app.state.login_throttle = LoginThrottle()
     app.include_router(pages.router)
     app.include_router(api.router)
     app.mount("/admin/static", StaticFiles(directory=STATIC), name="admin-static")
