@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
 
 from aftersale.admin.mount import mount_admin
 from aftersale.app import Project
+from aftersale.middleware import BodyLimit
 from aftersale.settings import Settings
 from aftersale.webhooks import router as webhooks_router
 
@@ -23,7 +25,15 @@ def create_app(project: Project) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    app.add_middleware(BodyLimit, limit_for=partial(body_limit, project.settings))
     return app
+
+
+def body_limit(settings: Settings, path: str) -> int:
+    """The largest body a path takes: the events API more, everything else a webhook's."""
+    if path == "/api/events":
+        return settings.web_max_events_bytes
+    return settings.web_max_webhook_bytes
 
 
 def server_options(settings: Settings) -> dict[str, Any]:

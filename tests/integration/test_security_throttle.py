@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import re
-import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import pytest
-import uvicorn
 
 from aftersale.accounts import LoginThrottle, authenticate, lockout_seconds
-from aftersale.web import create_app, server_options
+from aftersale.web import server_options
 from tests.conftest import Harness, utc
 from tests.integration.admin_data import ADMIN, client_for, csrf_of, seed
+from tests.integration.live_server import live_server
 
 NOW = utc("2026-03-01T10:00:00")
 
@@ -78,27 +74,8 @@ def test_unknown_users_get_the_same_answers_as_wrong_passwords(shop: Harness) ->
     assert {status for status, _ in known} == {401, 429}
 
 
-@contextmanager
-def _server(shop: Harness) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(shop.project), host="127.0.0.1", port=port,
-                            log_level="warning", **server_options(shop.project.settings))  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        thread.join(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join()
-
-
 def _guesses_from_many_forwarded_addresses(shop: Harness, name: str) -> list[int]:
-    with _server(shop) as url, httpx.Client(base_url=url) as client:
+    with live_server(shop.project) as url, httpx.Client(base_url=url) as client:
         token = csrf_of(client)  # type: ignore[arg-type]
         return [
             client.post(
