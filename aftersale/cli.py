@@ -20,6 +20,7 @@ from aftersale.admin.terminal import add_commands
 from aftersale.app import Project
 from aftersale.errors import AftersaleError
 from aftersale.sendlog import LogFilter, customer_timeline, query_log, write_export
+from aftersale.terminal import clean, safe
 from campaigns.importing import ImportReport, import_customers, import_events
 from campaigns.journeys import BUILTIN_DIR
 from campaigns.models import reading
@@ -62,7 +63,7 @@ def project() -> Project:
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {safe(message, lines=True)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -176,7 +177,7 @@ def _progress_import(label: str, path: Path, run: Any) -> ImportReport:
 
 def _report(kind: str, path: Path, report: ImportReport, strict: bool) -> None:
     for problem in report.errors[:50]:
-        err.print(f"[red]{problem}[/]", highlight=False)
+        err.print(f"[red]{safe(problem)}[/]", highlight=False)
     if len(report.errors) > 50:
         err.print(f"... and {len(report.errors) - 50} more problems")
     if report.rejected:
@@ -244,7 +245,7 @@ def journeys_list() -> None:
         j = item.journey
         steps = ", ".join(f"{s.id} ({s.send.channel})" for s in j.steps)
         trigger = j.trigger.event + (" per item" if j.trigger.for_each == "item" else "")
-        table.add_row(j.id, j.name, trigger, steps, Path(item.source).name)
+        table.add_row(*map(safe, (j.id, j.name, trigger, steps, Path(item.source).name)))
     console.print(table)
     if problems:
         err.print(f"[yellow]{len(problems)} problem(s): run `aftersale journeys validate`[/]")
@@ -272,7 +273,7 @@ def journeys_validate() -> None:
                 errors += issue.level == "error"
     for line in issues:
         style = "red" if ": error" in line or "error:" in line else "yellow"
-        console.print(f"[{style}]{line}[/]", highlight=False)
+        console.print(f"[{style}]{safe(line)}[/]", highlight=False)
     if errors:
         fail(f"{errors} error(s) in {len(loaded) + (len(problems) > 0)} journey file(s)")
     console.print(f"[green]{len(loaded)} journeys valid[/]")
@@ -284,9 +285,10 @@ def journeys_show(journey_id: str) -> None:
     loaded, _ = project().load_journeys()
     for item in loaded:
         if item.journey.id == journey_id:
-            console.print(f"[bold]{item.journey.name}[/] ({item.journey.id}) — {item.source}")
-            if item.journey.description:
-                console.print(item.journey.description.strip())
+            j = item.journey
+            console.print(f"[bold]{safe(j.name)}[/] ({safe(j.id)}) — {safe(item.source)}")
+            if j.description:
+                console.print(clean(j.description.strip(), lines=True), markup=False)
             console.print_json(
                 json.dumps(item.journey.model_dump(mode="json", by_alias=True, exclude_none=True))
             )
@@ -313,12 +315,12 @@ def preview(
     result = run_guarded(lambda: preview_template(project(), template, customer, locale, channel))
     table = Table(show_header=False)
     for key, value in result.summary().items():
-        table.add_row(key, str(value))
+        table.add_row(safe(key), safe(value))
     console.print(table)
     if result.sms_body is not None:
-        console.print(result.sms_body, highlight=False)
+        console.print(clean(result.sms_body, lines=True), highlight=False, markup=False)
     elif result.text:
-        console.print(result.text, highlight=False)
+        console.print(clean(result.text, lines=True), highlight=False, markup=False)
     if out is not None:
         for path in result.write(out):
             console.print(f"wrote {path}")
@@ -346,7 +348,7 @@ def run(
     proj = project()
     _refuse_weak_key(proj)
     for warning in proj.warnings():
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err.print(f"[yellow]warning:[/] {safe(warning)}", highlight=False)
     if workers > 1:
         console.print(f"starting {workers} dispatcher processes; Ctrl-C stops them")
         spec = WorkerSpec(directory=str(proj.directory), once=once)
@@ -496,9 +498,9 @@ def log(
     )
     for r in rows:
         table.add_row(
-            str(r.id), r.customer_id, r.journey_id, r.step, str(r.occurrence), r.channel,
-            _status(r.status), r.reason or "", f"{r.due_at:%Y-%m-%d %H:%M}",
-            f"{r.sent_at:%Y-%m-%d %H:%M}" if r.sent_at else "",
+            str(r.id), safe(r.customer_id), safe(r.journey_id), safe(r.step), str(r.occurrence),
+            safe(r.channel), _status(r.status), safe(r.reason or ""),
+            f"{r.due_at:%Y-%m-%d %H:%M}", f"{r.sent_at:%Y-%m-%d %H:%M}" if r.sent_at else "",
         )  # fmt: skip
     console.print(table)
     if len(rows) == limit:
@@ -508,7 +510,7 @@ def log(
 def _status(status: str) -> str:
     colour = {"sent": "green", "delivered": "green", "skipped": "yellow", "cancelled": "yellow",
               "failed": "red", "bounced": "red", "unknown": "magenta"}.get(status)  # fmt: skip
-    return f"[{colour}]{status}[/]" if colour else status
+    return f"[{colour}]{status}[/]" if colour else safe(status)
 
 
 @log_app.command("export")

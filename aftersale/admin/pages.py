@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Iterator
@@ -38,7 +37,7 @@ from aftersale.admin.shapes import (
 )
 from aftersale.admin.terminal import project_prices
 from aftersale.app import CLOCK_KEY, Project, state_t
-from aftersale.sendlog import EXPORT_FIELDS, LogFilter, customer_timeline, export_record, iter_log
+from aftersale.sendlog import LogFilter, csv_writer, customer_timeline, iter_log
 from aftersale.sendlog import query_log as read_log
 from aftersale.stats import (
     Prices,
@@ -187,11 +186,10 @@ def send_log(
 def csv_lines(project: Project, flt: LogFilter) -> Iterator[str]:
     """The filtered send log as CSV, produced row by row so any size streams."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
-    writer.writeheader()
+    write_row = csv_writer(buffer)
     with reading(project.db) as conn:
         for count, row in enumerate(iter_log(conn, flt), 1):
-            writer.writerow(export_record(row))
+            write_row(row)
             if count % 500 == 0:
                 yield buffer.getvalue()
                 buffer.seek(0)

@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from aftersale.accounts import AccountError, create_user, list_users, remove_user, set_password
@@ -23,6 +22,7 @@ from aftersale.stats import (
     skip_reasons,
     step_funnels,
 )
+from aftersale.terminal import clean, safe
 from campaigns.models import reading
 
 PASSWORD_ENV = "AFTERSALE_USER_PASSWORD"
@@ -55,16 +55,16 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
         try:
             create_user(proj.db, name, secret, role, proj.now())
         except AccountError as exc:
-            console.print(f"[bold red]error:[/] {escape(str(exc))}")
+            console.print(f"[bold red]error:[/] {safe(exc)}")
             raise typer.Exit(2) from exc
-        console.print(f"user {name} ({role}) saved", markup=False)
+        console.print(f"user {clean(name)} ({clean(role)}) saved", markup=False)
 
     @users_app.command("list")
     def users_list() -> None:
         """Every user with role, last login and live sessions."""
         table = Table("user", "role", "created", "last login", "sessions")
         for u in list_users(open_project().db):
-            table.add_row(u.name, u.role, _when(u.created_at), _when(u.last_login_at),
+            table.add_row(safe(u.name), safe(u.role), _when(u.created_at), _when(u.last_login_at),
                           str(u.sessions))  # fmt: skip
         console.print(table)
 
@@ -92,9 +92,9 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
         try:
             change(proj)
         except AccountError as exc:
-            console.print(f"[bold red]error:[/] {escape(str(exc))}")
+            console.print(f"[bold red]error:[/] {safe(exc)}")
             raise typer.Exit(2) from exc
-        console.print(done, markup=False)
+        console.print(clean(done), markup=False)
 
     @app.command()
     def stats(
@@ -123,7 +123,8 @@ def funnel_table(funnels: list) -> Table:
     table = Table("journey", "step", "ch", "planned", "sent", "deliv.", "opened", "clicked",
                   title="Funnel per step")  # fmt: skip
     for f in funnels:
-        table.add_row(f.journey_id, f.step, f.channel, *(str(n) for _, n in f.stages()))
+        table.add_row(safe(f.journey_id), safe(f.step), safe(f.channel),
+                      *(str(n) for _, n in f.stages()))  # fmt: skip
     for column in table.columns[3:]:
         column.justify = "right"
     return table
@@ -134,7 +135,7 @@ def returns_table(returns: list[JourneyReturn], days: int) -> Table:
                   title=f"Return (follow-up purchases within {days} days)")  # fmt: skip
     for r in returns:
         roi = f"{r.roi * 100:.0f} %" if r.roi is not None else "–"
-        table.add_row(r.journey_id, str(r.emails), str(r.sms_segments), f"{r.cost:.2f}",
+        table.add_row(safe(r.journey_id), str(r.emails), str(r.sms_segments), f"{r.cost:.2f}",
                       str(r.orders), f"{r.revenue:.2f}", roi)  # fmt: skip
     for column in table.columns[1:]:
         column.justify = "right"
@@ -144,6 +145,6 @@ def returns_table(returns: list[JourneyReturn], days: int) -> Table:
 def reasons_table(title: str, reasons: list[tuple[str, int]]) -> Table:
     table = Table("reason", "messages", title=title)
     for reason, count in reasons:
-        table.add_row(reason, str(count))
+        table.add_row(safe(reason), str(count))
     table.columns[1].justify = "right"
     return table
