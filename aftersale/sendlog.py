@@ -144,12 +144,16 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-def csv_writer(out: IO[str]) -> Callable[[Any], None]:
-    """Writes the header to ``out`` and returns the function that writes one log row."""
+def csv_writer(out: IO[str], shown: Callable[[Any], Any] | None = None) -> Callable[[Any], None]:
+    """Writes the header to ``out`` and returns the function that writes one log row.
+
+    ``shown`` transforms each record first (masking, for a viewer's download).
+    """
     writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS)
     writer.writeheader()
+    shown = shown or (lambda record: record)
     return lambda row: writer.writerow(
-        {key: csv_cell(value) for key, value in export_record(row).items()}
+        {key: csv_cell(value) for key, value in shown(export_record(row)).items()}
     )
 
 

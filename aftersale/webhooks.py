@@ -368,6 +368,7 @@ def _shopify(project: Project, order: dict[str, Any], webhook_id: str | None) ->
         result = ingest_shopify_order(
             project.db, order, webhook_id,
             region=s.default_region, default_locale=s.default_locale, now=project.now(),
+            guest_key=project.signing_keys().key("guests"),
         )  # fmt: skip
     except RowInvalid as exc:
         return JSONResponse({"error": exc.reason, "field": exc.field}, status_code=400)

@@ -11,6 +11,7 @@ purpose         signs
 ``unsubscribe`` the token of each customer's unsubscribe link
 ``links``       the MAC of an SMS's short links
 ``coupons``     the personal coupon code of each enrolment
+``guests``      the pseudonymous customer id of a shop's guest checkout
 ==============  ===============================================
 """
 
@@ -24,7 +25,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 __all__ = ["PURPOSES", "purpose_key"]
 
-PURPOSES = ("sessions", "unsubscribe", "links", "coupons")
+PURPOSES = ("sessions", "unsubscribe", "links", "coupons", "guests")
 _SALT = b"aftersale signing keys v1"
 
 

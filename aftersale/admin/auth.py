@@ -87,6 +87,7 @@ def api_user(request: Request) -> CurrentUser:
     user = _session_user(request)
     if user is None:
         raise HTTPException(401, "log in first", headers={"WWW-Authenticate": "Cookie"})
+    request.state.user = user  # the API masks addresses in a viewer's answers
     return user
 
 
