@@ -24,6 +24,7 @@ from aftersale.terminal import clean, safe
 from campaigns.importing import ImportReport, import_customers, import_events
 from campaigns.journeys import BUILTIN_DIR
 from campaigns.models import reading
+from channels.redaction import redact, redact_logs
 
 app = typer.Typer(
     help="aftersale: post-purchase journeys over e-mail and SMS, with a contact policy "
@@ -56,6 +57,7 @@ ProjectOpt = Annotated[
 @app.callback()
 def main(project: ProjectOpt = None) -> None:
     STATE["project"] = project or Path(".")
+    redact_logs()  # no password or token in any log line
 
 
 def project() -> Project:
@@ -63,7 +65,7 @@ def project() -> Project:
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {safe(message, lines=True)}", highlight=False)
+    err.print(f"[bold red]error:[/] {safe(redact(message), lines=True)}", highlight=False)
     raise typer.Exit(code)
 
 

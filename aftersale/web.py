@@ -12,10 +12,12 @@ from aftersale.app import Project
 from aftersale.middleware import BodyLimit
 from aftersale.settings import Settings
 from aftersale.webhooks import router as webhooks_router
+from channels.redaction import redact_logs
 
 
 def create_app(project: Project) -> FastAPI:
     """One FastAPI app for a project; ``aftersale serve`` runs it under uvicorn."""
+    redact_logs()  # no password or token in any log line, under any server
     app = FastAPI(title="aftersale", version="0.1.0")
     app.state.project = project
     app.include_router(webhooks_router)
