@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import sys
@@ -128,8 +129,10 @@ def write_project(directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     config = directory / "aftersale.toml"
-    if not config.exists():
-        config.write_text(DEFAULT_TOML.format(secret=secrets.token_urlsafe(32)), encoding="utf-8")
+    if not config.exists():  # it holds the secret key: the owner's alone
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(DEFAULT_TOML.format(secret=secrets.token_urlsafe(32)))
         written.append(config)
     journeys = directory / "journeys"
     journeys.mkdir(exist_ok=True)
