@@ -1,5 +1,10 @@
 """ASGI middleware of the web app: body limits and security headers.
 
+Every answer carries a Content-Security-Policy (scripts and styles from the app only, no
+framing), ``X-Frame-Options: DENY``, ``X-Content-Type-Options: nosniff``,
+``Referrer-Policy: no-referrer`` (unsubscribe and short links carry tokens) and, over
+HTTPS, ``Strict-Transport-Security``.
+
 Body limits hold before anything is read: a ``Content-Length`` over the limit is answered
 ``413`` at once, and a body without one (chunked) is counted as its ``http.request``
 chunks arrive and cut off with ``413`` when it passes the limit. The application then
@@ -76,3 +81,42 @@ class BodyLimit:
         except Exception:
             if not state["refused"]:
                 raise  # a disconnect caused by the cut-off is no error of the app
+
+
+# Scripts and styles come from the app itself; style attributes (bar widths) are allowed.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+class SecurityHeaders:
+    """Headers every answer carries unless its route set its own (the API docs' CSP)."""
+
+    def __init__(self, app: ASGIApp, *, https: bool) -> None:
+        self.app = app
+        self.headers = [
+            (b"content-security-policy", CSP.encode()),
+            (b"x-frame-options", b"DENY"),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+        ]
+        self.https = https
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = list(self.headers)
+        if self.https or scope.get("scheme") == "https":
+            extra.append((b"strict-transport-security", b"max-age=31536000"))
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                added = [(k, v) for k, v in extra if k not in present]
+                message = {**message, "headers": [*message.get("headers", []), *added]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

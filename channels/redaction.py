@@ -20,6 +20,8 @@ _PATTERNS = (
     # SendGrid API keys, Twilio auth tokens and bearer tokens.
     (re.compile(r"(?P<keep>)\bSG\.[\w-]{8,}\.[\w-]{8,}"), "SG.***"),
     (re.compile(r"(?P<keep>\bBearer\s+)[\w.~+/=-]+", re.I), "***"),
+    # The token of an unsubscribe or short link, in a request line of the access log.
+    (re.compile(r"(?P<keep>/(?:unsubscribe|l)/)[^\s\"'?#]+"), "***"),
     # password=…, token=…, secret=…, api_key=… in queries, forms and settings dumps.
     (
         re.compile(
@@ -52,13 +54,24 @@ def redact_logs() -> None:
 
     def redacting(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = make_record(*args, **kwargs)
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken format string is logged as it is
-            return record
-        record.msg, record.args = redact(message), None
+        # Arguments are redacted one by one, so formatters that read them (uvicorn's
+        # access log colours its parts) still find them in place.
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redacted(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: _redacted(arg) for key, arg in record.args.items()}
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
         if record.exc_info and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return record
 
     logging.setLogRecordFactory(redacting)
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    text = str(value)
+    cleaned = redact(text)
+    return value if cleaned == text else cleaned
