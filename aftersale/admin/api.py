@@ -176,9 +176,10 @@ def customer_erase(request: Request, user: ApiAdmin, customer_id: str) -> dict[s
     """Anonymise the customer (GDPR erasure); messages and counts stay."""
     project = project_of(request)
     with project.db.begin() as conn:
-        if not actions.erase(conn, customer_id, user.name, project.now()):
-            raise HTTPException(404, f"no customer {customer_id!r}")
-    return {"status": "erased"}
+        erased = actions.erase(conn, customer_id, user.name, project.now())
+    if erased is None:
+        raise HTTPException(404, f"no customer {customer_id!r}")
+    return {"status": "erased", "id": erased}  # a new id when the old one was an address
 
 
 @router.get("/journeys")

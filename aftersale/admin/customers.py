@@ -158,17 +158,22 @@ def _plain(row: Any) -> dict[str, Any]:
     return {k: iso(v) if isinstance(v, datetime) else v for k, v in row._mapping.items()}
 
 
-def erase(conn: Connection, customer_id: str, actor: str, now: datetime) -> bool:
+def erase(conn: Connection, customer_id: str, actor: str, now: datetime) -> str | None:
     """Anonymise a customer: contact data and attributes blanked, consent withdrawn.
 
     Messages, purchases and counts stay (they hold no contact data), so aggregates remain
     true; active enrolments end so nothing more is planned. Event payloads are emptied
     (pending events discarded), provider reports lose their raw text, and the address is
-    replaced in reasons that quote it. False if the customer is unknown.
+    replaced in reasons that quote it. An id that is itself the address (a guest's, from
+    before guest ids were pseudonyms) is replaced by a random one wherever it is used.
+
+    Returns the customer's id after the erasure, or None if the customer is unknown.
     """
     customer = conn.execute(sa.select(customers_t).where(customers_t.c.id == customer_id)).first()
     if customer is None:
-        return False
+        return None
+    if any(a and a in customer_id for a in (customer.email, customer.phone)):
+        customer_id = _new_id(conn, customer_id, f"erased:{uuid.uuid4().hex[:20]}")
     messages = list(
         conn.execute(
             sa.select(messages_t.c.id).where(messages_t.c.customer_id == customer_id)
@@ -193,7 +198,7 @@ def erase(conn: Connection, customer_id: str, actor: str, now: datetime) -> bool
         )
     ).rowcount
     if not updated:
-        return False
+        return None
     active = conn.execute(
         sa.select(enrollments_t.c.id).where(
             enrollments_t.c.customer_id == customer_id, enrollments_t.c.status == "active"
@@ -213,7 +218,30 @@ def erase(conn: Connection, customer_id: str, actor: str, now: datetime) -> bool
         .values(payload={}, applied=True, applied_at=now)
     )
     _note(conn, customer_id, "admin_erased", actor, now)
-    return True
+    return customer_id
+
+
+def _new_id(conn: Connection, old: str, new: str) -> str:
+    """Give customer ``old`` the id ``new`` in every table; enrolment ids embed it too."""
+    row = conn.execute(sa.select(customers_t).where(customers_t.c.id == old)).mappings().one()
+    conn.execute(customers_t.insert().values({**row, "id": new}))
+    for table in (suppressions_t, purchases_t, events_t):
+        conn.execute(table.update().where(table.c.customer_id == old).values(customer_id=new))
+    enrolments = conn.execute(
+        sa.select(enrollments_t).where(enrollments_t.c.customer_id == old)
+    ).mappings()
+    for e in list(enrolments):
+        renamed = f"{e['journey_id']}:{new}:{e['entry_key']}"
+        conn.execute(enrollments_t.insert().values({**e, "id": renamed, "customer_id": new}))
+        conn.execute(
+            messages_t.update()
+            .where(messages_t.c.enrollment_id == e["id"])
+            .values(enrollment_id=renamed)
+        )
+        conn.execute(enrollments_t.delete().where(enrollments_t.c.id == e["id"]))
+    conn.execute(messages_t.update().where(messages_t.c.customer_id == old).values(customer_id=new))
+    conn.execute(customers_t.delete().where(customers_t.c.id == old))
+    return new
 
 
 def _forget_delivery_events(conn: Connection, customer: Any, message_ids: list[int]) -> None:

@@ -257,10 +257,11 @@ def _customer_action(request: Request, user: CurrentUser, customer_id: str, act:
     project = project_of(request)
     try:
         with project.db.begin() as conn:
-            act(conn, project.now())
+            done = act(conn, project.now())
     except actions.CustomerActionError as exc:
         raise HTTPException(400, str(exc)) from exc
-    return back(f"/admin/customers/{customer_id}")
+    # An erasure may give the customer a new id (when the old one was an address).
+    return back(f"/admin/customers/{done if isinstance(done, str) else customer_id}")
 
 
 ChannelForm = Annotated[str, Form(max_length=10)]

@@ -70,3 +70,21 @@ def test_erasure_leaves_no_address_anywhere(harness: Harness) -> None:
         statuses = conn.execute(sa.select(Message.__table__.c.status)
                                 .where(Message.__table__.c.customer_id == "c9")).scalars()  # fmt: skip
         assert "planned" not in set(statuses)
+
+
+def test_a_guest_id_made_of_the_address_is_replaced_everywhere(harness: Harness) -> None:
+    legacy = "shopify:guest:gina@example.com"
+    harness.customers([{"id": legacy, "email": "gina@example.com", "first_name": "Gina"}])
+    harness.events([purchase("g1", legacy, "2026-01-05T10:00:00+01:00", "o9", item())])
+    harness.simulate(utc("2026-01-07T00:00:00"))
+    assert harness.messages(customer_id=legacy)
+    with harness.project.db.begin() as conn:
+        new_id = erase(conn, legacy, "alice", utc("2026-01-08T00:00:00"))
+    assert new_id and new_id != legacy and "gina" not in new_id
+    assert "gina@example.com" not in _everything(harness)
+    assert harness.messages(customer_id=new_id) and not harness.messages(customer_id=legacy)
+    with harness.project.db.connect() as conn:
+        data = gdpr_export(conn, new_id)
+    assert data is not None and data["enrollments"]
+    assert all(e["id"].split(":")[1:3] != ["shopify", "guest"] or "gina" not in e["id"]
+               for e in data["enrollments"])  # fmt: skip
