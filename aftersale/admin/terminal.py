@@ -51,19 +51,19 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
         secret = password or os.environ.get(PASSWORD_ENV)
         if not secret:
             secret = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-        proj = open_project()
-        try:
-            create_user(proj.db, name, secret, role, proj.now())
-        except AccountError as exc:
-            console.print(f"[bold red]error:[/] {safe(exc)}")
-            raise typer.Exit(2) from exc
-        console.print(f"user {clean(name)} ({clean(role)}) saved", markup=False)
+        _account(lambda proj: create_user(proj.db, name, secret, role, proj.now()),
+                 f"user {name} ({role}) saved")  # fmt: skip
 
     @users_app.command("list")
     def users_list() -> None:
         """Every user with role, last login and live sessions."""
         table = Table("user", "role", "created", "last login", "sessions")
-        for u in list_users(open_project().db):
+        proj = open_project()
+        try:
+            users = list_users(proj.db)
+        finally:
+            proj.close()
+        for u in users:
             table.add_row(safe(u.name), safe(u.role), _when(u.created_at), _when(u.last_login_at),
                           str(u.sessions))  # fmt: skip
         console.print(table)
@@ -87,13 +87,15 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
         _account(lambda proj: set_password(proj.db, name, secret),
                  f"password of {name} changed; its sessions ended")  # fmt: skip
 
-    def _account(change: Callable[[Project], None], done: str) -> None:
+    def _account(change: Callable[[Project], object], done: str) -> None:
         proj = open_project()
         try:
             change(proj)
         except AccountError as exc:
             console.print(f"[bold red]error:[/] {safe(exc)}")
             raise typer.Exit(2) from exc
+        finally:
+            proj.close()
         console.print(clean(done), markup=False)
 
     @app.command()

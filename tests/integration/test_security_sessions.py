@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -17,9 +18,10 @@ from tests.integration.admin_data import ADMIN, VIEWER, client_for, login, post,
 
 
 @pytest.fixture
-def shop(sqlite_harness: Harness) -> Harness:
-    seed(sqlite_harness)
-    return sqlite_harness
+def shop(harness: Harness) -> Harness:
+    """On SQLite and on PostgreSQL: sessions are rows like any other."""
+    seed(harness)
+    return harness
 
 
 @pytest.fixture
@@ -35,8 +37,14 @@ def _copy(client: TestClient, shop: Harness) -> TestClient:
     return thief
 
 
+def _invoke(shop: Harness, *args: str) -> Any:
+    url = shop.project.settings.database_url
+    env = {"AFTERSALE_DATABASE_URL": url} if url else {}
+    return CliRunner().invoke(cli, ["-p", str(shop.directory), *args], env=env)
+
+
 def _cli(shop: Harness, *args: str) -> str:
-    done = CliRunner().invoke(cli, ["-p", str(shop.directory), *args])
+    done = _invoke(shop, *args)
     assert done.exit_code == 0, done.output
     return done.output
 
@@ -79,7 +87,7 @@ def test_users_remove_ends_the_session_and_list_shows_who_is_left(shop: Harness)
         assert client.get("/api/admin/me").status_code == 401
     listing = _cli(shop, "users", "list")
     assert VIEWER[0] not in listing and ADMIN[0] in listing
-    done = CliRunner().invoke(cli, ["-p", str(shop.directory), "users", "remove", "nobody"])
+    done = _invoke(shop, "users", "remove", "nobody")
     assert done.exit_code == 2 and "no user 'nobody'" in done.output
 
 
