@@ -25,6 +25,8 @@ KNOWN_WEAK = frozenset(
         "abcdefghijklmnopqrstuvwxyz012345", "this-is-not-a-secret-this-is-not-a-secret",
     }
 )  # fmt: skip
+# Signatures customers hold in messages already sent, from before per-purpose keys.
+LEGACY_PURPOSES = frozenset({"unsubscribe", "links"})
 HOW_TO_MAKE_ONE = (
     "make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'` and set "
     "secret_key in aftersale.toml or AFTERSALE_SECRET_KEY (`aftersale init` writes one)"
@@ -61,6 +63,12 @@ class SigningKeys:
         return purpose_key(self.current, purpose)
 
     def verifying(self, purpose: str) -> list[str]:
-        """Keys a ``purpose`` signature is accepted with: current first, then previous."""
+        """Keys a ``purpose`` signature is accepted with: current first, then previous.
+
+        Links in messages sent before keys were derived per purpose were signed with the
+        secret itself; they are still accepted (only to unsubscribe or follow a link),
+        while nothing new is signed with the secret.
+        """
         secrets = [self.current] + ([self.previous] if self.previous else [])
-        return [purpose_key(secret, purpose) for secret in secrets]
+        keys = [purpose_key(secret, purpose) for secret in secrets]
+        return keys + (secrets if purpose in LEGACY_PURPOSES else [])

@@ -109,3 +109,12 @@ def test_links_signed_before_a_rotation_keep_working(sqlite_harness: Harness) ->
         assert client.get(f"/unsubscribe/{old_token}").status_code == 200
         new_token = unsubscribe_token(project.signing_keys().key("unsubscribe"), "c1")
         assert client.get(f"/unsubscribe/{new_token}").status_code == 200
+
+
+def test_links_sent_before_per_purpose_keys_still_unsubscribe(sqlite_harness: Harness) -> None:
+    seed(sqlite_harness)
+    project = sqlite_harness.project
+    old_style = unsubscribe_token(project.secret_key(), "c1")  # signed with the secret itself
+    with client_for(sqlite_harness) as client:
+        assert client.get(f"/unsubscribe/{old_style}").status_code == 200
+    assert project.secret_key() not in project.signing_keys().verifying("sessions")
