@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from aftersale.database import create_engine, migrate
 from aftersale.errors import ConfigurationError
+from aftersale.keys import SigningKeys, require_strong_key
 from aftersale.settings import Settings, load_settings
 from campaigns.engine import Engine as JourneyEngine
 from campaigns.engine import sync_journeys
@@ -146,6 +147,23 @@ class Project:
 
     def secret_key(self) -> str:
         return self.settings.require("secret_key")
+
+    def signing_keys(self) -> SigningKeys:
+        """The keys that sign sessions, links and coupons (``aftersale.keys``)."""
+        return SigningKeys(self.secret_key(), self.settings.secret_key_previous or None)
+
+    def sends_for_real(self) -> bool:
+        """Whether a provider would reach real customers (not the outbox or memory)."""
+        if self.channel_overrides:
+            return False
+        real = {"sendgrid", "smtp", "twilio"}
+        return bool({self.settings.email_provider, self.settings.sms_provider} & real)
+
+    def require_strong_key(self) -> None:
+        """Refuse to sign anything real with a weak ``secret_key`` (``aftersale.keys``)."""
+        require_strong_key(self.settings.secret_key)
+        if self.settings.secret_key_previous:
+            require_strong_key(self.settings.secret_key_previous, setting="secret_key_previous")
 
     def dispatcher(self, clock: Clock, *, dispatchers: int = 1) -> Dispatcher:
         """A dispatcher on ``clock``, one of ``dispatchers`` processes on this machine."""

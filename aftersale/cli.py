@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import sys
@@ -13,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -21,9 +21,11 @@ from aftersale.admin.terminal import add_commands
 from aftersale.app import Project
 from aftersale.errors import AftersaleError
 from aftersale.sendlog import LogFilter, customer_timeline, query_log, reason_text, write_export
+from aftersale.terminal import clean, safe
 from campaigns.importing import ImportReport, import_customers, import_events
 from campaigns.journeys import BUILTIN_DIR
 from campaigns.models import reading
+from channels.redaction import redact, redact_logs
 
 app = typer.Typer(
     help="aftersale: post-purchase journeys over e-mail and SMS, with a contact policy "
@@ -56,6 +58,7 @@ ProjectOpt = Annotated[
 @app.callback()
 def main(project: ProjectOpt = None) -> None:
     STATE["project"] = project or Path(".")
+    redact_logs()  # no password or token in any log line
 
 
 def project() -> Project:
@@ -63,7 +66,7 @@ def project() -> Project:
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {safe(redact(message), lines=True)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -127,8 +130,10 @@ def write_project(directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     config = directory / "aftersale.toml"
-    if not config.exists():
-        config.write_text(DEFAULT_TOML.format(secret=secrets.token_urlsafe(32)), encoding="utf-8")
+    if not config.exists():  # it holds the secret key: the owner's alone
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(DEFAULT_TOML.format(secret=secrets.token_urlsafe(32)))
         written.append(config)
     journeys = directory / "journeys"
     journeys.mkdir(exist_ok=True)
@@ -178,7 +183,7 @@ def _progress_import(label: str, path: Path, run: Any) -> ImportReport:
 
 def _report(kind: str, path: Path, report: ImportReport, strict: bool) -> None:
     for problem in report.errors[:50]:
-        err.print(f"[red]{problem}[/]", highlight=False)
+        err.print(f"[red]{safe(problem)}[/]", highlight=False)
     if len(report.errors) > 50:
         err.print(f"... and {len(report.errors) - 50} more problems")
     if report.rejected:
@@ -246,7 +251,7 @@ def journeys_list() -> None:
         j = item.journey
         steps = ", ".join(f"{s.id} ({s.send.channel})" for s in j.steps)
         trigger = j.trigger.event + (" per item" if j.trigger.for_each == "item" else "")
-        table.add_row(j.id, j.name, trigger, steps, Path(item.source).name)
+        table.add_row(*map(safe, (j.id, j.name, trigger, steps, Path(item.source).name)))
     console.print(table)
     if problems:
         err.print(f"[yellow]{len(problems)} problem(s): run `aftersale journeys validate`[/]")
@@ -274,7 +279,7 @@ def journeys_validate() -> None:
                 errors += issue.level == "error"
     for line in issues:
         style = "red" if ": error" in line or "error:" in line else "yellow"
-        console.print(f"[{style}]{line}[/]", highlight=False)
+        console.print(f"[{style}]{safe(line)}[/]", highlight=False)
     if errors:
         fail(f"{errors} error(s) in {len(loaded) + (len(problems) > 0)} journey file(s)")
     console.print(f"[green]{len(loaded)} journeys valid[/]")
@@ -286,9 +291,10 @@ def journeys_show(journey_id: str) -> None:
     loaded, _ = project().load_journeys()
     for item in loaded:
         if item.journey.id == journey_id:
-            console.print(f"[bold]{item.journey.name}[/] ({item.journey.id}) — {item.source}")
-            if item.journey.description:
-                console.print(item.journey.description.strip())
+            j = item.journey
+            console.print(f"[bold]{safe(j.name)}[/] ({safe(j.id)}) — {safe(item.source)}")
+            if j.description:
+                console.print(clean(j.description.strip(), lines=True), markup=False)
             console.print_json(
                 json.dumps(item.journey.model_dump(mode="json", by_alias=True, exclude_none=True))
             )
@@ -315,12 +321,12 @@ def preview(
     result = run_guarded(lambda: preview_template(project(), template, customer, locale, channel))
     table = Table(show_header=False)
     for key, value in result.summary().items():
-        table.add_row(key, str(value))
+        table.add_row(safe(key), safe(value))
     console.print(table)
     if result.sms_body is not None:
-        console.print(result.sms_body, highlight=False)
+        console.print(clean(result.sms_body, lines=True), highlight=False, markup=False)
     elif result.text:
-        console.print(result.text, highlight=False)
+        console.print(clean(result.text, lines=True), highlight=False, markup=False)
     if out is not None:
         for path in result.write(out):
             console.print(f"wrote {path}")
@@ -346,8 +352,9 @@ def run(
     from scheduler.workers import Worker, WorkerSpec, run_workers
 
     proj = project()
+    _refuse_weak_key(proj)
     for warning in proj.warnings():
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err.print(f"[yellow]warning:[/] {safe(warning)}", highlight=False)
     if workers > 1:
         console.print(f"starting {workers} dispatcher processes; Ctrl-C stops them")
         spec = WorkerSpec(directory=str(proj.directory), once=once)
@@ -365,6 +372,12 @@ def run(
         interval=proj.settings.dispatch_tick_seconds,
         on_tick=lambda s: s.claimed and console.print(_stats_line(s)),
     ).run()
+
+
+def _refuse_weak_key(proj: Project, *, always: bool = False) -> None:
+    """Signing for real customers (or the console) needs a strong ``secret_key``."""
+    if always or proj.sends_for_real():
+        run_guarded(proj.require_strong_key)
 
 
 def _stats_line(stats: Any) -> str:
@@ -397,6 +410,7 @@ def simulate(
     proj = project()
     tz = proj.settings.policy.get("default_timezone", "Europe/Berlin")
     end = parse_until(until, tz)
+    _refuse_weak_key(proj)
     run_guarded(lambda: proj.policy)  # a broken policy is reported before anything runs
     clock = run_guarded(proj.simulated_clock)
     if clock is None:
@@ -491,9 +505,9 @@ def log(
     )
     for r in rows:
         table.add_row(
-            str(r.id), r.customer_id, r.journey_id, r.step, str(r.occurrence), escape(r.item_name or ""),
-            r.channel, _status(r.status), reason_text(r), f"{r.due_at:%Y-%m-%d %H:%M}",
-            f"{r.sent_at:%Y-%m-%d %H:%M}" if r.sent_at else "",
+            str(r.id), safe(r.customer_id), safe(r.journey_id), safe(r.step), str(r.occurrence),
+            safe(r.item_name or ""), safe(r.channel), _status(r.status), safe(reason_text(r)),
+            f"{r.due_at:%Y-%m-%d %H:%M}", f"{r.sent_at:%Y-%m-%d %H:%M}" if r.sent_at else "",
         )  # fmt: skip
     console.print(table)
     if len(rows) == limit:
@@ -503,7 +517,7 @@ def log(
 def _status(status: str) -> str:
     colour = {"sent": "green", "delivered": "green", "skipped": "yellow", "cancelled": "yellow",
               "failed": "red", "bounced": "red", "unknown": "magenta"}.get(status)  # fmt: skip
-    return f"[{colour}]{status}[/]" if colour else status
+    return f"[{colour}]{status}[/]" if colour else safe(status)
 
 
 @log_app.command("export")
@@ -587,9 +601,12 @@ def serve(
     """Serve the webhooks, the unsubscribe pages and the HTTP API."""
     import uvicorn
 
-    from aftersale.web import create_app
+    from aftersale.web import create_app, server_options
 
-    uvicorn.run(create_app(project()), host=host, port=port, log_level="info")
+    proj = project()
+    _refuse_weak_key(proj, always=True)
+    app = create_app(proj)
+    uvicorn.run(app, host=host, port=port, log_level="info", **server_options(proj.settings))
 
 
 # ------------------------------------------------------------------ users and stats

@@ -8,6 +8,8 @@ PostgreSQL is chosen by the URL alone. Alembic migrations are applied on start.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,12 +30,22 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 def create_engine(url: str, **kw: Any) -> Engine:
     """An engine for ``url`` with the per-dialect settings aftersale relies on."""
     if url.startswith("sqlite"):
+        _create_private(sa.engine.make_url(url).database)
         engine = sa.create_engine(url, connect_args={"timeout": 30}, **kw)
         _configure_sqlite(engine)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return sa.create_engine(url, pool_pre_ping=True, **kw)
+
+
+def _create_private(path: str | None) -> None:
+    """Create a new SQLite file readable by its owner only (SQLite gives its journal and
+    WAL files the database's permissions); an existing file keeps its own."""
+    if not path or path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+        return
+    with contextlib.suppress(FileNotFoundError, FileExistsError):  # SQLite reports a bad path
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _configure_sqlite(engine: Engine) -> None:

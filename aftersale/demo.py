@@ -19,6 +19,7 @@ from rich.table import Table
 
 from aftersale.app import Project
 from aftersale.sendlog import summary
+from aftersale.terminal import safe
 from campaigns.importing import import_customers, import_events
 from campaigns.models import Message, MessageDecision, reading
 from scheduler.simulation import simulate
@@ -304,14 +305,14 @@ def print_summary(console: Console, project: Project) -> None:
     for status in statuses:
         table.add_column("planned (later)" if status == "planned" else status, justify="right")
     for (journey, channel), counts in rows.items():
-        table.add_row(journey, channel, *(str(counts.get(s, 0)) for s in statuses))
+        table.add_row(safe(journey), safe(channel), *(str(counts.get(s, 0)) for s in statuses))
     console.print(table)
     reasons = Table("reason", "messages", title="Why messages were not sent")
     for reason, count in facts["skip_reasons"]:
-        reasons.add_row(reason or "-", str(count))
+        reasons.add_row(safe(reason or "-"), str(count))
     deferrals = Table("reason", "deferrals", title="Why messages were deferred")
     for reason, count in facts["deferrals"]:
-        deferrals.add_row(reason or "-", str(count))
+        deferrals.add_row(safe(reason or "-"), str(count))
     console.print(reasons)
     console.print(deferrals)
     console.print(

@@ -6,6 +6,8 @@ Both end in the same ``events`` table as a file import, through the same validat
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ customers_t = Customer.__table__
 events_t = Event.__table__
 # Consent set by a file or the shop itself; any other source is the customer's own choice.
 FEED_SOURCES = ("import", "shopify")
+GUEST_PREFIX = "shopify:guest:"
 MAX_EVENTS = 10_000  # one request; larger feeds belong in `aftersale import events`
 
 
@@ -186,18 +189,24 @@ def ingest_shopify_order(
     region: str,
     default_locale: str,
     now: datetime,
+    guest_key: str,
 ) -> ShopOrderResult:
     """Upsert the order's customer and store the order as a purchase event.
 
     The event id is ``shopify:<webhook id>``, so Shopify's retries of one delivery are
     no-ops. Raises :class:`RowInvalid` for an order that cannot be a purchase.
     """
-    customer = shopify_customer(order, region=region, default_locale=default_locale, now=now)
+    customer = shopify_customer(
+        order, region=region, default_locale=default_locale, now=now, guest_key=guest_key
+    )
     if customer is None:
         return ShopOrderResult("ignored", reason="the order names no customer, e-mail or phone")
     event_id = f"shopify:{webhook_id}" if webhook_id else f"shopify:order:{order.get('id')}"
-    row = event_row(shopify_purchase(order, event_id, customer["id"]), source="shopify")
+    shopify_purchase(order, event_id, customer["id"])  # an invalid order fails before writing
     with db.begin() as conn:
+        if customer["id"].startswith(GUEST_PREFIX):
+            customer["id"] = _known_guest(conn, customer) or customer["id"]
+        row = event_row(shopify_purchase(order, event_id, customer["id"]), source="shopify")
         upsert_shop_customer(conn, customer)
         stored = insert_ignoring(conn, events_t, [row])
     status = "accepted" if stored else "duplicate"
@@ -233,8 +242,25 @@ def shopify_purchase(order: Mapping[str, Any], event_id: str, customer_id: str) 
     }
 
 
+def guest_id(key: str, address: str) -> str:
+    """A guest's customer id: a keyed hash of the address, which stays in the contact field."""
+    digest = hmac.new(key.encode(), address.casefold().encode(), hashlib.sha256).hexdigest()
+    return GUEST_PREFIX + digest[:24]
+
+
+def _known_guest(conn: Connection, customer: Mapping[str, Any]) -> str | None:
+    """The id of the guest with this address already (made with an earlier key, say)."""
+    c = customers_t.c
+    column, value = (
+        (c.email, customer["email"]) if customer["email"] else (c.phone, customer["phone"])
+    )
+    return conn.execute(
+        sa.select(c.id).where(column == value, c.id.startswith(GUEST_PREFIX)).order_by(c.id)
+    ).scalar()
+
+
 def shopify_customer(
-    order: Mapping[str, Any], *, region: str, default_locale: str, now: datetime
+    order: Mapping[str, Any], *, region: str, default_locale: str, now: datetime, guest_key: str
 ) -> dict[str, Any] | None:
     """A customers row for the order's customer, a guest row, or None without any contact."""
     person = order.get("customer") if isinstance(order.get("customer"), dict) else None
@@ -245,7 +271,7 @@ def shopify_customer(
     if person and person.get("id"):
         customer_id = f"shopify:{person['id']}"
     elif email or phone:
-        customer_id = f"shopify:guest:{email or phone}"
+        customer_id = guest_id(guest_key, email or phone)
     else:
         return None
     locale = _clean(lambda v: parse_locale(v, default_locale), order.get("customer_locale") or "")

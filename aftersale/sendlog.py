@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -162,13 +162,36 @@ def reason_text(row: Any) -> str:
     return row.reason or ""
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: a leading formula character gets a ``'``."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_writer(out: IO[str], shown: Callable[[Any], Any] | None = None) -> Callable[[Any], None]:
+    """Writes the header to ``out`` and returns the function that writes one log row.
+
+    ``shown`` transforms each record first (masking, for a viewer's download).
+    """
+    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS)
+    writer.writeheader()
+    shown = shown or (lambda record: record)
+    return lambda row: writer.writerow(
+        {key: csv_cell(value) for key, value in shown(export_record(row)).items()}
+    )
+
+
 def write_export(conn: Connection, flt: LogFilter, out: IO[str], fmt: str) -> int:
     count = 0
     if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS)
-        writer.writeheader()
+        write_row = csv_writer(out)
         for row in iter_log(conn, flt):
-            writer.writerow(export_record(row))
+            write_row(row)
             count += 1
     else:
         for row in iter_log(conn, flt):

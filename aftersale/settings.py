@@ -77,6 +77,8 @@ class Settings(BaseSettings):
 
     public_url: str = "http://127.0.0.1:8000"
     secret_key: str | None = None
+    # The key before the last rotation: links signed with it keep working (README, Security).
+    secret_key_previous: str | None = None
 
     dispatch_batch_size: int = Field(default=500, ge=1)
     dispatch_tick_seconds: float = Field(default=10.0, gt=0)
@@ -94,6 +96,15 @@ class Settings(BaseSettings):
     session_max_age: int = Field(default=8 * 3600, ge=60)
     # None: send the session cookie only over HTTPS when public_url is https.
     session_secure_cookie: bool | None = None
+    # A console session unused this long ends (seconds); session_max_age ends any session.
+    session_idle_timeout: int = Field(default=30 * 60, ge=60)
+
+    # [web]: proxies whose X-Forwarded-For/-Proto are believed ("10.0.0.5,10.0.0.6" or
+    # "*"); none by default, so a client cannot pose as another address. Bodies larger
+    # than these are refused with 413 before they are read.
+    web_forwarded_allow_ips: str | None = None
+    web_max_webhook_bytes: int = Field(default=1024 * 1024, ge=1024)
+    web_max_events_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
 
     policy: dict[str, Any] = Field(
         default_factory=lambda: {

@@ -6,10 +6,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from aftersale.sendlog import Timeline, reason_text
+from aftersale.terminal import safe
 
 STATUS_STYLE = {
     "sent": "green", "delivered": "green", "skipped": "yellow", "cancelled": "yellow",
@@ -41,27 +41,30 @@ def print_timeline(
     c = t.customer
     zone = _zone(c.timezone, default_timezone)
     yes_no = {True: "[green]yes[/]", False: "[red]no[/]"}
-    console.print(f"[bold]{c.first_name} {c.last_name}[/] ({c.id})", highlight=False)
-    console.print(f"  e-mail {c.email or '-'} · phone {c.phone or '-'}", highlight=False)
-    console.print(f"  locale {c.locale} · times below in the customer's zone, {zone.key}")
+    console.print(f"[bold]{safe(c.first_name)} {safe(c.last_name)}[/] ({safe(c.id)})",
+                  highlight=False)  # fmt: skip
+    console.print(f"  e-mail {safe(c.email or '-')} · phone {safe(c.phone or '-')}",
+                  highlight=False)  # fmt: skip
+    console.print(f"  locale {safe(c.locale)} · times below in the customer's zone, {zone.key}")
     if holidays is not None:
         console.print(f"  public holidays: {holidays}", highlight=False, markup=False)
     console.print(
-        f"  consent: e-mail {yes_no[bool(c.email_consent)]} ({c.email_consent_source}), "
-        f"SMS {yes_no[bool(c.sms_consent)]} ({c.sms_consent_source})"
+        f"  consent: e-mail {yes_no[bool(c.email_consent)]} ({safe(c.email_consent_source)}), "
+        f"SMS {yes_no[bool(c.sms_consent)]} ({safe(c.sms_consent_source)})"
         + (f" · [red]{c.open_complaints} open complaint(s)[/]" if c.open_complaints else "")
     )
     for s in t.suppressions:
         console.print(
-            f"  [red]suppressed {s.channel}: {s.reason}[/] ({s.source}, {_local(s.created_at, zone)})"
+            f"  [red]suppressed {safe(s.channel)}: {safe(s.reason)}[/] "
+            f"({safe(s.source)}, {_local(s.created_at, zone)})"
         )
 
     events = Table("when", "event", "details", title="Events", title_justify="left")
     for e in t.events:
         details = e.payload.get("order")
         details = details.get("id") if isinstance(details, dict) else details
-        kind = e.type if e.applied else f"{e.type} [dim](not yet applied)[/]"
-        events.add_row(_local(e.at, zone), kind, str(details or e.payload.get("channel") or ""))
+        kind = safe(e.type) if e.applied else f"{safe(e.type)} [dim](not yet applied)[/]"
+        events.add_row(_local(e.at, zone), kind, safe(details or e.payload.get("channel") or ""))
     console.print(events)
 
     enrolments = Table(
@@ -69,15 +72,16 @@ def print_timeline(
     )
     for e in t.enrollments:
         status = e.status + (f" ({e.reason})" if e.reason else "")
-        enrolments.add_row(_local(e.enrolled_at, zone), e.journey_id, e.order_id or "", status)
+        enrolments.add_row(_local(e.enrolled_at, zone), safe(e.journey_id),
+                           safe(e.order_id or ""), safe(status))  # fmt: skip
     console.print(enrolments)
 
     console.print("[bold]Messages[/]")
     for m in t.messages:
         style = STATUS_STYLE.get(m.status, "white")
         when = _local(m.sent_at or m.due_at, zone)
-        reason = f" [dim]{reason_text(m)}[/]" if m.reason else ""
-        about = f" · {escape(m.item_name)}" if m.item_name else ""
+        reason = f" [dim]{safe(reason_text(m))}[/]" if m.reason else ""
+        about = f" · {safe(m.item_name)}" if m.item_name else ""
         # What the customer did with it, as providers and short links report it.
         seen = "".join(
             f" · {name}"
@@ -85,13 +89,13 @@ def print_timeline(
             if at is not None
         )
         console.print(
-            f"  {when}  {m.journey_id}/{m.step} #{m.occurrence}{about} · {m.channel} · "
-            f"[{style}]{m.status}[/]{reason}{seen}",
+            f"  {when}  {safe(m.journey_id)}/{safe(m.step)} #{m.occurrence}{about} · "
+            f"{safe(m.channel)} · [{style}]{safe(m.status)}[/]{reason}{seen}",
             highlight=False,
         )
         for d in t.decisions.get(m.id, []):
             moved = f" → {_local(d.due_after, zone)}" if d.due_after else ""
-            why = f" {d.reason}" if d.reason else ""
+            why = f" {safe(d.reason)}" if d.reason else ""
             console.print(
                 f"      [dim]{_local(d.at, zone)} {d.action}{why}{moved}[/]", highlight=False
             )

@@ -221,7 +221,8 @@ def _page(project: Project, state: str, lang: str, status: int = 200, **ctx: Any
 
 
 def _customer_for(project: Project, token: str) -> Any | None:
-    customer_id = verify_unsubscribe_token(project.secret_key(), token)
+    keys = project.signing_keys().verifying("unsubscribe")
+    customer_id = next(filter(None, (verify_unsubscribe_token(k, token) for k in keys)), None)
     if customer_id is None:
         return None
     with reading(project.db) as conn:
@@ -273,7 +274,8 @@ async def follow_link(token: str, request: Request) -> RedirectResponse:
     scanners are redirected too, but their visits are not clicks.
     """
     project = _project(request)
-    found = parse_short_link(project.secret_key(), token)
+    keys = project.signing_keys().verifying("links")
+    found = next(filter(None, (parse_short_link(k, token) for k in keys)), None)
     person = not LINK_PREVIEWERS.search(request.headers.get("User-Agent", ""))
     target = await run_in_threadpool(_follow, project, *found, person) if found else None
     return RedirectResponse(target or project.settings.shop_url, status_code=302)
@@ -366,6 +368,7 @@ def _shopify(project: Project, order: dict[str, Any], webhook_id: str | None) ->
         result = ingest_shopify_order(
             project.db, order, webhook_id,
             region=s.default_region, default_locale=s.default_locale, now=project.now(),
+            guest_key=project.signing_keys().key("guests"),
         )  # fmt: skip
     except RowInvalid as exc:
         return JSONResponse({"error": exc.reason, "field": exc.field}, status_code=400)

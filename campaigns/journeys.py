@@ -14,8 +14,9 @@ A journey reads like this (see the built-ins in ``campaigns/builtin_journeys``):
         send: {channel: email, template: warranty_offer, category: marketing,
                priority: 5, expires_at: warranty_end}
 
-Conditions are Jinja2 expressions compiled in the sandbox; they are checked when the journey
-is validated, not at send time.
+Conditions are Jinja2 expressions compiled in an immutable sandbox with bounded sizes and
+time (:mod:`campaigns.conditions`); they are checked when the journey is validated, not at
+send time.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from typing import Any, Literal
 import yaml
 from jinja2 import StrictUndefined, TemplateSyntaxError
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from campaigns.conditions import ConditionEnvironment, run_limited
 
 BUILTIN_DIR = Path(__file__).with_name("builtin_journeys")
 ANCHORS = ("trigger", "previous", "warranty_end", "purchase")
@@ -76,7 +78,7 @@ def resolve_duration(spec: str, context: Mapping[str, Any]) -> timedelta:
     return timedelta(days=float(value))
 
 
-_env = SandboxedEnvironment(undefined=StrictUndefined)
+_env = ConditionEnvironment(undefined=StrictUndefined)
 
 
 _PATH = re.compile(r"^\s*([a-z_][a-z0-9_]*)((?:\.[a-z_][a-z0-9_]*)*)(?:\s+or\s+(\d+))?\s*$")
@@ -90,7 +92,11 @@ def compile_condition(source: str) -> Any:
     look-ups: they get a direct path that behaves the same (unknown names still fail) and
     skips Jinja2's per-call context, which dominates planning time otherwise.
     """
-    compiled = _env.compile_expression(source, undefined_to_none=False)
+    expression = _env.compile_expression(source, undefined_to_none=False)
+
+    def compiled(**context: Any) -> Any:
+        return run_limited(expression, context)
+
     match = _PATH.match(source)
     if match is None:
         return compiled

@@ -347,3 +347,18 @@ class User(SQLModel, table=True):
     failed_logins: int = 0
     last_failed_at: datetime | None = utc_field()
     last_login_at: datetime | None = utc_field()
+
+
+class AdminSession(SQLModel, table=True):
+    """A console login: the cookie carries a random token, the row its SHA-256 (``id``).
+
+    Deleting the row ends the session at once (logout, password or role change, removal).
+    """
+
+    __tablename__ = "sessions"
+
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    created_at: datetime | None = utc_field(nullable=False)
+    last_seen_at: datetime | None = utc_field(nullable=False)
+    client: str = Field(default="", max_length=100)

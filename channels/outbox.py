@@ -65,7 +65,7 @@ class OutboxChannel(Channel):
 
     def _write_email(self, message: OutgoingMessage) -> SendResult:
         em = build_email(message, sender=self.sender, reply_to=self.reply_to)
-        self.email_dir.mkdir(parents=True, exist_ok=True)
+        _private_dir(self.email_dir)
         target = self.email_dir / f"{message.message_id}.eml"
         # Write then rename, so a reader never sees half a message.
         fd, tmp = tempfile.mkstemp(dir=self.email_dir, suffix=".tmp")
@@ -89,11 +89,20 @@ class OutboxChannel(Channel):
         }
         line = json.dumps(record, ensure_ascii=False) + "\n"
         with self._lock:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            with self.sms_log.open("a", encoding="utf-8") as fh:
+            _private_dir(self.directory)
+            fd = os.open(self.sms_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as fh:
                 fh.write(line)
         return SendResult(
             provider=self.name,
             provider_message_id=message.message_id,
             details={"path": str(self.sms_log)},
         )
+
+
+def _private_dir(directory: Path) -> None:
+    """Create ``directory`` (and its parents) readable by the owner only: messages hold
+    addresses and personal links. mkstemp already creates each file 0600."""
+    for folder in reversed([directory, *directory.parents]):
+        if not folder.exists():
+            folder.mkdir(mode=0o700)

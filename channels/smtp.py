@@ -20,6 +20,7 @@ from channels.base import (
 )
 from channels.errors import ConfigurationError
 from channels.mime import SMTP_POLICY, build_email, envelope_sender
+from channels.redaction import redact
 
 PROVIDER = "smtp"
 _TRUE = {"1", "true", "yes", "on"}
@@ -42,14 +43,18 @@ class SMTPServer:
         """Parse ``smtp://user:pass@host:587?starttls=1&timeout=5`` or ``smtps://host:465``."""
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise ConfigurationError(f"SMTP URL must look like smtp://host:port, got {url!r}")
+            raise ConfigurationError(
+                f"SMTP URL must look like smtp://host:port, got {redact(url)!r}"
+            )
         query = dict(urllib.parse.parse_qsl(parts.query))
         implicit_tls = parts.scheme == "smtps"
         try:
             port = parts.port or (465 if implicit_tls else 25)
             timeout = float(query.get("timeout", 10))
         except ValueError as exc:
-            raise ConfigurationError(f"invalid SMTP URL {url!r}: {exc}") from exc
+            raise ConfigurationError(
+                f"invalid SMTP URL {redact(url)!r}: {redact(str(exc))}"
+            ) from exc
         unquote = urllib.parse.unquote
         return cls(
             host=parts.hostname,

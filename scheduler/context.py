@@ -35,6 +35,7 @@ from campaigns.timewindows import resolve_zone
 from channels import pickled_by_fields
 from templates import coupon_code
 from templates.links import short_link_base
+from templates.signing import purpose_key
 
 UTC_ZONE = ZoneInfo("UTC")  # a customer without a time zone sees dates in UTC
 
@@ -246,14 +247,16 @@ def render_context(
     """The template context: the message's data plus its links and the personal offer."""
     order = base.get("order") or {}
     total = order.get("total") or 0
-    links = {"unsubscribe": unsubscribe_url(public_url, secret_key, row.customer_id)}
+    # One secret, a derived key per purpose (templates.signing).
+    unsubscribe_key = purpose_key(secret_key, "unsubscribe")
+    links = {"unsubscribe": unsubscribe_url(public_url, unsubscribe_key, row.customer_id)}
     if short_links and row.channel != "email":  # SMS, or a preview of either
-        links["short"] = short_link_base(public_url, secret_key, row.id)
+        links["short"] = short_link_base(public_url, purpose_key(secret_key, "links"), row.id)
     return {
         **base,
         "links": links,
         "offer": {
-            "coupon_code": coupon_code(secret_key, row.enrollment_id),
+            "coupon_code": coupon_code(purpose_key(secret_key, "coupons"), row.enrollment_id),
             "bonus_points": max(100, int(total) // 10 * 10),
             "discount_percent": 10,
         },

@@ -6,15 +6,20 @@ returns it), because the session cookie alone would let another site post on a u
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from aftersale.admin import customers as actions
 from aftersale.admin.auth import CurrentUser, api_user, check_csrf, csrf_token, require_admin
 from aftersale.admin.flow import journey_flow
+from aftersale.admin.masking import masked
 from aftersale.admin.pages import clock_now, prices, project_of
 from aftersale.admin.shapes import (
     customer_dict,
@@ -26,7 +31,25 @@ from aftersale.sendlog import LogFilter, customer_timeline, iso, query_log
 from aftersale.stats import dashboard, journey_stats, list_journeys, set_paused
 from campaigns.models import reading
 
-router = APIRouter(prefix="/api/admin", tags=["admin"])
+
+class ViewerMasked(APIRoute):
+    """Answers to a viewer have every address masked, in whatever field it hides."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def masked_handler(request: Request) -> Response:
+            response = await handler(request)
+            user = getattr(request.state, "user", None)
+            if user is None or user.is_admin or response.media_type != "application/json":
+                return response
+            data = masked(json.loads(bytes(response.body)))
+            return JSONResponse(data, status_code=response.status_code)
+
+        return masked_handler
+
+
+router = APIRouter(prefix="/api/admin", tags=["admin"], route_class=ViewerMasked)
 ApiUser = Annotated[CurrentUser, Depends(api_user)]
 
 
@@ -153,9 +176,10 @@ def customer_erase(request: Request, user: ApiAdmin, customer_id: str) -> dict[s
     """Anonymise the customer (GDPR erasure); messages and counts stay."""
     project = project_of(request)
     with project.db.begin() as conn:
-        if not actions.erase(conn, customer_id, user.name, project.now()):
-            raise HTTPException(404, f"no customer {customer_id!r}")
-    return {"status": "erased"}
+        erased = actions.erase(conn, customer_id, user.name, project.now())
+    if erased is None:
+        raise HTTPException(404, f"no customer {customer_id!r}")
+    return {"status": "erased", "id": erased}  # a new id when the old one was an address
 
 
 @router.get("/journeys")

@@ -1,21 +1,23 @@
 """Who is asking: session login, roles and CSRF checks for the admin console.
 
-The session lives in a cookie signed with the project's ``secret_key`` (Starlette's
-SessionMiddleware, itsdangerous underneath). It holds the user id and a per-session CSRF
-token; the user row is read again on every request so that a changed role or a deleted
-user takes effect at once.
+The cookie (Starlette's SessionMiddleware, signed with the ``sessions`` key derived from
+``secret_key``) holds a random session token and a per-session CSRF token. The session
+itself is a row on the server (:func:`aftersale.accounts.start_session`): logout, a new
+password or role and ``users remove`` delete it, an idle session expires, and the user row
+is read again on every request so that a changed role takes effect at once.
 """
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import HTTPException, Request
 
-from aftersale.accounts import get_user
+from aftersale.accounts import end_session, session_user, start_session
 
-SESSION_USER = "uid"
+SESSION_ID = "sid"
 SESSION_CSRF = "csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -52,10 +54,18 @@ def csrf_token(request: Request) -> str:
 
 
 def _session_user(request: Request) -> CurrentUser | None:
-    user_id = request.session.get(SESSION_USER)
-    if not isinstance(user_id, int):
+    token = request.session.get(SESSION_ID)
+    if not isinstance(token, str):
         return None
-    row = get_user(request.app.state.project.db, user_id)
+    project = request.app.state.project
+    s = project.settings
+    row = session_user(
+        project.db,
+        token,
+        project.now(),
+        idle=timedelta(seconds=s.session_idle_timeout),
+        max_age=timedelta(seconds=s.session_max_age),
+    )
     if row is None:
         request.session.clear()
         return None
@@ -77,6 +87,7 @@ def api_user(request: Request) -> CurrentUser:
     user = _session_user(request)
     if user is None:
         raise HTTPException(401, "log in first", headers={"WWW-Authenticate": "Cookie"})
+    request.state.user = user  # the API masks addresses in a viewer's answers
     return user
 
 
@@ -98,12 +109,18 @@ def require_admin(user: CurrentUser) -> None:
         raise HTTPException(403, "viewers cannot change anything")
 
 
-def log_in(request: Request, user_id: int) -> None:
-    """Start a fresh session (new CSRF token) for ``user_id``."""
+def log_in(request: Request, user_id: int, client: str = "") -> None:
+    """Start a fresh session (new token, new CSRF token) for ``user_id``."""
+    project = request.app.state.project
+    token = start_session(project.db, user_id, project.now(), client)
     request.session.clear()
-    request.session[SESSION_USER] = user_id
+    request.session[SESSION_ID] = token
     csrf_token(request)
 
 
 def log_out(request: Request) -> None:
+    """End the session on the server, so a copy of the cookie is worth nothing."""
+    token = request.session.get(SESSION_ID)
+    if isinstance(token, str):
+        end_session(request.app.state.project.db, token)
     request.session.clear()

@@ -1,6 +1,14 @@
-"""Partial masking of contact data for viewers: ``a***@example.com``, ``+49151*****678``."""
+"""Partial masking of contact data for viewers: ``a***@example.com``, ``+49151*****678``.
+
+Named fields (a customer's e-mail, phone, names) are masked by :func:`mask_email` and
+friends; everything else a viewer sees (ids, reasons, details, history) passes through
+:func:`mask_addresses`, which finds addresses inside any text.
+"""
 
 from __future__ import annotations
+
+import re
+from typing import Any
 
 
 def mask_email(address: str | None) -> str | None:
@@ -27,3 +35,25 @@ def mask_text(value: str | None) -> str | None:
     if not value:
         return value
     return value[:1] + "***"
+
+
+# An address anywhere in free text (a bounce reason, a legacy guest id, an event's data).
+_EMAIL_IN_TEXT = re.compile(r"[A-Za-z0-9._%+'-]*[A-Za-z0-9_%+'-]@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_PHONE_IN_TEXT = re.compile(r"\+\d{7,15}\b")
+
+
+def mask_addresses(text: str) -> str:
+    """``text`` with every e-mail address and international phone number in it masked."""
+    text = _EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group()) or "", text)
+    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group()) or "", text)
+
+
+def masked(data: Any) -> Any:
+    """JSON-like ``data`` with addresses masked in every string, keys included."""
+    if isinstance(data, str):
+        return mask_addresses(data)
+    if isinstance(data, dict):
+        return {masked(k): masked(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [masked(v) for v in data]
+    return data

@@ -11,10 +11,11 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from aftersale.accounts import ClientThrottle
+from aftersale.accounts import LoginThrottle
 from aftersale.admin import api, pages
 from aftersale.admin.auth import LoginRequired
 from aftersale.app import Project
+from templates.signing import purpose_key
 
 STATIC = Path(__file__).with_name("static")
 
@@ -22,7 +23,8 @@ STATIC = Path(__file__).with_name("static")
 def mount_admin(app: FastAPI, project: Project) -> None:
     """Add the console's routes, static files, session cookie and login throttle to ``app``."""
     # Without a configured key sessions still work, but only until the process restarts.
-    key = project.settings.secret_key or secrets.token_urlsafe(32)
+    secret = project.settings.secret_key or secrets.token_urlsafe(32)
+    key = purpose_key(secret, "sessions")  # never the key of anything a customer holds
     app.add_middleware(
         SessionMiddleware,
         secret_key=key,
@@ -31,7 +33,7 @@ def mount_admin(app: FastAPI, project: Project) -> None:
         same_site="lax",
         https_only=_secure(project),
     )
-    app.state.login_throttle = ClientThrottle()
+    app.state.login_throttle = LoginThrottle()
     app.include_router(pages.router)
     app.include_router(api.router)
     app.mount("/admin/static", StaticFiles(directory=STATIC), name="admin-static")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from aftersale.accounts import authenticate
 from aftersale.admin import customers as actions
@@ -29,6 +30,7 @@ from aftersale.admin.auth import (
     require_admin,
 )
 from aftersale.admin.flow import journey_flow
+from aftersale.admin.masking import mask_addresses, masked
 from aftersale.admin.shapes import (
     PAGE_SIZE,
     STATUSES,
@@ -38,7 +40,7 @@ from aftersale.admin.shapes import (
 )
 from aftersale.admin.terminal import project_prices
 from aftersale.app import CLOCK_KEY, Project, state_t
-from aftersale.sendlog import EXPORT_FIELDS, LogFilter, customer_timeline, export_record, iter_log
+from aftersale.sendlog import LogFilter, csv_writer, customer_timeline, iter_log
 from aftersale.sendlog import query_log as read_log
 from aftersale.stats import (
     Prices,
@@ -75,8 +77,20 @@ def _money(value: Decimal | None) -> str:
     return "–" if value is None else f"{value:,.2f}"
 
 
+# Set while a page renders for a viewer: every value printed has its addresses masked.
+_FOR_VIEWER: ContextVar[bool] = ContextVar("for_viewer", default=False)
+
+
+def _finalize(value: Any) -> Any:
+    if not _FOR_VIEWER.get() or not isinstance(value, str):
+        return value
+    text = mask_addresses(value)
+    return Markup(text) if isinstance(value, Markup) else text
+
+
 templates.env.filters["when"] = _when
 templates.env.filters["money"] = _money
+templates.env.finalize = _finalize
 
 
 def project_of(request: Request) -> Project:
@@ -85,7 +99,11 @@ def project_of(request: Request) -> Project:
 
 def render(request: Request, name: str, user: CurrentUser | None, **context: Any) -> HTMLResponse:
     context.update(user=user, csrf=csrf_token(request), csrf_field=CSRF_FIELD)
-    return templates.TemplateResponse(request, name, context)
+    viewer = _FOR_VIEWER.set(user is not None and not user.is_admin)
+    try:
+        return templates.TemplateResponse(request, name, context)
+    finally:
+        _FOR_VIEWER.reset(viewer)
 
 
 def back(url: str) -> RedirectResponse:
@@ -134,7 +152,7 @@ def login(
                           error="Unknown user or wrong password.")  # fmt: skip
         response.status_code = 401
         return response
-    log_in(request, result.user.id)
+    log_in(request, result.user.id, client)
     return back(_safe_next(next))
 
 
@@ -184,14 +202,13 @@ def send_log(
                   export=filter_query(flt), before_id=before_id, until_day=until_day)  # fmt: skip
 
 
-def csv_lines(project: Project, flt: LogFilter) -> Iterator[str]:
+def csv_lines(project: Project, flt: LogFilter, *, mask: bool = False) -> Iterator[str]:
     """The filtered send log as CSV, produced row by row so any size streams."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
-    writer.writeheader()
+    write_row = csv_writer(buffer, masked if mask else None)
     with reading(project.db) as conn:
         for count, row in enumerate(iter_log(conn, flt), 1):
-            writer.writerow(export_record(row))
+            write_row(row)
             if count % 500 == 0:
                 yield buffer.getvalue()
                 buffer.seek(0)
@@ -202,7 +219,7 @@ def csv_lines(project: Project, flt: LogFilter) -> Iterator[str]:
 @router.get("/log.csv")
 def send_log_csv(request: Request, user: PageUser, flt: Filter) -> StreamingResponse:
     return StreamingResponse(
-        csv_lines(project_of(request), flt),
+        csv_lines(project_of(request), flt, mask=not user.is_admin),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="sendlog.csv"'},
     )
@@ -242,10 +259,11 @@ def _customer_action(request: Request, user: CurrentUser, customer_id: str, act:
     project = project_of(request)
     try:
         with project.db.begin() as conn:
-            act(conn, project.now())
+            done = act(conn, project.now())
     except actions.CustomerActionError as exc:
         raise HTTPException(400, str(exc)) from exc
-    return back(f"/admin/customers/{customer_id}")
+    # An erasure may give the customer a new id (when the old one was an address).
+    return back(f"/admin/customers/{done if isinstance(done, str) else customer_id}")
 
 
 ChannelForm = Annotated[str, Form(max_length=10)]

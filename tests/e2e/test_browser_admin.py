@@ -74,12 +74,15 @@ def log_in(page, url: str, user: tuple[str, str]) -> None:
 
 def test_admin_logs_in_filters_opens_a_customer_and_pauses_a_journey(console, page) -> None:
     h, url = console
+    blocked: list[str] = []  # the Content-Security-Policy must not stop anything of ours
+    page.on("console", lambda m: "Content Security Policy" in m.text and blocked.append(m.text))
     page.goto(f"{url}/admin/login")
     shot(page, "login")
     log_in(page, url, ADMIN)
     page.wait_for_function("document.querySelectorAll('canvas').length == 2")
     page.wait_for_timeout(300)
     shot(page, "dashboard")
+    assert blocked == []
 
     page.click("text=Send log")
     page.fill("#log-filter input[name=journey]", "thank_you")

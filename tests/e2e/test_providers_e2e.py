@@ -17,10 +17,12 @@ from aftersale.cli import app
 from aftersale.providers import TWILIO_FROM, FakeProviders
 from campaigns.consent import verify_unsubscribe_token
 from campaigns.models import Message
+from templates.signing import purpose_key
 
 PUBLIC_URL = "https://shop.example"
+SECRET = "e2e-8Hq2Lr5Vx1Nc7Zt4Wp9Bm3Kd6Fs0Gy"
 TOML = """
-secret_key = "e2e-secret"
+secret_key = "e2e-8Hq2Lr5Vx1Nc7Zt4Wp9Bm3Kd6Fs0Gy"
 [email]
 from = "Elektro Sommer <service@elektro-sommer.example>"
 [policy]
@@ -113,7 +115,7 @@ def test_run_once_sends_through_the_official_clients(
     unsubscribe = offer["headers"]["List-Unsubscribe"]
     assert unsubscribe.startswith(f"<{PUBLIC_URL}/unsubscribe/") and unsubscribe.endswith(">")
     token = unsubscribe[1:-1].rsplit("/", 1)[1]
-    assert verify_unsubscribe_token("e2e-secret", token) == "c1"
+    assert verify_unsubscribe_token(purpose_key(SECRET, "unsubscribe"), token) == "c1"
     assert offer["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
     thanks = mails[str(by_step["thanks"].id)]

@@ -178,8 +178,9 @@ def test_a_replayed_webhook_is_a_no_op(web: Web) -> None:
 def test_guest_orders_and_orders_without_any_contact(web: Web) -> None:
     guest = {**copy.deepcopy(ORDER), "customer": None, "email": "guest@example.com"}
     response = post_order(web, guest, "wh-2")
-    assert response.json()["customer_id"] == "shopify:guest:guest@example.com"
-    assert web.customer("shopify:guest:guest@example.com").email_consent is False
+    guest_id = response.json()["customer_id"]
+    assert guest_id.startswith("shopify:guest:") and "@" not in guest_id
+    assert web.customer(guest_id).email_consent is False
 
     nobody = {**copy.deepcopy(ORDER), "customer": None, "email": None, "phone": None}
     before = web.snapshot()
@@ -192,7 +193,7 @@ def test_guest_orders_and_orders_without_any_contact(web: Web) -> None:
 
 def test_the_shop_does_not_undo_an_unsubscribe_made_here(web: Web) -> None:
     post_order(web, ORDER)
-    token = unsubscribe_token(web.h.project.secret_key(), CUSTOMER_ID)
+    token = unsubscribe_token(web.h.project.signing_keys().key("unsubscribe"), CUSTOMER_ID)
     web.client.post(f"/unsubscribe/{token}")
 
     post_order(web, {**ORDER, "id": 820982911946154509}, "wh-4")

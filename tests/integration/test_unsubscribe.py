@@ -12,7 +12,7 @@ from tests.integration.test_webhooks import Web, sold
 
 
 def token_for(web: Web, customer_id: str = "c1") -> str:
-    return unsubscribe_token(web.h.project.secret_key(), customer_id)
+    return unsubscribe_token(web.h.project.signing_keys().key("unsubscribe"), customer_id)
 
 
 def planned_marketing_email(web: Web) -> Any:
@@ -81,7 +81,8 @@ def test_invalid_tokens_are_404_and_change_nothing(web: Web, mangle: str) -> Non
     planned_marketing_email(web)
     good = token_for(web)
     token = {
-        "tampered": unsubscribe_token(web.h.project.secret_key(), "c1")[:-2] + "AA",
+        "tampered": unsubscribe_token(web.h.project.signing_keys().key("unsubscribe"), "c1")[:-2]
+        + "AA",
         "other_secret": unsubscribe_token("another-secret", "c1"),
         "garbage": "no-dot-here",
         "unknown_customer": token_for(web, "nobody"),
