@@ -4,7 +4,7 @@ Per-item messages of one customer, journey and step that fall due together go ou
 message (campaigns.bundling). The others end ``skipped`` with reason ``bundled``; this
 column holds the id of the message that carried them, so the log says where each went.
 
-Revision ID: 0008_bundles
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-02 09:00:00
 """
@@ -12,7 +12,7 @@ Create Date: 2026-12-02 09:00:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_bundles"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None

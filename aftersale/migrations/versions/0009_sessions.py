@@ -1,7 +1,7 @@
 """console sessions kept on the server, so that they can be ended
 
-Revision ID: 0008_sessions
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02 09:00:00
 """
 
@@ -11,8 +11,8 @@ from alembic import op
 
 import campaigns.models
 
-revision = "0008_sessions"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
