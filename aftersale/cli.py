@@ -179,6 +179,8 @@ def _report(kind: str, path: Path, report: ImportReport, strict: bool) -> None:
         err.print(f"[red]{problem}[/]", highlight=False)
     if len(report.errors) > 50:
         err.print(f"... and {len(report.errors) - 50} more problems")
+    if report.header_unusable:
+        fail(f"{path}: nothing imported: the header cannot be used")
     if report.rejected:
         fail(f"{path}: rejected ({len(report.errors)} bad rows, --strict): nothing imported")
     summary_line = f"{kind}: {report.imported} imported"
