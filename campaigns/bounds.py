@@ -188,10 +188,12 @@ def country(value: Any, field: str = "country") -> str | None:
 # ----------------------------------------------------------------------------- JSON
 
 
-def json_value(line: str, field: str = "json") -> Any:
-    """One JSON document, refused if nested deeper than :data:`MAX_JSON_DEPTH` or carrying
-    a NUL character (PostgreSQL stores neither in text nor in JSON)."""
-    if line.count("[") + line.count("{") > MAX_JSON_DEPTH and _depth(line) > MAX_JSON_DEPTH:
+def json_value(
+    line: str, field: str = "json", *, nul: bool = True, depth: int = MAX_JSON_DEPTH
+) -> Any:
+    """One JSON document, refused if nested deeper than ``depth`` or (with ``nul``)
+    carrying a NUL character, which PostgreSQL stores neither in text nor in JSON."""
+    if line.count("[") + line.count("{") > depth and _depth(line) > depth:
         raise RowInvalid(field, f"nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         data = json.loads(line)
@@ -199,8 +201,8 @@ def json_value(line: str, field: str = "json") -> Any:
         raise RowInvalid(field, f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError as exc:
         raise RowInvalid(field, getattr(exc, "msg", None) or str(exc)[:200]) from None
-    if "\\u0000" in line:
-        where = _nul_path(data)
+    if nul and "\\u0000" in line:
+        where = nul_path(data)
         if where is not None:
             raise RowInvalid(where or field, "contains a NUL character")
     return data
@@ -217,7 +219,7 @@ def _depth(text: str) -> int:
     return deepest
 
 
-def _nul_path(data: Any, path: str = "") -> str | None:
+def nul_path(data: Any, path: str = "") -> str | None:
     """The path of the first string holding a NUL (keys included), else None."""
     if isinstance(data, str):
         return path if "\x00" in data else None
@@ -226,12 +228,12 @@ def _nul_path(data: Any, path: str = "") -> str | None:
             here = f"{path}.{key}" if path else str(key)
             if "\x00" in key:
                 return here
-            found = _nul_path(value, here)
+            found = nul_path(value, here)
             if found is not None:
                 return found
     elif isinstance(data, list):
         for index, value in enumerate(data):
-            found = _nul_path(value, f"{path}[{index}]")
+            found = nul_path(value, f"{path}[{index}]")
             if found is not None:
                 return found
     return None

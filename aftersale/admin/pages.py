@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
@@ -173,7 +175,7 @@ def send_log(
     request: Request,
     user: PageUser,
     flt: Filter,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> HTMLResponse:
     project = project_of(request)
     with reading(project.db) as conn:
@@ -231,8 +233,15 @@ def customer_export(request: Request, user: PageUser, customer_id: str) -> Respo
     return Response(
         json.dumps(data, ensure_ascii=False, indent=2, default=str),
         media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="customer-{customer_id}.json"'},
+        headers={"Content-Disposition": attachment(f"customer-{customer_id}.json")},
     )
+
+
+def attachment(filename: str) -> str:
+    """A ``Content-Disposition`` for ``filename``, whatever characters an id brings: an
+    ASCII stand-in, and the exact name percent-encoded (RFC 6266), never a raw CR or LF."""
+    plain = re.sub(r"[^A-Za-z0-9._-]", "_", filename)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def _customer_action(request: Request, user: CurrentUser, customer_id: str, act: Any) -> Response:
@@ -240,6 +249,8 @@ def _customer_action(request: Request, user: CurrentUser, customer_id: str, act:
     project = project_of(request)
     try:
         with project.db.begin() as conn:
+            if not actions.exists(conn, customer_id):
+                raise HTTPException(404, f"no customer {customer_id!r}")
             act(conn, project.now())
     except actions.CustomerActionError as exc:
         raise HTTPException(400, str(exc)) from exc
