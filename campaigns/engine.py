@@ -1,144 +1,111 @@
-"""The engine: applies events when their time comes, enrols customers and plans messages.
+"""The engine: applies events when their time comes, enrols customers and ends enrolments.
 
 Everything here works on a SQLAlchemy connection inside the caller's transaction and takes
 ``now`` from the caller, so the same code runs on the real and on the simulated clock.
 Enrolment and message idempotency rest on unique keys (``ON CONFLICT DO NOTHING``): applying
 an event twice, or two processes applying it at once, plans nothing twice.
+
+What an enrolment sends, and when, is worked out in ``campaigns.planning`` (its first and
+next messages) and ``campaigns.timetable`` (when each step falls due); the tables and the
+statements run every batch are in ``campaigns.store``.
 """
 
 from __future__ import annotations
 
-import calendar
-import operator
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any, NamedTuple
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from campaigns.bulk import executemany
-from campaigns.importing import insert_ignore_statement
-from campaigns.journeys import (
-    Journey,
-    Step,
-    customer_view,
-    evaluate,
-    parse_duration,
-    resolve_duration,
+from campaigns.journeys import DEFAULT_MIN_GAP, Journey, parse_duration, previous_view
+from campaigns.models import CANCELLED, COUNTING_STATUSES, PLANNED, UTCDateTime
+from campaigns.planning import (
+    Planner,
+    complete_enrollments,
+    customer_context,
+    message_row,
+    order_context,
+    plan_next,
 )
-from campaigns.models import (
-    CANCELLED,
-    PLANNED,
-    SENDING,
-    Customer,
-    Enrollment,
-    Event,
-    JourneyState,
-    JourneyVersion,
-    Message,
-    MessageDecision,
-    Purchase,
-    PurchaseItem,
-    UTCDateTime,
+from campaigns.store import (
+    COMPLETE,
+    CUSTOMERS,
+    DUE_EVENTS,
+    ENROLMENT_PLANNED,
+    TIMETABLES,
+    ActiveJourney,
+    CustomerRow,
+    DueEvent,
+    _insert_ignore,
+    customers_t,
+    decisions_t,
+    enrollments_t,
+    events_t,
+    items_t,
+    journeys_t,
+    load_customers,
+    load_version,
+    messages_t,
+    purchases_t,
+    select_fields,
+    sync_journeys,
+    versions_t,
+)
+from campaigns.timetable import (
+    PlanCache,
+    RelativePlan,
+    add_months,
+    from_micros,
+    plan_steps,
+    previous_step,
+    step_durations,
+    to_micros,
 )
 
-customers_t = Customer.__table__
-events_t = Event.__table__
-purchases_t = Purchase.__table__
-items_t = PurchaseItem.__table__
-versions_t = JourneyVersion.__table__
-journeys_t = JourneyState.__table__
-enrollments_t = Enrollment.__table__
-messages_t = Message.__table__
-decisions_t = MessageDecision.__table__
+__all__ = [
+    "COMPLETE",
+    "CUSTOMERS",
+    "DUE_EVENTS",
+    "ENROLMENT_PLANNED",
+    "TIMETABLES",
+    "ActiveJourney",
+    "ApplyStats",
+    "CustomerRow",
+    "DueEvent",
+    "Engine",
+    "PlanCache",
+    "Planner",
+    "RelativePlan",
+    "add_months",
+    "complete_enrollments",
+    "customer_context",
+    "customers_t",
+    "decisions_t",
+    "end_enrollments",
+    "enrollments_t",
+    "events_t",
+    "from_micros",
+    "items_t",
+    "journeys_t",
+    "load_customers",
+    "load_version",
+    "message_row",
+    "messages_t",
+    "order_context",
+    "plan_steps",
+    "purchases_t",
+    "select_fields",
+    "step_durations",
+    "sync_journeys",
+    "to_micros",
+    "versions_t",
+]
 
 CONSENT_EVENTS = {"unsubscribed": False, "subscribed": True}
-
-
-def select_fields(table: sa.Table, row: type[tuple]) -> sa.Select:
-    """A select of ``table``'s columns named by the tuple type ``row``, in its order.
-
-    Rows read on hot paths come back as plain named tuples: a SQLAlchemy Row's attribute
-    costs ten times a tuple's, and planning and dispatching read dozens per event or message.
-    """
-    return sa.select(*(table.c[name] for name in row._fields))  # type: ignore[attr-defined]
-
-
-class CustomerRow(NamedTuple):
-    """What planning, policy and templates read of a customer: not the bookkeeping times
-    and sources."""
-
-    id: str
-    email: str | None
-    phone: str | None
-    first_name: str
-    last_name: str
-    locale: str
-    timezone: str | None
-    email_consent: bool
-    sms_consent: bool
-    open_complaints: int
-    attributes: dict[str, Any]
-
-
-class DueEvent(NamedTuple):
-    """What applying an event reads of it."""
-
-    id: str
-    type: str
-    customer_id: str
-    at: datetime
-    payload: dict[str, Any]
-
-
-# An enrolment's planned messages, next to a condition on messages.enrollment_id. They are
-# found through the first column of the unique key (enrollment_id, step, occurrence): an
-# enrolment has a few messages. Compared as text (`status || ''`), the status cannot draw
-# SQLite's planner, which knows nothing of those counts, to ix_messages_due (status,
-# due_at) and through every planned message of every customer instead.
-ENROLMENT_PLANNED = messages_t.c.status.concat("") == PLANNED
-
-# Statements run every tick or batch, built once: building one costs more than running it.
-CUSTOMERS = select_fields(customers_t, CustomerRow).where(
-    customers_t.c.id.in_(sa.bindparam("ids", expanding=True))
-)
-DUE_EVENTS = (
-    select_fields(events_t, DueEvent)
-    .where(events_t.c.applied.is_(False), events_t.c.at <= sa.bindparam("now", type_=UTCDateTime()))
-    .order_by(events_t.c.at, events_t.c.id)
-    .limit(sa.bindparam("limit"))
-)
-_e = enrollments_t.c
-TIMETABLES = sa.select(_e.id, _e.customer_id, _e.order_id, _e.schedule).where(
-    _e.id.in_(sa.bindparam("ids", expanding=True)),
-    _e.status == "active",
-    _e.schedule.is_not(None),
-)
-COMPLETE = (
-    enrollments_t.update()
-    .where(
-        _e.id.in_(sa.bindparam("ids", expanding=True)),
-        _e.status == "active",
-        ~sa.select(messages_t.c.id)
-        .where(messages_t.c.enrollment_id == _e.id, messages_t.c.status.in_((PLANNED, SENDING)))
-        .exists(),
-    )
-    .values(status="completed", ended_at=sa.bindparam("now", type_=UTCDateTime()))
-)
-
-
-@dataclass(frozen=True)
-class ActiveJourney:
-    """A journey's current version as the engine uses it."""
-
-    journey: Journey
-    version_id: int
-    version: int
-    paused: bool = False
 
 
 @dataclass
@@ -148,87 +115,6 @@ class ApplyStats:
     messages: int = 0
     cancelled: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
-
-
-def add_months(moment: datetime, months: int) -> datetime:
-    """The same day-of-month ``months`` later, clamped to the month's last day."""
-    month_index = moment.month - 1 + months
-    year, month = moment.year + month_index // 12, month_index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
-
-
-# ---------------------------------------------------------------------------- journeys
-
-
-def sync_journeys(
-    conn: Connection, loaded: Iterable[tuple[Journey, str]], now: datetime
-) -> dict[str, ActiveJourney]:
-    """Store each definition, adding a version when it changed; running enrolments keep theirs."""
-    active: dict[str, ActiveJourney] = {}
-    for journey, source in loaded:
-        digest = journey.digest()
-        row = conn.execute(
-            sa.select(versions_t.c.id, versions_t.c.version).where(
-                versions_t.c.journey_id == journey.id, versions_t.c.digest == digest
-            )
-        ).first()
-        if row is None:
-            latest = conn.execute(
-                sa.select(sa.func.max(versions_t.c.version)).where(
-                    versions_t.c.journey_id == journey.id
-                )
-            ).scalar()
-            version = (latest or 0) + 1
-            version_id = conn.execute(
-                versions_t.insert()
-                .values(
-                    journey_id=journey.id,
-                    version=version,
-                    digest=digest,
-                    name=journey.name,
-                    definition=journey.model_dump(mode="json", by_alias=True),
-                    source_file=source,
-                    created_at=now,
-                )
-                .returning(versions_t.c.id)
-            ).scalar_one()
-        else:
-            version_id, version = row
-        _set_current(conn, journey.id, version_id)
-        paused = conn.execute(
-            sa.select(journeys_t.c.paused).where(journeys_t.c.journey_id == journey.id)
-        ).scalar()
-        active[journey.id] = ActiveJourney(journey, version_id, version, bool(paused))
-    known = set(active)
-    conn.execute(
-        journeys_t.update().where(journeys_t.c.journey_id.not_in(known)).values(active=False)
-    )
-    return active
-
-
-def _set_current(conn: Connection, journey_id: str, version_id: int) -> None:
-    updated = conn.execute(
-        journeys_t.update()
-        .where(journeys_t.c.journey_id == journey_id)
-        .values(current_version_id=version_id, active=True)
-    ).rowcount
-    if not updated:
-        conn.execute(
-            journeys_t.insert().values(
-                journey_id=journey_id, current_version_id=version_id, paused=False, active=True
-            )
-        )
-
-
-def load_version(conn: Connection, version_id: int) -> Journey:
-    definition = conn.execute(
-        sa.select(versions_t.c.definition).where(versions_t.c.id == version_id)
-    ).scalar_one()
-    return Journey.model_validate(definition)
-
-
-# ------------------------------------------------------------------------------ events
 
 
 class Engine:
@@ -266,51 +152,60 @@ class Engine:
             )
         return self._by_number[key]
 
-    def plan_next(self, conn: Connection, finished: Iterable[Any], now: datetime) -> int:
-        """Plan the message that follows each finished one in its enrolment's timetable.
+    def min_gap(self, conn: Connection, journey_id: str, version: int) -> timedelta:
+        """The ``min_gap`` of a journey's version (the default when it is gone)."""
+        journey = self._journey_by_number(conn, journey_id, version)
+        return journey.spacing if journey else parse_duration(DEFAULT_MIN_GAP)
 
-        ``finished`` are message rows (enrollment_id, journey_id, journey_version, step,
-        occurrence) that just reached a terminal status. An enrolment that has ended plans
-        nothing more; one whose timetable is exhausted, with no message left to send, is
-        marked ``completed``. Idempotent: the message's unique key makes a repeat a no-op.
-        Returns how many messages were planned.
+    def longest_min_gap(self) -> timedelta:
+        """How far back a dispatcher must look to hold every journey's ``min_gap``."""
+        gaps = [active.journey.spacing for active in self.journeys.values()]
+        return max(gaps, default=parse_duration(DEFAULT_MIN_GAP))
+
+    def previous_of(self, batch: Any, row: Any) -> dict[str, Any]:
+        """``previous`` for a step condition of ``row``: how the message of the step listed
+        before its step ended (its same occurrence, or its last one before).
+
+        ``batch`` is the dispatcher's per-batch loader (``rows``, ``conn``, ``previous``):
+        the outcomes of every row in it that asks are read in one statement, when first
+        needed.
         """
-        finished = list(finished)
-        candidates = [
-            (row, journey)
-            for row in finished
-            if (journey := self._journey_by_number(conn, row.journey_id, row.journey_version))
-            and journey.has_several_messages
-        ]
-        enrolments = _timetables(conn, {row.enrollment_id for row, _ in candidates})
-        messages = []
-        for row, journey in candidates:  # the message's version is its enrolment's
-            enrolment = enrolments.get(row.enrollment_id)
-            upcoming = _after(enrolment.schedule, row.step, row.occurrence) if enrolment else None
-            if upcoming is None:
-                continue
-            step_id, occurrence, due, expires = upcoming
-            step = journey.step(step_id)
-            if step is None:
-                continue
-            messages.append(
-                message_row(
-                    enrolment.id,
-                    enrolment.customer_id,
-                    enrolment.order_id,
-                    row.journey_id,
-                    row.journey_version,
-                    step,
-                    occurrence,
-                    from_micros(due),
-                    from_micros(expires) if expires is not None else None,
-                    now,
-                )  # fmt: skip
+        if batch.previous is None:
+            batch.previous = self._previous_outcomes(batch.conn, batch.rows)
+        return batch.previous.get(row.id) or previous_view(None, None)
+
+    def _previous_outcomes(self, conn: Connection, rows: Sequence[Any]) -> dict[int, Any]:
+        wanted: dict[int, tuple[str, str, int]] = {}
+        for row in rows:
+            journey = self._journey_by_number(conn, row.journey_id, row.journey_version)
+            step = journey.step(row.step) if journey else None
+            before = previous_step(journey, step) if step else None
+            if before is not None and step.condition and "previous" in step.condition:
+                wanted[row.id] = (row.enrollment_id, before.id, row.occurrence)
+        if not wanted:
+            return {}
+        m = messages_t.c
+        found: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        for message in conn.execute(
+            sa.select(m.enrollment_id, m.step, m.occurrence, m.status, m.sent_at).where(
+                m.enrollment_id.in_(sorted({w[0] for w in wanted.values()}))
             )
-        _insert_ignore(conn, messages_t, messages, ["enrollment_id", "step", "occurrence"])
-        going_on = {m["enrollment_id"] for m in messages}
-        complete_enrollments(conn, {r.enrollment_id for r in finished} - going_on, now)
-        return len(messages)
+        ):
+            found[(message.enrollment_id, message.step)].append(message)
+        outcomes = {}
+        for message_id, (enrollment_id, step_id, occurrence) in wanted.items():
+            earlier = [m for m in found[(enrollment_id, step_id)] if m.occurrence <= occurrence]
+            if earlier:
+                last = max(earlier, key=lambda m: m.occurrence)
+                sent_at = last.sent_at if last.status in COUNTING_STATUSES else None
+                outcomes[message_id] = previous_view(last.status, sent_at)
+        return outcomes
+
+    def plan_next(self, conn: Connection, finished: Iterable[Any], now: datetime) -> int:
+        """Plan the message that follows each finished one (see ``campaigns.planning``)."""
+        return plan_next(
+            conn, lambda jid, version: self._journey_by_number(conn, jid, version), finished, now
+        )
 
     def apply_due_events(self, conn: Connection, now: datetime, *, limit: int = 2000) -> ApplyStats:
         """Apply up to ``limit`` events whose time has come, oldest first."""
@@ -536,25 +431,6 @@ def end_enrollments(conn: Connection, ends: Mapping[str, datetime], reason: str)
     return counted
 
 
-def _timetables(conn: Connection, ids: set[str]) -> dict[str, Any]:
-    """The active enrolments among ``ids`` that keep a timetable, by id."""
-    if not ids:
-        return {}
-    return {r.id: r for r in conn.execute(TIMETABLES, {"ids": sorted(ids)})}
-
-
-def complete_enrollments(conn: Connection, ids: Iterable[str], now: datetime) -> int:
-    """Mark active enrolments ``completed`` when none of their messages waits to be sent.
-
-    An enrolment planned before timetables existed may still hold later planned messages;
-    it completes only when the last of them ends. Returns how many were completed.
-    """
-    ids = sorted(ids)
-    if not ids:
-        return 0
-    return conn.execute(COMPLETE, {"ids": ids, "now": now}).rowcount
-
-
 def _end_matching(conn: Connection, condition: Any, reason: str, at: datetime) -> int:
     ids = [r[0] for r in conn.execute(sa.select(enrollments_t.c.id).where(condition))]
     return end_enrollments(conn, dict.fromkeys(ids, at), reason)
@@ -572,414 +448,3 @@ def _item_row(order_id: str, position: int, item: Mapping[str, Any]) -> dict[str
         "warranty_months": item.get("warranty_months"),
         "inspection_interval_days": item.get("inspection_interval_days"),
     }
-
-
-def load_customers(conn: Connection, ids: Iterable[str]) -> dict[str, CustomerRow]:
-    """The customers with these ids, by id (unknown ids are left out)."""
-    ids = sorted(set(ids))
-    if not ids:
-        return {}
-    return {r.id: CustomerRow._make(r) for r in conn.execute(CUSTOMERS, {"ids": ids})}
-
-
-def _insert_ignore(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]):
-    """Bulk insert that leaves rows with an existing unique key alone.
-
-    Rows go in key order: side by side in the indexes they touch far fewer pages than
-    scattered, and the sort is stable, so of two rows with one key the first still wins.
-    """
-    if not rows:
-        return
-    rows = sorted(rows, key=operator.itemgetter(*keys))
-    executemany(conn, insert_ignore_statement(conn, table, tuple(keys)), rows)
-
-
-# ------------------------------------------------------------------------------ planning
-
-
-def customer_context(row: Any, today_year: int) -> dict[str, Any]:
-    base = {
-        "id": row.id,
-        "first_name": row.first_name,
-        "last_name": row.last_name,
-        "email": row.email,
-        "phone": row.phone,
-        "locale": row.locale,
-        "timezone": row.timezone,
-        "email_consent": row.email_consent,
-        "sms_consent": row.sms_consent,
-    }
-    return customer_view(base, row.attributes or {}, today_year)
-
-
-def order_context(order: Mapping[str, Any], at: datetime) -> tuple[dict[str, Any], list[dict]]:
-    items = []
-    for position, raw in enumerate(order.get("items") or []):
-        item = {
-            "position": position,
-            "sku": raw.get("sku", ""),
-            "name": raw.get("name", ""),
-            "category": raw.get("category", ""),
-            "price": Decimal(str(raw.get("price", "0"))),
-            "quantity": int(raw.get("quantity", 1)),
-            "warranty_months": raw.get("warranty_months"),
-            "inspection_interval_days": raw.get("inspection_interval_days"),
-        }
-        months = item["warranty_months"]
-        item["warranty_end"] = add_months(at, int(months)) if months else None
-        items.append(item)
-    ctx = {
-        "id": order.get("id"),
-        "total": Decimal(str(order.get("total", "0"))),
-        "currency": order.get("currency", "EUR"),
-        "purchased_at": at,
-        "items": items,
-    }
-    return ctx, items
-
-
-class Planner:
-    """Collects enrolments and messages for a batch of events, then writes them in bulk."""
-
-    def __init__(self, engine: Engine, customers: Mapping[str, Any]) -> None:
-        self.engine = engine
-        self.customers = customers
-        self.enrollments: list[dict[str, Any]] = []
-        self.messages: list[dict[str, Any]] = []
-        self.messages_planned = 0
-
-    def purchase(self, row: Any) -> None:
-        journeys = [
-            j for j in self.engine.journeys.values() if j.journey.trigger.event == "purchase"
-        ]
-        self.event(row, journeys)
-
-    def event(self, row: Any, journeys: Sequence[ActiveJourney]) -> None:
-        customer_row = self.customers.get(row.customer_id)
-        if customer_row is None:
-            return
-        customer = customer_context(customer_row, row.at.year)
-        raw_order = row.payload.get("order") if isinstance(row.payload.get("order"), dict) else {}
-        order, items = order_context(raw_order or {}, row.at)
-        event = {"id": row.id, "type": row.type, "at": row.at, **row.payload}
-        base = {"customer": customer, "order": order, "event": event, "now": row.at}
-        whole = {**base, "item": None}
-        for active in journeys:
-            if active.paused:
-                continue
-            journey = active.journey
-            if not _safe_eval(journey.trigger.condition, whole):
-                continue
-            if not _safe_eval(journey.audience, whole):
-                continue
-            if journey.trigger.for_each == "item":
-                for item in items:
-                    ctx = {**base, "item": item}
-                    if _safe_eval(journey.trigger.item_condition, ctx):
-                        self._enrol(active, row, order, item, ctx)
-            else:
-                self._enrol(active, row, order, None, whole)
-
-    def _enrol(self, active: ActiveJourney, row: Any, order: Mapping, item: Mapping | None, ctx):
-        journey = active.journey
-        order_id = order.get("id")
-        key = _entry_key(journey.effective_reentry, row.id, order_id, item)
-        enrollment_id = f"{journey.id}:{row.customer_id}:{key}"
-        plan = self.engine.plans.timetable(journey, row.at, order, item, ctx)
-        at = row.at
-        if len(plan.entries) > 1:
-            base = to_micros(at)
-            schedule = [
-                [step, k, base + due, None if expires is None else base + expires]
-                for step, k, due, expires in plan.micros
-            ]
-        else:
-            schedule = None
-        self.enrollments.append(
-            {
-                "id": enrollment_id,
-                "journey_id": journey.id,
-                "journey_version_id": active.version_id,
-                "customer_id": row.customer_id,
-                "order_id": order_id,
-                "item_position": item["position"] if item else None,
-                "entry_key": key,
-                "trigger_event_id": row.id,
-                "status": "active",
-                "enrolled_at": at,
-                "schedule": schedule,
-            }
-        )
-        if plan.entries:
-            step, occurrence, due, expires = plan.entries[0]
-            self.messages.append(
-                message_row(
-                    enrollment_id,
-                    row.customer_id,
-                    order_id,
-                    journey.id,
-                    active.version,
-                    step,
-                    occurrence,
-                    at + due,
-                    None if expires is None else at + expires,
-                    at,
-                )  # fmt: skip
-            )
-
-    def flush(self, conn: Connection) -> int:
-        _insert_ignore(conn, enrollments_t, self.enrollments, ["id"])
-        _insert_ignore(conn, messages_t, self.messages, ["enrollment_id", "step", "occurrence"])
-        self.messages_planned = len(self.messages)
-        count = len(self.enrollments)
-        self.enrollments, self.messages = [], []
-        return count
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def to_micros(moment: datetime) -> int:
-    """Microseconds since the epoch: exact, compact, and cheap in JSON."""
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def from_micros(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-def _after(schedule: Sequence[Sequence[Any]] | None, step: str, occurrence: int) -> Any:
-    """The timetable entry that follows (step, occurrence), or None."""
-    for index, entry in enumerate(schedule or ()):
-        if entry[0] == step and entry[1] == occurrence:
-            return schedule[index + 1] if index + 1 < len(schedule) else None
-    return None
-
-
-def message_row(
-    enrollment_id: str,
-    customer_id: str,
-    order_id: str | None,
-    journey_id: str,
-    version: int,
-    step: Step,
-    occurrence: int,
-    due: datetime,
-    expires: datetime | None,
-    planned_at: datetime,
-) -> dict[str, Any]:
-    """A planned message of ``step``, ready for a bulk insert."""
-    return {
-        "enrollment_id": enrollment_id,
-        "customer_id": customer_id,
-        "order_id": order_id,
-        "journey_id": journey_id,
-        "journey_version": version,
-        "step": step.id,
-        "occurrence": occurrence,
-        "channel": step.send.channel,
-        "category": step.send.category,
-        "template": step.send.template,
-        "priority": step.send.priority,
-        "status": PLANNED,
-        "due_at": due,
-        "planned_at": planned_at,
-        "expires_at": expires,
-        "attempts": 0,
-        "details": {},
-    }
-
-
-def _entry_key(reentry: str, event_id: str, order_id: str | None, item: Mapping | None) -> str:
-    position = f"#{item['position']}" if item else ""
-    if reentry == "once":
-        return "once" + position
-    if reentry == "always" or not order_id:
-        return f"event:{event_id}{position}"
-    return f"order:{order_id}{position}"
-
-
-def _safe_eval(source: str | None, context: Mapping[str, Any]) -> bool:
-    try:
-        return evaluate(source, context)
-    except Exception:  # noqa: BLE001 - a failing condition excludes, it never stops the engine
-        return False
-
-
-def plan_steps(
-    journey: Journey,
-    trigger_at: datetime,
-    order: Mapping[str, Any],
-    item: Mapping[str, Any] | None,
-    ctx: Mapping[str, Any],
-) -> list[tuple[Step, int, datetime, datetime | None]]:
-    """Every (step, occurrence, due, expires) of an enrolment started at ``trigger_at``."""
-    return _plan(journey, step_durations(journey, ctx), *_anchors(trigger_at, order, item))
-
-
-def _anchors(
-    trigger_at: datetime, order: Mapping[str, Any], item: Mapping[str, Any] | None
-) -> tuple[datetime, datetime, datetime | None]:
-    """The times a step can wait from: the trigger, the purchase and the warranty's end."""
-    warranty_end = item.get("warranty_end") if item else None
-    return trigger_at, order.get("purchased_at") or trigger_at, warranty_end
-
-
-def step_durations(journey: Journey, ctx: Mapping[str, Any]) -> tuple[Any, ...]:
-    """Each step's (wait, every) in this context, or None where an expression fails."""
-    memo: dict[str, timedelta] = {}  # the same expression often serves several steps
-    durations: list[tuple[timedelta, timedelta | None] | None] = []
-    for step in journey.steps:
-        try:
-            wait = _duration(memo, step.wait, ctx)
-            every = _duration(memo, step.repeat.every, ctx) if step.repeat else None
-        except Exception:  # noqa: BLE001 - an expression that fails for this item plans nothing
-            durations.append(None)
-            continue
-        durations.append((wait, every))
-    return tuple(durations)
-
-
-def _plan(
-    journey: Journey,
-    durations: Sequence[Any],
-    trigger_at: datetime,
-    purchased_at: datetime,
-    warranty_end: datetime | None,
-) -> list[tuple[Step, int, datetime, datetime | None]]:
-    planned: list[tuple[Step, int, datetime, datetime | None]] = []
-    previous: list[datetime] = []
-    for index, (step, resolved) in enumerate(zip(journey.steps, durations, strict=True)):
-        if resolved is None:
-            previous = []
-            continue
-        wait, every = resolved
-        source = step.from_ or ("trigger" if index == 0 else "previous")
-        times = _occurrence_limit(step)
-        within = (
-            trigger_at + parse_duration(step.repeat.within)
-            if step.repeat and step.repeat.within
-            else None
-        )
-        dues: list[datetime] = []
-        for k in range(times):
-            if source == "previous":
-                if not previous:
-                    break
-                anchor = previous[min(k, len(previous) - 1)]
-                extra = (k - len(previous) + 1) if k >= len(previous) else 0
-                due = anchor + wait + (every * extra if every else timedelta(0))
-            else:
-                anchor = {
-                    "trigger": trigger_at,
-                    "purchase": purchased_at,
-                    "warranty_end": warranty_end,
-                }[source]
-                if anchor is None:
-                    break
-                due = anchor + wait + (every * k if every else timedelta(0))
-            if within is not None and due > within:
-                break
-            dues.append(due)
-        for k, due in enumerate(dues, start=1):
-            expires = _expiry(step, due, warranty_end)
-            if due < trigger_at or (expires is not None and expires <= due):
-                continue  # already too late when the customer enrolled: nothing to plan
-            planned.append((step, k, due, expires))
-        previous = dues
-    return planned
-
-
-# Timetables are worked out relative to the trigger, once for each combination of what they
-# depend on: the steps' durations and where the purchase and the warranty's end lie from the
-# trigger. Times only ever add up, so shifting the result back is exact.
-_REFERENCE = datetime(2000, 1, 1, tzinfo=UTC)
-_PLANS_KEPT = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class RelativePlan:
-    """An enrolment's timetable in due order, as offsets from its trigger."""
-
-    journey: Journey
-    entries: tuple[tuple[Step, int, timedelta, timedelta | None], ...]
-    micros: tuple[tuple[str, int, int, int | None], ...]
-
-
-class PlanCache:
-    """Timetables relative to the trigger, by journey and everything else they depend on.
-
-    A shop's purchases mostly share a handful of shapes (the same durations, a warranty of
-    the same length), so planning an enrolment is mostly shifting a known timetable.
-    """
-
-    def __init__(self, kept: int = _PLANS_KEPT) -> None:
-        self.kept = kept
-        self._plans: dict[tuple[Any, ...], RelativePlan] = {}
-
-    def timetable(
-        self,
-        journey: Journey,
-        trigger_at: datetime,
-        order: Mapping[str, Any],
-        item: Mapping[str, Any] | None,
-        ctx: Mapping[str, Any],
-    ) -> RelativePlan:
-        durations = step_durations(journey, ctx)
-        _, purchased_at, warranty_end = _anchors(trigger_at, order, item)
-        key = (
-            id(journey),
-            durations,
-            purchased_at - trigger_at,
-            None if warranty_end is None else warranty_end - trigger_at,
-        )
-        plan = self._plans.get(key)
-        if plan is None or plan.journey is not journey:
-            if len(self._plans) >= self.kept:
-                self._plans.clear()
-            plan = self._plans[key] = _relative_plan(journey, durations, key[2], key[3])
-        return plan
-
-
-def _relative_plan(
-    journey: Journey,
-    durations: tuple[Any, ...],
-    purchase: timedelta,
-    warranty_end: timedelta | None,
-) -> RelativePlan:
-    ref = _REFERENCE
-    end = None if warranty_end is None else ref + warranty_end
-    planned = _plan(journey, durations, ref, ref + purchase, end)
-    # In due order; a stable sort keeps the steps' order among equal times.
-    planned.sort(key=lambda p: p[2])
-    entries = tuple(
-        (step, k, due - ref, None if expires is None else expires - ref)
-        for step, k, due, expires in planned
-    )
-    micros = tuple(
-        (step.id, k, due // _MICROSECOND, None if expires is None else expires // _MICROSECOND)
-        for step, k, due, expires in entries
-    )
-    return RelativePlan(journey, entries, micros)
-
-
-def _duration(memo: dict[str, timedelta], spec: str, ctx: Mapping[str, Any]) -> timedelta:
-    if spec not in memo:
-        memo[spec] = resolve_duration(spec, ctx)
-    return memo[spec]
-
-
-def _occurrence_limit(step: Step) -> int:
-    if step.repeat is None:
-        return 1
-    return step.repeat.times or 1000
-
-
-def _expiry(step: Step, due: datetime, warranty_end: datetime | None) -> datetime | None:
-    candidates = []
-    if step.send.expires_after:
-        candidates.append(due + parse_duration(step.send.expires_after))
-    if step.send.expires_at == "warranty_end" and warranty_end is not None:
-        candidates.append(warranty_end)
-    return min(candidates) if candidates else None

@@ -40,6 +40,7 @@ BUILTIN_DIR = Path(__file__).with_name("builtin_journeys")
 ANCHORS = ("trigger", "previous", "warranty_end", "purchase")
 _DURATION = re.compile(r"^\s*([+-]?)\s*(\d+)\s*(m|h|d|w)\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+DEFAULT_MIN_GAP = "24h"
 
 
 @lru_cache(maxsize=512)
@@ -187,7 +188,20 @@ class Journey(_Model):
     audience: str | None = None
     reentry: Literal["once_per_order", "once_per_item", "once", "always"] | None = None
     exit: Exit = Exit()
+    min_gap: str | None = Field(
+        default=None, description="the least time between two marketing messages (24h)"
+    )
     steps: list[Step] = Field(min_length=1)
+
+    @field_validator("min_gap", mode="before")
+    @classmethod
+    def _min_gap(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        text = str(value)
+        if not is_duration(text) or parse_duration(text) <= timedelta(0):
+            raise ValueError(f"{text!r} is not a positive duration such as 24h, 2d or 90m")
+        return text
 
     @model_validator(mode="after")
     def _consistent(self) -> Journey:
@@ -212,6 +226,11 @@ class Journey(_Model):
         return "once_per_item" if self.trigger.for_each == "item" else "once_per_order"
 
     @property
+    def spacing(self) -> timedelta:
+        """``min_gap``: no two marketing messages of this journey to one customer closer."""
+        return parse_duration(self.min_gap or DEFAULT_MIN_GAP)
+
+    @property
     def has_several_messages(self) -> bool:
         """Whether an enrolment can plan more than one message (a timetable to follow)."""
         return len(self.steps) > 1 or any(step.repeat for step in self.steps)
@@ -220,7 +239,10 @@ class Journey(_Model):
         return next((step for step in self.steps if step.id == step_id), None)
 
     def digest(self) -> str:
-        canonical = json.dumps(self.model_dump(by_alias=True), sort_keys=True)
+        # Settings left out of a file stay out of its digest: adding a setting with a
+        # default makes no new version of every journey that does not use it.
+        data = self.model_dump(by_alias=True, exclude={"min_gap"} if self.min_gap is None else None)
+        canonical = json.dumps(data, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def conditions(self) -> list[tuple[str, str]]:
@@ -385,7 +407,17 @@ def sample_condition_context() -> dict[str, Any]:
         "now": now,
         "occurrence": 1,
         "purchases_since_enrollment": 0,
+        "previous": previous_view("sent", now),
     }
+
+
+def previous_view(status: str | None, sent_at: datetime | None) -> dict[str, Any]:
+    """The ``previous`` a step condition sees: how the previous step's message ended.
+
+    ``status`` is the message's status (``sent``, ``delivered``, ``skipped``...), None when
+    there is no previous message; ``sent_at`` when it went out, else None.
+    """
+    return {"status": status, "sent_at": sent_at}
 
 
 class _Lenient(dict):

@@ -246,7 +246,7 @@ class Message(SQLModel, table=True):
         sa.Index("ix_messages_customer_sent", "customer_id", "sent_at"),
         sa.Index("ix_messages_journey_step", "journey_id", "step"),
         # An enrolment's messages are found through the unique key's first column; see
-        # campaigns.engine.ENROLMENT_PLANNED for why its status is compared as text.
+        # campaigns.store.ENROLMENT_PLANNED for why its status is compared as text.
     )
 
     id: int | None = Field(default=None, primary_key=True)

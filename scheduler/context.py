@@ -161,6 +161,10 @@ class ContextLoader:
         self._bases: dict[int, dict[str, Any]] = {}
         # Loaded when first needed: a batch of deferrals needs no context at all.
         self._rows: list[Any] | None = rows
+        self.rows = rows
+        # How the previous step's message of each row ended (message id → ``previous``),
+        # loaded by the journey engine when a condition first asks.
+        self.previous: dict[int, dict[str, Any]] | None = None
 
     def _load(self, rows: list[Any]) -> None:
         conn = self.conn

@@ -366,7 +366,7 @@ class Dispatcher:
         stats.claimed += len(rows)
         customers = load_customers(conn, customer_ids)
         suppressed = _suppressions(conn, customer_ids)
-        history = self._history(conn, customer_ids, now)
+        history, latest = self._history(conn, customer_ids, now)
         contexts = ContextLoader(conn, rows)
         sending: list[int] = []
         updates: list[dict[str, Any]] = []
@@ -380,12 +380,13 @@ class Dispatcher:
             customer = customers.get(cid)
             for row in sorted(competing, key=lambda r: (-r.priority, r.due_at, r.id)):
                 decision = self._decide(
-                    row, customer, suppressed.get(cid, {}), history[cid], contexts, now
+                    row, customer, suppressed.get(cid, {}), history[cid], contexts, now, latest
                 )
                 if isinstance(decision, Allow):
                     sending.append(row.id)
                     if row.category == "marketing":
                         history[cid].append(Contact(row.channel, now))
+                        latest[(cid, row.journey_id)] = now
                     reserved.append(_Reserved(row))
                 elif isinstance(decision, Defer):
                     until = decision.until or now + HELD
@@ -407,14 +408,18 @@ class Dispatcher:
             item.parts = contexts.parts_for(item.row, customers[item.row.customer_id], now)
         return reserved, claimed
 
-    def _decide(self, row, customer, suppressed, history, contexts, now):
+    def _decide(self, row, customer, suppressed, history, contexts, now, latest):
         if customer is None:
             return Skip("unknown_customer")
         condition = self.journeys.step_condition(
             contexts.conn, row.journey_id, row.journey_version, row.step
         )
-        if condition and not _safe_condition(condition, contexts.context_for(row, customer, now)):
-            return Skip(f"condition:{row.step}")
+        if condition:
+            context = contexts.context_for(row, customer, now)
+            if "previous" in condition:
+                context = {**context, "previous": self.journeys.previous_of(contexts, row)}
+            if not _safe_condition(condition, context):
+                return Skip(f"condition:{row.step}")
         candidate = Candidate(
             channel=row.channel,
             category=row.category,
@@ -432,21 +437,43 @@ class Dispatcher:
         address = customer.email if row.channel == "email" else customer.phone
         if not address and not isinstance(decision, Skip):
             return Skip(f"no_address:{row.channel}")
+        if row.category == "marketing" and not isinstance(decision, Skip):
+            return self._spaced(contexts.conn, row, decision, latest, now)
         return decision
 
+    def _spaced(self, conn, row, decision, latest, now):
+        """``decision``, unless the journey's ``min_gap`` since its last marketing message to
+        this customer holds the message longer: then deferred (``min_gap``) until the gap
+        has passed, or skipped ``expired`` when that is past its expiry."""
+        last = latest.get((row.customer_id, row.journey_id))
+        if last is None:
+            return decision
+        until = last + self.journeys.min_gap(conn, row.journey_id, row.journey_version)
+        if until <= now or (isinstance(decision, Defer) and _not_before(decision.until, until)):
+            return decision
+        if row.expires_at is not None and until >= row.expires_at:
+            return Skip("expired")
+        return Defer(until, "min_gap")
+
     def _history(self, conn: Connection, customer_ids: list[str], now: datetime):
+        """The customers' recent marketing contacts, and when each journey last reached each
+        customer ((customer, journey) → time)."""
         history: dict[str, list[Contact]] = defaultdict(list)
-        window = self.policy.history_window()
+        latest: dict[tuple[str, str], datetime] = {}
+        window = max(self.policy.history_window(), self.journeys.longest_min_gap())
         if window <= timedelta(0):
-            return history
+            return history, latest
         rows = conn.execute(HISTORY, {"ids": customer_ids, "since": now - window})
-        for cid, channel, sent_at, category, status in rows:
+        for cid, channel, sent_at, category, status, journey_id in rows:
             if category != "marketing" or status not in COUNTING_STATUSES:
                 continue
             # Another dispatcher's clock (or a later tick's) may stand after ours: a contact
             # "in the future" happened now as far as this decision is concerned.
-            history[cid].append(Contact(channel, min(sent_at, now)))
-        return history
+            at = min(sent_at, now)
+            history[cid].append(Contact(channel, at))
+            if at > latest.get((cid, journey_id), at - timedelta(1)):
+                latest[(cid, journey_id)] = at
+        return history, latest
 
     # -- render and send ---------------------------------------------------------------
 
@@ -647,9 +674,9 @@ SUPPRESSIONS = sa.select(
 # Only (customer, sent_at) in SQL: with a status condition there, SQLite's planner (without
 # statistics) walks ix_messages_due over every sent message of the log — 160 ms a batch at
 # a million messages. The window holds few rows; they are filtered in Python.
-HISTORY = sa.select(_m.customer_id, _m.channel, _m.sent_at, _m.category, _m.status).where(
-    _m.customer_id.in_(_ids()), _m.sent_at > _moment("since")
-)
+HISTORY = sa.select(
+    _m.customer_id, _m.channel, _m.sent_at, _m.category, _m.status, _m.journey_id
+).where(_m.customer_id.in_(_ids()), _m.sent_at > _moment("since"))
 
 
 def _lock_key(customer_id: str) -> int:
@@ -748,6 +775,11 @@ def _failure_reason(error: Exception | None) -> str:
         code = error.code or error.status or "error"
         return f"provider_error:{error.provider or 'provider'}:{code}"
     return "error"
+
+
+def _not_before(until: datetime | None, moment: datetime) -> bool:
+    """Whether a deferral ``until`` already holds a message to ``moment`` (None: held)."""
+    return until is None or until >= moment
 
 
 def _safe_condition(source: str, context: Mapping[str, Any]) -> bool:

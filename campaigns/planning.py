@@ -1,0 +1,368 @@
+"""Planning: an enrolment's first message when it starts, and its next one when the
+previous message has reached its outcome.
+
+``Planner`` enrols customers for a batch of events and plans each enrolment's first
+message; ``plan_next`` plans what follows a message that ended. Both write in bulk and rest
+on unique keys, so a repeat plans nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from campaigns.journeys import Journey, Step, customer_view, evaluate
+from campaigns.models import COUNTING_STATUSES, PLANNED, SENDING
+from campaigns.store import (
+    COMPLETE,
+    TIMETABLES,
+    ActiveJourney,
+    _insert_ignore,
+    enrollments_t,
+    messages_t,
+)
+from campaigns.timetable import (
+    add_months,
+    find_entry,
+    from_micros,
+    previous_step,
+    rebased,
+    to_micros,
+    waits_for_previous,
+)
+
+if TYPE_CHECKING:
+    from campaigns.engine import Engine
+
+# The statuses of a message that went out (or may have): its outcome time is its send.
+WENT_OUT = frozenset(COUNTING_STATUSES)
+
+
+def customer_context(row: Any, today_year: int) -> dict[str, Any]:
+    base = {
+        "id": row.id,
+        "first_name": row.first_name,
+        "last_name": row.last_name,
+        "email": row.email,
+        "phone": row.phone,
+        "locale": row.locale,
+        "timezone": row.timezone,
+        "email_consent": row.email_consent,
+        "sms_consent": row.sms_consent,
+    }
+    return customer_view(base, row.attributes or {}, today_year)
+
+
+def order_context(order: Mapping[str, Any], at: datetime) -> tuple[dict[str, Any], list[dict]]:
+    items = []
+    for position, raw in enumerate(order.get("items") or []):
+        item = {
+            "position": position,
+            "sku": raw.get("sku", ""),
+            "name": raw.get("name", ""),
+            "category": raw.get("category", ""),
+            "price": Decimal(str(raw.get("price", "0"))),
+            "quantity": int(raw.get("quantity", 1)),
+            "warranty_months": raw.get("warranty_months"),
+            "inspection_interval_days": raw.get("inspection_interval_days"),
+        }
+        months = item["warranty_months"]
+        item["warranty_end"] = add_months(at, int(months)) if months else None
+        items.append(item)
+    ctx = {
+        "id": order.get("id"),
+        "total": Decimal(str(order.get("total", "0"))),
+        "currency": order.get("currency", "EUR"),
+        "purchased_at": at,
+        "items": items,
+    }
+    return ctx, items
+
+
+class Planner:
+    """Collects enrolments and messages for a batch of events, then writes them in bulk."""
+
+    def __init__(self, engine: Engine, customers: Mapping[str, Any]) -> None:
+        self.engine = engine
+        self.customers = customers
+        self.enrollments: list[dict[str, Any]] = []
+        self.messages: list[dict[str, Any]] = []
+        self.messages_planned = 0
+
+    def purchase(self, row: Any) -> None:
+        journeys = [
+            j for j in self.engine.journeys.values() if j.journey.trigger.event == "purchase"
+        ]
+        self.event(row, journeys)
+
+    def event(self, row: Any, journeys: Sequence[ActiveJourney]) -> None:
+        customer_row = self.customers.get(row.customer_id)
+        if customer_row is None:
+            return
+        customer = customer_context(customer_row, row.at.year)
+        raw_order = row.payload.get("order") if isinstance(row.payload.get("order"), dict) else {}
+        order, items = order_context(raw_order or {}, row.at)
+        event = {"id": row.id, "type": row.type, "at": row.at, **row.payload}
+        base = {"customer": customer, "order": order, "event": event, "now": row.at}
+        whole = {**base, "item": None}
+        for active in journeys:
+            if active.paused:
+                continue
+            journey = active.journey
+            if not _safe_eval(journey.trigger.condition, whole):
+                continue
+            if not _safe_eval(journey.audience, whole):
+                continue
+            if journey.trigger.for_each == "item":
+                for item in items:
+                    ctx = {**base, "item": item}
+                    if _safe_eval(journey.trigger.item_condition, ctx):
+                        self._enrol(active, row, order, item, ctx)
+            else:
+                self._enrol(active, row, order, None, whole)
+
+    def _enrol(self, active: ActiveJourney, row: Any, order: Mapping, item: Mapping | None, ctx):
+        journey = active.journey
+        order_id = order.get("id")
+        key = _entry_key(journey.effective_reentry, row.id, order_id, item)
+        enrollment_id = f"{journey.id}:{row.customer_id}:{key}"
+        plan = self.engine.plans.timetable(journey, row.at, order, item, ctx)
+        at = row.at
+        if len(plan.entries) > 1:
+            base = to_micros(at)
+            if plan.deadlines:
+                schedule = [
+                    [step, k, base + due, None if expires is None else base + expires]
+                    + [base + end for end in deadline]
+                    for step, k, due, expires, *deadline in plan.micros
+                ]
+            else:
+                schedule = [
+                    [step, k, base + due, None if expires is None else base + expires]
+                    for step, k, due, expires in plan.micros
+                ]
+        else:
+            schedule = None
+        self.enrollments.append(
+            {
+                "id": enrollment_id,
+                "journey_id": journey.id,
+                "journey_version_id": active.version_id,
+                "customer_id": row.customer_id,
+                "order_id": order_id,
+                "item_position": item["position"] if item else None,
+                "entry_key": key,
+                "trigger_event_id": row.id,
+                "status": "active",
+                "enrolled_at": at,
+                "schedule": schedule,
+            }
+        )
+        if plan.entries:
+            step, occurrence, due, expires = plan.entries[0]
+            self.messages.append(
+                message_row(
+                    enrollment_id,
+                    row.customer_id,
+                    order_id,
+                    journey.id,
+                    active.version,
+                    step,
+                    occurrence,
+                    at + due,
+                    None if expires is None else at + expires,
+                    at,
+                )  # fmt: skip
+            )
+
+    def flush(self, conn: Connection) -> int:
+        _insert_ignore(conn, enrollments_t, self.enrollments, ["id"])
+        _insert_ignore(conn, messages_t, self.messages, ["enrollment_id", "step", "occurrence"])
+        self.messages_planned = len(self.messages)
+        count = len(self.enrollments)
+        self.enrollments, self.messages = [], []
+        return count
+
+
+def message_row(
+    enrollment_id: str,
+    customer_id: str,
+    order_id: str | None,
+    journey_id: str,
+    version: int,
+    step: Step,
+    occurrence: int,
+    due: datetime,
+    expires: datetime | None,
+    planned_at: datetime,
+) -> dict[str, Any]:
+    """A planned message of ``step``, ready for a bulk insert."""
+    return {
+        "enrollment_id": enrollment_id,
+        "customer_id": customer_id,
+        "order_id": order_id,
+        "journey_id": journey_id,
+        "journey_version": version,
+        "step": step.id,
+        "occurrence": occurrence,
+        "channel": step.send.channel,
+        "category": step.send.category,
+        "template": step.send.template,
+        "priority": step.send.priority,
+        "status": PLANNED,
+        "due_at": due,
+        "planned_at": planned_at,
+        "expires_at": expires,
+        "attempts": 0,
+        "details": {},
+    }
+
+
+def _entry_key(reentry: str, event_id: str, order_id: str | None, item: Mapping | None) -> str:
+    position = f"#{item['position']}" if item else ""
+    if reentry == "once":
+        return "once" + position
+    if reentry == "always" or not order_id:
+        return f"event:{event_id}{position}"
+    return f"order:{order_id}{position}"
+
+
+def _safe_eval(source: str | None, context: Mapping[str, Any]) -> bool:
+    try:
+        return evaluate(source, context)
+    except Exception:  # noqa: BLE001 - a failing condition excludes, it never stops the engine
+        return False
+
+
+def plan_next(
+    conn: Connection,
+    journey_for: Callable[[str, int], Journey | None],
+    finished: Iterable[Any],
+    now: datetime,
+) -> int:
+    """Plan the message that follows each finished one in its enrolment's timetable.
+
+    ``finished`` are message rows (enrollment_id, journey_id, journey_version, step,
+    occurrence) that reached their outcome at ``now``: sent, skipped, failed or unknown.
+    A step timed ``from: previous`` counts from that outcome, not from when the previous
+    message was due: its timetable entry is moved by as much as the previous message was
+    late. An enrolment that has ended plans nothing more; one whose timetable is
+    exhausted, with no message left to send, is marked ``completed``. Idempotent: the
+    message's unique key makes a repeat a no-op. Returns how many messages were planned.
+    """
+    finished = list(finished)
+    candidates = [
+        (row, journey)
+        for row in finished
+        if (journey := journey_for(row.journey_id, row.journey_version))
+        and journey.has_several_messages
+    ]
+    enrolments = _timetables(conn, {row.enrollment_id for row, _ in candidates})
+    # (row, enrolment, next entry, its step, how late its anchor ended or the anchor's entry)
+    upcoming: list[tuple[Any, Any, Sequence[Any], Step, timedelta | None, Sequence[Any] | None]]
+    upcoming = []
+    for row, journey in candidates:  # the message's version is its enrolment's
+        enrolment = enrolments.get(row.enrollment_id)
+        schedule = enrolment.schedule if enrolment else None
+        index = find_entry(schedule, row.step, row.occurrence)
+        if index < 0 or index + 1 >= len(schedule):
+            continue
+        entry = schedule[index + 1]
+        step = journey.step(entry[0])
+        if step is None:
+            continue
+        anchor = _anchor(journey, step, schedule, entry[1])
+        if anchor is None:
+            upcoming.append((row, enrolment, entry, step, None, None))
+        elif anchor[0] == row.step and anchor[1] == row.occurrence:
+            upcoming.append((row, enrolment, entry, step, now - from_micros(anchor[2]), None))
+        else:  # timed from a message that ended before the one that just did
+            upcoming.append((row, enrolment, entry, step, None, anchor))
+    looked_up = [(u[1].id, u[5][0], u[5][1]) for u in upcoming if u[5] is not None]
+    ended = _ended_at(conn, looked_up) if looked_up else {}
+    messages = []
+    for row, enrolment, entry, step, late, anchor in upcoming:
+        due = from_micros(entry[2])
+        expires = from_micros(entry[3]) if entry[3] is not None else None
+        if anchor is not None and (at := ended.get((enrolment.id, anchor[0], anchor[1]))):
+            late = at - from_micros(anchor[2])
+        if late is not None:
+            deadline = from_micros(entry[4]) if len(entry) > 4 else None
+            if deadline is None and step.send.expires_at == "warranty_end":
+                deadline = expires  # a timetable written before entries carried it
+            due, expires = rebased(step, due, deadline, late)
+        messages.append(
+            message_row(
+                enrolment.id,
+                enrolment.customer_id,
+                enrolment.order_id,
+                row.journey_id,
+                row.journey_version,
+                step,
+                entry[1],
+                due,
+                expires,
+                now,
+            )  # fmt: skip
+        )
+    _insert_ignore(conn, messages_t, messages, ["enrollment_id", "step", "occurrence"])
+    going_on = {m["enrollment_id"] for m in messages}
+    complete_enrollments(conn, {r.enrollment_id for r in finished} - going_on, now)
+    return len(messages)
+
+
+def _anchor(
+    journey: Journey, step: Step, schedule: Sequence[Sequence[Any]], occurrence: int
+) -> Sequence[Any] | None:
+    """The timetable entry of the message ``step``'s ``occurrence`` is timed from, if it
+    waits for the previous step: that step's same occurrence, or its last one before."""
+    if not waits_for_previous(journey, step):
+        return None
+    before = previous_step(journey, step)
+    assert before is not None
+    found: Sequence[Any] | None = None
+    for entry in schedule:
+        if entry[0] == before.id and entry[1] <= occurrence and (not found or entry[1] > found[1]):
+            found = entry
+    return found
+
+
+def _ended_at(conn: Connection, keys: list[tuple[str, str, int]]) -> dict[tuple, datetime]:
+    """When each of these messages (enrolment, step, occurrence) went out or ended."""
+    m = messages_t.c
+    rows = conn.execute(
+        sa.select(m.enrollment_id, m.step, m.occurrence, m.status, m.sent_at, m.updated_at).where(
+            m.enrollment_id.in_(sorted({k[0] for k in keys}))
+        )
+    )
+    wanted = set(keys)
+    found = {}
+    for eid, step, occurrence, status, sent_at, updated_at in rows:
+        key = (eid, step, occurrence)
+        if key in wanted and status not in (PLANNED, SENDING):
+            found[key] = sent_at if status in WENT_OUT and sent_at else updated_at
+    return found
+
+
+def _timetables(conn: Connection, ids: set[str]) -> dict[str, Any]:
+    """The active enrolments among ``ids`` that keep a timetable, by id."""
+    if not ids:
+        return {}
+    return {r.id: r for r in conn.execute(TIMETABLES, {"ids": sorted(ids)})}
+
+
+def complete_enrollments(conn: Connection, ids: Iterable[str], now: datetime) -> int:
+    """Mark active enrolments ``completed`` when none of their messages waits to be sent.
+
+    An enrolment planned before timetables existed may still hold later planned messages;
+    it completes only when the last of them ends. Returns how many were completed.
+    """
+    ids = sorted(ids)
+    if not ids:
+        return 0
+    return conn.execute(COMPLETE, {"ids": ids, "now": now}).rowcount
