@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -40,6 +40,7 @@ from aftersale.admin.shapes import (
 )
 from aftersale.admin.terminal import project_prices
 from aftersale.app import CLOCK_KEY, Project, state_t
+from aftersale.eventlog import EVENT_STATUSES, count_failed, query_events
 from aftersale.sendlog import EXPORT_FIELDS, LogFilter, customer_timeline, export_record, iter_log
 from aftersale.sendlog import query_log as read_log
 from aftersale.stats import (
@@ -49,6 +50,7 @@ from aftersale.stats import (
     list_journeys,
     set_paused,
 )
+from campaigns.engine import retry_events
 from campaigns.models import reading
 
 PAGES = Path(__file__).with_name("pages")
@@ -161,10 +163,12 @@ def home(request: Request, user: PageUser) -> HTMLResponse:
     project = project_of(request)
     with reading(project.db) as conn:
         board = dashboard(conn, clock_now(project), heartbeat_now=datetime.now(UTC))
+        failed_events = count_failed(conn)
     chart = {"days": board.days, "per_day": board.per_day, "deferrals": board.deferrals_per_day}
     # Inside <script>: no "<" may survive, or a reason string could close the tag.
     data = json.dumps(chart).replace("<", "\\u003c")
-    return render(request, "dashboard.html", user, board=board, chart=data)
+    return render(request, "dashboard.html", user, board=board, chart=data,
+                  failed_events=failed_events)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ send log
@@ -299,6 +303,38 @@ def customer_erase(
         raise HTTPException(400, "type the customer id to confirm the erasure")
     return _customer_action(request, user, customer_id, lambda conn, now: actions.erase(
         conn, customer_id, user.name, now))  # fmt: skip
+
+
+# --------------------------------------------------------------------------------- events
+
+EventStatus = Literal["pending", "applied", "failed"]
+
+
+@router.get("/events")
+def events_page(
+    request: Request,
+    user: PageUser,
+    status: EventStatus = "failed",
+    customer: Annotated[str | None, Query(max_length=200)] = None,
+) -> HTMLResponse:
+    with reading(project_of(request).db) as conn:
+        rows = query_events(conn, status=status, customer=customer or None, limit=PAGE_SIZE)
+    return render(request, "events.html", user, rows=rows, status=status, customer=customer,
+                  statuses=EVENT_STATUSES)  # fmt: skip
+
+
+@router.post("/events/retry")
+def events_retry(
+    request: Request,
+    user: AdminUser,
+    event_id: Annotated[str | None, Form(max_length=200)] = None,
+    all_failed: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    if not event_id and all_failed != "yes":
+        raise HTTPException(400, "name an event, or retry all failed")
+    with project_of(request).db.begin() as conn:
+        retry_events(conn, None if all_failed == "yes" else [event_id])
+    return back("/admin/events?status=failed")
 
 
 # ------------------------------------------------------------------------------- journeys

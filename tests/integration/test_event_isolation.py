@@ -108,3 +108,70 @@ def test_a_failed_event_can_be_retried_after_a_fix(harness: Harness) -> None:
     assert {eid for eid, e in stored(harness).items() if e.failed_at} == {
         "p-inspection", "p-quantity"
     }  # fmt: skip
+
+
+# ------------------------------------------------------------------ CLI and console
+
+
+def cli(h: Harness, *args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from aftersale.cli import app
+
+    env = {"COLUMNS": "250"}
+    return CliRunner().invoke(app, ["--project", str(h.directory), *args], env=env)
+
+
+def test_failed_events_are_listed_and_retried_from_the_command_line(
+    sqlite_harness: Harness,
+) -> None:
+    h = sqlite_harness
+    shop_with_poison(h)
+    h.simulate(utc("2026-01-06T00:00:00"))
+
+    listed = cli(h, "log", "--events", "--status", "failed")
+    assert listed.exit_code == 0, listed.output
+    for eid in POISON:
+        assert eid in listed.output
+    assert "g1" not in listed.output and "year 83335359 is out of range" in listed.output
+
+    assert cli(h, "events", "retry").exit_code != 0  # neither ids nor --all-failed
+    one = cli(h, "events", "retry", "p-warranty", "nope")
+    assert one.exit_code == 1 and "nope: no failed event" in one.output
+    assert {eid for eid, e in stored(h).items() if e.failed_at} == {"p-inspection", "p-quantity"}
+    rest = cli(h, "events", "retry", "--all-failed")
+    assert rest.exit_code == 0 and "2 event(s) queued again" in rest.output
+    assert cli(h, "log", "--events", "--status", "pending").output.count("p-") == 3
+
+    h.simulate(utc("2026-01-07T00:00:00"))  # still broken: failed again, once each
+    assert {eid for eid, e in stored(h).items() if e.failed_at} == set(POISON)
+
+
+def test_the_console_lists_failed_events_and_an_admin_retries_them(
+    sqlite_harness: Harness,
+) -> None:
+    from aftersale.accounts import create_user
+    from tests.integration.admin_data import ADMIN, VIEWER, client_for, login, post
+
+    h = sqlite_harness
+    shop_with_poison(h)
+    h.simulate(utc("2026-01-06T00:00:00"))
+    create_user(h.project.db, *ADMIN, "admin", utc("2026-01-06T00:00:00"))
+    create_user(h.project.db, *VIEWER, "viewer", utc("2026-01-06T00:00:00"))
+
+    with client_for(h) as viewer:
+        token = login(viewer, VIEWER)
+        page = viewer.get("/admin/events").text
+        assert all(eid in page for eid in POISON) and "error:ValueError" in page
+        assert ">3<" in viewer.get("/admin/").text.replace("</a>", "<")
+        api = viewer.get("/api/admin/events").json()["events"]
+        assert {e["id"] for e in api} == set(POISON) and all(e["error"] for e in api)
+        assert post(viewer, "/admin/events/retry", token, event_id="p-warranty").status_code == 403
+    with client_for(h) as admin:
+        token = login(admin, ADMIN)
+        assert post(admin, "/admin/events/retry", token, event_id="p-warranty").status_code == 303
+        response = admin.post(
+            "/api/admin/events/retry", json={"all_failed": True}, headers={"X-CSRF-Token": token}
+        )
+        assert sorted(response.json()["queued"]) == ["p-inspection", "p-quantity"]
+    assert not any(e.failed_at for e in stored(h).values())
