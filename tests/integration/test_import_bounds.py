@@ -148,3 +148,31 @@ def test_known_countries_are_stored_upper_case(
 ) -> None:
     sqlite_harness.customers([{"id": "c1", "email": "a@example.org", "country": country}])
     assert stored_customers(sqlite_harness)["c1"]["country"] == country.upper()
+
+
+def test_a_row_the_database_refuses_fails_alone_without_printing_the_batch(
+    harness: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database rule the bounds do not know (here one added by hand) refuses one row: the
+    batch is stored row by row, and the report names the line, not the batch's values."""
+    db = harness.project.db
+    with db.begin() as conn:
+        if db.dialect.name == "postgresql":
+            conn.exec_driver_sql("ALTER TABLE customers ADD CONSTRAINT no_zz CHECK (id <> 'zz')")
+        else:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER no_zz BEFORE INSERT ON customers WHEN NEW.id = 'zz' "
+                "BEGIN SELECT RAISE(ABORT, 'no zz here'); END"
+            )
+    rows = [f"c{n},secret{n}@example.org,,A,B,de,,yes,no,," for n in range(5)]
+    rows.insert(2, "zz,zz@example.org,,A,B,de,,yes,no,,")
+    path = write_customers(tmp_path / "customers.csv", *(r.encode() for r in rows))
+
+    report = import_customers(db, path)
+
+    (error,) = report.errors
+    assert (error.line, error.field) == (4, "row")
+    assert error.reason.startswith("refused by the database")
+    shown = str(error) + caplog.text
+    assert "secret" not in shown and "INSERT" not in shown
+    assert set(stored_customers(harness)) == {f"c{n}" for n in range(5)}
