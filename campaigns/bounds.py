@@ -54,6 +54,7 @@ MAX_AMOUNT = Decimal(1_000_000_000)
 MAX_ITEMS = 1000
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+_PLAIN_AMOUNT = re.compile(r"\d{1,9}(?:\.\d{1,4})?\Z")  # below 10**9, no sign
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
@@ -77,6 +78,8 @@ def shown(value: Any, width: int = 40) -> str:
 
 def identifier(value: Any, field: str) -> str:
     """An id: a non-empty string of at most :data:`MAX_ID` characters."""
+    if type(value) is str and 0 < len(value) <= MAX_ID and "\x00" not in value:
+        return value
     if value is None or value == "":
         raise RowInvalid(field, "missing")
     if not isinstance(value, str):
@@ -90,6 +93,8 @@ def identifier(value: Any, field: str) -> str:
 
 def text(value: Any, field: str, limit: int = MAX_TEXT) -> str:
     """A text field of at most ``limit`` characters."""
+    if type(value) is str and len(value) <= limit:
+        return value
     value = "" if value is None else str(value)
     if len(value) > limit:
         raise RowInvalid(field, f"longer than {limit} characters")
@@ -98,6 +103,8 @@ def text(value: Any, field: str, limit: int = MAX_TEXT) -> str:
 
 def whole(value: Any, field: str, *, minimum: int, maximum: int) -> int | None:
     """A whole number within [minimum, maximum], given as a number or as digits; None stays."""
+    if type(value) is int and minimum <= value <= maximum:
+        return value
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
@@ -112,13 +119,17 @@ def whole(value: Any, field: str, *, minimum: int, maximum: int) -> int | None:
 
 def currency(value: Any, field: str = "order.currency") -> str:
     """A known ISO 4217 code, upper case."""
-    if not (isinstance(value, str) and len(value) == 3 and is_currency(value.upper())):
+    if not (isinstance(value, str) and len(value) == 3 and _known_currency(value.upper())):
         raise RowInvalid(field, f"{shown(value)} is not an ISO 4217 currency code")
     return value.upper()
 
 
 def amount(value: Any, field: str, currency_code: str = "EUR") -> str:
     """A price or total: a decimal from 0 to :data:`MAX_AMOUNT` in the currency's minor units."""
+    if type(value) is str and _PLAIN_AMOUNT.match(value):
+        whole_part, _, fraction = value.partition(".")
+        if len(fraction) <= _minor_units(currency_code):
+            return str(Decimal(value))
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise RowInvalid(field, f"{shown(value)} is not a number")
     if isinstance(value, str) and len(value) > 40:
@@ -131,7 +142,7 @@ def amount(value: Any, field: str, currency_code: str = "EUR") -> str:
         raise RowInvalid(field, f"{shown(value)} is not a non-negative amount")
     if number > MAX_AMOUNT:
         raise RowInvalid(field, f"{shown(value)} is above {MAX_AMOUNT}")
-    minor = get_currency_precision(currency_code)
+    minor = _minor_units(currency_code)
     if number != number.quantize(Decimal(1).scaleb(-minor)):
         raise RowInvalid(
             field, f"{shown(value)} has more than {minor} decimals for {currency_code}"
@@ -158,6 +169,16 @@ def moment(value: Any, field: str = "at") -> datetime:
     if at is None or not EARLIEST <= at <= LATEST:
         raise RowInvalid(field, f"{shown(value)} is not between 1970 and 2200")
     return at
+
+
+@lru_cache(maxsize=512)
+def _known_currency(code: str) -> bool:
+    return is_currency(code)
+
+
+@lru_cache(maxsize=512)
+def _minor_units(code: str) -> int:
+    return get_currency_precision(code)
 
 
 @lru_cache(maxsize=1)

@@ -414,15 +414,18 @@ def validate_order(order: Any) -> dict[str, Any]:
     }
 
 
+_ITEM_TEXTS = (("sku", bounds.MAX_ID), ("name", bounds.MAX_TEXT), ("category", bounds.MAX_TEXT))
+
+
 def _item(i: int, item: Any, code: str) -> dict[str, Any]:
     where = f"order.items[{i}]"
     if not isinstance(item, dict):
         raise RowInvalid(where, "must be an object")
     clean = dict(item)
-    for key in ("sku", "name", "category"):
-        if key in item and item[key] is not None:
-            limit = bounds.MAX_ID if key == "sku" else bounds.MAX_TEXT
-            clean[key] = bounds.text(item[key], f"{where}.{key}", limit)
+    for key, limit in _ITEM_TEXTS:
+        value = item.get(key)
+        if value is not None and not (type(value) is str and len(value) <= limit):
+            clean[key] = bounds.text(value, f"{where}.{key}", limit)
     clean["price"] = bounds.amount(item.get("price", "0"), f"{where}.price", code)
     clean["quantity"] = bounds.whole(
         item.get("quantity", 1), f"{where}.quantity", minimum=1, maximum=bounds.MAX_QUANTITY
