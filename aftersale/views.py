@@ -50,6 +50,8 @@ def print_timeline(console: Console, t: Timeline, default_timezone: str = "Europ
         details = e.payload.get("order")
         details = details.get("id") if isinstance(details, dict) else details
         kind = e.type if e.applied else f"{e.type} [dim](not yet applied)[/]"
+        if e.failed_at is not None:
+            kind = f"{e.type} [red](failed: {e.error_detail})[/]"
         events.add_row(_local(e.at, zone), kind, str(details or e.payload.get("channel") or ""))
     console.print(events)
 

@@ -175,3 +175,12 @@ def test_the_console_lists_failed_events_and_an_admin_retries_them(
         )
         assert sorted(response.json()["queued"]) == ["p-inspection", "p-quantity"]
     assert not any(e.failed_at for e in stored(h).values())
+
+
+def test_a_customers_timeline_shows_the_failed_event(sqlite_harness: Harness) -> None:
+    h = sqlite_harness
+    shop_with_poison(h)
+    h.simulate(utc("2026-01-06T00:00:00"))
+    shown = cli(h, "customer", "bad")
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.count("failed:") == 3 and "year 83335359" in shown.output
