@@ -249,16 +249,14 @@ def import_customers(
     seen: dict[str, int] = {}
     with open(path, "rb") as handle:
         records = csv_records(handle)
-        header: list[str] | None = None
-        for line, fields in records:
-            if isinstance(fields, RowInvalid):
-                report.errors.append(RowError(str(path), line, fields.field, fields.reason))
-                continue
-            header = [name.strip() for name in fields]
-            break
-        problem = _header_problem(header or [])
+        first = next(records, (1, []))
+        if isinstance(first[1], RowInvalid):
+            problem: tuple[str, str] | None = ("header", first[1].reason)
+        else:
+            header = [name.strip() for name in first[1]]
+            problem = _header_problem(header)
         if problem:
-            report.errors.append(RowError(str(path), 1, *problem))
+            report.errors.append(RowError(str(path), first[0], *problem))
             report.rejected = True
             report.header_unusable = True
             return report

@@ -176,3 +176,15 @@ def test_a_row_the_database_refuses_fails_alone_without_printing_the_batch(
     shown = str(error) + caplog.text
     assert "secret" not in shown and "INSERT" not in shown
     assert set(stored_customers(harness)) == {f"c{n}" for n in range(5)}
+
+
+def test_an_unreadable_header_rejects_the_file(sqlite_harness: Harness, tmp_path: Path) -> None:
+    path = write_customers(
+        tmp_path / "customers.csv",
+        b"c1,c1@example.org,,A,B,de,,yes,no",
+        header=(CUSTOMER_HEADER + ",Stra\xdfe").encode("latin-1"),
+    )
+    report = import_customers(sqlite_harness.project.db, path)
+    (error,) = report.errors
+    assert (error.line, error.field) == (1, "header") and "not UTF-8" in error.reason
+    assert report.header_unusable and stored_customers(sqlite_harness) == {}
