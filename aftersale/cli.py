@@ -360,6 +360,7 @@ def run(
         stats = worker.tick()
         worker.close()
         console.print(_stats_line(stats))
+        _warn_failed_events(proj)
         return
     console.print(f"dispatching every {proj.settings.dispatch_tick_seconds}s; Ctrl-C stops")
     Runner(
@@ -417,6 +418,20 @@ def simulate(
     dispatcher.close()
     proj.save_simulated_now(clock.now())
     console.print(f"simulated {start:%Y-%m-%d} → {end:%Y-%m-%d}: {_stats_line(stats)}")
+    _warn_failed_events(proj)
+
+
+def _warn_failed_events(proj: Project) -> None:
+    from aftersale.eventlog import count_failed
+
+    with reading(proj.db) as conn:
+        failed = count_failed(conn)
+    if failed:
+        err.print(
+            f"[yellow]warning:[/] {failed} event(s) could not be applied and are set aside: "
+            "see `aftersale log --events --status failed`, then `aftersale events retry`",
+            highlight=False,
+        )
 
 
 # ------------------------------------------------------------------------------- log

@@ -127,7 +127,9 @@ def test_failed_events_are_listed_and_retried_from_the_command_line(
 ) -> None:
     h = sqlite_harness
     shop_with_poison(h)
-    h.simulate(utc("2026-01-06T00:00:00"))
+    simulated = cli(h, "simulate", "--until", "2026-01-06")
+    assert simulated.exit_code == 0, simulated.output
+    assert "3 event(s) could not be applied" in simulated.output
 
     listed = cli(h, "log", "--events", "--status", "failed")
     assert listed.exit_code == 0, listed.output
