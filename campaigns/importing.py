@@ -219,18 +219,19 @@ def csv_records(handle: BinaryIO) -> Iterator[tuple[int, list[str] | RowInvalid]
     reader = csv.reader(good_lines())
     while True:
         fetched.clear()
+        record: list[str] | RowInvalid | None
         try:
-            fields: list[str] | RowInvalid = next(reader)
+            record = next(reader)
         except StopIteration:
-            fields = None  # type: ignore[assignment]
-        except csv.Error as exc:
-            fields = RowInvalid("line", str(exc))
+            record = None
+        except csv.Error as exc:  # a field past csv's limit, a stray quote at the end
+            record = RowInvalid("line", str(exc))
         yield from refused
         refused.clear()
-        if fields is None:
+        if record is None:
             return
-        if fields:
-            yield (fetched[0] if fetched else 0), fields
+        if record:  # a blank line is no record
+            yield (fetched[0] if fetched else 0), record
 
 
 def import_customers(
