@@ -36,9 +36,11 @@ app = typer.Typer(
 import_app = typer.Typer(help="Import customers (CSV) or events (JSONL).", no_args_is_help=True)
 journeys_app = typer.Typer(help="List, validate and show journeys.", no_args_is_help=True)
 log_app = typer.Typer(help="Search the send log, or export it.", invoke_without_command=True)
+events_app = typer.Typer(help="Events that failed to apply: retry them.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(log_app, name="log")
+app.add_typer(events_app, name="events")
 
 console = Console(emoji=False)
 err = Console(stderr=True, emoji=False)
@@ -186,6 +188,8 @@ def _report(kind: str, path: Path, report: ImportReport, strict: bool) -> None:
         err.print(f"[red]{safe(problem)}[/]", highlight=False)
     if len(report.errors) > 50:
         err.print(f"... and {len(report.errors) - 50} more problems")
+    if report.header_unusable:
+        fail(f"{path}: nothing imported: the header cannot be used")
     if report.rejected:
         fail(f"{path}: rejected ({len(report.errors)} bad rows, --strict): nothing imported")
     summary_line = f"{kind}: {report.imported} imported"
@@ -365,6 +369,7 @@ def run(
         stats = worker.tick()
         worker.close()
         console.print(_stats_line(stats))
+        _warn_failed_events(proj)
         return
     console.print(f"dispatching every {proj.settings.dispatch_tick_seconds}s; Ctrl-C stops")
     Runner(
@@ -429,6 +434,20 @@ def simulate(
     dispatcher.close()
     proj.save_simulated_now(clock.now())
     console.print(f"simulated {start:%Y-%m-%d} → {end:%Y-%m-%d}: {_stats_line(stats)}")
+    _warn_failed_events(proj)
+
+
+def _warn_failed_events(proj: Project) -> None:
+    from aftersale.eventlog import count_failed
+
+    with reading(proj.db) as conn:
+        failed = count_failed(conn)
+    if failed:
+        err.print(
+            f"[yellow]warning:[/] {failed} event(s) could not be applied and are set aside: "
+            "see `aftersale log --events --status failed`, then `aftersale events retry`",
+            highlight=False,
+        )
 
 
 # ------------------------------------------------------------------------------- log
@@ -481,6 +500,12 @@ def log(
         str | None, typer.Option(help="Due up to the end of (YYYY-MM-DD, UTC).")
     ] = None,
     limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
+    events: Annotated[
+        bool,
+        typer.Option(
+            "--events", help="List events instead (--status pending|applied|failed, --customer)."
+        ),
+    ] = False,
 ) -> None:
     """Search the send log: every message, sent or not, with its reason."""
     flt = _filter(customer, contact, journey, step, channel, status, reason, since, until)
@@ -488,6 +513,9 @@ def log(
     if ctx.invoked_subcommand:
         return
     proj = project()
+    if events:
+        _log_events(proj, status, customer, limit)
+        return
     with reading(proj.db) as conn:
         rows = query_log(conn, flt, limit=limit)
     table = Table(
@@ -512,6 +540,26 @@ def log(
     console.print(table)
     if len(rows) == limit:
         console.print(f"[dim]showing the newest {limit}; narrow with filters or use --limit[/]")
+
+
+def _log_events(proj: Project, status: str | None, customer: str | None, limit: int) -> None:
+    from aftersale.eventlog import EVENT_STATUSES, event_status, query_events
+
+    if status is not None and status not in EVENT_STATUSES:
+        fail(f"--status with --events must be one of {', '.join(EVENT_STATUSES)}")
+    with reading(proj.db) as conn:
+        rows = query_events(conn, status=status, customer=customer, limit=limit)
+    table = Table("event", "type", "customer", "at (UTC)", "status", "error", "failed (UTC)")
+    for r in rows:
+        state = event_status(r)
+        table.add_row(
+            safe(r.id), safe(r.type), safe(r.customer_id), f"{r.at:%Y-%m-%d %H:%M}",
+            "[red]failed[/]" if state == "failed" else state, safe(r.error_detail or ""),
+            f"{r.failed_at:%Y-%m-%d %H:%M}" if r.failed_at else "",
+        )  # fmt: skip
+    console.print(table)
+    if len(rows) == limit:
+        console.print(f"[dim]showing {limit}; narrow with filters or use --limit[/]")
 
 
 def _status(status: str) -> str:
@@ -540,6 +588,30 @@ def log_export(
         with out.open("w", encoding="utf-8", newline="") as handle:
             count = write_export(conn, flt, handle, format)
     err.print(f"wrote {count} messages to {out}")
+
+
+# ---------------------------------------------------------------------------- events
+
+
+@events_app.command("retry")
+def events_retry(
+    ids: Annotated[list[str] | None, typer.Argument(help="Ids of failed events.")] = None,
+    all_failed: Annotated[bool, typer.Option("--all-failed", help="Every failed event.")] = False,
+) -> None:
+    """Queue failed events again (after a fix); the next run or simulate applies them."""
+    from campaigns.engine import retry_events
+
+    if bool(ids) == all_failed:
+        fail("name the failed events to retry, or give --all-failed")
+    proj = project()
+    with proj.db.begin() as conn:
+        queued = retry_events(conn, None if all_failed else ids)
+    unknown = sorted(set(ids or ()) - set(queued))
+    for event_id in unknown:
+        err.print(f"[yellow]{safe(event_id)}: no failed event with this id[/]", highlight=False)
+    console.print(f"{len(queued)} event(s) queued again; the next run or simulate applies them")
+    if unknown:
+        raise typer.Exit(1)
 
 
 # -------------------------------------------------------------------------- customer

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,8 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from campaigns import bounds
+from campaigns.bounds import RowInvalid
 from campaigns.importing import (
-    RowInvalid,
     dialect_insert,
     event_row,
     parse_email,
@@ -77,8 +77,10 @@ class IngestReport:
 def decode_events(body: bytes, content_type: str) -> list[Any]:
     """One JSON object, a JSON array, or JSON lines (``application/x-ndjson``).
 
-    In JSON lines a line that is not JSON becomes a :class:`RowInvalid` in its place, so
-    the other lines still land; a JSON body that does not parse raises :class:`BodyInvalid`.
+    In JSON lines a line that is not JSON (or nested too deeply) becomes a
+    :class:`RowInvalid` in its place, so the other lines still land; a JSON body that does
+    not parse raises :class:`BodyInvalid`. An event holding a NUL character becomes a
+    :class:`RowInvalid` naming the field.
     """
     try:
         text = body.decode("utf-8-sig")
@@ -91,20 +93,28 @@ def decode_events(body: bytes, content_type: str) -> list[Any]:
         items = [_json_line(line) for line in text.splitlines() if line.strip()]
     else:
         try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise BodyInvalid(f"the body is not JSON: {exc}") from exc
+            # One level more than an event may have: the array around the events.
+            data = bounds.json_value(text, nul=False, depth=bounds.MAX_JSON_DEPTH + 1)
+        except RowInvalid as exc:
+            raise BodyInvalid(f"the body is not JSON: {exc.reason}") from None
         items = data if isinstance(data, list) else [data]
     if len(items) > MAX_EVENTS:
         raise BodyInvalid(f"at most {MAX_EVENTS} events a request")
+    if "\\u0000" in text:
+        items = [_without_nul(item) for item in items]
     return items
 
 
 def _json_line(line: str) -> Any:
     try:
-        return json.loads(line)
-    except ValueError as exc:
-        return RowInvalid("json", str(exc))
+        return bounds.json_value(line)
+    except RowInvalid as exc:
+        return exc
+
+
+def _without_nul(item: Any) -> Any:
+    where = bounds.nul_path(item)
+    return item if where is None else RowInvalid(where or "json", "contains a NUL character")
 
 
 def ingest_events(db: Engine, items: list[Any], *, source: str = "api") -> IngestReport:
@@ -126,7 +136,9 @@ def ingest_events(db: Engine, items: list[Any], *, source: str = "api") -> Inges
 
 def _error(index: int, item: Any, exc: RowInvalid) -> EventOutcome:
     event_id = item.get("id") if isinstance(item, dict) else None
-    return EventOutcome(index, "error", str(event_id) if event_id else None, exc.field, exc.reason)
+    if not (isinstance(event_id, str) and 0 < len(event_id) <= bounds.MAX_ID):
+        event_id = None  # an answer names the event, it does not echo what it carried
+    return EventOutcome(index, "error", event_id, exc.field, exc.reason)
 
 
 def _store(conn: Connection, rows: list[tuple[int, dict[str, Any]]]) -> list[EventOutcome]:
@@ -217,10 +229,12 @@ def shopify_purchase(order: Mapping[str, Any], event_id: str, customer_id: str) 
     """The contract's purchase event for a Shopify order."""
     if not order.get("id"):
         raise RowInvalid("id", "the order has no id")
+    if not isinstance(order.get("line_items") or [], list):
+        raise RowInvalid("line_items", "must be a list")
     items = [
         {
-            "sku": str(line.get("sku") or ""),
-            "name": str(line.get("title") or line.get("name") or ""),
+            "sku": bounds.text(line.get("sku") or "", "line_items.sku", bounds.MAX_ID),
+            "name": bounds.text(line.get("title") or line.get("name") or "", "line_items.title"),
             "price": line.get("price") or "0",
             "quantity": line.get("quantity") or 1,
             "product_id": line.get("product_id"),
@@ -274,13 +288,14 @@ def shopify_customer(
         customer_id = guest_id(guest_key, email or phone)
     else:
         return None
+    bounds.identifier(customer_id, "customer.id")
     locale = _clean(lambda v: parse_locale(v, default_locale), order.get("customer_locale") or "")
     return {
         "id": customer_id,
         "email": email,
         "phone": phone,
-        "first_name": str((person or {}).get("first_name") or ""),
-        "last_name": str((person or {}).get("last_name") or ""),
+        "first_name": bounds.text((person or {}).get("first_name"), "customer.first_name"),
+        "last_name": bounds.text((person or {}).get("last_name"), "customer.last_name"),
         "locale": locale or default_locale,
         "email_consent": _subscribed(person, "email_marketing_consent", "accepts_marketing"),
         "sms_consent": _subscribed(person, "sms_marketing_consent", None),

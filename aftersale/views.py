@@ -64,6 +64,8 @@ def print_timeline(
         details = e.payload.get("order")
         details = details.get("id") if isinstance(details, dict) else details
         kind = safe(e.type) if e.applied else f"{safe(e.type)} [dim](not yet applied)[/]"
+        if e.failed_at is not None:
+            kind = f"{safe(e.type)} [red](failed: {safe(e.error_detail or '')})[/]"
         events.add_row(_local(e.at, zone), kind, safe(details or e.payload.get("channel") or ""))
     console.print(events)
 

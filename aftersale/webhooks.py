@@ -2,7 +2,8 @@
 
 Every webhook follows one flow: verify the signature on the raw body, parse, apply.
 A missing or wrong signature is 403 and changes nothing; a body that cannot be parsed is
-400; a failure of our own is 500, so the provider retries (replays are no-ops). A secret
+400; an event that is read but out of bounds (:mod:`campaigns.bounds`) is 422 naming its
+field; a failure of our own is 500, so the provider retries (replays are no-ops). A secret
 that is not configured is 503: the endpoint is off, not broken.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import logging
 import re
 import urllib.parse
@@ -28,9 +28,10 @@ from starlette.concurrency import run_in_threadpool
 
 from aftersale.app import Project
 from aftersale.ingestion import BodyInvalid, decode_events, ingest_events, ingest_shopify_order
+from campaigns import bounds
+from campaigns.bounds import RowInvalid
 from campaigns.consent import verify_unsubscribe_token
 from campaigns.delivery import apply_delivery_events, set_consent
-from campaigns.importing import RowInvalid
 from campaigns.models import Customer, Message, reading
 from channels import ConfigurationError as ChannelConfigurationError
 from channels import DeliveryEvent, EventType
@@ -331,7 +332,7 @@ async def post_events(request: Request) -> JSONResponse:
     report = await _guarded(lambda: ingest_events(project.db, items))
     if isinstance(report, Response):
         return report
-    return JSONResponse(report.as_dict(), status_code=400 if report.count("error") else 200)
+    return JSONResponse(report.as_dict(), status_code=422 if report.count("error") else 200)
 
 
 # --------------------------------------------------------------------------- Shopify
@@ -354,11 +355,13 @@ async def shopify_order_created(request: Request) -> JSONResponse:
     if not hmac.compare_digest(shopify_hmac(secret, body).encode(), given):
         return _problem(403, "signature missing or wrong")
     try:
-        order = json.loads(body)
-    except ValueError as exc:
-        return _problem(400, f"the body is not JSON: {exc}")
+        order = bounds.json_value(body.decode("utf-8", "replace"), nul=False)
+    except RowInvalid as exc:
+        return _problem(400, f"the body is not JSON: {exc.reason}")
     if not isinstance(order, dict):
         return _problem(400, "the body must be an order object")
+    if (where := bounds.nul_path(order)) is not None:
+        return JSONResponse({"error": "contains a NUL character", "field": where}, status_code=422)
     return await _guarded(lambda: _shopify(project, order, request.headers.get(SHOPIFY_WEBHOOK_ID)))
 
 
@@ -371,5 +374,5 @@ def _shopify(project: Project, order: dict[str, Any], webhook_id: str | None) ->
             guest_key=project.signing_keys().key("guests"),
         )  # fmt: skip
     except RowInvalid as exc:
-        return JSONResponse({"error": exc.reason, "field": exc.field}, status_code=400)
+        return JSONResponse({"error": exc.reason, "field": exc.field}, status_code=422)
     return JSONResponse(result.as_dict())

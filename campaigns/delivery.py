@@ -136,7 +136,7 @@ def _find_target(conn: Connection, event: DeliveryEvent) -> _Target:
 
 
 def _find_message(conn: Connection, event: DeliveryEvent) -> Any | None:
-    if event.message_id and event.message_id.isdigit():
+    if event.message_id and event.message_id.isdigit() and len(event.message_id) < 19:
         row = conn.execute(
             sa.select(messages_t).where(messages_t.c.id == int(event.message_id))
         ).first()

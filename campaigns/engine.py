@@ -12,6 +12,7 @@ statements run every batch are in ``campaigns.store``.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -87,6 +88,8 @@ __all__ = [
     "customers_t",
     "decisions_t",
     "end_enrollments",
+    "fail_events",
+    "retry_events",
     "enrollments_t",
     "events_t",
     "from_micros",
@@ -108,11 +111,13 @@ __all__ = [
 
 CONSENT_EVENTS = {"unsubscribed": False, "subscribed": True}
 PAUSED = sa.select(journeys_t.c.journey_id, journeys_t.c.paused)
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class ApplyStats:
     events: int = 0
+    failed: int = 0
     enrollments: int = 0
     messages: int = 0
     cancelled: int = 0
@@ -195,8 +200,37 @@ class Engine:
         )
 
     def apply_due_events(self, conn: Connection, now: datetime, *, limit: int = 2000) -> ApplyStats:
-        """Apply up to ``limit`` events whose time has come, oldest first."""
+        """Apply up to ``limit`` events whose time has come, oldest first.
+
+        A bad event fails alone: the batch is applied under one SAVEPOINT, and if anything
+        in it raises, it is rolled back and applied again event by event, each under its
+        own, so that every other event still lands and the one at fault is set aside as
+        failed (:func:`fail_events`). ``stats.events`` counts both.
+        """
         rows = [DueEvent._make(r) for r in conn.execute(DUE_EVENTS, {"now": now, "limit": limit})]
+        failed: dict[str, BaseException] = {}
+        try:
+            with conn.begin_nested():
+                stats = self._apply_rows(conn, rows)
+        except Exception as exc:
+            if _connection_lost(exc):
+                raise
+            stats, failed = self._apply_one_by_one(conn, rows)
+        applied = [r.id for r in rows if r.id not in failed]
+        if applied:
+            conn.execute(
+                events_t.update()
+                .where(events_t.c.id.in_(applied))
+                .values(applied=True, applied_at=now)
+            )
+        fail_events(conn, failed, now)
+        stats.events = len(rows)
+        stats.failed = len(failed)
+        for row in rows:
+            stats.by_type[row.type] = stats.by_type.get(row.type, 0) + 1
+        return stats
+
+    def _apply_rows(self, conn: Connection, rows: Sequence[Any]) -> ApplyStats:
         stats = ApplyStats()
         if rows:
             self._read_paused(conn)
@@ -209,15 +243,6 @@ class Engine:
             purchases = []
             self._apply_other(conn, row, stats)
         self._apply_purchases(conn, purchases, stats)
-        if rows:
-            conn.execute(
-                events_t.update()
-                .where(events_t.c.id.in_([r.id for r in rows]))
-                .values(applied=True, applied_at=now)
-            )
-        stats.events = len(rows)
-        for row in rows:
-            stats.by_type[row.type] = stats.by_type.get(row.type, 0) + 1
         return stats
 
     def _read_paused(self, conn: Connection) -> None:
@@ -227,6 +252,25 @@ class Engine:
             active = self.journeys.get(journey_id)
             if active is not None and active.paused != bool(paused):
                 self.journeys[journey_id] = replace(active, paused=bool(paused))
+
+    def _apply_one_by_one(
+        self, conn: Connection, rows: Sequence[Any]
+    ) -> tuple[ApplyStats, dict[str, BaseException]]:
+        total = ApplyStats()
+        failed: dict[str, BaseException] = {}
+        for row in rows:
+            try:
+                with conn.begin_nested():
+                    one = self._apply_rows(conn, [row])
+            except Exception as exc:
+                if _connection_lost(exc):
+                    raise
+                failed[row.id] = exc
+                continue
+            total.enrollments += one.enrollments
+            total.messages += one.messages
+            total.cancelled += one.cancelled
+        return total, failed
 
     # -- purchases -------------------------------------------------------------------
 
@@ -400,6 +444,52 @@ class Engine:
             .where(customers_t.c.id == row.customer_id)
             .values({column: CONSENT_EVENTS[row.type], f"{column}_source": f"event:{row.id}"})
         )
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """A fault of the connection, not of the event: the caller retries the transaction."""
+    return isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+
+
+def fail_events(conn: Connection, failed: Mapping[str, BaseException], now: datetime) -> None:
+    """Set events aside as failed (``error:<kind>``, the exception's text as detail).
+
+    A failed event counts as applied, so no tick applies it again; each is logged once,
+    here. :func:`retry_events` queues it again.
+    """
+    for event_id, exc in failed.items():
+        kind = type(exc).__name__
+        log.error("event %s failed and is set aside: %s: %s", event_id, kind, exc)
+        conn.execute(
+            events_t.update()
+            .where(events_t.c.id == event_id)
+            .values(
+                applied=True,
+                failed_at=now,
+                error=f"error:{kind}",
+                error_detail=f"{kind}: {exc}"[:2000],
+            )
+        )
+
+
+def retry_events(conn: Connection, ids: Iterable[str] | None = None) -> list[str]:
+    """Queue failed events again (those of ``ids``, or every failed one); returns their ids.
+
+    They are applied by the next tick, as any event whose time has come.
+    """
+    failed = events_t.c.failed_at.is_not(None)
+    if ids is not None:
+        failed = sa.and_(failed, events_t.c.id.in_(list(ids)))
+    found = list(
+        conn.execute(sa.select(events_t.c.id).where(failed).order_by(events_t.c.id)).scalars()
+    )
+    if found:
+        conn.execute(
+            events_t.update()
+            .where(events_t.c.id.in_(found))
+            .values(applied=False, applied_at=None, failed_at=None, error=None, error_detail=None)
+        )
+    return found
 
 
 def end_enrollments(conn: Connection, ends: Mapping[str, datetime], reason: str) -> int:

@@ -2,22 +2,23 @@
 
 Every bad row is reported with its line, field and reason, and the good rows still land
 (unless ``strict``, where one bad row rejects the file). Re-importing is idempotent: customers
-are upserted by id, events with a known id are left alone.
+are upserted by id, events with a known id are left alone. Values are held to the bounds of
+:mod:`campaigns.bounds`; a line that is not UTF-8, holds a NUL or is too long fails alone, an
+id seen twice in one file is reported on its second line, and a batch the database refuses
+is retried row by row so that only the row at fault is reported (never the batch's values).
 """
 
 from __future__ import annotations
 
 import csv
-import io
-import json
+import logging
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -28,6 +29,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
+from campaigns import bounds
+from campaigns.bounds import RowInvalid
 from campaigns.bulk import executemany
 from campaigns.models import Customer, Event, reading
 
@@ -40,6 +43,7 @@ CUSTOMER_COLUMNS = (
 )  # fmt: skip
 REQUIRED_COLUMNS = ("id",)
 BATCH = 1000
+log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 
 
@@ -63,17 +67,11 @@ class ImportReport:
     unchanged: int = 0
     errors: list[RowError] = field(default_factory=list)
     rejected: bool = False
+    header_unusable: bool = False  # rejected for its header, not for --strict
 
     @property
     def ok(self) -> bool:
         return not self.errors
-
-
-class RowInvalid(Exception):
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 # ----------------------------------------------------------------------------- customers
@@ -91,6 +89,8 @@ def parse_consent(value: str | None, column: str) -> bool:
 def parse_email(value: str) -> str | None:
     if not value.strip():
         return None
+    if len(value) > 320:
+        raise RowInvalid("email", "longer than 320 characters")
     try:
         return validate_email(value.strip(), check_deliverability=False).normalized
     except EmailNotValidError as exc:
@@ -100,6 +100,8 @@ def parse_email(value: str) -> str | None:
 def parse_phone(value: str, region: str) -> str | None:
     if not value.strip():
         return None
+    if len(value) > 40:
+        raise RowInvalid("phone", "longer than 40 characters")
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
@@ -149,26 +151,26 @@ def customer_row(
     raw: dict[str, str], *, region: str, default_locale: str, now: datetime
 ) -> dict[str, Any]:
     """A validated ``customers`` row from one CSV record, or :class:`RowInvalid`."""
-    cid = (raw.get("id") or "").strip()
-    if not cid:
-        raise RowInvalid("id", "missing")
+    cid = bounds.identifier((raw.get("id") or "").strip(), "id")
     email = parse_email(raw.get("email") or "")
     phone = parse_phone(raw.get("phone") or "", region)
     if email is None and phone is None:
         raise RowInvalid("email", "a customer needs an e-mail address or a phone number")
     attributes = {
-        k: _attribute(k, v)
+        k: _attribute(k, bounds.text(v, k))
         for k, v in raw.items()
         if k and k not in CUSTOMER_COLUMNS and v not in ("", None)
     }
+    if "country" in attributes:
+        attributes["country"] = bounds.country(attributes["country"])
     return {
         "id": cid,
         "email": email,
         "phone": phone,
-        "first_name": (raw.get("first_name") or "").strip(),
-        "last_name": (raw.get("last_name") or "").strip(),
-        "locale": parse_locale(raw.get("locale") or "", default_locale),
-        "timezone": parse_timezone(raw.get("timezone") or ""),
+        "first_name": bounds.text(raw.get("first_name"), "first_name").strip(),
+        "last_name": bounds.text(raw.get("last_name"), "last_name").strip(),
+        "locale": parse_locale(bounds.text(raw.get("locale"), "locale", 35), default_locale),
+        "timezone": parse_timezone(bounds.text(raw.get("timezone"), "timezone", 64)),
         "email_consent": parse_consent(raw.get("email_consent"), "email_consent"),
         "sms_consent": parse_consent(raw.get("sms_consent"), "sms_consent"),
         "email_consent_source": "import",
@@ -178,6 +180,58 @@ def customer_row(
         "created_at": now,
         "updated_at": now,
     }
+
+
+# Characters a spreadsheet may have used instead of the comma.
+OTHER_DELIMITERS = (";", "\t", "|")
+
+
+def _header_problem(header: list[str]) -> tuple[str, str] | None:
+    """(field, reason) when the header cannot be used, else None."""
+    if len(header) == 1:
+        for delimiter in OTHER_DELIMITERS:
+            if delimiter in header[0]:
+                shown = "a tab" if delimiter == "\t" else repr(delimiter)
+                return "header", (
+                    f"the file is not comma-separated (its header is split by {shown}); "
+                    "save it as CSV with commas"
+                )
+    for column in REQUIRED_COLUMNS:
+        if column not in header:
+            return column, "column missing from header"
+    return None
+
+
+def csv_records(handle: BinaryIO) -> Iterator[tuple[int, list[str] | RowInvalid]]:
+    """(first line, fields) of each CSV record; a line or record that cannot be read comes
+    as a :class:`RowInvalid` in its place, and reading goes on with the next line."""
+    fetched: list[int] = []
+    refused: list[tuple[int, RowInvalid]] = []
+
+    def good_lines() -> Iterator[str]:
+        for number, line in bounds.lines(handle):
+            if isinstance(line, RowInvalid):
+                refused.append((number, line))
+            else:
+                fetched.append(number)
+                yield line
+
+    reader = csv.reader(good_lines())
+    while True:
+        fetched.clear()
+        record: list[str] | RowInvalid | None
+        try:
+            record = next(reader)
+        except StopIteration:
+            record = None
+        except csv.Error as exc:  # a field past csv's limit, a stray quote at the end
+            record = RowInvalid("line", str(exc))
+        yield from refused
+        refused.clear()
+        if record is None:
+            return
+        if record:  # a blank line is no record
+            yield (fetched[0] if fetched else 0), record
 
 
 def import_customers(
@@ -192,44 +246,74 @@ def import_customers(
 ) -> ImportReport:
     now = now or datetime.now(UTC)
     report = ImportReport()
-    staged: list[dict[str, Any]] = []
-    with _open_text(path) as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            report.errors.append(RowError(str(path), 1, missing[0], "column missing from header"))
+    staged: list[tuple[int, dict[str, Any]]] = []
+    seen: dict[str, int] = {}
+    with open(path, "rb") as handle:
+        records = csv_records(handle)
+        first = next(records, (1, []))
+        if isinstance(first[1], RowInvalid):
+            problem: tuple[str, str] | None = ("header", first[1].reason)
+        else:
+            header = [name.strip() for name in first[1]]
+            problem = _header_problem(header)
+        if problem:
+            report.errors.append(RowError(str(path), first[0], *problem))
             report.rejected = True
+            report.header_unusable = True
             return report
-        batch: list[dict[str, Any]] = []
-        for raw in reader:
+        batch: list[tuple[int, dict[str, Any]]] = []
+        for line, fields in records:
             report.rows += 1
-            line = reader.line_num
             try:
-                batch.append(
-                    customer_row(raw, region=region, default_locale=default_locale, now=now)
+                if isinstance(fields, RowInvalid):
+                    raise fields
+                row = customer_row(
+                    _record(header, fields), region=region, default_locale=default_locale, now=now
                 )
+                _once(seen, row["id"], line)
+                batch.append((line, row))
             except RowInvalid as exc:
                 report.errors.append(RowError(str(path), line, exc.field, exc.reason))
             if len(batch) >= BATCH:
-                _flush_customers(db, batch, report, strict, staged)
+                _flush_customers(db, path, batch, report, strict, staged)
                 batch = []
             if progress:
-                progress(handle.tell_bytes())
-        _flush_customers(db, batch, report, strict, staged)
-    return _finish(db, report, strict, staged)
+                progress(handle.tell())
+        _flush_customers(db, path, batch, report, strict, staged)
+    report.errors.sort(key=lambda e: e.line)
+    return _finish(db, path, report, strict, staged, _store_customers)
 
 
-def _flush_customers(db: Engine, batch, report: ImportReport, strict: bool, staged) -> None:
+def _record(header: list[str], fields: list[str]) -> dict[str, str]:
+    if len(fields) != len(header):
+        raise RowInvalid("line", f"{len(fields)} fields where the header has {len(header)}")
+    return dict(zip(header, fields, strict=True))
+
+
+def _once(seen: dict[str, int], key: str, line: int) -> None:
+    """Refuse an id already given on an earlier line of the same file."""
+    first = seen.setdefault(key, line)
+    if first != line:
+        raise RowInvalid(
+            "id", f"{bounds.shown(key)} is given twice in the file (first on line {first})"
+        )
+
+
+def _flush_customers(db: Engine, path, batch, report: ImportReport, strict: bool, staged) -> None:
     if not batch:
         return
     if strict:
         staged.extend(batch)
         return
-    _upsert_customers(db, batch)
-    report.imported += len(batch)
+    _store_customers(db, path, batch, report)
 
 
-def _upsert_customers(db: Engine, rows: list[dict[str, Any]]) -> None:
+def _store_customers(db: Engine, path: Path, batch: list[tuple[int, dict]], report) -> None:
+    stored, _refused = _stored(db, path, batch, report, _upsert_customers)
+    report.imported += stored
+
+
+def _upsert_customers(db: Engine, rows: list[dict[str, Any]]) -> int:
     insert = dialect_insert(db)
     stmt = insert(customers_t)
     update_cols = {
@@ -249,9 +333,41 @@ def _upsert_customers(db: Engine, rows: list[dict[str, Any]]) -> None:
     }
     with db.begin() as conn:
         conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=update_cols), rows)
+    return len(rows)
 
 
-def _finish(db: Engine, report: ImportReport, strict: bool, staged: list[dict[str, Any]]):
+Store = Callable[[Engine, list[dict[str, Any]]], int]
+Batch = list[tuple[int, dict[str, Any]]]
+
+
+def _stored(db: Engine, path: Path, batch: Batch, report, store: Store) -> tuple[int, int]:
+    """(stored, refused) of a batch. If the database refuses the batch, it is stored row by
+    row and each refused row reported by its line with the database's reason (never the
+    SQL or its parameters, which hold customer data)."""
+    try:
+        return store(db, [row for _, row in batch]), 0
+    except sa.exc.DBAPIError:
+        pass
+    stored = refused = 0
+    for line, row in batch:
+        try:
+            stored += store(db, [row])
+        except sa.exc.DBAPIError as exc:
+            refused += 1
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            log.warning("%s:%s: the database refused the row: %s", path, line, reason)
+            report.errors.append(
+                RowError(str(path), line, "row", f"refused by the database: {reason}")
+            )
+    return stored, refused
+
+
+Flush = Callable[[Engine, Path, Batch, "ImportReport"], None]
+
+
+def _finish(
+    db: Engine, path: Path, report: ImportReport, strict: bool, staged: Batch, flush: Flush
+):
     if strict:
         rows = list(staged)
         staged.clear()
@@ -259,12 +375,8 @@ def _finish(db: Engine, report: ImportReport, strict: bool, staged: list[dict[st
             report.rejected = True
             return report
         for start in range(0, len(rows), BATCH):
-            chunk = rows[start : start + BATCH]
-            if chunk and "type" in chunk[0]:
-                _insert_events(db, chunk, report)
-            else:
-                _upsert_customers(db, chunk)
-                report.imported += len(chunk)
+            flush(db, path, rows[start : start + BATCH], report)
+        report.errors.sort(key=lambda e: e.line)
     return report
 
 
@@ -275,72 +387,57 @@ CHANNELS = {"email", "sms"}
 
 
 def parse_time(value: Any, field_name: str = "at") -> datetime:
-    if not isinstance(value, str) or not value:
-        raise RowInvalid(field_name, "missing")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise RowInvalid(field_name, f"{value!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        raise RowInvalid(field_name, f"{value!r} has no UTC offset (add +01:00 or Z)")
-    return moment.astimezone(UTC)
-
-
-def _decimal(value: Any, field_name: str) -> str:
-    try:
-        number = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        raise RowInvalid(field_name, f"{value!r} is not a number") from None
-    if not number.is_finite() or number < 0:
-        raise RowInvalid(field_name, f"{value!r} is not a non-negative amount")
-    return str(number)
-
-
-def _int(value: Any, field_name: str, *, minimum: int = 0) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise RowInvalid(field_name, f"{value!r} is not a whole number")
-    try:
-        number = int(value)
-    except ValueError:
-        raise RowInvalid(field_name, f"{value!r} is not a whole number") from None
-    if number < minimum:
-        raise RowInvalid(field_name, f"{value!r} is below {minimum}")
-    return number
+    return bounds.moment(value, field_name)
 
 
 def validate_order(order: Any) -> dict[str, Any]:
     if not isinstance(order, dict):
         raise RowInvalid("order", "a purchase needs an order object")
-    if not order.get("id"):
-        raise RowInvalid("order.id", "missing")
+    order_id = order.get("id")
+    order_id = bounds.identifier(
+        str(order_id) if isinstance(order_id, int) and not isinstance(order_id, bool) else order_id,
+        "order.id",
+    )
     items = order.get("items") or []
     if not isinstance(items, list):
         raise RowInvalid("order.items", "must be a list")
-    clean_items = []
-    for i, item in enumerate(items):
-        where = f"order.items[{i}]"
-        if not isinstance(item, dict):
-            raise RowInvalid(where, "must be an object")
-        clean = dict(item)
-        clean["price"] = _decimal(item.get("price", "0"), f"{where}.price")
-        clean["quantity"] = _int(item.get("quantity", 1), f"{where}.quantity", minimum=1)
-        clean["warranty_months"] = _int(item.get("warranty_months"), f"{where}.warranty_months")
-        clean["inspection_interval_days"] = _int(
-            item.get("inspection_interval_days"), f"{where}.inspection_interval_days", minimum=1
-        )
-        clean_items.append(clean)
-    currency = order.get("currency", "EUR")
-    if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
-        raise RowInvalid("order.currency", f"{currency!r} is not an ISO 4217 code")
+    if len(items) > bounds.MAX_ITEMS:
+        raise RowInvalid("order.items", f"more than {bounds.MAX_ITEMS} items")
+    code = bounds.currency(order.get("currency", "EUR"))
     return {
         **order,
-        "id": str(order["id"]),
-        "total": _decimal(order.get("total", "0"), "order.total"),
-        "currency": currency.upper(),
-        "items": clean_items,
+        "id": order_id,
+        "total": bounds.amount(order.get("total", "0"), "order.total", code),
+        "currency": code,
+        "items": [_item(i, item, code) for i, item in enumerate(items)],
     }
+
+
+_ITEM_TEXTS = (("sku", bounds.MAX_ID), ("name", bounds.MAX_TEXT), ("category", bounds.MAX_TEXT))
+
+
+def _item(i: int, item: Any, code: str) -> dict[str, Any]:
+    where = f"order.items[{i}]"
+    if not isinstance(item, dict):
+        raise RowInvalid(where, "must be an object")
+    clean = dict(item)
+    for key, limit in _ITEM_TEXTS:
+        value = item.get(key)
+        if value is not None and not (type(value) is str and len(value) <= limit):
+            clean[key] = bounds.text(value, f"{where}.{key}", limit)
+    clean["price"] = bounds.amount(item.get("price", "0"), f"{where}.price", code)
+    clean["quantity"] = bounds.whole(
+        item.get("quantity", 1), f"{where}.quantity", minimum=1, maximum=bounds.MAX_QUANTITY
+    )
+    clean["warranty_months"] = bounds.whole(
+        item.get("warranty_months"), f"{where}.warranty_months",
+        minimum=0, maximum=bounds.MAX_WARRANTY_MONTHS,
+    )  # fmt: skip
+    clean["inspection_interval_days"] = bounds.whole(
+        item.get("inspection_interval_days"), f"{where}.inspection_interval_days",
+        minimum=1, maximum=bounds.MAX_INSPECTION_DAYS,
+    )  # fmt: skip
+    return clean
 
 
 def event_row(data: Any, *, source: str = "import") -> dict[str, Any]:
@@ -348,9 +445,8 @@ def event_row(data: Any, *, source: str = "import") -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RowInvalid("event", "each line must be a JSON object")
     for key in ("id", "type", "customer"):
-        if not data.get(key) or not isinstance(data[key], str):
-            raise RowInvalid(key, "missing" if not data.get(key) else "must be a string")
-    at = parse_time(data.get("at"))
+        bounds.identifier(data.get(key), key)
+    at = bounds.moment(data.get("at"))
     payload = {k: v for k, v in data.items() if k not in ("id", "type", "customer", "at")}
     kind = data["type"]
     if kind == "purchase":
@@ -358,7 +454,7 @@ def event_row(data: Any, *, source: str = "import") -> dict[str, Any]:
     elif kind in ORDER_EVENTS and not data.get("order"):
         raise RowInvalid("order", f"a {kind} event names the order it concerns")
     elif kind in ("unsubscribed", "subscribed") and data.get("channel") not in CHANNELS:
-        raise RowInvalid("channel", f"{data.get('channel')!r} is not email or sms")
+        raise RowInvalid("channel", f"{bounds.shown(data.get('channel'))} is not email or sms")
     return {
         "id": data["id"],
         "type": kind,
@@ -378,27 +474,30 @@ def import_events(
     progress: Progress | None = None,
 ) -> ImportReport:
     report = ImportReport()
-    staged: list[dict[str, Any]] = []
-    with _open_text(path) as handle:
-        batch: list[tuple[int, dict[str, Any]]] = []
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
+    staged: Batch = []
+    seen: dict[str, int] = {}
+    with open(path, "rb") as handle:
+        batch: Batch = []
+        for line_no, line in bounds.lines(handle):
+            if isinstance(line, str) and not line.strip():
                 continue
             report.rows += 1
             try:
-                batch.append((line_no, event_row(json.loads(line))))
-            except json.JSONDecodeError as exc:
-                report.errors.append(RowError(str(path), line_no, "json", exc.msg))
+                if isinstance(line, RowInvalid):
+                    raise line
+                row = event_row(bounds.json_value(line))
+                _once(seen, row["id"], line_no)
+                batch.append((line_no, row))
             except RowInvalid as exc:
                 report.errors.append(RowError(str(path), line_no, exc.field, exc.reason))
             if len(batch) >= BATCH:
                 _flush_events(db, path, batch, report, strict, staged)
                 batch = []
             if progress:
-                progress(handle.tell_bytes())
+                progress(handle.tell())
         _flush_events(db, path, batch, report, strict, staged)
     report.errors.sort(key=lambda e: e.line)
-    return _finish(db, report, strict, staged)
+    return _finish(db, path, report, strict, staged, _store_events)
 
 
 def _flush_events(db, path, batch, report, strict, staged) -> None:
@@ -412,15 +511,14 @@ def _flush_events(db, path, batch, report, strict, staged) -> None:
     good = []
     for line_no, row in batch:
         if row["customer_id"] in known:
-            good.append(row)
+            good.append((line_no, row))
         else:
-            report.errors.append(
-                RowError(str(path), line_no, "customer", f"unknown customer {row['customer_id']!r}")
-            )
+            reason = f"unknown customer {bounds.shown(row['customer_id'])}"
+            report.errors.append(RowError(str(path), line_no, "customer", reason))
     if strict:
         staged.extend(good)
     else:
-        _insert_events(db, good, report)
+        _store_events(db, path, good, report)
 
 
 def insert_events(db: Engine, rows: list[dict[str, Any]]) -> int:
@@ -440,10 +538,12 @@ def insert_events(db: Engine, rows: list[dict[str, Any]]) -> int:
         return len(conn.execute(stmt.returning(events_t.c.id), rows).all())
 
 
-def _insert_events(db: Engine, rows: list[dict[str, Any]], report: ImportReport) -> None:
-    new = insert_events(db, rows)
+def _store_events(db: Engine, path: Path, batch: Batch, report: ImportReport) -> None:
+    if not batch:
+        return
+    new, refused = _stored(db, path, batch, report, insert_events)
     report.imported += new
-    report.unchanged += len(rows) - new
+    report.unchanged += len(batch) - new - refused
 
 
 def dialect_insert(bind: Engine | Connection) -> Any:
@@ -463,14 +563,3 @@ def insert_ignore_statement(bind: Engine | Connection, table: sa.Table, keys: tu
 @lru_cache(maxsize=64)
 def _insert_ignore_statement(insert: Any, table: sa.Table, keys: tuple[str, ...]) -> Any:
     return insert(table).on_conflict_do_nothing(index_elements=list(keys))
-
-
-class _CountingReader(io.TextIOWrapper):
-    """A text reader that can say how many bytes it has consumed, for progress bars."""
-
-    def tell_bytes(self) -> int:
-        return self.buffer.tell()
-
-
-def _open_text(path: Path) -> _CountingReader:
-    return _CountingReader(open(path, "rb"), encoding="utf-8-sig", newline="")  # noqa: SIM115

@@ -161,10 +161,22 @@ class PurchaseItem(SQLModel, table=True):
 
 
 class Event(SQLModel, table=True):
-    """An imported customer event, applied when the clock reaches its ``at``."""
+    """An imported customer event, applied when the clock reaches its ``at``.
+
+    An event whose application raised is set aside (``applied`` with ``failed_at``,
+    ``error`` = ``error:<kind>`` and ``error_detail``) until it is retried.
+    """
 
     __tablename__ = "events"
-    __table_args__ = (sa.Index("ix_events_pending", "applied", "at"),)
+    __table_args__ = (
+        sa.Index("ix_events_pending", "applied", "at"),
+        sa.Index(
+            "ix_events_failed",
+            "failed_at",
+            sqlite_where=sa.text("failed_at IS NOT NULL"),
+            postgresql_where=sa.text("failed_at IS NOT NULL"),
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=128)
     type: str
@@ -174,6 +186,9 @@ class Event(SQLModel, table=True):
     applied: bool = False
     applied_at: datetime | None = utc_field()
     source: str = "import"
+    failed_at: datetime | None = utc_field()
+    error: str | None = None
+    error_detail: str | None = None
 
 
 class JourneyVersion(SQLModel, table=True):

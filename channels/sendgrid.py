@@ -200,8 +200,8 @@ def parse_sendgrid_events(payload: bytes) -> list[DeliveryEvent]:
     """Turn an Event Webhook body (a JSON array) into :class:`DeliveryEvent` objects."""
     try:
         data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"SendGrid webhook body is not JSON: {exc}") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"SendGrid webhook body is not JSON: {str(exc)[:200]}") from None
     if not isinstance(data, list):
         raise ValueError("SendGrid webhook body must be a JSON array of events")
     return [_sendgrid_event(item, index) for index, item in enumerate(data)]
@@ -210,18 +210,28 @@ def parse_sendgrid_events(payload: bytes) -> list[DeliveryEvent]:
 def _sendgrid_event(item: Any, index: int) -> DeliveryEvent:
     if not isinstance(item, dict) or not isinstance(item.get("event"), str):
         raise ValueError(f"SendGrid event #{index} is not an object with an 'event' name")
-    sg_message_id = item.get("sg_message_id")
+    sg_message_id = _scalar(item.get("sg_message_id"))
     return DeliveryEvent(
         event_type=EVENT_TYPES.get(item["event"], EventType.UNKNOWN),
         provider=PROVIDER,
-        event_id=item.get("sg_event_id"),
+        event_id=_scalar(item.get("sg_event_id")),
         message_id=_custom_arg(item, MESSAGE_ID_ARG),
         provider_message_id=sg_message_id.split(".", 1)[0] if sg_message_id else None,
-        recipient=item.get("email"),
+        recipient=_scalar(item.get("email")),
         timestamp=_timestamp(item.get("timestamp"), index),
         description=_description(item),
         raw=item,
     )
+
+
+def _scalar(value: Any) -> str | None:
+    """A text field as text: a number becomes its digits, a list or an object nothing (an
+    event is never refused for the shape of one field)."""
+    if isinstance(value, str):
+        return value[:255] or None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 def _custom_arg(item: dict[str, Any], name: str) -> str | None:

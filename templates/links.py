@@ -74,8 +74,13 @@ def numbered(base: str, link: int) -> str:
     return base if link == 0 else f"{base}.{link}"
 
 
+MAX_TOKEN = 80  # a message id of 13 base-36 digits, a MAC and a link number fit many times
+
+
 def parse_short_link(secret: str, token: str) -> tuple[int, int] | None:
     """(message id, link number) of a valid token, or None for anything forged or malformed."""
+    if len(token) > MAX_TOKEN:
+        return None
     parts = token.split(".")
     if len(parts) == 2:
         parts.append("0")

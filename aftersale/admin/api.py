@@ -27,8 +27,10 @@ from aftersale.admin.shapes import (
     log_filter,
     message_dict,
 )
+from aftersale.eventlog import event_status, query_events
 from aftersale.sendlog import LogFilter, customer_timeline, iso, query_log
 from aftersale.stats import dashboard, journey_stats, list_journeys, set_paused
+from campaigns.engine import retry_events
 from campaigns.models import reading
 
 
@@ -180,6 +182,44 @@ def customer_erase(request: Request, user: ApiAdmin, customer_id: str) -> dict[s
     if erased is None:
         raise HTTPException(404, f"no customer {customer_id!r}")
     return {"status": "erased", "id": erased}  # a new id when the old one was an address
+
+
+@router.get("/events")
+def events(
+    request: Request,
+    user: ApiUser,
+    status: Literal["pending", "applied", "failed"] = "failed",
+    customer: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """Events by status (failed ones by default, with their error), newest first."""
+    with reading(project_of(request).db) as conn:
+        rows = query_events(conn, status=status, customer=customer or None, limit=limit)
+    return {
+        "events": [
+            {"id": e.id, "type": e.type, "customer": e.customer_id, "at": iso(e.at),
+             "source": e.source, "status": event_status(e), "error": e.error,
+             "error_detail": e.error_detail, "failed_at": iso(e.failed_at)}
+            for e in rows
+        ]
+    }  # fmt: skip
+
+
+class EventRetry(BaseModel):
+    """Failed events to queue again: some by id, or all of them."""
+
+    ids: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=1000)
+    all_failed: bool = False
+
+
+@router.post("/events/retry")
+def events_retry(request: Request, user: ApiAdmin, body: EventRetry) -> dict[str, Any]:
+    """Queue failed events again; the next tick applies them."""
+    if not body.ids and not body.all_failed:
+        raise HTTPException(400, "name the failed events to retry, or set all_failed")
+    with project_of(request).db.begin() as conn:
+        queued = retry_events(conn, None if body.all_failed else body.ids)
+    return {"queued": queued}
 
 
 @router.get("/journeys")

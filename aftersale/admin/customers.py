@@ -76,6 +76,12 @@ def _note(conn: Connection, customer_id: str, kind: str, actor: str, now: dateti
     )
 
 
+def exists(conn: Connection, customer_id: str) -> bool:
+    """Whether the customer is known (an action on an unknown id is a 404, not a 500)."""
+    found = conn.execute(sa.select(customers_t.c.id).where(customers_t.c.id == customer_id))
+    return found.first() is not None
+
+
 def _channel(channel: str) -> str:
     if channel not in CHANNELS:
         raise CustomerActionError(f"channel must be email or sms, not {channel!r}")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
@@ -40,6 +42,7 @@ from aftersale.admin.shapes import (
 )
 from aftersale.admin.terminal import project_prices
 from aftersale.app import CLOCK_KEY, Project, state_t
+from aftersale.eventlog import EVENT_STATUSES, count_failed, query_events
 from aftersale.sendlog import LogFilter, csv_writer, customer_timeline, iter_log
 from aftersale.sendlog import query_log as read_log
 from aftersale.stats import (
@@ -49,6 +52,7 @@ from aftersale.stats import (
     list_journeys,
     set_paused,
 )
+from campaigns.engine import retry_events
 from campaigns.models import reading
 
 PAGES = Path(__file__).with_name("pages")
@@ -177,10 +181,12 @@ def home(request: Request, user: PageUser) -> HTMLResponse:
     project = project_of(request)
     with reading(project.db) as conn:
         board = dashboard(conn, clock_now(project), heartbeat_now=datetime.now(UTC))
+        failed_events = count_failed(conn)
     chart = {"days": board.days, "per_day": board.per_day, "deferrals": board.deferrals_per_day}
     # Inside <script>: no "<" may survive, or a reason string could close the tag.
     data = json.dumps(chart).replace("<", "\\u003c")
-    return render(request, "dashboard.html", user, board=board, chart=data)
+    return render(request, "dashboard.html", user, board=board, chart=data,
+                  failed_events=failed_events)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ send log
@@ -191,7 +197,7 @@ def send_log(
     request: Request,
     user: PageUser,
     flt: Filter,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> HTMLResponse:
     project = project_of(request)
     with reading(project.db) as conn:
@@ -250,8 +256,15 @@ def customer_export(request: Request, user: PageUser, customer_id: str) -> Respo
     return Response(
         json.dumps(data, ensure_ascii=False, indent=2, default=str),
         media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="customer-{customer_id}.json"'},
+        headers={"Content-Disposition": attachment(f"customer-{customer_id}.json")},
     )
+
+
+def attachment(filename: str) -> str:
+    """A ``Content-Disposition`` for ``filename``, whatever characters an id brings: an
+    ASCII stand-in, and the exact name percent-encoded (RFC 6266), never a raw CR or LF."""
+    plain = re.sub(r"[^A-Za-z0-9._-]", "_", filename)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def _customer_action(request: Request, user: CurrentUser, customer_id: str, act: Any) -> Response:
@@ -259,6 +272,8 @@ def _customer_action(request: Request, user: CurrentUser, customer_id: str, act:
     project = project_of(request)
     try:
         with project.db.begin() as conn:
+            if not actions.exists(conn, customer_id):
+                raise HTTPException(404, f"no customer {customer_id!r}")
             done = act(conn, project.now())
     except actions.CustomerActionError as exc:
         raise HTTPException(400, str(exc)) from exc
@@ -308,6 +323,38 @@ def customer_erase(
         raise HTTPException(400, "type the customer id to confirm the erasure")
     return _customer_action(request, user, customer_id, lambda conn, now: actions.erase(
         conn, customer_id, user.name, now))  # fmt: skip
+
+
+# --------------------------------------------------------------------------------- events
+
+EventStatus = Literal["pending", "applied", "failed"]
+
+
+@router.get("/events")
+def events_page(
+    request: Request,
+    user: PageUser,
+    status: EventStatus = "failed",
+    customer: Annotated[str | None, Query(max_length=200)] = None,
+) -> HTMLResponse:
+    with reading(project_of(request).db) as conn:
+        rows = query_events(conn, status=status, customer=customer or None, limit=PAGE_SIZE)
+    return render(request, "events.html", user, rows=rows, status=status, customer=customer,
+                  statuses=EVENT_STATUSES)  # fmt: skip
+
+
+@router.post("/events/retry")
+def events_retry(
+    request: Request,
+    user: AdminUser,
+    event_id: Annotated[str | None, Form(max_length=200)] = None,
+    all_failed: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    if not event_id and all_failed != "yes":
+        raise HTTPException(400, "name an event, or retry all failed")
+    with project_of(request).db.begin() as conn:
+        retry_events(conn, None if all_failed == "yes" else [event_id])
+    return back("/admin/events?status=failed")
 
 
 # ------------------------------------------------------------------------------- journeys

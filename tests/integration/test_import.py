@@ -98,7 +98,7 @@ def test_reimporting_customers_updates_in_place(sqlite_harness, tmp_path):
     assert (c1.email_consent, c1.attributes["city"]) == (False, "Hamburg")
 
 
-def test_an_id_seen_twice_keeps_its_first_event_and_reimporting_changes_nothing(
+def test_an_id_seen_twice_is_reported_keeps_its_first_event_and_reimporting_changes_nothing(
     sqlite_harness, tmp_path
 ):
     h = sqlite_harness
@@ -113,8 +113,10 @@ def test_an_id_seen_twice_keeps_its_first_event_and_reimporting_changes_nothing(
     first = import_events(h.project.db, path)
     again = import_events(h.project.db, path)
 
-    assert (first.imported, first.unchanged) == (2, 1)
-    assert (again.imported, again.unchanged) == (0, 3)
+    assert (first.imported, first.unchanged) == (2, 0)
+    assert [(e.line, e.field) for e in first.errors] == [(3, "id")]
+    assert "first on line 2" in first.errors[0].reason
+    assert (again.imported, again.unchanged, len(again.errors)) == (0, 2, 1)
     with h.project.db.connect() as conn:
         stored = {r.id: r.type for r in conn.execute(sa.select(Event.__table__))}
     assert stored == {"e1": "complaint_opened", "e9": "complaint_opened"}

@@ -51,7 +51,7 @@ def test_an_array_reports_each_event(web: Web) -> None:
     ]  # fmt: skip
     response = web.client.post("/api/events", json=events, headers=AUTH)
 
-    assert response.status_code == 400
+    assert response.status_code == 422
     body = response.json()
     assert (body["accepted"], body["duplicates"], body["errors"]) == (1, 1, 3)
     results = body["results"]
@@ -78,7 +78,7 @@ def test_json_lines(web: Web) -> None:
         content="\n".join(lines).encode(),
         headers={**AUTH, "Content-Type": "application/x-ndjson"},
     )
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert [r["status"] for r in response.json()["results"]] == ["accepted", "error", "accepted"]
     assert response.json()["results"][1]["field"] == "json"
 
@@ -221,5 +221,5 @@ def test_malformed_orders_are_400(web: Web) -> None:
         response = web.client.post("/webhooks/shopify/orders-create", content=body, headers=headers)
         assert response.status_code == 400
     response = post_order(web, {**ORDER, "created_at": "yesterday"}, "wh-5")
-    assert (response.status_code, response.json()["field"]) == (400, "at")
+    assert (response.status_code, response.json()["field"]) == (422, "at")
     assert web.snapshot() == before

@@ -84,9 +84,7 @@ def test_bundle_within_defaults_to_a_day_and_zero_switches_it_off():
 
 def test_a_journey_without_the_setting_keeps_its_digest():
     # As before the setting existed: running projects store no new version of a journey.
-    [warranty] = [
-        j.journey for j in load_journeys(None)[0] if j.journey.id == "extended_warranty"
-    ]
+    [warranty] = [j.journey for j in load_journeys(None)[0] if j.journey.id == "extended_warranty"]
     assert warranty.digest() == "dd10e9e292fd5eda"  # a per-item journey, unchanged since
     with_default, _ = parse_journey((JOURNEY % "24h").replace("bundle_within: 24h\n", ""), "j")
     explicit, _ = parse_journey(JOURNEY % "24h", "j")

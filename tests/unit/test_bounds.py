@@ -1,0 +1,80 @@
+"""The bounds at the edge, value by value."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from campaigns import bounds
+from campaigns.bounds import RowInvalid
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "expected"),
+    [("499.00", "EUR", "499.00"), ("499", "EUR", "499"), (499, "EUR", "499"), ("007", "EUR", "7"),
+     ("1.5000", "EUR", "1.5000"), ("1000", "JPY", "1000"), ("1.250", "BHD", "1.250"),
+     ("1e3", "EUR", "1E+3"), ("999999999.99", "EUR", "999999999.99")],
+)  # fmt: skip
+def test_amounts_in_bounds(value: object, currency: str, expected: str) -> None:
+    assert bounds.amount(value, "price", currency) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "currency"),
+    [("", "EUR"), (".", "EUR"), ("-1", "EUR"), ("1.999", "EUR"), ("1.5", "JPY"), ("NaN", "EUR"),
+     ("Infinity", "EUR"), ("1000000000.01", "EUR"), (True, "EUR"), ([1], "EUR"), ("9" * 50, "EUR")],
+)  # fmt: skip
+def test_amounts_out_of_bounds(value: object, currency: str) -> None:
+    with pytest.raises(RowInvalid) as caught:
+        bounds.amount(value, "price", currency)
+    assert caught.value.field == "price" and len(caught.value.reason) < 120
+
+
+@pytest.mark.parametrize(
+    "value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-01:00", "1969-12-31T23:59:59Z",
+              "2201-01-01T00:00:00Z", "2026-01-05T10:00:00", "yesterday", 20260105, "9" * 100],
+)  # fmt: skip
+def test_moments_out_of_bounds(value: object) -> None:
+    with pytest.raises(RowInvalid):
+        bounds.moment(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"), [(1, True), ("12", True), (0, False), (601, False), (10**30, False),
+                      ("1" * 30, False), (1.5, False), (True, False), ("x", False)],
+)  # fmt: skip
+def test_whole_numbers(value: object, ok: bool) -> None:
+    if ok:
+        assert 1 <= bounds.whole(value, "n", minimum=1, maximum=600) <= 600
+    else:
+        with pytest.raises(RowInvalid):
+            bounds.whole(value, "n", minimum=1, maximum=600)
+
+
+def test_countries_and_currencies() -> None:
+    assert bounds.country(" de-by ") == "DE-BY" and bounds.country("") is None
+    for bad in ("XX", "DEU", "DE-XX", "D"):
+        with pytest.raises(RowInvalid):
+            bounds.country(bad)
+    assert bounds.currency("eur") == "EUR"
+    with pytest.raises(RowInvalid):
+        bounds.currency("XQZ")
+
+
+def test_json_depth_and_nul() -> None:
+    assert bounds.json_value("[" * 32 + "]" * 32) is not None
+    assert bounds.json_value('{"a": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}')["a"].startswith("[")
+    with pytest.raises(RowInvalid, match="nested deeper"):
+        bounds.json_value("[" * 33 + "]" * 33)
+    with pytest.raises(RowInvalid) as caught:
+        bounds.json_value('{"a": [{"b": "x\\u0000"}]}')
+    assert caught.value.field == "a[0].b"
+
+
+def test_lines_are_decoded_one_by_one() -> None:
+    data = b"\xef\xbb\xbfone\nK\xf6ln\nnul\x00\n" + b"x" * (bounds.MAX_LINE_BYTES + 5) + b"\nlast"
+    found = list(bounds.lines(io.BytesIO(data)))
+    assert [n for n, _ in found] == [1, 2, 3, 4, 5]
+    assert found[0][1] == "one\n" and found[4][1] == "last"
+    assert [type(line).__name__ for _, line in found[1:4]] == ["RowInvalid"] * 3
