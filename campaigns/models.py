@@ -17,7 +17,8 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import JSON, Column, Field, SQLModel
 
 # Message statuses. `planned` waits for its due time, `sending` is reserved by a
-# dispatcher; every other status is terminal.
+# dispatcher; every other status is terminal. Which moves between them are allowed, and the
+# one function that makes them, are in campaigns.transitions.
 PLANNED = "planned"
 SENDING = "sending"
 SENT = "sent"
@@ -269,6 +270,8 @@ class Message(SQLModel, table=True):
     expires_at: datetime | None = utc_field()
     sent_at: datetime | None = utc_field()
     lease_until: datetime | None = utc_field()
+    # Committed just before the provider is called: a message without it never left.
+    handed_over_at: datetime | None = utc_field()
     attempts: int = 0
     provider: str | None = None
     provider_message_id: str | None = Field(default=None, index=True)
