@@ -184,7 +184,8 @@ def _record_once(conn: Connection, event: DeliveryEvent, target: _Target, now: d
         "raw": _jsonable(event.raw),
     }
     stmt = _insert(conn)(records_t).values(row).on_conflict_do_nothing()
-    return conn.execute(stmt).rowcount == 1
+    # Not ``rowcount``: psycopg reports -1 for an insert SQLAlchemy gives a RETURNING.
+    return conn.execute(stmt.returning(records_t.c.id)).first() is not None
 
 
 def _decide(conn: Connection, message_id: int, event: DeliveryEvent, now: datetime) -> None:

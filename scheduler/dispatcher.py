@@ -150,11 +150,16 @@ class _Reserved:
 
 
 class MessageError(Exception):
-    """Something unexpected while rendering or sending one message: it fails alone."""
+    """Something unexpected while rendering or sending one message: it fails alone, with
+    the reason ``error:<kind>`` (the exception's type) and the details in its history."""
 
-    def __init__(self, exc: BaseException) -> None:
-        super().__init__(f"{type(exc).__name__}: {exc}")
-        self.kind = type(exc).__name__
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+
+    @classmethod
+    def of(cls, exc: BaseException) -> MessageError:
+        return cls(type(exc).__name__, f"{type(exc).__name__}: {exc}")
 
 
 class Dispatcher:
@@ -567,7 +572,7 @@ class Dispatcher:
             if isinstance(outcome, RenderFailure):
                 if outcome.trace is not None:
                     log.error("rendering message %s failed\n%s", job.message_id, outcome.trace)
-                item.error = outcome.error()
+                item.error = outcome.error() if outcome.kind is None else _unexpected(outcome)
                 return
             item.outgoing, item.locale, item.details = (
                 outcome.outgoing,
@@ -577,7 +582,7 @@ class Dispatcher:
             self._send(item)
         except Exception as exc:  # noqa: BLE001 - one broken message never stops the batch
             log.exception("message %s failed", job.message_id)
-            item.error = MessageError(exc)
+            item.error = MessageError.of(exc)
         finally:
             self._dequeue(item)
 
@@ -603,7 +608,7 @@ class Dispatcher:
             return
         except Exception as exc:  # noqa: BLE001 - an unexpected client failure fails this one
             log.exception("channel %s raised unexpectedly", channel.name)
-            item.error = MessageError(exc)
+            item.error = MessageError.of(exc)
             return
         self._handoffs.journal(self._answer(item))
 
@@ -888,6 +893,10 @@ def _suppress(conn: Connection, customer_id: str, channel: str, reason: str, sou
             "created_at": now,
         },
     )
+
+
+def _unexpected(failure: RenderFailure) -> MessageError:
+    return MessageError(failure.kind or "Exception", failure.message)
 
 
 def _failure_reason(error: Exception | None) -> str:
