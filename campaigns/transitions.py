@@ -164,12 +164,17 @@ def _move_statement(to: str, columns: tuple[str, ...], always: tuple[str, ...]) 
 def journal_outcomes(conn: Connection, rows: Iterable[Mapping[str, Any]], now: datetime) -> None:
     """Write what providers answered for messages still being sent; the status stays.
 
-    A dispatcher that dies before it records its batch leaves these behind, so lease expiry
-    can tell an accepted message (``sent``) from one in doubt (``unknown``).
+    An acceptance journals the provider's id (and details, locale); a refusal its reason
+    (``retry:…`` for a transient one). A dispatcher that dies before it records its batch
+    leaves these behind, so lease expiry can settle each message as its answer says, and
+    only one without an answer is ``unknown``.
     """
-    params = [{f"v_{k}" if k != "_id" else k: v for k, v in row.items()} for row in rows]
-    if params:
-        executemany(conn, _journal_statement(tuple(sorted(params[0]))), params)
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        params = {f"v_{k}" if k != "_id" else k: v for k, v in row.items()}
+        groups[tuple(sorted(params))].append(params)
+    for keys, params in groups.items():
+        executemany(conn, _journal_statement(keys), params)
 
 
 @lru_cache(maxsize=8)

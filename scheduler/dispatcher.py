@@ -315,23 +315,27 @@ class Dispatcher:
             rows = conn.execute(LEASE_EXPIRED, {"now": now}).all()
             if not rows:
                 return 0
-            left = [r for r in rows if r.handed_over_at is None]
-            accepted = [r for r in rows if r.handed_over_at and r.provider_message_id]
-            doubt = [r for r in rows if r.handed_over_at and not r.provider_message_id]
+            left, accepted, retried, refused, doubt = _settle(rows)
             outcome = transitions.OUTCOME_COLUMNS
             transitions.move(
                 conn,
                 PLANNED,
-                [
-                    _update(r.id, reason="lease_expired", sent_at=None, lease_until=None)
-                    for r in left
-                ],
+                [_update(r.id, reason="lease_expired", sent_at=None, lease_until=None) for r in left]
+                + [_update(r.id, due_at=now, sent_at=None, lease_until=None, handed_over_at=None,
+                           attempts=r.attempts + 1) for r in retried],
                 now,
-            )
+            )  # fmt: skip
             transitions.move(
                 conn,
                 SENT,
                 [_update(r.id, reason=None, lease_until=None, attempts=r.attempts + 1) for r in accepted],
+                now,
+                always=outcome,
+            )  # fmt: skip
+            transitions.move(
+                conn,
+                FAILED,
+                [_update(r.id, sent_at=None, lease_until=None, attempts=r.attempts + 1) for r in refused],
                 now,
                 always=outcome,
             )  # fmt: skip
@@ -345,11 +349,13 @@ class Dispatcher:
             _decide_rows(
                 conn,
                 [(r.id, "released", "lease_expired", None, None, None) for r in left]
-                + [(r.id, "sent", "lease_expired", None, None, r.provider) for r in accepted]
+                + [(r.id, "retry", r.reason, r.due_at, now, "lease_expired") for r in retried]
+                + [(r.id, "sent", None, None, None, r.provider) for r in accepted]
+                + [(r.id, "failed", r.reason, None, None, "lease_expired") for r in refused]
                 + [(r.id, "unknown", "lease_expired", None, None, None) for r in doubt],
                 now,
             )
-            self._plan_next(conn, [*accepted, *doubt], now)
+            self._plan_next(conn, [*accepted, *refused, *doubt], now)
         return len(doubt)
 
     def next_due(self) -> datetime | None:
@@ -605,12 +611,13 @@ class Dispatcher:
             item.result = channel.send(item.outgoing)
         except ChannelError as exc:
             item.error = exc
-            return
         except Exception as exc:  # noqa: BLE001 - an unexpected client failure fails this one
             log.exception("channel %s raised unexpectedly", channel.name)
             item.error = MessageError.of(exc)
-            return
-        self._handoffs.journal(self._answer(item))
+        if item.result is not None:
+            self._handoffs.journal(self._answer(item))
+        elif not isinstance(item.error, AmbiguousChannelError):  # no answer: unknown, rightly
+            self._handoffs.journal({"_id": item.row.id, "reason": _refusal(item.error)})
 
     def _answer(self, item: _Reserved) -> dict[str, Any]:
         """What the provider's acceptance writes, in the batch's record and in the journal."""
@@ -748,6 +755,25 @@ class Dispatcher:
 # ----------------------------------------------------------------------- helpers
 
 
+def _settle(rows: list[Any]) -> tuple[list[Any], ...]:
+    """Messages whose lease ran out, by what their dispatcher committed before it died:
+    never handed over; accepted (a provider id); refused for now (``retry:…``); refused;
+    handed over with no answer."""
+    left, accepted, retried, refused, doubt = [], [], [], [], []
+    for row in rows:
+        if row.handed_over_at is None:
+            left.append(row)
+        elif row.provider_message_id:
+            accepted.append(row)
+        elif row.reason and row.reason.startswith("retry:"):
+            retried.append(row)
+        elif row.reason:
+            refused.append(row)
+        else:
+            doubt.append(row)
+    return left, accepted, retried, refused, doubt
+
+
 def _unrecorded(conn: Connection, reserved: list[_Reserved]) -> list[_Reserved]:
     """Of a batch whose record may or may not have committed, what is still to write.
 
@@ -823,7 +849,7 @@ MARK_SENDING = (
     messages_t.update()
     .where(_m.id.in_(_ids()))
     .values(status=SENDING, sent_at=_moment("now"), lease_until=_moment("lease"),
-            handed_over_at=None, updated_at=_moment("now"))
+            handed_over_at=None, reason=None, updated_at=_moment("now"))
 )  # fmt: skip
 SUPPRESSIONS = sa.select(
     suppressions_t.c.customer_id, suppressions_t.c.channel, suppressions_t.c.reason
@@ -897,6 +923,13 @@ def _suppress(conn: Connection, customer_id: str, channel: str, reason: str, sou
 
 def _unexpected(failure: RenderFailure) -> MessageError:
     return MessageError(failure.kind or "Exception", failure.message)
+
+
+def _refusal(error: Exception | None) -> str:
+    """A refused send's reason as journalled: ``retry:…`` if another attempt may work."""
+    if isinstance(error, TransientChannelError):
+        return f"retry:{error.provider or 'provider'}:{error.status or error.code or 'transient'}"
+    return _failure_reason(error)
 
 
 def _failure_reason(error: Exception | None) -> str:

@@ -20,7 +20,14 @@ import sqlalchemy as sa
 from campaigns.delivery import apply_delivery_events, set_consent, suppress
 from campaigns.models import Message, MessageDecision, Suppression
 from campaigns.transitions import MOVES, allowed, sources
-from channels import DeliveryEvent, EventType, OutgoingMessage, RecipientOptedOut
+from channels import (
+    DeliveryEvent,
+    EventType,
+    OutgoingMessage,
+    PermanentChannelError,
+    RecipientOptedOut,
+    TransientChannelError,
+)
 from channels.memory import InMemoryChannel
 from scheduler.clock import SimulatedClock
 from tests.conftest import Harness, _reset_postgres, item, purchase, utc
@@ -166,6 +173,53 @@ def test_a_reserved_message_never_handed_over_goes_back_to_planned(shop: Harness
     assert stats.unknown == 0 and stats.sent == 2
     assert {m.status for m in shop.messages()} == {"sent"}
     assert sorted(m.customer_id for m in shop.email.sent) == ["c1", "c2"]
+
+
+@pytest.mark.parametrize(
+    ("refusal", "settled"),
+    [
+        (PermanentChannelError("bad address", provider="memory", status=400),
+         ("failed", "provider_error:memory:400")),
+        (TransientChannelError("slow down", provider="memory", status=429),
+         ("planned", "retry:memory:429")),
+    ],
+    ids=["refused", "refused_for_now"],
+)  # fmt: skip
+def test_lease_expiry_settles_a_refusal_by_what_was_journalled(
+    shop: Harness, refusal: Exception, settled: tuple[str, str]
+) -> None:
+    """The first send is refused; while the second is on the wire, the batch's lease runs
+    out (as if its dispatcher had died): the refusal is settled as the provider answered."""
+    lease = timedelta(seconds=shop.project.settings.dispatch_lease_seconds)
+    seen: dict[str, tuple[str, str | None]] = {}
+
+    def refuse_then_expire(message: OutgoingMessage) -> Exception | None:
+        if not seen:
+            seen[message.customer_id] = ("refused", None)
+            return refusal
+        (first,) = seen
+        if seen[first] != ("refused", None):
+            return None  # later sends (the retry among them) go through
+        leader.expire_leases(utc("2026-03-03T00:00:00") + lease)  # while this one waits
+        (row,) = shop.messages(customer_id=first)
+        seen[first] = (row.status, row.reason)
+        return None
+
+    shop.email = InMemoryChannel("email", fail_with=refuse_then_expire)
+    shop.project.channel_overrides["email"] = shop.email
+    leader = shop.project.dispatcher(SimulatedClock(utc("2026-03-02T09:01:00")))
+    try:
+        shop.simulate(utc("2026-03-02T09:02:00"))
+    finally:
+        leader.close()
+
+    [(first, status)] = seen.items()
+    assert status == settled
+    (row,) = shop.messages(customer_id=first)
+    if settled[0] == "planned":  # and it went out at its next attempt
+        assert (row.status, row.attempts) == ("sent", 2)
+    else:
+        assert (row.status, row.reason, row.attempts) == (*settled, 1)
 
 
 # ---------------------------------------------------- withdrawn before the hand-off
