@@ -348,3 +348,35 @@ def test_a_concurrent_stop_never_loses_the_batch_record(pg_shop: Harness) -> Non
         suppressions = conn.execute(sa.select(Suppression.__table__.c.source)).scalars().all()
     assert suppressions == ["sms:STOP"]
     assert {m.status for m in h.messages(channel="email") if m.due_at <= sms.due_at} == {"sent"}
+
+
+# ------------------------------------------------------------- rate within the lease
+
+
+def test_a_batch_reserves_no_more_than_the_rate_sends_within_the_lease(
+    make_harness: Callable[..., Harness], database_url: str
+) -> None:
+    # One e-mail a minute and a ten-second lease: a batch takes one, the rest stay planned
+    # rather than wait on the rate limiter past their lease.
+    toml = PLAIN_TOML.replace("[dispatch]", '[email]\nrate = "1/m"\n[dispatch]\nlease_seconds = 10')
+    h = make_harness(
+        database_url=database_url,
+        toml=toml,
+        journeys={"offer.yaml": OFFERS},
+        builtin_journeys=False,
+    )
+    try:
+        h.customers([{"id": f"c{n}", "email": f"c{n}@example.org"} for n in range(3)])
+        h.events([purchase(f"e{n}", f"c{n}", BOUGHT, f"o{n}", item()) for n in range(3)])
+        h.simulate(utc("2026-03-02T09:00:30"))  # applied; the offers are due at 09:01
+        dispatcher = h.project.dispatcher(SimulatedClock(utc("2026-03-02T09:05:00")))
+        try:
+            stats = dispatcher.tick()
+        finally:
+            dispatcher.close()
+        statuses = sorted(m.status for m in h.messages())
+    finally:
+        h.project.close()
+
+    assert (stats.claimed, stats.sent) == (1, 1)
+    assert statuses == ["planned", "planned", "sent"]
