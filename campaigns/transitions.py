@@ -40,10 +40,11 @@ passed as ``always`` and written in every case: a ``delivered`` that arrived fir
 ``delivered`` and still gets its provider id and links; an ``unknown`` from lease expiry
 becomes ``sent`` with them.
 
-The marker between ``sending`` and the provider is ``handed_over_at`` (:func:`hand_over`):
-committed just before the provider is called, it is what lets lease expiry tell a message
-that may have left (``unknown``) from one that never did (back to ``planned``). The same
-statement is the last check of consent and suppression before the hand-off.
+The marker between ``sending`` and the provider is the hand-off (:func:`hand_over`, or the
+SQLite journal of :mod:`scheduler.handoff`): committed just before the provider is called,
+it is what lets lease expiry tell a message that may have left (``unknown``) from one that
+never did (back to ``planned``). :func:`withdrawn` is the last check of consent and
+suppression before it.
 """
 
 from __future__ import annotations
@@ -190,13 +191,21 @@ def _journal_statement(keys: tuple[str, ...]) -> Any:
 def _still_allowed() -> Any:
     """Consent and suppression as they stand: what the policy checked at reservation."""
     m, c, s = messages_t.c, customers_t.c, suppressions_t.c
-    suppressed = sa.exists().where(s.customer_id == m.customer_id, s.channel == m.channel)
-    consent = sa.exists().where(
-        c.id == m.customer_id,
-        sa.or_(
-            sa.and_(m.channel == "email", c.email_consent.is_(True)),
-            sa.and_(m.channel == "sms", c.sms_consent.is_(True)),
-        ),
+    suppressed = (
+        sa.exists()
+        .where(s.customer_id == m.customer_id, s.channel == m.channel)
+        .correlate(messages_t)
+    )
+    consent = (
+        sa.exists()
+        .where(
+            c.id == m.customer_id,
+            sa.or_(
+                sa.and_(m.channel == "email", c.email_consent.is_(True)),
+                sa.and_(m.channel == "sms", c.sms_consent.is_(True)),
+            ),
+        )
+        .correlate(messages_t)
     )
     return sa.and_(~suppressed, sa.or_(m.category != "marketing", consent))
 
@@ -208,19 +217,12 @@ HAND_OVER = (
         _m.id.in_(sa.bindparam("ids", expanding=True)),
         _m.status == SENDING,
         _m.handed_over_at.is_(None),
-        _still_allowed(),
     )
     .values(handed_over_at=sa.bindparam("at", type_=UTCDateTime()))
     .returning(_m.id)
 )
-WHY_NOT = (
-    sa.select(
-        _m.id,
-        _m.status,
-        _m.handed_over_at,
-        _m.channel,
-        suppressions_t.c.reason,
-    )
+WITHDRAWN = (
+    sa.select(_m.id, _m.channel, suppressions_t.c.reason)
     .select_from(
         messages_t.outerjoin(
             suppressions_t,
@@ -230,17 +232,16 @@ WHY_NOT = (
             ),
         )
     )
-    .where(_m.id.in_(sa.bindparam("ids", expanding=True)))
+    .where(_m.id.in_(sa.bindparam("ids", expanding=True)), ~_still_allowed())
 )
 
 
 def hand_over(conn: Connection, ids: Collection[int], at: datetime) -> set[int]:
     """Mark reserved messages as handed to their provider; returns those marked.
 
-    A message is marked only while it is ``sending``, not yet handed over (by this or any
-    other dispatcher) and, for marketing, its customer still consents and the channel is
-    not suppressed. Only a marked message may be sent: the mark is what makes a send
-    happen at most once.
+    A message is marked only while it is ``sending`` and not yet handed over (by this or
+    any other dispatcher). Only a marked message may be sent: the mark is what makes a
+    send happen at most once.
     """
     if not ids:
         return set()
@@ -248,18 +249,12 @@ def hand_over(conn: Connection, ids: Collection[int], at: datetime) -> set[int]:
 
 
 def withdrawn(conn: Connection, ids: Collection[int]) -> dict[int, str]:
-    """Of messages :func:`hand_over` did not mark, those to skip, with the reason.
-
-    Still reserved and never handed over means consent or suppression changed since the
-    reservation: ``suppressed:<why>`` or ``no_consent:<channel>``. The others have moved on
-    (their lease ran out, another dispatcher has them): they are not this sender's.
-    """
+    """The last check before the hand-off: of these messages, those whose customer has
+    since withdrawn consent (marketing) or whose channel has since been suppressed (any),
+    with the reason to skip them: ``suppressed:<why>`` or ``no_consent:<channel>``."""
     if not ids:
         return {}
-    reasons: dict[int, str] = {}
-    for mid, status, handed_over_at, channel, suppressed in conn.execute(
-        WHY_NOT, {"ids": list(ids)}
-    ):
-        if status == SENDING and handed_over_at is None:
-            reasons[mid] = f"suppressed:{suppressed}" if suppressed else f"no_consent:{channel}"
-    return reasons
+    return {
+        mid: f"suppressed:{suppressed}" if suppressed else f"no_consent:{channel}"
+        for mid, channel, suppressed in conn.execute(WITHDRAWN, {"ids": list(ids)})
+    }

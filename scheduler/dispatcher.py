@@ -78,7 +78,7 @@ from channels.ratelimit import RateLimiter
 from channels.retry import backoff_delay
 from scheduler.clock import Clock
 from scheduler.context import ContextLoader, ContextParts, LinkSettings
-from scheduler.handoff import HandOffs, Verdict
+from scheduler.handoff import Entry, HandOffs, Verdict, journal_for
 from scheduler.heap import long_lived_frozen
 from scheduler.rendering import PendingRender, RenderFailure, RenderJob, RenderPool, render
 from templates import TemplateError, TemplateRenderer
@@ -144,9 +144,20 @@ class _Reserved:
     details: dict[str, Any] = field(default_factory=dict)
     result: SendResult | None = None
     error: Exception | None = None
+    lease: datetime | None = None  # until when it is reserved: the reservation's token
     verdict: Verdict | None = None  # the hand-off's, once the message reached it
     skip_reason: str | None = None  # why it was withdrawn at the hand-off
     queued: bool = False  # counted as waiting for its channel's rate limiter
+    batch: _Batch | None = None
+
+
+@dataclass
+class _Batch:
+    """What the messages of one batch share while they are sent."""
+
+    ids: list[int]
+    withdrawn: dict[int, str] | None = None  # the last check, read once before the sends
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class MessageError(Exception):
@@ -193,7 +204,7 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="send")
         self._postgres = db.dialect.name == "postgresql"
         self._stop = threading.Event()
-        self._handoffs = HandOffs(db=db, now=clock.now, retry=self._with_retry)
+        self._handoffs = HandOffs(journal=journal_for(db), now=clock.now, retry=self._with_retry)
         self._queued: Counter[str] = Counter()  # reserved, not yet past the rate limiter
         self._queued_lock = threading.Lock()
         # Called after each recorded batch (heartbeats during a long tick).
@@ -202,6 +213,7 @@ class Dispatcher:
     def close(self) -> None:
         """Wait for the sends in flight, then stop the render processes."""
         self._pool.shutdown(wait=True)
+        self._handoffs.journal.close()
         if self.render_pool is not None:
             self.render_pool.close()
 
@@ -315,27 +327,30 @@ class Dispatcher:
             rows = conn.execute(LEASE_EXPIRED, {"now": now}).all()
             if not rows:
                 return 0
-            left, accepted, retried, refused, doubt = _settle(rows)
+            entries = self._handoffs.journal.entries(rows)
+            left, accepted, retried, refused, doubt = _settle(rows, entries)
             outcome = transitions.OUTCOME_COLUMNS
             transitions.move(
                 conn,
                 PLANNED,
                 [_update(r.id, reason="lease_expired", sent_at=None, lease_until=None) for r in left]
                 + [_update(r.id, due_at=now, sent_at=None, lease_until=None, handed_over_at=None,
-                           attempts=r.attempts + 1) for r in retried],
+                           reason=entries[r.id].reason, attempts=r.attempts + 1) for r in retried],
                 now,
             )  # fmt: skip
             transitions.move(
                 conn,
                 SENT,
-                [_update(r.id, reason=None, lease_until=None, attempts=r.attempts + 1) for r in accepted],
+                [_update(r.id, reason=None, lease_until=None, attempts=r.attempts + 1,
+                         **_accepted(entries[r.id])) for r in accepted],
                 now,
                 always=outcome,
             )  # fmt: skip
             transitions.move(
                 conn,
                 FAILED,
-                [_update(r.id, sent_at=None, lease_until=None, attempts=r.attempts + 1) for r in refused],
+                [_update(r.id, reason=entries[r.id].reason, sent_at=None, lease_until=None,
+                         attempts=r.attempts + 1) for r in refused],
                 now,
                 always=outcome,
             )  # fmt: skip
@@ -349,13 +364,20 @@ class Dispatcher:
             _decide_rows(
                 conn,
                 [(r.id, "released", "lease_expired", None, None, None) for r in left]
-                + [(r.id, "retry", r.reason, r.due_at, now, "lease_expired") for r in retried]
-                + [(r.id, "sent", None, None, None, r.provider) for r in accepted]
-                + [(r.id, "failed", r.reason, None, None, "lease_expired") for r in refused]
+                + [
+                    (r.id, "retry", entries[r.id].reason, r.due_at, now, "lease_expired")
+                    for r in retried
+                ]
+                + [(r.id, "sent", None, None, None, entries[r.id].provider) for r in accepted]
+                + [
+                    (r.id, "failed", entries[r.id].reason, None, None, "lease_expired")
+                    for r in refused
+                ]
                 + [(r.id, "unknown", "lease_expired", None, None, None) for r in doubt],
                 now,
             )
             self._plan_next(conn, [*accepted, *refused, *doubt], now)
+        self._forget([r.id for r in [*accepted, *retried, *refused, *doubt]])  # fences stay
         return len(doubt)
 
     def next_due(self) -> datetime | None:
@@ -382,12 +404,18 @@ class Dispatcher:
     def _reserve_tx(self, now: datetime, stats: DispatchStats) -> tuple[list[_Reserved], int]:
         """One reservation transaction: what to send, and how many due rows it claimed."""
         with self.db.begin() as conn:
-            return self._reserve(conn, now, stats)
+            reserved, claimed = self._reserve(conn, now, stats)
+        for item in reserved:  # as MARK_SENDING wrote it
+            item.lease = now + self.config.lease
+        return reserved, claimed
 
     def _start(self, reserved: list[_Reserved]) -> list[Future[None]]:
         # Render and send each message on the pool, so rendering overlaps network waits;
         # with render processes, the chunks render there while this process goes on.
         jobs = [self._job(item) for item in reserved]
+        batch = _Batch([item.row.id for item in reserved])
+        for item in reserved:
+            item.batch = batch
         self._enqueue(reserved)
         pending = self.render_pool.submit(jobs) if self.render_pool is not None else None
         waiting = pending or [None] * len(jobs)
@@ -412,6 +440,16 @@ class Dispatcher:
             return counted
 
         stats.add(self._with_retry(record, "record"))
+        # Not what another dispatcher handed over: its entry guards its send.
+        self._forget([item.row.id for item in reserved if item.verdict is not Verdict.GONE])
+
+    def _forget(self, ids: list[int]) -> None:
+        """Recorded: the journal's entries are no longer needed (a failure only leaves
+        them behind)."""
+        try:
+            self._handoffs.journal.forget(ids)
+        except Exception:  # noqa: BLE001 - stale entries are harmless: keyed by their lease
+            log.warning("hand-off journal not cleared", exc_info=True)
 
     def _reserve(
         self, conn: Connection, now: datetime, stats: DispatchStats
@@ -604,7 +642,12 @@ class Dispatcher:
         self._dequeue(item)
         # Committed before the provider is called: a crash from here on leaves it `unknown`,
         # before here back to `planned`. Also the last check of consent and suppression.
-        item.verdict, item.skip_reason = self._handoffs.enter(item.row.id)
+        item.skip_reason = self._last_check(item, each=limiter is not None)
+        if item.skip_reason is not None:
+            item.verdict = Verdict.WITHDRAWN
+            return
+        assert item.lease is not None, "a reserved message has its lease"
+        item.verdict = self._handoffs.enter(item.row.id, item.lease)
         if item.verdict is not Verdict.GO:
             return
         try:
@@ -615,9 +658,29 @@ class Dispatcher:
             log.exception("channel %s raised unexpectedly", channel.name)
             item.error = MessageError.of(exc)
         if item.result is not None:
-            self._handoffs.journal(self._answer(item))
+            self._handoffs.journal_answer(self._answer(item))
         elif not isinstance(item.error, AmbiguousChannelError):  # no answer: unknown, rightly
-            self._handoffs.journal({"_id": item.row.id, "reason": _refusal(item.error)})
+            self._handoffs.journal_answer({"_id": item.row.id, "reason": _refusal(item.error)})
+
+    def _last_check(self, item: _Reserved, *, each: bool) -> str | None:
+        """Why this message may no longer be sent (consent withdrawn, channel suppressed
+        since the reservation), or None. Read once per batch, just before its first send;
+        for each message on its own (``each``) after waiting for a rate limiter."""
+        batch = item.batch
+        if each or batch is None:
+            return self._withdrawn([item.row.id]).get(item.row.id)
+        with batch.lock:
+            if batch.withdrawn is None:
+                batch.withdrawn = self._withdrawn(batch.ids)
+        return batch.withdrawn.get(item.row.id)
+
+    def _withdrawn(self, ids: list[int]) -> dict[int, str]:
+        try:
+            with reading(self.db) as conn:
+                return transitions.withdrawn(conn, ids)
+        except DBAPIError as exc:  # the reservation's own check stands
+            log.warning("last check before the hand-off not read: %s", exc.orig)
+            return {}
 
     def _answer(self, item: _Reserved) -> dict[str, Any]:
         """What the provider's acceptance writes, in the batch's record and in the journal."""
@@ -755,23 +818,34 @@ class Dispatcher:
 # ----------------------------------------------------------------------- helpers
 
 
-def _settle(rows: list[Any]) -> tuple[list[Any], ...]:
-    """Messages whose lease ran out, by what their dispatcher committed before it died:
+def _settle(rows: list[Any], entries: Mapping[int, Entry]) -> tuple[list[Any], ...]:
+    """Messages whose lease ran out, by what their dispatcher journalled before it died:
     never handed over; accepted (a provider id); refused for now (``retry:…``); refused;
     handed over with no answer."""
     left, accepted, retried, refused, doubt = [], [], [], [], []
     for row in rows:
-        if row.handed_over_at is None:
+        entry = entries[row.id]
+        if not entry.handed_over:
             left.append(row)
-        elif row.provider_message_id:
+        elif entry.provider_message_id:
             accepted.append(row)
-        elif row.reason and row.reason.startswith("retry:"):
+        elif entry.reason and entry.reason.startswith("retry:"):
             retried.append(row)
-        elif row.reason:
+        elif entry.reason:
             refused.append(row)
         else:
             doubt.append(row)
     return left, accepted, retried, refused, doubt
+
+
+def _accepted(entry: Entry) -> dict[str, Any]:
+    """The provider's acceptance as journalled, as the message's columns."""
+    return {
+        "provider": entry.provider,
+        "provider_message_id": entry.provider_message_id,
+        "details": entry.details or {},
+        "locale": entry.locale,
+    }
 
 
 def _unrecorded(conn: Connection, reserved: list[_Reserved]) -> list[_Reserved]:

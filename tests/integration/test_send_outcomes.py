@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -225,39 +224,71 @@ def test_lease_expiry_settles_a_refusal_by_what_was_journalled(
 # ---------------------------------------------------- withdrawn before the hand-off
 
 
-@pytest.mark.parametrize(
-    ("withdraw", "reason"),
-    [
-        (lambda conn, cid, at: set_consent(conn, [cid], "email", False, "link", at), "no_consent:email"),
-        (lambda conn, cid, at: suppress(conn, cid, "email", "bounce", "provider", at), "suppressed:bounce"),
-    ],
-    ids=["unsubscribed", "suppressed"],
-)  # fmt: skip
+WITHDRAWALS = {
+    "unsubscribed": (
+        lambda conn, cid, at: set_consent(conn, [cid], "email", False, "link", at),
+        "no_consent:email",
+    ),
+    "suppressed": (
+        lambda conn, cid, at: suppress(conn, cid, "email", "bounce", "provider", at),
+        "suppressed:bounce",
+    ),
+}
+# Both offers in one batch, each checked after waiting for the rate limiter; or one batch
+# each, the second checked once just before its sends begin.
+WAITS = {
+    "rate_limited": '[email]\nrate = "100/s"\n[dispatch]',
+    "next_batch": "[dispatch]\nbatch_size = 1",
+}
+
+
+@pytest.mark.parametrize("wait", sorted(WAITS))
+@pytest.mark.parametrize("withdrawal", sorted(WITHDRAWALS))
 def test_a_withdrawal_before_the_hand_off_skips_the_message(
-    shop: Harness, withdraw: Callable[..., Any], reason: str
+    make_harness: Callable[..., Harness], database_url: str, withdrawal: str, wait: str
 ) -> None:
+    withdraw, reason = WITHDRAWALS[withdrawal]
+    h = make_harness(
+        database_url=database_url,
+        toml=PLAIN_TOML.replace("[dispatch]", WAITS[wait]),
+        journeys={"offer.yaml": OFFERS},
+        builtin_journeys=False,
+    )
     withdrawn: list[str] = []
 
     def meanwhile(message: OutgoingMessage) -> None:
-        # While the first offer is on the wire, the other customer unsubscribes.
-        if not withdrawn:
-            other = {"c1": "c2", "c2": "c1"}[message.customer_id]
-            with shop.project.db.begin() as conn:
-                withdraw(conn, other, utc("2026-03-02T09:01:30"))
-            withdrawn.append(other)
+        # While the first offer is on the wire, the other customer, whose offer is
+        # already reserved, unsubscribes.
+        if withdrawn:
+            return None
+        other = {"c1": "c2", "c2": "c1"}[message.customer_id]
+        deadline = time.monotonic() + 30
+        while h.messages(customer_id=other)[0].status != "sending":
+            assert time.monotonic() < deadline, "the other offer was never reserved"
+            time.sleep(0.005)
+        with h.project.db.begin() as conn:
+            withdraw(conn, other, utc("2026-03-02T09:01:30"))
+        withdrawn.append(other)
         return None
 
-    shop.email = InMemoryChannel("email", fail_with=meanwhile)
-    shop.project.channel_overrides["email"] = shop.email
-    stats = shop.simulate(utc("2026-03-03T00:00:00"))
+    h.email = InMemoryChannel("email", fail_with=meanwhile)
+    h.project.channel_overrides["email"] = h.email
+    try:
+        h.customers(
+            [{"id": "c1", "email": "anna@example.org"}, {"id": "c2", "email": "ben@example.org"}]
+        )
+        h.events([purchase(f"e{n}", f"c{n}", BOUGHT, f"o{n}", item()) for n in (1, 2)])
+        stats = h.simulate(utc("2026-03-03T00:00:00"))
 
-    [other] = withdrawn
-    assert [m.customer_id for m in shop.email.sent] == [{"c1": "c2", "c2": "c1"}[other]]
-    (skipped,) = shop.messages(customer_id=other)
-    assert (skipped.status, skipped.reason) == ("skipped", reason)
-    assert skipped.handed_over_at is None and skipped.attempts == 0
-    assert ("skipped", reason) in history(shop, skipped.id)
-    assert (stats.sent, stats.skipped) == (1, 1)
+        [other] = withdrawn
+        assert [m.customer_id for m in h.email.sent] == [{"c1": "c2", "c2": "c1"}[other]]
+        (skipped,) = h.messages(customer_id=other)
+        assert (skipped.status, skipped.reason) == ("skipped", reason)
+        assert skipped.attempts == 0
+        assert history(h, skipped.id)[-1] == ("skipped", reason)
+        assert (stats.sent, stats.skipped) == (1, 1)
+    finally:
+        h.project.close()
 
 
 # --------------------------------------------------------- one message fails alone
