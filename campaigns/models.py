@@ -270,7 +270,8 @@ class Message(SQLModel, table=True):
     expires_at: datetime | None = utc_field()
     sent_at: datetime | None = utc_field()
     lease_until: datetime | None = utc_field()
-    # Committed just before the provider is called: a message without it never left.
+    # While `sending` (PostgreSQL): committed just before the provider is called, so a
+    # message without it never left; cleared when the outcome is recorded.
     handed_over_at: datetime | None = utc_field()
     attempts: int = 0
     provider: str | None = None

@@ -342,7 +342,7 @@ class Dispatcher:
                 conn,
                 SENT,
                 [_update(r.id, reason=None, lease_until=None, attempts=r.attempts + 1,
-                         **_accepted(entries[r.id])) for r in accepted],
+                         handed_over_at=None, **_accepted(entries[r.id])) for r in accepted],
                 now,
                 always=outcome,
             )  # fmt: skip
@@ -350,14 +350,15 @@ class Dispatcher:
                 conn,
                 FAILED,
                 [_update(r.id, reason=entries[r.id].reason, sent_at=None, lease_until=None,
-                         attempts=r.attempts + 1) for r in refused],
+                         handed_over_at=None, attempts=r.attempts + 1) for r in refused],
                 now,
                 always=outcome,
             )  # fmt: skip
             transitions.move(
                 conn,
                 UNKNOWN,
-                [_update(r.id, reason="lease_expired", lease_until=None, attempts=r.attempts + 1) for r in doubt],
+                [_update(r.id, reason="lease_expired", lease_until=None, handed_over_at=None,
+                         attempts=r.attempts + 1) for r in doubt],
                 now,
                 always=outcome,
             )  # fmt: skip
@@ -640,13 +641,13 @@ class Dispatcher:
         if limiter is not None:
             limiter.acquire()
         self._dequeue(item)
-        # Committed before the provider is called: a crash from here on leaves it `unknown`,
-        # before here back to `planned`. Also the last check of consent and suppression.
         item.skip_reason = self._last_check(item, each=limiter is not None)
         if item.skip_reason is not None:
             item.verdict = Verdict.WITHDRAWN
             return
         assert item.lease is not None, "a reserved message has its lease"
+        # Committed before the provider is called: a crash from here on leaves it `unknown`
+        # (unless its answer is journalled), before here back to `planned`.
         item.verdict = self._handoffs.enter(item.row.id, item.lease)
         if item.verdict is not Verdict.GO:
             return
@@ -777,6 +778,8 @@ class Dispatcher:
                 decisions.append((row.id, "failed", reason, None, None, str(error)))
                 stats.failed += 1
         for to, updates in moves.items():
+            for update in updates:  # recorded: no longer on the wire
+                update["handed_over_at"] = None
             transitions.move(conn, to, updates, now, always=transitions.OUTCOME_COLUMNS)
         _decide_rows(conn, decisions, now)
         finished = [item.row for item in reserved if item.row.id not in unfinished]
