@@ -1,8 +1,9 @@
 """A message's life: which status may follow which, and the one function that moves it.
 
-Every writer of a message's status — the dispatcher (reserve, record), lease expiry and the
-provider's delivery reports — moves it through :func:`move`, which changes the status only
-where this table allows the move. A status only moves forward:
+The dispatcher (reserve, record), lease expiry and the provider's delivery reports move a
+message's status through :func:`move`, which changes it only where this table allows the
+move; the engine's cancellations (an exit, a return) touch only ``planned`` messages, as the
+table says. A status only moves forward:
 
 ====================  ====================================================================
 from                  to (who moves it, and why)
