@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from campaigns.delivery import apply_delivery_events, set_consent, suppress
-from campaigns.models import Message, MessageDecision, Suppression
+from campaigns.models import Enrollment, Message, MessageDecision, Suppression
 from campaigns.transitions import MOVES, allowed, sources
 from channels import (
     DeliveryEvent,
@@ -411,3 +411,56 @@ def test_a_batch_reserves_no_more_than_the_rate_sends_within_the_lease(
 
     assert (stats.claimed, stats.sent) == (1, 1)
     assert statuses == ["planned", "planned", "sent"]
+
+
+# ------------------------------------------------ planning the next step fails alone
+
+TWO_STEPS = """
+id: offer
+name: An offer and a reminder
+trigger:
+  event: purchase
+steps:
+  - id: offer
+    wait: 1m
+    send: {channel: email, template: loyalty_offer, category: marketing, expires_after: 30d}
+  - id: reminder
+    wait: 7d
+    send: {channel: email, template: loyalty_offer, category: marketing, expires_after: 30d}
+"""
+
+
+def test_a_next_step_that_cannot_be_planned_fails_only_its_message(
+    make_harness: Callable[..., Harness], database_url: str
+) -> None:
+    h = make_harness(
+        database_url=database_url,
+        toml=PLAIN_TOML,
+        journeys={"offer.yaml": TWO_STEPS},
+        builtin_journeys=False,
+    )
+    try:
+        h.customers([{"id": f"c{n}", "email": f"c{n}@example.org"} for n in (1, 2)])
+        h.events([purchase(f"e{n}", f"c{n}", BOUGHT, f"o{n}", item()) for n in (1, 2)])
+        h.simulate(utc("2026-03-02T09:00:30"))  # enrolled; the offers are due at 09:01
+        enrollments_t = Enrollment.__table__
+        with h.project.db.begin() as conn:  # c2's timetable is damaged: its reminder's time
+            (schedule,) = conn.execute(
+                sa.select(enrollments_t.c.schedule).where(enrollments_t.c.customer_id == "c2")
+            ).one()
+            schedule[1][2] = "next week"
+            conn.execute(
+                enrollments_t.update()
+                .where(enrollments_t.c.customer_id == "c2")
+                .values(schedule=schedule)
+            )
+        stats = h.simulate(utc("2026-03-03T00:00:00"))
+
+        (c1_offer, c1_reminder) = h.messages(customer_id="c1")
+        (c2_offer,) = h.messages(customer_id="c2")
+        assert (c1_offer.status, c1_reminder.status) == ("sent", "planned")
+        assert c2_offer.status == "sent"  # it went out; only what follows it failed
+        assert history(h, c2_offer.id)[-1] == ("plan_failed", "error:TypeError")
+        assert (stats.sent, stats.planned) == (2, 1)
+    finally:
+        h.project.close()
