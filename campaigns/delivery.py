@@ -6,8 +6,9 @@ no-op. An applied event then changes the message it names (found by our message 
 the provider's message id), the customer's consent or the suppression list, and is written
 into the message's decision history as ``delivery:<type>``.
 
-Statuses only move forward: a late ``delivered`` never turns a ``bounced`` or ``failed``
-message back into a delivered one.
+Statuses only move forward, through :mod:`campaigns.transitions`: a late ``delivered``
+never turns a ``bounced`` or ``failed`` message back into a delivered one, and a report
+about a message whose send is still being recorded (``sending``) moves it all the same.
 """
 
 from __future__ import annotations
@@ -23,13 +24,11 @@ import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from campaigns import transitions
 from campaigns.models import (
     BOUNCED,
     DELIVERED,
     FAILED,
-    SENDING,
-    SENT,
-    UNKNOWN,
     Customer,
     DeliveryEventRecord,
     Message,
@@ -42,10 +41,6 @@ customers_t = Customer.__table__
 decisions_t = MessageDecision.__table__
 records_t = DeliveryEventRecord.__table__
 suppressions_t = Suppression.__table__
-
-# A report about a message still being recorded by its dispatcher (``sending``) is valid:
-# fast providers report delivery before the dispatcher has written ``sent``.
-IN_FLIGHT = (SENDING, SENT, UNKNOWN)
 
 
 class DeliveryEvent(Protocol):
@@ -189,7 +184,8 @@ def _record_once(conn: Connection, event: DeliveryEvent, target: _Target, now: d
         "raw": _jsonable(event.raw),
     }
     stmt = _insert(conn)(records_t).values(row).on_conflict_do_nothing()
-    return conn.execute(stmt).rowcount == 1
+    # Not ``rowcount``: psycopg reports -1 for an insert SQLAlchemy gives a RETURNING.
+    return conn.execute(stmt.returning(records_t.c.id)).first() is not None
 
 
 def _decide(conn: Connection, message_id: int, event: DeliveryEvent, now: datetime) -> None:
@@ -225,14 +221,11 @@ def _insert(conn: Connection) -> Callable[..., Any]:
 Handler = Callable[[Connection, DeliveryEvent, _Target, datetime], None]
 
 
-def _set_message(conn: Connection, target: _Target, allowed: tuple[str, ...], **values) -> None:
+def _set_message(conn: Connection, target: _Target, to: str, at: datetime, **values) -> None:
+    """Move the event's message to ``to`` where the transition table allows it."""
     if target.message is None:
         return
-    conn.execute(
-        messages_t.update()
-        .where(messages_t.c.id == target.message.id, messages_t.c.status.in_(allowed))
-        .values(**values)
-    )
+    transitions.move(conn, to, [{"_id": target.message.id, **values}], at)
 
 
 def _first_time(conn: Connection, target: _Target, column: str, at: datetime) -> None:
@@ -247,27 +240,25 @@ def _first_time(conn: Connection, target: _Target, column: str, at: datetime) ->
 
 
 def _delivered(conn: Connection, event: DeliveryEvent, target: _Target, at: datetime) -> None:
-    _set_message(conn, target, IN_FLIGHT, status=DELIVERED, updated_at=at)
+    _set_message(conn, target, DELIVERED, at)
     _first_time(conn, target, "delivered_at", at)
 
 
 def _bounced(conn: Connection, event: DeliveryEvent, target: _Target, at: datetime) -> None:
     # A bounce can follow a "delivered" (the receiving server accepted, then bounced).
     reason = f"bounce:{event.description}"[:500]
-    _set_message(
-        conn, target, (*IN_FLIGHT, DELIVERED), status=BOUNCED, reason=reason, updated_at=at
-    )
+    _set_message(conn, target, BOUNCED, at, reason=reason)
     _suppress_all(conn, target, _channel(event, target), "bounce", f"provider:{event.provider}", at)
 
 
 def _dropped(conn: Connection, event: DeliveryEvent, target: _Target, at: datetime) -> None:
     reason = f"dropped:{event.description}"[:500]
-    _set_message(conn, target, IN_FLIGHT, status=FAILED, reason=reason, updated_at=at)
+    _set_message(conn, target, FAILED, at, reason=reason)
 
 
 def _failed(conn: Connection, event: DeliveryEvent, target: _Target, at: datetime) -> None:
     reason = f"undelivered:{event.description}"[:500]
-    _set_message(conn, target, (*IN_FLIGHT, DELIVERED), status=FAILED, reason=reason, updated_at=at)
+    _set_message(conn, target, FAILED, at, reason=reason)
 
 
 def _complained(conn: Connection, event: DeliveryEvent, target: _Target, at: datetime) -> None:

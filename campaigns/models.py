@@ -17,7 +17,8 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import JSON, Column, Field, SQLModel
 
 # Message statuses. `planned` waits for its due time, `sending` is reserved by a
-# dispatcher; every other status is terminal.
+# dispatcher; every other status is terminal. Which moves between them are allowed, and the
+# one function that makes them, are in campaigns.transitions.
 PLANNED = "planned"
 SENDING = "sending"
 SENT = "sent"
@@ -284,6 +285,9 @@ class Message(SQLModel, table=True):
     expires_at: datetime | None = utc_field()
     sent_at: datetime | None = utc_field()
     lease_until: datetime | None = utc_field()
+    # While `sending` (PostgreSQL): committed just before the provider is called, so a
+    # message without it never left; cleared when the outcome is recorded.
+    handed_over_at: datetime | None = utc_field()
     attempts: int = 0
     # The message that carried this one (skipped, reason "bundled"); see campaigns.bundling.
     bundled_into: int | None = None

@@ -7,10 +7,16 @@ One batch goes through three phases (DESIGN.md, "Reserve, then send, then record
    contact policy counting what is already ``sending``/``sent``/``unknown``, and mark each
    message ``sending``, deferred (new ``due_at``) or skipped. Commit.
 2. **send** — outside any transaction, concurrently, under each channel's rate limit.
-3. **record** — one transaction writes every result.
+   Just before each provider call, the message's hand-off is committed (in small groups,
+   :mod:`scheduler.handoff`), which also checks consent and suppression once more.
+3. **record** — one transaction writes every result, through the transition table
+   (:mod:`campaigns.transitions`).
 
 A message whose dispatcher died between 1 and 3 stays ``sending``; when its lease runs out
-it becomes ``unknown`` and is never sent again automatically.
+it goes back to ``planned`` if it was never handed over, becomes ``sent`` if the provider's
+answer was journalled, and otherwise ``unknown``, never to be sent again automatically.
+A batch reserves no more of a rate-limited channel's messages than the rate sends in half
+a lease, so waiting on the rate limiter does not outlast the lease.
 """
 
 from __future__ import annotations
@@ -20,18 +26,18 @@ import random
 import threading
 import time
 import zlib
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from campaigns import transitions
 from campaigns.bulk import executemany
 from campaigns.bundling import BUNDLED
 from campaigns.engine import (
@@ -44,6 +50,7 @@ from campaigns.engine import (
     load_customers,
     messages_t,
 )
+from campaigns.importing import insert_ignore_statement
 from campaigns.journeys import evaluate
 from campaigns.models import (
     COUNTING_STATUSES,
@@ -74,6 +81,7 @@ from channels.retry import backoff_delay
 from scheduler.bundling import BatchBundles, candidates_query
 from scheduler.clock import Clock
 from scheduler.context import ContextLoader, ContextParts, LinkSettings
+from scheduler.handoff import Entry, HandOffs, Verdict, journal_for
 from scheduler.heap import long_lived_frozen
 from scheduler.rendering import PendingRender, RenderFailure, RenderJob, RenderPool, render
 from templates import TemplateError, TemplateRenderer
@@ -89,6 +97,8 @@ EVENTS_BATCH = 5000
 # A dropped connection or a restarting server: retried this often, backing off in between.
 DB_ATTEMPTS = 6
 DB_BACKOFF = 0.2
+# A batch reserves at most what a rate-limited channel sends in this share of the lease.
+LEASE_SHARE = 0.5
 
 
 def is_connection_fault(exc: BaseException) -> bool:
@@ -137,6 +147,33 @@ class _Reserved:
     details: dict[str, Any] = field(default_factory=dict)
     result: SendResult | None = None
     error: Exception | None = None
+    lease: datetime | None = None  # until when it is reserved: the reservation's token
+    verdict: Verdict | None = None  # the hand-off's, once the message reached it
+    skip_reason: str | None = None  # why it was withdrawn at the hand-off
+    queued: bool = False  # counted as waiting for its channel's rate limiter
+    batch: _Batch | None = None
+
+
+@dataclass
+class _Batch:
+    """What the messages of one batch share while they are sent."""
+
+    ids: list[int]
+    withdrawn: dict[int, str] | None = None  # the last check, read once before the sends
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class MessageError(Exception):
+    """Something unexpected while rendering or sending one message: it fails alone, with
+    the reason ``error:<kind>`` (the exception's type) and the details in its history."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+
+    @classmethod
+    def of(cls, exc: BaseException) -> MessageError:
+        return cls(type(exc).__name__, f"{type(exc).__name__}: {exc}")
 
 
 class Dispatcher:
@@ -170,12 +207,16 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="send")
         self._postgres = db.dialect.name == "postgresql"
         self._stop = threading.Event()
+        self._handoffs = HandOffs(journal=journal_for(db), now=clock.now, retry=self._with_retry)
+        self._queued: Counter[str] = Counter()  # reserved, not yet past the rate limiter
+        self._queued_lock = threading.Lock()
         # Called after each recorded batch (heartbeats during a long tick).
         self.on_batch: Callable[[DispatchStats], None] | None = None
 
     def close(self) -> None:
         """Wait for the sends in flight, then stop the render processes."""
         self._pool.shutdown(wait=True)
+        self._handoffs.journal.close()
         if self.render_pool is not None:
             self.render_pool.close()
 
@@ -275,26 +316,73 @@ class Dispatcher:
         raise AssertionError("unreachable")
 
     def expire_leases(self, now: datetime) -> int:
-        """``sending`` whose lease has run out becomes ``unknown``: maybe sent, so never
-        re-sent."""
+        """Settle ``sending`` messages whose lease has run out; returns how many became
+        ``unknown``.
+
+        Never handed over: back to ``planned``, sent later as if nothing happened. Handed
+        over with the provider's answer journalled: ``sent``. Handed over without one:
+        ``unknown`` — maybe sent, so never re-sent.
+        """
         return self._with_retry(lambda: self._expire_leases_tx(now), "expire leases")
 
     def _expire_leases_tx(self, now: datetime) -> int:
         with self.db.begin() as conn:
             rows = conn.execute(LEASE_EXPIRED, {"now": now}).all()
-            ids = [r.id for r in rows]
-            if not ids:
+            if not rows:
                 return 0
-            conn.execute(
-                messages_t.update()
-                .where(messages_t.c.id.in_(ids), messages_t.c.status == SENDING)
-                .values(status=UNKNOWN, reason="lease_expired", updated_at=now)
-            )
+            entries = self._handoffs.journal.entries(rows)
+            left, accepted, retried, refused, doubt = _settle(rows, entries)
+            outcome = transitions.OUTCOME_COLUMNS
+            transitions.move(
+                conn,
+                PLANNED,
+                [_update(r.id, reason="lease_expired", sent_at=None, lease_until=None) for r in left]
+                + [_update(r.id, due_at=now, sent_at=None, lease_until=None, handed_over_at=None,
+                           reason=entries[r.id].reason, attempts=r.attempts + 1) for r in retried],
+                now,
+            )  # fmt: skip
+            transitions.move(
+                conn,
+                SENT,
+                [_update(r.id, reason=None, lease_until=None, attempts=r.attempts + 1,
+                         handed_over_at=None, **_accepted(entries[r.id])) for r in accepted],
+                now,
+                always=outcome,
+            )  # fmt: skip
+            transitions.move(
+                conn,
+                FAILED,
+                [_update(r.id, reason=entries[r.id].reason, sent_at=None, lease_until=None,
+                         handed_over_at=None, attempts=r.attempts + 1) for r in refused],
+                now,
+                always=outcome,
+            )  # fmt: skip
+            transitions.move(
+                conn,
+                UNKNOWN,
+                [_update(r.id, reason="lease_expired", lease_until=None, handed_over_at=None,
+                         attempts=r.attempts + 1) for r in doubt],
+                now,
+                always=outcome,
+            )  # fmt: skip
             _decide_rows(
-                conn, [(i, "unknown", "lease_expired", None, None, None) for i in ids], now
+                conn,
+                [(r.id, "released", "lease_expired", None, None, None) for r in left]
+                + [
+                    (r.id, "retry", entries[r.id].reason, r.due_at, now, "lease_expired")
+                    for r in retried
+                ]
+                + [(r.id, "sent", None, None, None, entries[r.id].provider) for r in accepted]
+                + [
+                    (r.id, "failed", entries[r.id].reason, None, None, "lease_expired")
+                    for r in refused
+                ]
+                + [(r.id, "unknown", "lease_expired", None, None, None) for r in doubt],
+                now,
             )
-            self.journeys.plan_next(conn, rows, now)
-        return len(ids)
+            self._plan_next(conn, [*accepted, *refused, *doubt], now)
+        self._forget([r.id for r in [*accepted, *retried, *refused, *doubt]])  # fences stay
+        return len(doubt)
 
     def next_due(self) -> datetime | None:
         """The earliest time anything is due: a planned message or an unapplied event."""
@@ -320,12 +408,19 @@ class Dispatcher:
     def _reserve_tx(self, now: datetime, stats: DispatchStats) -> tuple[list[_Reserved], int]:
         """One reservation transaction: what to send, and how many due rows it claimed."""
         with self.db.begin() as conn:
-            return self._reserve(conn, now, stats)
+            reserved, claimed = self._reserve(conn, now, stats)
+        for item in reserved:  # as MARK_SENDING wrote it
+            item.lease = now + self.config.lease
+        return reserved, claimed
 
     def _start(self, reserved: list[_Reserved]) -> list[Future[None]]:
         # Render and send each message on the pool, so rendering overlaps network waits;
         # with render processes, the chunks render there while this process goes on.
         jobs = [self._job(item) for item in reserved]
+        batch = _Batch([item.row.id for item in reserved])
+        for item in reserved:
+            item.batch = batch
+        self._enqueue(reserved)
         pending = self.render_pool.submit(jobs) if self.render_pool is not None else None
         waiting = pending or [None] * len(jobs)
         return [
@@ -337,18 +432,28 @@ class Dispatcher:
         for future in futures:
             future.result()
         # The sends happened: recording them is retried, never dropped. A retry writes only
-        # what is still `sending`, in case the failed attempt had committed after all.
+        # what is not yet recorded, in case the failed attempt had committed after all.
         attempts = iter(range(DB_ATTEMPTS))
 
         def record() -> DispatchStats:
             first = next(attempts) == 0
             counted = DispatchStats()
             with self.db.begin() as conn:
-                pending = reserved if first else _still_sending(conn, reserved)
+                pending = reserved if first else _unrecorded(conn, reserved)
                 self._record(conn, pending, now, counted)
             return counted
 
         stats.add(self._with_retry(record, "record"))
+        # Not what another dispatcher handed over: its entry guards its send.
+        self._forget([item.row.id for item in reserved if item.verdict is not Verdict.GONE])
+
+    def _forget(self, ids: list[int]) -> None:
+        """Recorded: the journal's entries are no longer needed (a failure only leaves
+        them behind)."""
+        try:
+            self._handoffs.journal.forget(ids)
+        except Exception:  # noqa: BLE001 - stale entries are harmless: keyed by their lease
+            log.warning("hand-off journal not cleared", exc_info=True)
 
     def _claim(self, conn: Connection, now: datetime) -> tuple[list[Any], int]:
         """The due messages this batch decides, and how many due rows the claim saw.
@@ -398,6 +503,7 @@ class Dispatcher:
         self, conn: Connection, now: datetime, stats: DispatchStats
     ) -> tuple[list[_Reserved], int]:
         rows, claimed = self._claim(conn, now)
+        rows = self._within_rates(rows)
         if not rows:
             return [], claimed
         customer_ids = sorted({r.customer_id for r in rows})
@@ -454,11 +560,47 @@ class Dispatcher:
             conn.execute(MARK_SENDING, {"ids": sending, "now": now, "lease": lease})
         _apply_updates(conn, updates, now)
         _decide_rows(conn, decisions, now)
-        stats.planned += self.journeys.plan_next(conn, skipped, now)
+        stats.planned += self._plan_next(conn, skipped, now)
         for item in reserved:  # the context itself is built where the message renders
             customer = customers[item.row.customer_id]
             item.parts = contexts.parts_for(item.row, customer, now, bundles.carried(item.row))
         return reserved, claimed
+
+    def _within_rates(self, rows: list[Any]) -> list[Any]:
+        """The claimed rows a batch may reserve: of a rate-limited channel, no more than its
+        rate sends in :data:`LEASE_SHARE` of the lease, counting what already waits for it.
+        The rest stay ``planned`` for the next tick."""
+        if not self._limiters:
+            return rows
+        lease = self.config.lease.total_seconds() * LEASE_SHARE
+        with self._queued_lock:
+            room = {
+                kind: max(1, int(limiter.rate * lease)) - self._queued[kind]
+                for kind, limiter in self._limiters.items()
+                if limiter.rate is not None
+            }
+        kept = []
+        for row in rows:
+            left = room.get(row.channel)
+            if left is not None:
+                if left <= 0:
+                    continue
+                room[row.channel] = left - 1
+            kept.append(row)
+        return kept
+
+    def _enqueue(self, reserved: list[_Reserved]) -> None:
+        with self._queued_lock:
+            for item in reserved:
+                if item.row.channel in self._limiters:
+                    item.queued = True
+                    self._queued[item.row.channel] += 1
+
+    def _dequeue(self, item: _Reserved) -> None:
+        if item.queued:
+            with self._queued_lock:
+                item.queued = False
+                self._queued[item.row.channel] -= 1
 
     def _decide(self, row, customer, suppressed, history, contexts, now, latest):
         if customer is None:
@@ -570,16 +712,27 @@ class Dispatcher:
         )
 
     def _deliver(self, item: _Reserved, job: RenderJob, rendering: PendingRender | None) -> None:
-        outcome = rendering.result() if rendering is not None else None
-        if outcome is None:
-            outcome = render(self.renderer, job)
-        if isinstance(outcome, RenderFailure):
-            if outcome.trace is not None:
-                log.error("rendering message %s failed\n%s", job.message_id, outcome.trace)
-            item.error = outcome.error()
-            return
-        item.outgoing, item.locale, item.details = outcome.outgoing, outcome.locale, outcome.details
-        self._send(item)
+        """Render and send one message; whatever goes wrong fails this message alone."""
+        try:
+            outcome = rendering.result() if rendering is not None else None
+            if outcome is None:
+                outcome = render(self.renderer, job)
+            if isinstance(outcome, RenderFailure):
+                if outcome.trace is not None:
+                    log.error("rendering message %s failed\n%s", job.message_id, outcome.trace)
+                item.error = outcome.error() if outcome.kind is None else _unexpected(outcome)
+                return
+            item.outgoing, item.locale, item.details = (
+                outcome.outgoing,
+                outcome.locale,
+                outcome.details,
+            )
+            self._send(item)
+        except Exception as exc:  # noqa: BLE001 - one broken message never stops the batch
+            log.exception("message %s failed", job.message_id)
+            item.error = MessageError.of(exc)
+        finally:
+            self._dequeue(item)
 
     def _send(self, item: _Reserved) -> None:
         assert item.outgoing is not None
@@ -590,34 +743,97 @@ class Dispatcher:
         limiter = self._limiters.get(item.outgoing.kind)
         if limiter is not None:
             limiter.acquire()
+        self._dequeue(item)
+        item.skip_reason = self._last_check(item, each=limiter is not None)
+        if item.skip_reason is not None:
+            item.verdict = Verdict.WITHDRAWN
+            return
+        assert item.lease is not None, "a reserved message has its lease"
+        # Committed before the provider is called: a crash from here on leaves it `unknown`
+        # (unless its answer is journalled), before here back to `planned`.
+        item.verdict = self._handoffs.enter(item.row.id, item.lease)
+        if item.verdict is not Verdict.GO:
+            return
         try:
             item.result = channel.send(item.outgoing)
         except ChannelError as exc:
             item.error = exc
-        except Exception as exc:  # noqa: BLE001 - an unexpected client failure after the request
+        except Exception as exc:  # noqa: BLE001 - an unexpected client failure fails this one
             log.exception("channel %s raised unexpectedly", channel.name)
-            item.error = AmbiguousChannelError(f"{type(exc).__name__}: {exc}")
+            item.error = MessageError.of(exc)
+        if item.result is not None:
+            self._handoffs.journal_answer(self._answer(item))
+        elif not isinstance(item.error, AmbiguousChannelError):  # no answer: unknown, rightly
+            self._handoffs.journal_answer({"_id": item.row.id, "reason": _refusal(item.error)})
+
+    def _last_check(self, item: _Reserved, *, each: bool) -> str | None:
+        """Why this message may no longer be sent (consent withdrawn, channel suppressed
+        since the reservation), or None. Read once per batch, just before its first send;
+        for each message on its own (``each``) after waiting for a rate limiter."""
+        batch = item.batch
+        if each or batch is None:
+            return self._withdrawn([item.row.id]).get(item.row.id)
+        with batch.lock:
+            if batch.withdrawn is None:
+                batch.withdrawn = self._withdrawn(batch.ids)
+        return batch.withdrawn.get(item.row.id)
+
+    def _withdrawn(self, ids: list[int]) -> dict[int, str]:
+        try:
+            with reading(self.db) as conn:
+                return transitions.withdrawn(conn, ids)
+        except DBAPIError as exc:  # the reservation's own check stands
+            log.warning("last check before the hand-off not read: %s", exc.orig)
+            return {}
+
+    def _answer(self, item: _Reserved) -> dict[str, Any]:
+        """What the provider's acceptance writes, in the batch's record and in the journal."""
+        assert item.result is not None
+        return {
+            "_id": item.row.id,
+            "locale": item.locale,
+            "provider": item.result.provider,
+            "provider_message_id": item.result.provider_message_id,
+            "details": {**item.details, **item.result.details},
+        }
 
     # -- record ----------------------------------------------------------------------
 
     def _record(self, conn: Connection, reserved: list[_Reserved], now: datetime, stats) -> None:
-        updates: list[dict[str, Any]] = []
+        """Write every outcome of a batch through the transition table.
+
+        What a send's outcome says (provider, message id, details, locale, attempts) is
+        written whatever the status has become meanwhile; the status itself moves only
+        forward (a report that got here first keeps ``delivered``; lease expiry's
+        ``unknown`` becomes ``sent``).
+        """
+        moves: dict[str, list[dict[str, Any]]] = defaultdict(list)
         decisions: list[tuple] = []
-        retried: set[int] = set()
+        unfinished: set[int] = set()  # back to planned, or no longer ours: nothing follows
         for item in reserved:
             row, error = item.row, item.error
-            if item.result is not None:
-                updates.append(
+            if item.verdict is Verdict.GONE:
+                unfinished.add(row.id)
+            elif item.verdict is Verdict.WITHDRAWN:
+                reason = item.skip_reason
+                moves[SKIPPED].append(
+                    _update(row.id, reason=reason, sent_at=None, lease_until=None)
+                )
+                decisions.append((row.id, "skipped", reason, None, None, "at the hand-off"))
+                stats.skipped += 1
+            elif item.verdict is Verdict.NOT_MARKED:
+                moves[PLANNED].append(
+                    _update(row.id, due_at=now, reason=None, sent_at=None, lease_until=None)
+                )
+                decisions.append((row.id, "retry", "hand_off", row.due_at, now, None))
+                stats.retried += 1
+                unfinished.add(row.id)
+            elif item.result is not None:
+                answer = self._answer(item)
+                del answer["_id"]
+                moves[SENT].append(
                     _update(
-                        row.id,
-                        status=SENT,
-                        reason=None,
-                        lease_until=None,
-                        locale=item.locale,
-                        provider=item.result.provider,
-                        provider_message_id=item.result.provider_message_id,
-                        details={**item.details, **item.result.details},
-                        attempts=row.attempts + 1,
+                        row.id, reason=None, lease_until=None, attempts=row.attempts + 1, **answer
                     )
                 )
                 decisions.append((row.id, "sent", None, None, None, item.result.provider))
@@ -629,12 +845,12 @@ class Dispatcher:
                 delay = backoff_delay(row.attempts + 1, retry_after=error.retry_after, rng=self.rng)
                 until = now + timedelta(seconds=delay)
                 reason = f"retry:{error.provider or 'provider'}:{error.status or error.code or 'transient'}"
-                updates.append(
+                moves[PLANNED].append(
                     _update(
                         row.id,
-                        status=PLANNED,
                         sent_at=None,
                         lease_until=None,
+                        handed_over_at=None,
                         due_at=until,
                         reason=reason,
                         attempts=row.attempts + 1,
@@ -642,16 +858,10 @@ class Dispatcher:
                 )
                 decisions.append((row.id, "retry", reason, row.due_at, until, str(error)))
                 stats.retried += 1
-                retried.add(row.id)
+                unfinished.add(row.id)
             elif isinstance(error, AmbiguousChannelError):
-                updates.append(
-                    _update(
-                        row.id,
-                        status=UNKNOWN,
-                        reason="no_answer",
-                        lease_until=None,
-                        attempts=row.attempts + 1,
-                    )
+                moves[UNKNOWN].append(
+                    _update(row.id, reason="no_answer", lease_until=None, attempts=row.attempts + 1)
                 )
                 decisions.append((row.id, "unknown", "no_answer", None, None, str(error)))
                 stats.unknown += 1
@@ -659,10 +869,9 @@ class Dispatcher:
                 reason = _failure_reason(error)
                 if isinstance(error, RecipientOptedOut):
                     _suppress(conn, row.customer_id, row.channel, "sms_stop", "provider", now)
-                updates.append(
+                moves[FAILED].append(
                     _update(
                         row.id,
-                        status=FAILED,
                         reason=reason,
                         sent_at=None,
                         lease_until=None,
@@ -671,28 +880,106 @@ class Dispatcher:
                 )
                 decisions.append((row.id, "failed", reason, None, None, str(error)))
                 stats.failed += 1
-        _apply_updates(conn, updates, now, from_status=SENDING)
+        for to, updates in moves.items():
+            for update in updates:  # recorded: no longer on the wire
+                update["handed_over_at"] = None
+            transitions.move(conn, to, updates, now, always=transitions.OUTCOME_COLUMNS)
         _decide_rows(conn, decisions, now)
-        finished = [item.row for item in reserved if item.row.id not in retried]
-        stats.planned += self.journeys.plan_next(conn, finished, now)
+        finished = [item.row for item in reserved if item.row.id not in unfinished]
+        stats.planned += self._plan_next(conn, finished, now)
+
+    def _plan_next(self, conn: Connection, finished: list[Any], now: datetime) -> int:
+        """Plan what follows each finished message; one that cannot be planned fails alone.
+
+        The batch is planned in one go. Planning writes only with insert-or-ignore, so when
+        that raises (a bug, not the database: a database error still fails the
+        transaction), each message is planned again in a savepoint of its own, and one that
+        still raises gets ``error:<kind>`` in its history; its status stays what it is.
+        """
+        if not finished:
+            return 0
+        try:
+            return self.journeys.plan_next(conn, finished, now)
+        except DBAPIError:
+            raise
+        except Exception:  # noqa: BLE001 - found below, message by message
+            log.debug("planning a batch failed; planning message by message", exc_info=True)
+        planned = 0
+        for row in finished:
+            try:
+                with conn.begin_nested():
+                    planned += self.journeys.plan_next(conn, [row], now)
+            except DBAPIError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one message's next step, not the batch
+                self._plan_failed(conn, row, exc, now)
+        return planned
+
+    def _plan_failed(self, conn: Connection, row: Any, exc: Exception, now: datetime) -> None:
+        log.error("planning the step after message %s failed: %s", row.id, exc, exc_info=exc)
+        reason = f"error:{type(exc).__name__}"
+        _decide_rows(conn, [(row.id, "plan_failed", reason, None, None, str(exc)[:1000])], now)
 
 
 # ----------------------------------------------------------------------- helpers
 
 
-def _still_sending(conn: Connection, reserved: list[_Reserved]) -> list[_Reserved]:
+def _settle(rows: list[Any], entries: Mapping[int, Entry]) -> tuple[list[Any], ...]:
+    """Messages whose lease ran out, by what their dispatcher journalled before it died:
+    never handed over; accepted (a provider id); refused for now (``retry:…``); refused;
+    handed over with no answer."""
+    left, accepted, retried, refused, doubt = [], [], [], [], []
+    for row in rows:
+        entry = entries[row.id]
+        if not entry.handed_over:
+            left.append(row)
+        elif entry.provider_message_id:
+            accepted.append(row)
+        elif entry.reason and entry.reason.startswith("retry:"):
+            retried.append(row)
+        elif entry.reason:
+            refused.append(row)
+        else:
+            doubt.append(row)
+    return left, accepted, retried, refused, doubt
+
+
+def _accepted(entry: Entry) -> dict[str, Any]:
+    """The provider's acceptance as journalled, as the message's columns."""
+    return {
+        "provider": entry.provider,
+        "provider_message_id": entry.provider_message_id,
+        "details": entry.details or {},
+        "locale": entry.locale,
+    }
+
+
+def _unrecorded(conn: Connection, reserved: list[_Reserved]) -> list[_Reserved]:
+    """Of a batch whose record may or may not have committed, what is still to write.
+
+    A recorded attempt raised ``attempts``; a message withdrawn or not handed over is
+    recorded once it is no longer ``sending``.
+    """
     ids = [item.row.id for item in reserved]
     if not ids:
         return []
-    found = {
-        r[0]
-        for r in conn.execute(
-            sa.select(messages_t.c.id).where(
-                messages_t.c.id.in_(ids), messages_t.c.status == SENDING
+    stored = {
+        mid: (status, attempts)
+        for mid, status, attempts in conn.execute(
+            sa.select(messages_t.c.id, messages_t.c.status, messages_t.c.attempts).where(
+                messages_t.c.id.in_(ids)
             )
         )
     }
-    return [item for item in reserved if item.row.id in found]
+    pending = []
+    for item in reserved:
+        status, attempts = stored.get(item.row.id, (None, None))
+        if item.verdict in (Verdict.WITHDRAWN, Verdict.NOT_MARKED):
+            if status == SENDING:
+                pending.append(item)
+        elif attempts == item.row.attempts:
+            pending.append(item)
+    return pending
 
 
 def _not_paused() -> Any:
@@ -756,7 +1043,7 @@ MARK_SENDING = (
     messages_t.update()
     .where(_m.id.in_(_ids()))
     .values(status=SENDING, sent_at=_moment("now"), lease_until=_moment("lease"),
-            updated_at=_moment("now"))
+            handed_over_at=None, reason=None, updated_at=_moment("now"))
 )  # fmt: skip
 SUPPRESSIONS = sa.select(
     suppressions_t.c.customer_id, suppressions_t.c.channel, suppressions_t.c.reason
@@ -782,39 +1069,15 @@ def _update(message_id: int, **values: Any) -> dict[str, Any]:
     return {"_id": message_id, **values}
 
 
-def _apply_updates(
-    conn: Connection,
-    updates: list[dict[str, Any]],
-    now: datetime,
-    *,
-    from_status: str | None = None,
-) -> None:
-    """Group updates by the columns they set, one executemany per group.
-
-    ``from_status`` guards the update: a row that has meanwhile moved on (a provider's
-    delivery report arriving before our own record of the send) is left as it is.
-    """
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+def _apply_updates(conn: Connection, updates: list[dict[str, Any]], now: datetime) -> None:
+    """Apply the reservation's updates through the transition table: those that set a
+    ``status`` move there, the others (deferrals) stay ``planned`` with new values."""
+    moves: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for update in updates:
-        groups[tuple(sorted(k for k in update if k != "_id"))].append(update)
-    for columns, rows in groups.items():
-        executemany(
-            conn,
-            _update_statement(columns, from_status),
-            [
-                {"v_updated_at": now, **{f"v_{k}" if k != "_id" else k: v for k, v in r.items()}}
-                for r in rows
-            ],
-        )
-
-
-@lru_cache(maxsize=64)
-def _update_statement(columns: tuple[str, ...], from_status: str | None) -> Any:
-    values = {c: sa.bindparam(f"v_{c}") for c in (*columns, "updated_at")}
-    stmt = messages_t.update().where(messages_t.c.id == sa.bindparam("_id")).values(values)
-    if from_status is not None:
-        stmt = stmt.where(messages_t.c.status == from_status)
-    return stmt
+        values = dict(update)
+        moves[values.pop("status", PLANNED)].append(values)
+    for to, rows in moves.items():
+        transitions.move(conn, to, rows, now)
 
 
 def _decide_rows(conn: Connection, rows: list[tuple], now: datetime) -> None:
@@ -844,26 +1107,35 @@ def _suppressions(conn: Connection, customer_ids: list[str]) -> dict[str, dict[s
 
 
 def _suppress(conn: Connection, customer_id: str, channel: str, reason: str, source: str, now):
-    exists = conn.execute(
-        sa.select(suppressions_t.c.id).where(
-            suppressions_t.c.customer_id == customer_id, suppressions_t.c.channel == channel
-        )
-    ).first()
-    if exists is None:
-        conn.execute(
-            suppressions_t.insert().values(
-                customer_id=customer_id,
-                channel=channel,
-                reason=reason,
-                source=source,
-                created_at=now,
-            )
-        )
+    """Suppress a channel; one already suppressed (by anyone, even concurrently) stays so."""
+    conn.execute(
+        insert_ignore_statement(conn, suppressions_t, ("customer_id", "channel")),
+        {
+            "customer_id": customer_id,
+            "channel": channel,
+            "reason": reason,
+            "source": source,
+            "created_at": now,
+        },
+    )
+
+
+def _unexpected(failure: RenderFailure) -> MessageError:
+    return MessageError(failure.kind or "Exception", failure.message)
+
+
+def _refusal(error: Exception | None) -> str:
+    """A refused send's reason as journalled: ``retry:…`` if another attempt may work."""
+    if isinstance(error, TransientChannelError):
+        return f"retry:{error.provider or 'provider'}:{error.status or error.code or 'transient'}"
+    return _failure_reason(error)
 
 
 def _failure_reason(error: Exception | None) -> str:
     if isinstance(error, RecipientOptedOut):
         return "suppressed:sms_stop"
+    if isinstance(error, MessageError):
+        return f"error:{error.kind}"
     if isinstance(error, TemplateError):
         return "render_error"
     if isinstance(error, ChannelError):

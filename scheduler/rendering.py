@@ -96,13 +96,15 @@ class Rendered:
 @pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class RenderFailure:
-    """A message that could not be rendered; ``trace`` is set for an unexpected exception."""
+    """A message that could not be rendered; ``trace`` and ``kind`` (the exception's type)
+    are set for an unexpected exception."""
 
     message: str
     template: str
     file: str | None = None
     line: int | None = None
     trace: str | None = None
+    kind: str | None = None
 
     def error(self) -> TemplateError:
         """The failure as the :class:`TemplateError` the send log records."""
@@ -161,7 +163,10 @@ def render(renderer: TemplateRenderer, job: RenderJob) -> RenderOutcome:
         return RenderFailure(exc.message, exc.template, exc.file, exc.line)
     except Exception as exc:  # noqa: BLE001 - one broken message never stops the batch
         return RenderFailure(
-            f"{type(exc).__name__}: {exc}", job.template, trace=traceback.format_exc()
+            f"{type(exc).__name__}: {exc}",
+            job.template,
+            trace=traceback.format_exc(),
+            kind=type(exc).__name__,
         )
 
 

@@ -4,7 +4,8 @@ Subclasses answer requests in :meth:`FakeHTTPProvider.handle`; this base owns th
 socket, the threads, the request record and failure injection:
 
 * ``fail_next(n, kind)`` makes the next ``n`` requests fail that way;
-* ``failure_rate(p, kinds, seed)`` makes a seeded random share of requests fail.
+* ``failure_rate(p, kinds, seed)`` makes a seeded random share of requests fail;
+* ``latency`` (seconds) delays every answer, as a distant provider would.
 
 Failure kinds every fake understands: ``"rate_limit"`` (429), ``"server_error"`` (500),
 ``"timeout"`` (read the request, then answer nothing until the client gives up) and
@@ -83,6 +84,8 @@ class _Handler(BaseHTTPRequestHandler):
         if failure == DISCONNECT:
             self._drop_connection()
             return
+        if owner.latency:
+            owner._stopping.wait(owner.latency)
         reply = owner.handle(self.command, self.path, self.headers, body, failure)
         self._write(reply)
 
@@ -115,8 +118,9 @@ class FakeHTTPProvider:
 
     failure_kinds: tuple[str, ...] = COMMON_FAILURES
 
-    def __init__(self, *, hang_seconds: float = 30.0) -> None:
+    def __init__(self, *, hang_seconds: float = 30.0, latency: float = 0.0) -> None:
         self.hang_seconds = hang_seconds
+        self.latency = latency
         self.calls: list[RecordedCall] = []
         self._lock = threading.Lock()
         self._script: deque[str] = deque()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,8 +18,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from aftersale.app import Project
+from aftersale.providers import FakeProviders
 from campaigns.models import Message
 from scheduler.clock import SimulatedClock
+from scheduler.dispatcher import DispatchStats
 from scheduler.workers import WorkerSpec, start_workers
 from tests.conftest import Harness, _reset_postgres, purchase
 from tests.integration.test_scale_channels import (
@@ -29,6 +34,7 @@ from tests.integration.test_scale_channels import (
 
 messages_t = Message.__table__
 CHANNELS = "tests.integration.test_scale_channels:ledger_channels"
+AFTERSALE = str(Path(sys.executable).with_name("aftersale"))
 ONE_OFFER = """
 id: offer
 name: One offer
@@ -112,29 +118,49 @@ def mid_batch(h: Harness) -> Callable[[], bool]:
     return check
 
 
-def test_sigkill_mid_batch_loses_nothing_and_sends_nothing_twice(crash_shop) -> None:
+def handed_over_without_answer(h: Harness) -> set[int]:
+    """Messages a dispatcher handed to the provider and has no answer for: in flight."""
+    with h.project.db.connect() as conn:
+        query = sa.select(messages_t.c.id).where(
+            messages_t.c.status == "sending",
+            messages_t.c.handed_over_at.is_not(None),
+            messages_t.c.provider_message_id.is_(None),
+        )
+        return set(conn.execute(query).scalars())
+
+
+def restart_after_the_lease(h: Harness) -> DispatchStats:
+    """A dispatcher whose clock stands past every lease the dead ones held."""
+    later = datetime.now(UTC) + timedelta(seconds=h.project.settings.dispatch_lease_seconds + 1)
+    dispatcher = h.project.dispatcher(SimulatedClock(later))
+    try:
+        return dispatcher.tick()
+    finally:
+        dispatcher.close()
+
+
+def test_sigkill_mid_batch_loses_only_what_was_in_flight(crash_shop) -> None:
     h, spec, ledger = crash_shop
     (process,) = start_workers(spec, 1)
     wait_for(mid_batch(h))
     os.kill(process.pid, signal.SIGKILL)
     process.join(10)
-    in_doubt = ids_with(h, "sending")
-    assert in_doubt, "the kill should land while messages are reserved"
+    reserved = ids_with(h, "sending")
+    in_flight = handed_over_without_answer(h)
+    assert reserved, "the kill should land while messages are reserved"
 
-    # Restart after the lease ran out: the reserved ones become unknown, never re-sent.
-    later = datetime.now(UTC) + timedelta(seconds=h.project.settings.dispatch_lease_seconds + 1)
-    dispatcher = h.project.dispatcher(SimulatedClock(later))
-    try:
-        stats = dispatcher.tick()
-    finally:
-        dispatcher.close()
+    # Restart after the lease ran out: only what was on the wire becomes unknown, never
+    # re-sent; the rest of the batch goes out now, once.
+    stats = restart_after_the_lease(h)
 
     sent = ledger_counts(ledger)
     assert max(sent.values()) == 1
-    assert stats.unknown == len(in_doubt)
-    assert ids_with(h, "unknown") == in_doubt
-    assert set(counts(h)) <= {"sent", "unknown"}
-    assert sum(counts(h).values()) == TOTAL
+    assert stats.unknown == len(in_flight) <= h.project.settings.dispatch_workers
+    assert ids_with(h, "unknown") == in_flight
+    assert counts(h) == {
+        "sent": TOTAL - len(in_flight),
+        **({"unknown": len(in_flight)} if in_flight else {}),
+    }
     # Everything the database calls sent reached the provider once; what is unknown maybe.
     assert ids_with(h, "sent") <= set(sent) <= ids_with(h, "sent", "unknown")
 
@@ -178,3 +204,64 @@ def test_dropped_connections_are_survived(crash_shop) -> None:
     assert process.exitcode == 0
     sent = ledger_counts(ledger)
     assert set(sent) == ids_with(h, "sent") and max(sent.values()) == 1
+
+
+# ---------------------------------------------- the CLI, two processes, a real provider
+
+CLI_TOML = SLOW_TOML.replace("tick_seconds = 0.5", "tick_seconds = 0.2")
+
+
+def test_sigkill_of_run_with_two_workers_resends_nothing_and_loses_only_the_in_flight(
+    make_harness: Callable[..., Harness], database_url: str
+) -> None:
+    """``aftersale run --workers 2`` against the fake SendGrid answering in 50 ms, killed
+    (the parent and both dispatchers) mid-run, then restarted."""
+    postgres = database_url.startswith("postgresql")
+    with FakeProviders() as fakes:
+        fakes.sendgrid.latency = 0.05
+        h = make_harness(
+            database_url=database_url,
+            toml=CLI_TOML,
+            journeys={"offer.yaml": ONE_OFFER},
+            builtin_journeys=False,
+        )
+        try:
+            h.customers([{"id": f"c{n}", "email": f"c{n}@example.com"} for n in range(TOTAL)])
+            at = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+            h.events([purchase(f"e{n}", f"c{n}", at, f"o{n}") for n in range(TOTAL)])
+            _ = h.project.journeys  # the project is migrated and its journeys synced
+            env = {**os.environ, **fakes.environment(), "AFTERSALE_DATABASE_URL": database_url}
+            run = subprocess.Popen(
+                [AFTERSALE, "--project", str(h.directory), "run", "--workers", "2"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group: the kill takes all three
+            )
+            try:
+                wait_for(lambda: len(fakes.sendgrid.requests) >= TOTAL // 4, timeout=60)
+            finally:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.wait(10)
+            time.sleep(0.2)  # requests the dead dispatchers left on the wire are answered
+            in_flight = handed_over_without_answer(h)  # on PostgreSQL, in the table
+            assert counts(h).get("planned", 0) > 0, "the kill should land mid-run"
+
+            h.project.close()
+            h.project = Project.open(h.directory, database_url=database_url, **fakes.settings())
+            stats = restart_after_the_lease(h)
+            accepted = fakes.accepted_message_ids()
+
+            assert max(accepted.values()) == 1, "nothing reached the provider twice"
+            unknown = ids_with(h, "unknown")
+            assert stats.unknown == len(unknown) <= 2 * h.project.settings.dispatch_workers
+            if postgres:
+                assert unknown == in_flight
+            assert counts(h) == {
+                "sent": TOTAL - len(unknown),
+                **({"unknown": len(unknown)} if unknown else {}),
+            }
+            sent = {f"email:{i}" for i in ids_with(h, "sent")}
+            assert sent <= set(accepted) <= sent | {f"email:{i}" for i in unknown}
+        finally:
+            h.project.close()

@@ -102,11 +102,16 @@ def test_a_message_whose_lease_ran_out_plans_the_next(harness):
     harness.simulate(utc("2026-01-07T09:30:00"))
     [invite] = inspection(harness)
     crashed_at = utc("2026-04-07T09:00:00")
-    with harness.project.db.begin() as conn:  # a dispatcher died between reserve and record
+    with harness.project.db.begin() as conn:  # a dispatcher died mid-send
         conn.execute(
             messages_t.update()
             .where(messages_t.c.id == invite.id)
-            .values(status="sending", sent_at=crashed_at, lease_until=crashed_at)
+            .values(
+                status="sending",
+                sent_at=crashed_at,
+                lease_until=crashed_at,
+                handed_over_at=crashed_at,  # it may have reached the provider
+            )
         )
     dispatcher = harness.project.dispatcher(SimulatedClock(crashed_at + timedelta(hours=1)))
     try:

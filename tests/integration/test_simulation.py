@@ -105,7 +105,12 @@ def test_the_simulation_still_expires_a_lease_left_by_a_dead_dispatcher(harness)
         conn.execute(
             messages_t.update()
             .where(messages_t.c.id == invite.id)
-            .values(status="sending", sent_at=crashed_at, lease_until=crashed_at)
+            .values(
+                status="sending",
+                sent_at=crashed_at,
+                lease_until=crashed_at,
+                handed_over_at=crashed_at,  # it may have reached the provider
+            )
         )
 
     harness.simulate(crashed_at + timedelta(days=30))

@@ -1,0 +1,262 @@
+"""A message's life: which status may follow which, and the one function that moves it.
+
+The dispatcher (reserve, record), lease expiry and the provider's delivery reports move a
+message's status through :func:`move`, which changes it only where this table allows the
+move; the engine's cancellations (an exit, a return) touch only ``planned`` messages, as the
+table says. A status only moves forward:
+
+====================  ====================================================================
+from                  to (who moves it, and why)
+====================  ====================================================================
+``planned``           ``planned`` (dispatcher: deferred to a new ``due_at``), ``sending``
+                      (dispatcher: reserved), ``skipped`` (dispatcher: the policy said
+                      never), ``cancelled`` (engine: exit, return, erasure)
+``sending``           ``sent`` (dispatcher: the provider accepted it; lease expiry: the
+                      acceptance was journalled but the batch never recorded),
+                      ``planned`` (dispatcher: a transient failure, retried later; lease
+                      expiry: it was never handed over), ``skipped`` (dispatcher: consent
+                      or suppression changed before the hand-off), ``unknown``
+                      (dispatcher: no answer; lease expiry: handed over, no outcome),
+                      ``failed`` (dispatcher: refused, render error, ``error:<kind>``;
+                      report: dropped), ``delivered``, ``bounced`` (a report that arrived
+                      before the dispatcher recorded the send)
+``unknown``           ``sent`` (dispatcher: the answer came after the lease ran out),
+                      ``delivered``, ``bounced``, ``failed`` (reports)
+``sent``              ``delivered``, ``bounced``, ``failed`` (reports)
+``delivered``         ``bounced``, ``failed`` (a receiving server that accepted, then
+                      bounced)
+``skipped``,          nothing: final
+``cancelled``,
+``failed``,
+``bounced``
+====================  ====================================================================
+
+A move that the table does not allow leaves the status (and the columns that go with the
+move, such as ``reason`` or ``due_at``) as they are; it is not an error, because writers race:
+a provider's report may arrive before the dispatcher records the send it reports on.
+
+What a send's outcome says — the provider, its message id, the details (links), the
+locale, the attempts — is true whatever the status has become meanwhile. Those columns are
+passed as ``always`` and written in every case: a ``delivered`` that arrived first keeps
+``delivered`` and still gets its provider id and links; an ``unknown`` from lease expiry
+becomes ``sent`` with them.
+
+The marker between ``sending`` and the provider is the hand-off (:func:`hand_over`, or the
+SQLite journal of :mod:`scheduler.handoff`): committed just before the provider is called,
+it is what lets lease expiry tell a message that may have left (``unknown``) from one that
+never did (back to ``planned``). :func:`withdrawn` is the last check of consent and
+suppression before it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
+from functools import cache, lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from campaigns.bulk import executemany
+from campaigns.models import (
+    BOUNCED,
+    CANCELLED,
+    DELIVERED,
+    FAILED,
+    PLANNED,
+    SENDING,
+    SENT,
+    SKIPPED,
+    UNKNOWN,
+    Customer,
+    Message,
+    Suppression,
+    UTCDateTime,
+)
+
+__all__ = [
+    "MOVES",
+    "OUTCOME_COLUMNS",
+    "allowed",
+    "hand_over",
+    "journal_outcomes",
+    "move",
+    "sources",
+    "withdrawn",
+]
+
+messages_t = Message.__table__
+customers_t = Customer.__table__
+suppressions_t = Suppression.__table__
+
+MOVES: Mapping[str, frozenset[str]] = {
+    PLANNED: frozenset({PLANNED, SENDING, SKIPPED, CANCELLED}),
+    SENDING: frozenset({SENT, PLANNED, SKIPPED, UNKNOWN, FAILED, DELIVERED, BOUNCED}),
+    UNKNOWN: frozenset({SENT, DELIVERED, BOUNCED, FAILED}),
+    SENT: frozenset({DELIVERED, BOUNCED, FAILED}),
+    DELIVERED: frozenset({BOUNCED, FAILED}),
+    SKIPPED: frozenset(),
+    CANCELLED: frozenset(),
+    FAILED: frozenset(),
+    BOUNCED: frozenset(),
+}
+# What a send's outcome writes whatever the status has become (see the module docstring).
+OUTCOME_COLUMNS = frozenset(
+    {"provider", "provider_message_id", "details", "locale", "attempts", "lease_until",
+     "handed_over_at"}
+)  # fmt: skip
+
+
+def allowed(current: str, to: str) -> bool:
+    """May a message in status ``current`` move to ``to``?"""
+    return to in MOVES.get(current, ())
+
+
+@cache
+def sources(to: str) -> tuple[str, ...]:
+    """The statuses a message may move to ``to`` from, in a stable order."""
+    return tuple(sorted(s for s, targets in MOVES.items() if to in targets))
+
+
+def move(
+    conn: Connection,
+    to: str,
+    rows: Iterable[Mapping[str, Any]],
+    now: datetime,
+    *,
+    always: Collection[str] = (),
+) -> None:
+    """Move messages to ``to`` where the table allows it, setting the values given.
+
+    Each row names its message as ``_id`` and gives the columns to set with the move;
+    those named in ``always`` are written even where the status stays (a report got there
+    first). Rows are grouped by the columns they set: one statement per group.
+    """
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if "status" in row:
+            raise ValueError("the status is the move's target, not a column to set")
+        params = {"v_updated_at": now}
+        params.update((k if k == "_id" else f"v_{k}", v) for k, v in row.items())
+        groups[tuple(sorted(k for k in row if k != "_id"))].append(params)
+    for columns, params in groups.items():
+        kept = tuple(sorted(c for c in columns if c in always))
+        executemany(conn, _move_statement(to, columns, kept), params)
+
+
+@lru_cache(maxsize=128)
+def _move_statement(to: str, columns: tuple[str, ...], always: tuple[str, ...]) -> Any:
+    m = messages_t.c
+    may_move = sa.or_(*(m.status == s for s in sources(to)))
+    stmt = messages_t.update().where(m.id == sa.bindparam("_id"))
+    if not always:  # nothing to write unless it moves: a plain guard
+        values = {c: sa.bindparam(f"v_{c}") for c in (*columns, "updated_at")}
+        return stmt.where(may_move).values(status=to, **values)
+    values: dict[str, Any] = {
+        "status": sa.case((may_move, sa.literal(to)), else_=m.status),
+        "updated_at": sa.bindparam("v_updated_at"),
+    }
+    for column in columns:
+        value = sa.bindparam(f"v_{column}", type_=m[column].type)
+        values[column] = value if column in always else sa.case((may_move, value), else_=m[column])
+    return stmt.values(values)
+
+
+def journal_outcomes(conn: Connection, rows: Iterable[Mapping[str, Any]], now: datetime) -> None:
+    """Write what providers answered for messages still being sent; the status stays.
+
+    An acceptance journals the provider's id (and details, locale); a refusal its reason
+    (``retry:…`` for a transient one). A dispatcher that dies before it records its batch
+    leaves these behind, so lease expiry can settle each message as its answer says, and
+    only one without an answer is ``unknown``.
+    """
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        params = {f"v_{k}" if k != "_id" else k: v for k, v in row.items()}
+        groups[tuple(sorted(params))].append(params)
+    for keys, params in groups.items():
+        executemany(conn, _journal_statement(keys), params)
+
+
+@lru_cache(maxsize=8)
+def _journal_statement(keys: tuple[str, ...]) -> Any:
+    columns = [k[2:] for k in keys if k != "_id"]
+    values = {c: sa.bindparam(f"v_{c}", type_=messages_t.c[c].type) for c in columns}
+    return messages_t.update().where(messages_t.c.id == sa.bindparam("_id")).values(values)
+
+
+# ------------------------------------------------------------------------ hand-off
+
+
+def _still_allowed() -> Any:
+    """Consent and suppression as they stand: what the policy checked at reservation."""
+    m, c, s = messages_t.c, customers_t.c, suppressions_t.c
+    suppressed = (
+        sa.exists()
+        .where(s.customer_id == m.customer_id, s.channel == m.channel)
+        .correlate(messages_t)
+    )
+    consent = (
+        sa.exists()
+        .where(
+            c.id == m.customer_id,
+            sa.or_(
+                sa.and_(m.channel == "email", c.email_consent.is_(True)),
+                sa.and_(m.channel == "sms", c.sms_consent.is_(True)),
+            ),
+        )
+        .correlate(messages_t)
+    )
+    return sa.and_(~suppressed, sa.or_(m.category != "marketing", consent))
+
+
+_m = messages_t.c
+HAND_OVER = (
+    messages_t.update()
+    .where(
+        _m.id.in_(sa.bindparam("ids", expanding=True)),
+        _m.status == SENDING,
+        _m.handed_over_at.is_(None),
+    )
+    .values(handed_over_at=sa.bindparam("at", type_=UTCDateTime()))
+    .returning(_m.id)
+)
+WITHDRAWN = (
+    sa.select(_m.id, _m.channel, suppressions_t.c.reason)
+    .select_from(
+        messages_t.outerjoin(
+            suppressions_t,
+            sa.and_(
+                suppressions_t.c.customer_id == _m.customer_id,
+                suppressions_t.c.channel == _m.channel,
+            ),
+        )
+    )
+    .where(_m.id.in_(sa.bindparam("ids", expanding=True)), ~_still_allowed())
+)
+
+
+def hand_over(conn: Connection, ids: Collection[int], at: datetime) -> set[int]:
+    """Mark reserved messages as handed to their provider; returns those marked.
+
+    A message is marked only while it is ``sending`` and not yet handed over (by this or
+    any other dispatcher). Only a marked message may be sent: the mark is what makes a
+    send happen at most once.
+    """
+    if not ids:
+        return set()
+    return set(conn.execute(HAND_OVER, {"ids": list(ids), "at": at}).scalars())
+
+
+def withdrawn(conn: Connection, ids: Collection[int]) -> dict[int, str]:
+    """The last check before the hand-off: of these messages, those whose customer has
+    since withdrawn consent (marketing) or whose channel has since been suppressed (any),
+    with the reason to skip them: ``suppressed:<why>`` or ``no_consent:<channel>``."""
+    if not ids:
+        return {}
+    return {
+        mid: f"suppressed:{suppressed}" if suppressed else f"no_consent:{channel}"
+        for mid, channel, suppressed in conn.execute(WITHDRAWN, {"ids": list(ids)})
+    }
