@@ -105,4 +105,4 @@ def _private_dir(directory: Path) -> None:
     addresses and personal links. mkstemp already creates each file 0600."""
     for folder in reversed([directory, *directory.parents]):
         if not folder.exists():
-            folder.mkdir(mode=0o700)
+            folder.mkdir(mode=0o700, exist_ok=True)  # another send may create it first

@@ -26,9 +26,11 @@ no answer yet — at most one per sending thread — is ``unknown``.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -242,6 +244,9 @@ class FileJournal:
 
     def _conn(self) -> sqlite3.Connection:
         if self._connection is None:
+            if not self.path.exists():  # like the database: its owner's only
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )

@@ -46,7 +46,7 @@ steps:
     send: {channel: email, template: loyalty_offer, category: marketing, expires_after: 30d}
 """
 SLOW_TOML = """
-secret_key = "test-secret-key"
+secret_key = "crash-test-secret-key-of-thirty-two-or-more-characters"
 [dispatch]
 batch_size = 40
 workers = 8

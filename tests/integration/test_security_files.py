@@ -45,3 +45,18 @@ def test_the_outbox_is_private(tmp_path: Path) -> None:
     assert mode(tmp_path / "outbox" / "email") == 0o700
     assert mode(tmp_path / "outbox" / "email" / "m1.eml") == 0o600
     assert mode(tmp_path / "outbox" / "sms.jsonl") == 0o600
+
+
+def test_the_hand_off_journal_is_private(tmp_path: Path) -> None:
+    from scheduler.handoff import journal_for
+
+    directory = tmp_path / "shop"
+    assert CliRunner().invoke(cli, ["init", str(directory)]).exit_code == 0
+    project = Project.open(directory)
+    journal = journal_for(project.db)
+    try:
+        journal.forget([1])  # the first use opens (and creates) the journal
+        assert mode(directory / "aftersale.db.handoffs") == 0o600
+    finally:
+        journal.close()
+        project.db.dispose()
