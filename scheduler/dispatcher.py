@@ -44,6 +44,7 @@ from campaigns.engine import (
     load_customers,
     messages_t,
 )
+from campaigns.experiments import HOLDOUT, Assignment, assign
 from campaigns.journeys import evaluate
 from campaigns.models import (
     COUNTING_STATUSES,
@@ -130,6 +131,7 @@ class DispatchStats:
 @dataclass
 class _Reserved:
     row: Any
+    assignment: Assignment = Assignment()
     parts: ContextParts | None = None
     outgoing: OutgoingMessage | None = None
     locale: str | None = None
@@ -385,14 +387,21 @@ class Dispatcher:
                 if bundles.taken(row) or bundles.held_elsewhere(row):
                     continue  # carried by another, or left for the dispatcher holding a sibling
                 bundles.settle(row)
-                decision = self._decide(
-                    row, customer, suppressed.get(cid, {}), history[cid], contexts, now
+                assignment = self._experiment(contexts.conn, row)
+                decision = (
+                    Skip(HOLDOUT)
+                    if assignment.held_out
+                    else self._decide(
+                        row, customer, suppressed.get(cid, {}), history[cid], contexts, now
+                    )
                 )
                 if isinstance(decision, Allow):
                     sending.append(row.id)
                     if row.category == "marketing":
                         history[cid].append(Contact(row.channel, now))
-                    reserved.append(_Reserved(row))
+                    reserved.append(_Reserved(row, assignment))
+                    if assignment.variant is not None:
+                        updates.append(_variant(row, assignment.variant))
                     for sibling in bundles.pull(
                         row, now, lambda s, c=customer: self._condition_holds(s, c, contexts, now)
                     ):
@@ -422,6 +431,11 @@ class Dispatcher:
             customer = customers[item.row.customer_id]
             item.parts = contexts.parts_for(item.row, customer, now, bundles.carried(item.row))
         return reserved, claimed
+
+    def _experiment(self, conn: Connection, row: Any) -> Assignment:
+        """Whether ``row``'s customer is held out of its journey, else its step's variant."""
+        journey = self.journeys.journey_at(conn, row.journey_id, row.journey_version)
+        return assign(journey, row.step, row.category, row.customer_id, self.config.secret_key)
 
     def _decide(self, row, customer, suppressed, history, contexts, now):
         if customer is None:
@@ -486,10 +500,12 @@ class Dispatcher:
     def _job(self, item: _Reserved) -> RenderJob:
         row, parts = item.row, item.parts
         assert parts is not None, "every reserved message has its context's parts"
+        variant = item.assignment.variant
         return RenderJob(
             message_id=row.id,
             channel=row.channel,
-            template=row.template,
+            template=(variant.template if variant else None) or row.template,
+            subject=variant.subject if variant else None,
             category=row.category,
             locale=parts.locale or self.config.default_locale,
             customer_id=row.customer_id,
@@ -689,6 +705,11 @@ HISTORY = sa.select(_m.customer_id, _m.channel, _m.sent_at, _m.category, _m.stat
 def _bundled(sibling: Any, carrier: Any) -> dict[str, Any]:
     """The update of a message that ``carrier`` takes along (campaigns.bundling)."""
     return _update(sibling.id, status=SKIPPED, reason=BUNDLED, bundled_into=carrier.id)
+
+
+def _variant(row: Any, variant: Any) -> dict[str, Any]:
+    """The update naming the variant a reserved message goes out as, and its template."""
+    return _update(row.id, variant=variant.id, template=variant.template or row.template)
 
 
 def _lock_key(customer_id: str) -> int:
