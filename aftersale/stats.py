@@ -1,13 +1,21 @@
 """Figures for the admin console and ``aftersale stats``: funnels, returns, the dashboard.
 
-Follow-up revenue is attributed to a journey when the customer buys again within
-``attribution_days`` after one of its messages was sent; the order the enrolment came from
-never counts, returned orders never count, and one order counts once per journey.
+Attributed revenue: a follow-up order is credited once, to the last marketing message the
+customer was sent before it within ``attribution_days`` (so to that message's journey);
+transactional messages are never credited, the order an enrolment came from never counts
+for it, and returned orders never count. Attributed figures say what happened after a
+message, not what it caused: causal figures come from holdouts (:mod:`aftersale.holdouts`).
+
+Funnels count messages whose time has come: a message still planned is no baseline yet.
+Delivery, open and click figures are "n/a" (None) for a step whose messages all went
+through providers that report no deliveries (the outbox, SMTP).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -33,8 +41,11 @@ versions_t = JourneyVersion.__table__
 dispatchers_t = DispatcherHeartbeat.__table__
 
 SENT_STATUSES = ("sent", "delivered", "bounced", "unknown")
+# Providers that never report deliveries, opens or clicks back.
+SILENT_PROVIDERS = ("outbox", "smtp")
 FAILURE_STATUSES = ("failed", "bounced", "unknown")
 FUNNEL_STAGES = ("planned", "sent", "delivered", "opened", "clicked")
+REPORTED_STAGES = ("delivered", "opened", "clicked")
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,14 @@ class Prices:
     email: Decimal = Decimal("0")
     sms_segment: Decimal = Decimal("0")
     attribution_days: int = 30
+    currency: str = "EUR"
+    margin: Decimal = Decimal("1")  # the share of revenue that is profit ([stats] margin)
+
+    def message_cost(self, channel: str, details: Mapping[str, Any] | None) -> Decimal:
+        """What one sent message cost: an e-mail, or an SMS's segments."""
+        if channel == "sms":
+            return self.sms_segment * int((details or {}).get("segments") or 1)
+        return self.email
 
 
 @dataclass
@@ -58,9 +77,16 @@ class StepFunnel:
     delivered: int = 0
     opened: int = 0
     clicked: int = 0
+    reporting: int = 0  # sent through a provider that reports deliveries
 
-    def stages(self) -> list[tuple[str, int]]:
-        return [(name, getattr(self, name)) for name in FUNNEL_STAGES]
+    def stages(self) -> list[tuple[str, int | None]]:
+        """Each stage's count; None ("n/a") where no provider could have reported it."""
+        silent = self.sent > 0 and self.reporting == 0
+        return [
+            (name, None if silent and name in REPORTED_STAGES and not getattr(self, name)
+             else getattr(self, name))
+            for name in FUNNEL_STAGES
+        ]  # fmt: skip
 
 
 @dataclass
@@ -101,17 +127,24 @@ def _money(text: str | None) -> Decimal:
 
 
 def step_funnels(conn: Connection, journey_id: str | None = None) -> list[StepFunnel]:
-    """planned → sent → delivered → opened → clicked, per journey and step."""
+    """planned → sent → delivered → opened → clicked, per journey and step.
+
+    "planned" counts the messages whose time has come (anything no longer ``planned``).
+    """
     m = messages_t.c
+    reporting = sa.and_(m.sent_at.is_not(None), m.provider.not_in(SILENT_PROVIDERS))
     counted = [
         sa.func.count(),
         sa.func.count(m.sent_at),
         sa.func.count(m.delivered_at),
         sa.func.count(m.opened_at),
         sa.func.count(m.clicked_at),
+        sa.func.count(sa.case((reporting, 1))),
     ]
-    query = sa.select(m.journey_id, m.step, m.channel, *counted).group_by(
-        m.journey_id, m.step, m.channel
+    query = (
+        sa.select(m.journey_id, m.step, m.channel, *counted)
+        .where(m.status != "planned")
+        .group_by(m.journey_id, m.step, m.channel)
     )
     if journey_id:
         query = query.where(m.journey_id == journey_id)
@@ -152,50 +185,67 @@ def deferral_reasons(conn: Connection, journey_id: str | None = None) -> list[tu
 def journey_returns(
     conn: Connection, prices: Prices, journey_id: str | None = None
 ) -> list[JourneyReturn]:
-    """Cost, attributed follow-up revenue and return per journey."""
+    """Cost, attributed follow-up revenue and return per journey (see the module's rules)."""
     m = messages_t.c
-    query = sa.select(m.journey_id, m.customer_id, m.order_id, m.channel, m.sent_at, m.details)
-    query = query.where(m.sent_at.is_not(None), m.status.in_(SENT_STATUSES))
-    if journey_id:
-        query = query.where(m.journey_id == journey_id)
+    query = sa.select(
+        m.journey_id, m.customer_id, m.order_id, m.channel, m.category, m.sent_at, m.details
+    ).where(m.sent_at.is_not(None), m.status.in_(SENT_STATUSES))
+    if journey_id:  # its customers' messages of every journey: the last one is credited
+        customers = sa.select(m.customer_id).where(m.journey_id == journey_id).distinct()
+        query = query.where(m.customer_id.in_(customers.scalar_subquery()))
     results: dict[str, JourneyReturn] = {}
-    windows: dict[str, list[tuple[str, str | None, datetime]]] = defaultdict(list)
+    touches: dict[str, list[tuple[datetime, str, str | None]]] = defaultdict(list)
     for row in conn.execute(query):
+        if row.category == "marketing":
+            touches[row.customer_id].append((row.sent_at, row.journey_id, row.order_id))
+        if journey_id and row.journey_id != journey_id:
+            continue
         ret = results.setdefault(row.journey_id, JourneyReturn(row.journey_id))
         if row.channel == "sms":
             ret.sms_segments += int((row.details or {}).get("segments") or 1)
         else:
             ret.emails += 1
-        windows[row.customer_id].append((row.journey_id, row.order_id, row.sent_at))
     for ret in results.values():
         ret.cost = ret.emails * prices.email + ret.sms_segments * prices.sms_segment
-    _attribute(conn, windows, results, timedelta(days=prices.attribution_days))
+    _attribute(conn, touches, results, timedelta(days=prices.attribution_days))
     return sorted(results.values(), key=lambda r: r.journey_id)
 
 
 def _attribute(
     conn: Connection,
-    windows: dict[str, list[tuple[str, str | None, datetime]]],
+    touches: dict[str, list[tuple[datetime, str, str | None]]],
     results: dict[str, JourneyReturn],
     span: timedelta,
 ) -> None:
-    customers = list(windows)
+    """Credit each follow-up order once, to the last marketing message sent before it."""
+    customers = list(touches)
+    for sent in touches.values():
+        sent.sort(key=lambda t: t[0])
     p = purchases_t.c
-    seen: set[tuple[str, str]] = set()
     for start in range(0, len(customers), 500):
         chunk = customers[start : start + 500]
         query = sa.select(p.id, p.customer_id, p.purchased_at, p.total).where(
             p.customer_id.in_(chunk), p.returned_at.is_(None)
         )
         for order in conn.execute(query):
-            for journey, origin, sent_at in windows[order.customer_id]:
-                key = (journey, order.id)
-                if key in seen or order.id == origin:
-                    continue
-                if sent_at < order.purchased_at <= sent_at + span:
-                    seen.add(key)
-                    results[journey].orders += 1
-                    results[journey].revenue += _money(order.total)
+            credited = _last_touch(touches[order.customer_id], order.id, order.purchased_at, span)
+            if credited is not None and credited in results:
+                results[credited].orders += 1
+                results[credited].revenue += _money(order.total)
+
+
+def _last_touch(
+    touches: list[tuple[datetime, str, str | None]], order_id: str, at: datetime, span: timedelta
+) -> str | None:
+    """The journey of the last message (``touches`` in time order) sent before ``at``
+    within ``span``, else None."""
+    index = bisect_left(touches, at, key=lambda t: t[0])
+    for sent_at, journey, origin in reversed(touches[:index]):
+        if sent_at + span < at:
+            return None
+        if origin != order_id:
+            return journey
+    return None
 
 
 def journey_stats(conn: Connection, journey_id: str, prices: Prices) -> JourneyStats:
