@@ -63,7 +63,7 @@ def parse_share(value: Any) -> float:
     if not text.endswith("%") and share > 1:
         share /= 100
     if not 0 <= share <= MAX_HOLDOUT:
-        raise ValueError(f"holdout {text} is outside 0-50 %: a larger control group is never sent")
+        raise ValueError(f"holdout {text} is outside 0-50 %")
     return share
 
 

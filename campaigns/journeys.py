@@ -401,6 +401,15 @@ def _line_for(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | 
     return lines.get(loc)
 
 
+def source_line(path: str | Path, loc: tuple[Any, ...]) -> int | None:
+    """The line of ``loc`` (``("steps", 0, "variants", 1, "template")``) in a journey file."""
+    try:
+        node = yaml.compose(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return _line_for(_line_index(node), loc) if node is not None else None
+
+
 def parse_journey(text: str, source: str) -> tuple[Journey | None, list[JourneyProblem]]:
     """Parse and validate one journey document; problems carry the file and line."""
     try:
@@ -452,6 +461,9 @@ def check_conditions(
     return problems
 
 
+CENT = Decimal("0.01")
+
+
 def offer_cost(journey: Journey, conversion: Mapping[str, Any]) -> Decimal:
     """What one conversion gives away: ``offer_cost`` as a number, or its expression
     evaluated over the conversion (``offer``, ``event``, ``order``, ``value``); 0 without."""
@@ -465,19 +477,32 @@ def offer_cost(journey: Journey, conversion: Mapping[str, Any]) -> Decimal:
     value = compile_condition(spec)(**conversion)
     if isinstance(value, bool) or value is None:
         raise ValueError(f"offer_cost {spec!r} gave {value!r}, not an amount")
-    return Decimal(str(value))
+    return Decimal(str(value)).quantize(CENT)
 
 
 def conversion_context(event: Mapping[str, Any]) -> dict[str, Any]:
     """The names an ``offer_cost`` expression may use, from one goal event's payload."""
     order = event.get("order") if isinstance(event.get("order"), Mapping) else None
     offer = event.get("offer") if isinstance(event.get("offer"), Mapping) else {}
+    value = event.get("value") or (order or {}).get("total") or 0
     return {
         "event": dict(event),
         "order": order or {},
-        "offer": _Lenient(offer),
-        "value": event.get("value") or (order or {}).get("total") or 0,
+        "offer": _Lenient({k: _amount(v) for k, v in offer.items()}),
+        "value": _amount(value),
     }
+
+
+def _amount(value: Any) -> Any:
+    """Amounts as numbers an expression can multiply ("15.00" and Decimal become 15.0)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, Decimal | int | float):
+        return float(value)
+    try:
+        return float(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
 
 
 def check_offer_cost(

@@ -151,3 +151,56 @@ def _capped_customers(h) -> set[str]:
                 .where(d.action == "deferred", d.reason.like("frequency_cap%"))
             ).scalars()
         )
+
+
+BAD = """\
+id: bad
+trigger: {event: purchase}
+holdout: 80%
+goal: coupon_used
+steps:
+  - id: offer
+    wait: 30d
+    send: {channel: email, template: loyalty_offer}
+    variants:
+      - {id: a, subject: "x", weight: 0}
+      - {id: b, subject: "y", weight: "heavy"}
+"""
+MISSING_TEMPLATE = """\
+id: missing
+trigger: {event: purchase}
+offer_cost: offer.discount
+steps:
+  - id: offer
+    wait: 30d
+    send: {channel: email, template: loyalty_offer}
+    variants:
+      - id: a
+        subject: "x"
+      - id: b
+        template: no_such_template
+"""
+
+
+def test_validate_refuses_bad_experiments_with_file_line_and_reason(sqlite_harness):
+    from typer.testing import CliRunner
+
+    from aftersale.cli import app as cli
+
+    journeys = sqlite_harness.directory / "journeys"
+    (journeys / "bad.yaml").write_text(BAD, encoding="utf-8")
+    (journeys / "missing.yaml").write_text(MISSING_TEMPLATE, encoding="utf-8")
+    done = CliRunner().invoke(
+        cli, ["--project", str(sqlite_harness.directory), "journeys", "validate"],
+        env={"COLUMNS": "300"},
+    )  # fmt: skip
+    assert done.exit_code == 1
+    out = done.output
+    assert "bad.yaml:3: error: holdout:" in out and "80% is outside 0-50 %" in out
+    assert "bad.yaml:4: error: goal:" in out and "unknown goal event 'coupon_used'" in out
+    assert "bad.yaml:10: error: steps.0.variants.0.weight:" in out
+    assert "weight 0 is not a positive number" in out
+    assert "bad.yaml:11: error: steps.0.variants.1.weight:" in out
+    assert "weight 'heavy' is not a positive number" in out
+    assert "missing.yaml:12: error: steps.0.variants.1.template: no_such_template: " in out
+    assert "no email template named 'no_such_template'" in out

@@ -160,3 +160,59 @@ def test_holdout_shares(value, share):
 def test_holdout_shares_refused(value):
     with pytest.raises(ValueError):
         parse_share(value)
+
+
+# --------------------------------------------------------------------- goals and costs
+
+
+def parsed(extra: str):
+    from campaigns.journeys import parse_journey
+
+    text = ("id: j\ntrigger: {event: purchase}\n" + extra +
+            "steps:\n  - id: s\n    send: {channel: email, template: loyalty_offer}\n")  # fmt: skip
+    return parse_journey(text, "j.yaml")
+
+
+@pytest.mark.parametrize(
+    ("extra", "cost"),
+    [("offer_cost: 35.00\n", "35.00"), ("offer_cost: offer.discount\n", "7.5"),
+     ("offer_cost: value * 0.1\n", "12.9"), ("", "0")],
+)  # fmt: skip
+def test_offer_cost_is_a_number_or_an_expression_over_the_conversion(extra, cost):
+    from decimal import Decimal
+
+    from campaigns.journeys import conversion_context, offer_cost
+
+    journey, problems = parsed("goal: coupon_redeemed\n" + extra)
+    assert problems == []
+    event = {"type": "coupon_redeemed", "value": Decimal("129.00"), "offer": {"discount": 7.5}}
+    assert offer_cost(journey, conversion_context(event)) == pytest.approx(Decimal(cost))
+    assert journey.goal_event == "coupon_redeemed"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [("offer_cost: -5\n", "offer_cost must not be negative"),
+     ("offer_cost: offer.discont\n", "gave None, not an amount"),
+     ("offer_cost: true\n", "offer_cost is a number or an expression"),
+     ("goal: bought\n", "unknown goal event 'bought'")],
+)  # fmt: skip
+def test_bad_goals_and_costs_are_refused_with_their_line(extra, message):
+    journey, problems = parsed(extra)
+    assert journey is None
+    assert [p.line for p in problems] == [3] and message in problems[0].message
+
+
+def test_a_step_lists_two_distinct_variants_that_change_something():
+    from campaigns.journeys import parse_journey
+
+    for variants, message in [
+        ("[{id: a, subject: x}]", "at least two"),
+        ("[{id: a, subject: x}, {id: a, subject: y}]", "variant ids must differ"),
+        ("[{id: a, subject: x}, {id: b, weight: 2}]", "neither a template nor a subject"),
+    ]:
+        text = ("id: j\ntrigger: {event: purchase}\nsteps:\n  - id: s\n"
+                "    send: {channel: email, template: loyalty_offer}\n"
+                f"    variants: {variants}\n")  # fmt: skip
+        journey, problems = parse_journey(text, "j.yaml")
+        assert journey is None and message in problems[0].message and problems[0].line == 6
