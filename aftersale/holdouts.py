@@ -4,7 +4,9 @@ Who is in which group is what the log says, not a recomputed hash: a customer wh
 marketing messages of the journey ended ``skipped`` with reason ``holdout`` is in the control
 group; every other customer with a marketing message of the journey that has come due is
 treated, whatever then became of the message (intention to treat: a treated customer whose
-e-mail bounced still counts as treated).
+e-mail bounced or who gave no consent still counts as treated). A message cancelled before
+its time (the journey's exit, a return) never came due, in either group, and counts for
+nothing.
 
 A customer converts when the journey's goal event happens between their first message's
 due time and ``attribution_days`` after their last one, the same window for both groups:
@@ -100,7 +102,7 @@ def _customers(conn: Connection, journey_id: str, prices: Prices) -> dict[str, _
     ).where(
         m.journey_id == journey_id,
         m.category == "marketing",
-        m.status.not_in(("planned", "sending")),
+        m.status.not_in(("planned", "sending", "cancelled")),
     )  # fmt: skip
     customers: dict[str, _Customer] = defaultdict(_Customer)
     for row in conn.execute(query):
