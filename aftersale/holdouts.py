@@ -26,10 +26,10 @@ intervals and a verdict.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -77,7 +77,13 @@ class ExperimentReport:
 
 
 def experiment_report(conn: Connection, journey: Journey, prices: Prices) -> ExperimentReport:
-    """Holdout and variant figures of ``journey`` (its current definition) from the log."""
+    """Holdout and variant figures of ``journey`` (its current definition) from the log.
+
+    A journey whose definition has neither a holdout nor variants has nothing to report.
+    """
+    variants = any(step.variants for step in journey.steps)
+    if journey.holdout_share == 0 and not variants:
+        return ExperimentReport(journey.id, journey.goal_event, None, [])
     customers = _customers(conn, journey.id, prices)
     span = timedelta(days=prices.attribution_days)
     _conversions(conn, journey, customers, span)
@@ -94,36 +100,57 @@ def _outcome(c: _Customer) -> Outcome:
     return Outcome(c.converted, float(c.revenue), float(c.cost + c.offer_cost))
 
 
-def _customers(conn: Connection, journey_id: str, prices: Prices) -> dict[str, _Customer]:
+def _exposed(journey_id: str, journey: Any = None) -> Any:
+    """The journey's marketing messages that came due (see the module's rules)."""
     m = messages_t.c
-    query = sa.select(
-        m.customer_id, m.step, m.status, m.reason, m.due_at, m.sent_at, m.channel, m.details,
-        m.variant,
-    ).where(
-        m.journey_id == journey_id,
+    return sa.and_(
+        (m.journey_id if journey is None else journey) == journey_id,
         m.category == "marketing",
         m.status.not_in(("planned", "sending", "cancelled")),
-    )  # fmt: skip
-    customers: dict[str, _Customer] = defaultdict(_Customer)
-    for row in conn.execute(query):
-        c = customers[row.customer_id]
-        c.control = c.control or row.reason == HOLDOUT
-        last = row.sent_at or row.due_at
-        c.start = row.due_at if c.start is None else min(c.start, row.due_at)
-        c.end = last if c.end is None else max(c.end, last)
-        if row.sent_at is not None and row.status in SENT_STATUSES:
-            c.cost += prices.message_cost(row.channel, row.details)
-            if row.variant:
-                c.variants.add((row.step, row.variant))
-    return dict(customers)
+    )
+
+
+def _customers(conn: Connection, journey_id: str, prices: Prices) -> dict[str, _Customer]:
+    """Each exposed customer's group, window, message cost and variants: one pass in SQL."""
+    m = messages_t.c
+    sent = sa.and_(m.sent_at.is_not(None), m.status.in_(SENT_STATUSES))
+    segments = sa.func.coalesce(m.details["segments"].as_integer(), 1)
+    query = (
+        sa.select(
+            m.customer_id,
+            m.step,
+            sa.func.max(sa.case((m.reason == HOLDOUT, 1), else_=0)),
+            sa.func.min(m.due_at),
+            sa.func.max(sa.func.coalesce(m.sent_at, m.due_at)),
+            sa.func.count(sa.case((sa.and_(sent, m.channel != "sms"), 1))),
+            sa.func.sum(sa.case((sa.and_(sent, m.channel == "sms"), segments), else_=0)),
+            sa.func.max(sa.case((sent, m.variant))),
+        )
+        # journey_id || '': a journey with an experiment is a large share of the log, and
+        # one scan of the table beats fetching each of its rows through the index.
+        .where(_exposed(journey_id, m.journey_id + ""))
+        .group_by(m.customer_id, m.step)
+    )
+    customers: dict[str, _Customer] = {}
+    for cid, step, control, start, end, emails, sms_segments, variant in conn.execute(query):
+        cost = emails * prices.email + int(sms_segments or 0) * prices.sms_segment
+        c = customers.get(cid)
+        if c is None:
+            customers[cid] = c = _Customer(bool(control), start, end, cost)
+        else:
+            c.control = c.control or bool(control)
+            c.start, c.end, c.cost = min(c.start, start), max(c.end, end), c.cost + cost
+        if variant is not None:
+            c.variants.add((step, variant))
+    return customers
 
 
 def _conversions(
     conn: Connection, journey: Journey, customers: dict[str, _Customer], span: timedelta
 ) -> None:
-    for customer_id, at, value, conversion in _goal_events(conn, journey.goal_event, customers):
-        c = customers[customer_id]
-        if c.start is None or c.end is None or not c.start < at <= c.end + span:
+    for customer_id, at, value, conversion in _goal_events(conn, journey, customers):
+        c = customers.get(customer_id)
+        if c is None or c.start is None or c.end is None or not c.start < at <= c.end + span:
             continue
         c.converted = True
         c.revenue += value
@@ -132,43 +159,62 @@ def _conversions(
 
 
 def _offer_cost(journey: Journey, conversion: dict[str, Any]) -> Decimal:
+    fixed = _fixed_cost(journey.offer_cost)
+    if fixed is not None:
+        return fixed
     try:
         return offer_cost(journey, conversion_context(conversion))
     except Exception:  # noqa: BLE001 - an event without the field costs nothing, not the report
         return Decimal("0")
 
 
-def _goal_events(conn: Connection, goal: str, customers: dict[str, _Customer]):
-    """``(customer, at, value, event fields)`` of every goal event of these customers."""
-    ids = list(customers)
-    p, e = purchases_t.c, events_t.c
+@lru_cache(maxsize=64)
+def _fixed_cost(spec: str | None) -> Decimal | None:
+    """``offer_cost`` when it is a plain amount (or absent: 0), else None."""
+    if spec is None:
+        return Decimal("0")
+    try:
+        return Decimal(spec).quantize(Decimal("0.01"))
+    except ArithmeticError:
+        return None
+
+
+def _goal_events(conn: Connection, journey: Journey, customers: dict[str, _Customer]):
+    """``(customer, at, value, event fields)`` of every goal event of exposed customers."""
+    ids = sorted(customers)
     for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        if goal == "purchase":
-            query = sa.select(p.id, p.customer_id, p.purchased_at, p.total).where(
-                p.customer_id.in_(chunk), p.returned_at.is_(None)
-            )
-            for order in conn.execute(query):
-                total = _money(order.total)
-                event = {"type": "purchase", "value": total,
-                         "order": {"id": order.id, "total": total}}  # fmt: skip
-                yield order.customer_id, order.purchased_at, total, event
-            continue
-        query = sa.select(e.customer_id, e.at, e.payload).where(
-            e.customer_id.in_(chunk), e.type == goal
+        yield from _goal_events_of(conn, journey, ids[start : start + CHUNK])
+
+
+def _goal_events_of(conn: Connection, journey: Journey, chunk: list[str]):
+    p, e = purchases_t.c, events_t.c
+    goal = journey.goal_event
+    if goal == "purchase":
+        query = sa.select(p.id, p.customer_id, p.purchased_at, p.total).where(
+            p.customer_id.in_(chunk), p.returned_at.is_(None)
         )
-        rows = list(conn.execute(query))
-        totals = _order_totals(conn, rows)
-        for row in rows:
-            payload = dict(row.payload or {})
-            order = payload.get("order")
-            value = payload.get("value")
-            if value is None and isinstance(order, dict):
-                value = order.get("total")
-            elif value is None and order is not None:
-                value = totals.get(str(order))
-            amount = _money(None if value is None else str(value))
-            yield row.customer_id, row.at, amount, {"type": goal, **payload, "value": amount}
+        costed = journey.offer_cost is not None
+        for order in conn.execute(query):
+            total = _money(order.total)
+            event = ({"type": "purchase", "value": total, "order": {"id": order.id, "total": total}}
+                     if costed else {})  # fmt: skip
+            yield order.customer_id, order.purchased_at, total, event
+        return
+    query = sa.select(e.customer_id, e.at, e.payload).where(
+        e.customer_id.in_(chunk), e.type == goal
+    )
+    rows = list(conn.execute(query))
+    totals = _order_totals(conn, rows)
+    for row in rows:
+        payload = dict(row.payload or {})
+        order = payload.get("order")
+        value = payload.get("value")
+        if value is None and isinstance(order, dict):
+            value = order.get("total")
+        elif value is None and order is not None:
+            value = totals.get(str(order))
+        amount = _money(None if value is None else str(value))
+        yield row.customer_id, row.at, amount, {"type": goal, **payload, "value": amount}
 
 
 def _order_totals(conn: Connection, rows: list[Any]) -> dict[str, str]:
@@ -178,8 +224,12 @@ def _order_totals(conn: Connection, rows: list[Any]) -> dict[str, str]:
     if not named:
         return {}
     p = purchases_t.c
-    query = sa.select(p.id, p.total).where(p.id.in_(sorted(named)))
-    return {r.id: r.total for r in conn.execute(query)}
+    found: dict[str, str] = {}
+    ordered = sorted(named)
+    for start in range(0, len(ordered), CHUNK):
+        query = sa.select(p.id, p.total).where(p.id.in_(ordered[start : start + CHUNK]))
+        found.update({r.id: r.total for r in conn.execute(query)})
+    return found
 
 
 def _variants(

@@ -13,7 +13,6 @@ through providers that report no deliveries (the outbox, SMTP).
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ versions_t = JourneyVersion.__table__
 dispatchers_t = DispatcherHeartbeat.__table__
 
 SENT_STATUSES = ("sent", "delivered", "bounced", "unknown")
+NOT_SENT_STATUSES = ("skipped", "cancelled", "failed", "unknown", "bounced")
 # Providers that never report deliveries, opens or clicks back.
 SILENT_PROVIDERS = ("outbox", "smtp")
 FAILURE_STATUSES = ("failed", "bounced", "unknown")
@@ -126,44 +126,86 @@ def _money(text: str | None) -> Decimal:
         return Decimal("0")
 
 
-def step_funnels(conn: Connection, journey_id: str | None = None) -> list[StepFunnel]:
+@dataclass(frozen=True)
+class LogGroup:
+    """Messages of one journey, step, channel, status and reason, counted."""
+
+    journey_id: str
+    step: str
+    channel: str
+    status: str
+    reason: str | None
+    messages: int
+    sent: int
+    delivered: int
+    opened: int
+    clicked: int
+    reporting: int  # sent through a provider that reports deliveries
+    emails: int  # sent e-mails (for the cost)
+    sms_segments: int  # segments of sent SMS (for the cost)
+    first_id: int
+
+
+def log_groups(conn: Connection, journey_id: str | None = None) -> list[LogGroup]:
+    """One pass over the log that funnels, reasons and message costs are all drawn from."""
+    m = messages_t.c
+    sent = sa.and_(m.sent_at.is_not(None), m.status.in_(SENT_STATUSES))
+    reporting = sa.and_(m.sent_at.is_not(None), m.provider.not_in(SILENT_PROVIDERS))
+    segments = sa.func.coalesce(m.details["segments"].as_integer(), 1)
+    # Grouped by journey_id || '': grouped by the column itself, SQLite walks the
+    # (journey_id, step) index and fetches every row by its id, twice as slow as one scan.
+    journey = m.journey_id if journey_id else (m.journey_id + "")
+    query = sa.select(
+        journey, m.step, m.channel, m.status, m.reason,
+        sa.func.count(), sa.func.count(m.sent_at), sa.func.count(m.delivered_at),
+        sa.func.count(m.opened_at), sa.func.count(m.clicked_at),
+        sa.func.count(sa.case((reporting, 1))),
+        sa.func.count(sa.case((sa.and_(sent, m.channel != "sms"), 1))),
+        sa.func.coalesce(
+            sa.func.sum(sa.case((sa.and_(sent, m.channel == "sms"), segments), else_=0)), 0
+        ),
+        sa.func.min(m.id),
+    ).group_by(journey, m.step, m.channel, m.status, m.reason)  # fmt: skip
+    if journey_id:
+        query = query.where(m.journey_id == journey_id)
+    return [LogGroup(*row[:12], int(row[12]), row[13]) for row in conn.execute(query)]
+
+
+def step_funnels(
+    conn: Connection, journey_id: str | None = None, groups: list[LogGroup] | None = None
+) -> list[StepFunnel]:
     """planned → sent → delivered → opened → clicked, per journey and step.
 
     "planned" counts the messages whose time has come (anything no longer ``planned``).
     """
-    m = messages_t.c
-    reporting = sa.and_(m.sent_at.is_not(None), m.provider.not_in(SILENT_PROVIDERS))
-    counted = [
-        sa.func.count(),
-        sa.func.count(m.sent_at),
-        sa.func.count(m.delivered_at),
-        sa.func.count(m.opened_at),
-        sa.func.count(m.clicked_at),
-        sa.func.count(sa.case((reporting, 1))),
-    ]
-    query = (
-        sa.select(m.journey_id, m.step, m.channel, *counted)
-        .where(m.status != "planned")
-        .group_by(m.journey_id, m.step, m.channel)
+    funnels: dict[tuple[str, str, str], StepFunnel] = {}
+    first: dict[tuple[str, str, str], int] = {}
+    for g in log_groups(conn, journey_id) if groups is None else groups:
+        if g.status == "planned":
+            continue
+        key = (g.journey_id, g.step, g.channel)
+        f = funnels.setdefault(key, StepFunnel(*key))
+        f.planned += g.messages
+        f.sent += g.sent
+        f.delivered += g.delivered
+        f.opened += g.opened
+        f.clicked += g.clicked
+        f.reporting += g.reporting
+        first[key] = min(first.get(key, g.first_id), g.first_id)
+    return sorted(
+        funnels.values(), key=lambda f: (f.journey_id, first[f.journey_id, f.step, f.channel])
     )
-    if journey_id:
-        query = query.where(m.journey_id == journey_id)
-    rows = conn.execute(query.order_by(m.journey_id, sa.func.min(m.id))).all()
-    return [StepFunnel(r[0], r[1], r[2], *r[3:]) for r in rows]
 
 
-def skip_reasons(conn: Connection, journey_id: str | None = None) -> list[tuple[str, int]]:
+def skip_reasons(
+    conn: Connection, journey_id: str | None = None, groups: list[LogGroup] | None = None
+) -> list[tuple[str, int]]:
     """Why messages were not sent (skipped, cancelled, failed, unknown), most frequent first."""
-    m = messages_t.c
-    query = (
-        sa.select(sa.func.coalesce(m.reason, m.status), sa.func.count())
-        .where(m.status.in_(["skipped", "cancelled", "failed", "unknown", "bounced"]))
-        .group_by(sa.func.coalesce(m.reason, m.status))
-        .order_by(sa.func.count().desc())
-    )
-    if journey_id:
-        query = query.where(m.journey_id == journey_id)
-    return [(r[0], r[1]) for r in conn.execute(query)]
+    counts: dict[str, int] = defaultdict(int)
+    for g in log_groups(conn, journey_id) if groups is None else groups:
+        if g.status in NOT_SENT_STATUSES:
+            counts[g.reason or g.status] += g.messages
+    return sorted(counts.items(), key=lambda rc: (-rc[1], rc[0]))
 
 
 def deferral_reasons(conn: Connection, journey_id: str | None = None) -> list[tuple[str, int]]:
@@ -183,78 +225,70 @@ def deferral_reasons(conn: Connection, journey_id: str | None = None) -> list[tu
 
 
 def journey_returns(
-    conn: Connection, prices: Prices, journey_id: str | None = None
+    conn: Connection,
+    prices: Prices,
+    journey_id: str | None = None,
+    groups: list[LogGroup] | None = None,
 ) -> list[JourneyReturn]:
     """Cost, attributed follow-up revenue and return per journey (see the module's rules)."""
-    m = messages_t.c
-    query = sa.select(
-        m.journey_id, m.customer_id, m.order_id, m.channel, m.category, m.sent_at, m.details
-    ).where(m.sent_at.is_not(None), m.status.in_(SENT_STATUSES))
-    if journey_id:  # its customers' messages of every journey: the last one is credited
-        customers = sa.select(m.customer_id).where(m.journey_id == journey_id).distinct()
-        query = query.where(m.customer_id.in_(customers.scalar_subquery()))
     results: dict[str, JourneyReturn] = {}
-    touches: dict[str, list[tuple[datetime, str, str | None]]] = defaultdict(list)
-    for row in conn.execute(query):
-        if row.category == "marketing":
-            touches[row.customer_id].append((row.sent_at, row.journey_id, row.order_id))
-        if journey_id and row.journey_id != journey_id:
-            continue
-        ret = results.setdefault(row.journey_id, JourneyReturn(row.journey_id))
-        if row.channel == "sms":
-            ret.sms_segments += int((row.details or {}).get("segments") or 1)
-        else:
-            ret.emails += 1
+    for g in log_groups(conn, journey_id) if groups is None else groups:
+        if g.emails or g.sms_segments or g.status in SENT_STATUSES:
+            ret = results.setdefault(g.journey_id, JourneyReturn(g.journey_id))
+            ret.emails += g.emails
+            ret.sms_segments += g.sms_segments
     for ret in results.values():
         ret.cost = ret.emails * prices.email + ret.sms_segments * prices.sms_segment
-    _attribute(conn, touches, results, timedelta(days=prices.attribution_days))
+    for journey, total in conn.execute(_credited(conn, prices.attribution_days, journey_id)):
+        if journey in results:
+            results[journey].orders += 1
+            results[journey].revenue += _money(total)
     return sorted(results.values(), key=lambda r: r.journey_id)
 
 
-def _attribute(
-    conn: Connection,
-    touches: dict[str, list[tuple[datetime, str, str | None]]],
-    results: dict[str, JourneyReturn],
-    span: timedelta,
-) -> None:
-    """Credit each follow-up order once, to the last marketing message sent before it."""
-    customers = list(touches)
-    for sent in touches.values():
-        sent.sort(key=lambda t: t[0])
-    p = purchases_t.c
-    for start in range(0, len(customers), 500):
-        chunk = customers[start : start + 500]
-        query = sa.select(p.id, p.customer_id, p.purchased_at, p.total).where(
-            p.customer_id.in_(chunk), p.returned_at.is_(None)
+def _credited(conn: Connection, days: int, journey_id: str | None) -> sa.Select:
+    """(journey, order total) of every follow-up order, credited to the last marketing
+    message sent to its customer before it within ``days`` (one index probe an order)."""
+    p, touch, credited = purchases_t, messages_t.alias("touch"), messages_t.alias("credited")
+    t = touch.c
+    last_touch = (
+        sa.select(t.id)
+        .where(
+            t.customer_id == p.c.customer_id,
+            t.sent_at < p.c.purchased_at,
+            t.sent_at >= days_before(conn, p.c.purchased_at, days),
+            t.category == "marketing",
+            t.status.in_(SENT_STATUSES),
+            sa.or_(t.order_id.is_(None), t.order_id != p.c.id),
         )
-        for order in conn.execute(query):
-            credited = _last_touch(touches[order.customer_id], order.id, order.purchased_at, span)
-            if credited is not None and credited in results:
-                results[credited].orders += 1
-                results[credited].revenue += _money(order.total)
+        .order_by(t.sent_at.desc())
+        .limit(1)
+        .correlate(p)
+        .scalar_subquery()
+    )
+    query = (
+        sa.select(credited.c.journey_id, p.c.total)
+        .select_from(p.join(credited, credited.c.id == last_touch))
+        .where(p.c.returned_at.is_(None))
+    )
+    return query.where(credited.c.journey_id == journey_id) if journey_id else query
 
 
-def _last_touch(
-    touches: list[tuple[datetime, str, str | None]], order_id: str, at: datetime, span: timedelta
-) -> str | None:
-    """The journey of the last message (``touches`` in time order) sent before ``at``
-    within ``span``, else None."""
-    index = bisect_left(touches, at, key=lambda t: t[0])
-    for sent_at, journey, origin in reversed(touches[:index]):
-        if sent_at + span < at:
-            return None
-        if origin != order_id:
-            return journey
-    return None
+def days_before(conn: Connection, moment: Any, days: int) -> Any:
+    """``moment`` less ``days`` days, in SQL: SQLite keeps UTC as text, PostgreSQL as time."""
+    if conn.dialect.name == "sqlite":  # the stored form, 'YYYY-MM-DD HH:MM:SS.ffffff'
+        return sa.func.strftime("%Y-%m-%d %H:%M:%f", moment, f"-{int(days)} days").op("||")("000")
+    return moment - sa.literal_column(f"interval '{int(days)} days'")
 
 
 def journey_stats(conn: Connection, journey_id: str, prices: Prices) -> JourneyStats:
     """Funnel, reasons and return of one journey."""
-    returns = journey_returns(conn, prices, journey_id)
+    groups = log_groups(conn, journey_id)
+    returns = journey_returns(conn, prices, journey_id, groups)
     return JourneyStats(
         journey_id=journey_id,
-        steps=step_funnels(conn, journey_id),
-        skip_reasons=skip_reasons(conn, journey_id),
+        steps=step_funnels(conn, journey_id, groups),
+        skip_reasons=skip_reasons(conn, journey_id, groups),
         deferral_reasons=deferral_reasons(conn, journey_id),
         returns=returns[0] if returns else JourneyReturn(journey_id),
     )

@@ -21,6 +21,7 @@ from aftersale.stats import (
     deferral_reasons,
     journey_returns,
     list_journeys,
+    log_groups,
     skip_reasons,
     step_funnels,
 )
@@ -85,9 +86,10 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
         proj = open_project()
         prices = project_prices(proj)
         with reading(proj.db) as conn:
-            returns = journey_returns(conn, prices, journey)
-            funnels = step_funnels(conn, journey)
-            skips = skip_reasons(conn, journey)
+            groups = log_groups(conn, journey)  # one pass over the log for all three
+            returns = journey_returns(conn, prices, journey, groups)
+            funnels = step_funnels(conn, journey, groups)
+            skips = skip_reasons(conn, journey, groups)
             deferrals = deferral_reasons(conn, journey)
             reports = experiments(conn, prices, journey)
         if journey and not reports and not funnels:
