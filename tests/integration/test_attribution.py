@@ -92,3 +92,23 @@ def test_delivery_figures_are_not_applicable_where_the_provider_reports_none(
         assert stages["delivered"] is stages["opened"] is stages["clicked"] is None
     finally:
         h.project.close()
+
+
+def test_an_order_past_the_window_is_credited_to_nobody(make_harness, database_url):
+    h = make_harness(database_url=database_url, toml=POLICY_TOML, builtin_journeys=False,
+                     journeys={"early.yaml": offer("early", "10d")})  # fmt: skip
+    try:
+        h.customers([ANNA])
+        # The offer goes out on 16 January; 31 days later is past the 30-day window.
+        h.events([
+            purchase("e1", "c1", "2026-01-06T10:00:00+01:00", "o1", item()),
+            purchase("e2", "c1", "2026-02-17T10:00:00+01:00", "o2", item()),
+        ])  # fmt: skip
+        h.simulate(utc("2026-02-18T00:00:00"))
+        [sent, _] = h.messages(journey_id="early")
+        assert sent.status == "sent" and sent.sent_at < utc("2026-01-17T00:00:00")
+        with reading(h.project.db) as conn:
+            [early] = journey_returns(conn, project_prices(h.project))
+        assert (early.emails, early.orders) == (1, 0)
+    finally:
+        h.project.close()

@@ -118,3 +118,40 @@ def stats_json(h) -> dict:
             journey_returns(conn, prices, "offer"), step_funnels(conn, "offer"),
             skip_reasons(conn, "offer"), deferral_reasons(conn, "offer"),
         )))  # fmt: skip
+
+
+EXIT_ON_PURCHASE = """\
+id: offer
+trigger: {event: purchase}
+reentry: once
+holdout: 50%
+exit: {goal: repurchase}
+steps:
+  - id: offer
+    wait: 30d
+    send: {channel: email, template: loyalty_offer}
+"""
+
+
+def test_customers_whose_messages_were_cancelled_before_their_time_are_in_neither_group(
+    make_harness, database_url
+):
+    h = make_harness(database_url=database_url, toml=POLICY_TOML, builtin_journeys=False,
+                     journeys={"offer.yaml": EXIT_ON_PURCHASE})  # fmt: skip
+    try:
+        h.customers(CUSTOMERS[:20])
+        ids = [c["id"] for c in CUSTOMERS[:20]]
+        # The first five buy again within a week: their offer is cancelled before it is
+        # due, in either group, and their purchase is no conversion of the offer.
+        h.events(
+            [purchase(f"p-{c}", c, "2026-01-06T10:00:00+01:00", f"o-{c}", item()) for c in ids]
+            + [purchase(f"q-{c}", c, "2026-01-12T10:00:00+01:00", f"q-{c}", item())
+               for c in ids[:5]]
+        )  # fmt: skip
+        h.simulate(utc("2026-03-15T00:00:00"))
+        assert {m.status for m in h.messages(customer_id=ids[0])} == {"cancelled"}
+        hold = stats_json(h)["journeys"][0]["holdout"]
+        assert hold["treated"]["customers"] + hold["control"]["customers"] == 15
+        assert hold["treated"]["conversions"] == hold["control"]["conversions"] == 0
+    finally:
+        h.project.close()
