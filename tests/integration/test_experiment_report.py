@@ -95,6 +95,20 @@ def test_stats_compares_treated_with_holdout_in_the_shape_the_readme_gives(
         assert set(variants["b"]) == {"step", "id", "sent", "conversions", "conversion_rate",
                                       "p_best"}  # fmt: skip
 
+        # The journey's page in the console shows the same comparison.
+        from datetime import UTC, datetime
+
+        from aftersale.accounts import create_user
+        from tests.integration.admin_data import VIEWER, client_for, login
+
+        create_user(h.project.db, *VIEWER, "viewer", datetime.now(UTC))
+        with client_for(h) as client:
+            login(client, VIEWER)
+            page = client.get("/admin/journeys/offer").text
+            api = client.get("/api/admin/journeys/offer").json()
+        assert "Treated vs holdout" in page and f"Verdict:</strong> {hold['verdict']}" in page
+        assert 'id="variants"' in page
+        assert api["holdout"] == hold and api["currency"] == "CHF"
         if sqlite:
             table = CliRunner().invoke(cli, ["--project", str(h.directory), "stats", "--journey",
                                              "offer"], env={"COLUMNS": "200"})  # fmt: skip
