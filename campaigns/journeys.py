@@ -285,6 +285,8 @@ class Journey(_Model):
             seen.add(step.id)
             if index == 0 and step.from_ == "previous":
                 raise ValueError(f"step {step.id!r} is the first: it cannot wait from 'previous'")
+            if step.send.channel == "sms" and any(v.subject for v in step.variants or ()):
+                raise ValueError(f"step {step.id!r} sends an SMS, which has no subject to vary")
             uses_warranty = step.from_ == "warranty_end" or step.send.expires_at == "warranty_end"
             if uses_warranty and self.trigger.for_each != "item":
                 raise ValueError(
@@ -431,6 +433,7 @@ def parse_journey(text: str, source: str) -> tuple[Journey | None, list[JourneyP
         ]
     problems = check_conditions(journey, source, lines)
     problems += check_offer_cost(journey, source, lines)
+    problems += check_subjects(journey, source, lines)
     return (None if problems else journey), problems
 
 
@@ -524,6 +527,25 @@ def check_offer_cost(
         )
         return [JourneyProblem(source, line, message)]
     return []
+
+
+def check_subjects(
+    journey: Journey, source: str, lines: dict[tuple[Any, ...], int] | None = None
+) -> list[JourneyProblem]:
+    """A variant's subject line must be valid Jinja2 (it renders with the e-mail's names)."""
+    problems = []
+    for i, step in enumerate(journey.steps):
+        for j, variant in enumerate(step.variants or ()):
+            subject = variant.subject
+            for text in subject.values() if isinstance(subject, dict) else [subject]:
+                try:
+                    _env.parse(text or "")
+                except TemplateSyntaxError as exc:
+                    where = ("steps", i, "variants", j, "subject")
+                    problems.append(JourneyProblem(source, _line_for(lines or {}, where),
+                                                   f"steps.{i}.variants.{j}.subject: syntax "
+                                                   f"error: {exc.message}"))  # fmt: skip
+    return problems
 
 
 def sample_condition_context() -> dict[str, Any]:

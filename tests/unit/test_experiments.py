@@ -210,9 +210,20 @@ def test_a_step_lists_two_distinct_variants_that_change_something():
         ("[{id: a, subject: x}]", "at least two"),
         ("[{id: a, subject: x}, {id: a, subject: y}]", "variant ids must differ"),
         ("[{id: a, subject: x}, {id: b, weight: 2}]", "neither a template nor a subject"),
+        ("[{id: a, subject: x}, {id: b, subject: '{{ customer.first_name'}]", "syntax error"),
     ]:
         text = ("id: j\ntrigger: {event: purchase}\nsteps:\n  - id: s\n"
                 "    send: {channel: email, template: loyalty_offer}\n"
                 f"    variants: {variants}\n")  # fmt: skip
         journey, problems = parse_journey(text, "j.yaml")
         assert journey is None and message in problems[0].message and problems[0].line == 6
+
+
+def test_an_sms_step_has_no_subject_to_vary():
+    from campaigns.journeys import parse_journey
+
+    text = ("id: j\ntrigger: {event: purchase}\nsteps:\n  - id: s\n"
+            "    send: {channel: sms, template: warranty_reminder}\n"
+            "    variants: [{id: a, subject: x}, {id: b, template: inspection_reminder}]\n")  # fmt: skip
+    journey, problems = parse_journey(text, "j.yaml")
+    assert journey is None and "has no subject to vary" in problems[0].message
