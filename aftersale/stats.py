@@ -13,7 +13,6 @@ through providers that report no deliveries (the outbox, SMTP).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -128,14 +127,12 @@ def _money(text: str | None) -> Decimal:
 
 @dataclass(frozen=True)
 class LogGroup:
-    """Messages of one journey, step, channel, status and reason, counted."""
+    """Messages of one journey, step and channel, counted."""
 
     journey_id: str
     step: str
     channel: str
-    status: str
-    reason: str | None
-    messages: int
+    due: int  # no longer planned: their time has come
     sent: int
     delivered: int
     opened: int
@@ -147,8 +144,9 @@ class LogGroup:
 
 
 def log_groups(conn: Connection, journey_id: str | None = None) -> list[LogGroup]:
-    """One pass over the log that funnels, reasons and message costs are all drawn from."""
+    """One pass over the log that funnels and message costs are both drawn from."""
     m = messages_t.c
+    due = m.status != "planned"
     sent = sa.and_(m.sent_at.is_not(None), m.status.in_(SENT_STATUSES))
     reporting = sa.and_(m.sent_at.is_not(None), m.provider.not_in(SILENT_PROVIDERS))
     segments = sa.func.coalesce(m.details["segments"].as_integer(), 1)
@@ -156,19 +154,20 @@ def log_groups(conn: Connection, journey_id: str | None = None) -> list[LogGroup
     # (journey_id, step) index and fetches every row by its id, twice as slow as one scan.
     journey = m.journey_id if journey_id else (m.journey_id + "")
     query = sa.select(
-        journey, m.step, m.channel, m.status, m.reason,
-        sa.func.count(), sa.func.count(m.sent_at), sa.func.count(m.delivered_at),
-        sa.func.count(m.opened_at), sa.func.count(m.clicked_at),
+        journey, m.step, m.channel,
+        sa.func.count(sa.case((due, 1))),
+        sa.func.count(sa.case((due, m.sent_at))),
+        sa.func.count(m.delivered_at), sa.func.count(m.opened_at), sa.func.count(m.clicked_at),
         sa.func.count(sa.case((reporting, 1))),
         sa.func.count(sa.case((sa.and_(sent, m.channel != "sms"), 1))),
         sa.func.coalesce(
             sa.func.sum(sa.case((sa.and_(sent, m.channel == "sms"), segments), else_=0)), 0
         ),
         sa.func.min(m.id),
-    ).group_by(journey, m.step, m.channel, m.status, m.reason)  # fmt: skip
+    ).group_by(journey, m.step, m.channel)  # fmt: skip
     if journey_id:
         query = query.where(m.journey_id == journey_id)
-    return [LogGroup(*row[:12], int(row[12]), row[13]) for row in conn.execute(query)]
+    return [LogGroup(*row[:10], int(row[10]), row[11]) for row in conn.execute(query)]
 
 
 def step_funnels(
@@ -178,34 +177,36 @@ def step_funnels(
 
     "planned" counts the messages whose time has come (anything no longer ``planned``).
     """
-    funnels: dict[tuple[str, str, str], StepFunnel] = {}
-    first: dict[tuple[str, str, str], int] = {}
-    for g in log_groups(conn, journey_id) if groups is None else groups:
-        if g.status == "planned":
-            continue
-        key = (g.journey_id, g.step, g.channel)
-        f = funnels.setdefault(key, StepFunnel(*key))
-        f.planned += g.messages
-        f.sent += g.sent
-        f.delivered += g.delivered
-        f.opened += g.opened
-        f.clicked += g.clicked
-        f.reporting += g.reporting
-        first[key] = min(first.get(key, g.first_id), g.first_id)
-    return sorted(
-        funnels.values(), key=lambda f: (f.journey_id, first[f.journey_id, f.step, f.channel])
-    )
+    found = log_groups(conn, journey_id) if groups is None else groups
+    return [
+        StepFunnel(
+            g.journey_id,
+            g.step,
+            g.channel,
+            g.due,
+            g.sent,
+            g.delivered,
+            g.opened,
+            g.clicked,
+            g.reporting,
+        )  # fmt: skip
+        for g in sorted(found, key=lambda g: (g.journey_id, g.first_id))
+        if g.due
+    ]
 
 
-def skip_reasons(
-    conn: Connection, journey_id: str | None = None, groups: list[LogGroup] | None = None
-) -> list[tuple[str, int]]:
+def skip_reasons(conn: Connection, journey_id: str | None = None) -> list[tuple[str, int]]:
     """Why messages were not sent (skipped, cancelled, failed, unknown), most frequent first."""
-    counts: dict[str, int] = defaultdict(int)
-    for g in log_groups(conn, journey_id) if groups is None else groups:
-        if g.status in NOT_SENT_STATUSES:
-            counts[g.reason or g.status] += g.messages
-    return sorted(counts.items(), key=lambda rc: (-rc[1], rc[0]))
+    m = messages_t.c
+    query = (
+        sa.select(sa.func.coalesce(m.reason, m.status), sa.func.count())
+        .where(m.status.in_(NOT_SENT_STATUSES))
+        .group_by(sa.func.coalesce(m.reason, m.status))
+        .order_by(sa.func.count().desc(), sa.func.coalesce(m.reason, m.status))
+    )
+    if journey_id:
+        query = query.where(m.journey_id == journey_id)
+    return [(r[0], r[1]) for r in conn.execute(query)]
 
 
 def deferral_reasons(conn: Connection, journey_id: str | None = None) -> list[tuple[str, int]]:
@@ -233,7 +234,7 @@ def journey_returns(
     """Cost, attributed follow-up revenue and return per journey (see the module's rules)."""
     results: dict[str, JourneyReturn] = {}
     for g in log_groups(conn, journey_id) if groups is None else groups:
-        if g.emails or g.sms_segments or g.status in SENT_STATUSES:
+        if g.emails or g.sms_segments:
             ret = results.setdefault(g.journey_id, JourneyReturn(g.journey_id))
             ret.emails += g.emails
             ret.sms_segments += g.sms_segments
@@ -288,7 +289,7 @@ def journey_stats(conn: Connection, journey_id: str, prices: Prices) -> JourneyS
     return JourneyStats(
         journey_id=journey_id,
         steps=step_funnels(conn, journey_id, groups),
-        skip_reasons=skip_reasons(conn, journey_id, groups),
+        skip_reasons=skip_reasons(conn, journey_id),
         deferral_reasons=deferral_reasons(conn, journey_id),
         returns=returns[0] if returns else JourneyReturn(journey_id),
     )

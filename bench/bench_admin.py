@@ -113,7 +113,7 @@ def stats_everything(project: Project) -> int:
         groups = log_groups(conn)
         journey_returns(conn, prices, groups=groups)
         step_funnels(conn, groups=groups)
-        skip_reasons(conn, groups=groups)
+        skip_reasons(conn)
         deferral_reasons(conn)
         return len(experiments(conn, prices))
 

@@ -86,10 +86,10 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
         proj = open_project()
         prices = project_prices(proj)
         with reading(proj.db) as conn:
-            groups = log_groups(conn, journey)  # one pass over the log for all three
+            groups = log_groups(conn, journey)  # one pass over the log for both
             returns = journey_returns(conn, prices, journey, groups)
             funnels = step_funnels(conn, journey, groups)
-            skips = skip_reasons(conn, journey, groups)
+            skips = skip_reasons(conn, journey)
             deferrals = deferral_reasons(conn, journey)
             reports = experiments(conn, prices, journey)
         if journey and not reports and not funnels:
