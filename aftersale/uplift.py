@@ -13,8 +13,8 @@ of the journey who were not held out) and the control group (held out). The figu
 The verdict reads the profit interval: above zero "pays", below zero "does not pay". Across
 zero, the question is whether the experiment could have seen a 2-point uplift of the
 conversion rate at 80 % power: if not, "not enough data yet: about N more customers needed
-to detect a 2-point uplift"; if it could, the journey "does not pay" (no uplift that would
-matter showed). The statistics come from statsmodels; nothing here reads the database.
+to detect a 2-point uplift" (for the split between the groups as it came out); if it could,
+the journey "does not pay" (no uplift that would matter showed). The statistics come from statsmodels; nothing here reads the database.
 
 Variants: each variant's conversion rate with its Wilson interval, and ``p_best``, the
 posterior probability (uniform Beta(1, 1) priors) that its rate beats the first variant's;
@@ -181,7 +181,8 @@ def compare(
     profit = mean_difference([margin * o.revenue - o.cost for o in treated],
                              [margin * o.revenue - o.cost for o in control])  # fmt: skip
     cost = math.fsum(o.cost for o in treated) - math.fsum(o.cost for o in control)
-    verdict, needed = _verdict(profit, k0 / n0 if n0 else 0.0, n1 + n0, share)
+    observed = n0 / (n0 + n1) if n0 and n1 else share  # the split as it came out
+    verdict, needed = _verdict(profit, k0 / n0 if n0 else 0.0, n1 + n0, observed)
     return HoldoutResult(
         share=share,
         treated=_group(k1, rev1),
@@ -218,7 +219,9 @@ def _verdict(
         return "pays", None
     if profit.high < 0:
         return "does not pay", None
-    missing = customers_needed(control_rate, share) - customers if share > 0 else 0
+    if share <= 0:
+        return "not enough data yet: nobody is held out", None
+    missing = customers_needed(control_rate, share) - customers
     if missing > 0:
         return (
             f"not enough data yet: about {missing:,} more customers needed "
