@@ -90,6 +90,16 @@ def test_delivery_figures_are_not_applicable_where_the_provider_reports_none(
         stages = dict(funnel.stages())
         assert (stages["planned"], stages["sent"]) == (1, 1)
         assert stages["delivered"] is stages["opened"] is stages["clicked"] is None
+        from datetime import UTC, datetime
+
+        from aftersale.accounts import create_user
+        from tests.integration.admin_data import VIEWER, client_for, login
+
+        create_user(h.project.db, *VIEWER, "viewer", datetime.now(UTC))
+        with client_for(h) as client:
+            login(client, VIEWER)
+            for page in ("/admin/journeys", "/admin/journeys/early"):
+                assert 'the provider reports no deliveries">n/a</span>' in client.get(page).text
     finally:
         h.project.close()
 
