@@ -23,7 +23,7 @@ from aftersale.errors import AftersaleError
 from aftersale.sendlog import LogFilter, customer_timeline, query_log, reason_text, write_export
 from aftersale.terminal import clean, safe
 from campaigns.importing import ImportReport, import_customers, import_events
-from campaigns.journeys import BUILTIN_DIR
+from campaigns.journeys import BUILTIN_DIR, source_line
 from campaigns.models import reading
 from channels.redaction import redact, redact_logs
 
@@ -281,12 +281,33 @@ def journeys_validate() -> None:
                     continue
                 issues.append(f"{item.source}: step {step.id}: {issue}")
                 errors += issue.level == "error"
+        for line, error in variant_problems(item, renderer, proj.settings.locales):
+            issues.append(line)
+            errors += error
     for line in issues:
         style = "red" if ": error" in line or "error:" in line else "yellow"
         console.print(f"[{style}]{safe(line)}[/]", highlight=False)
     if errors:
         fail(f"{errors} error(s) in {len(loaded) + (len(problems) > 0)} journey file(s)")
     console.print(f"[green]{len(loaded)} journeys valid[/]")
+
+
+def variant_problems(item: Any, renderer: Any, locales: list[str]) -> list[tuple[str, bool]]:
+    """Each step variant's template checked as the step's own, located by file and line."""
+    found = []
+    for i, step in enumerate(item.journey.steps):
+        for j, variant in enumerate(step.variants or ()):
+            if variant.template is None:
+                continue
+            where = f"steps.{i}.variants.{j}.template"
+            line = source_line(item.source, ("steps", i, "variants", j, "template"))
+            for issue in renderer.validate(variant.template, step.send.channel, locales=locales,
+                                           marketing=step.send.category == "marketing"):  # fmt: skip
+                if issue.level != "info":
+                    place = f"{item.source}:{line}" if line else item.source
+                    text = f"{place}: {issue.level}: {where}: {issue.template}: {issue.message}"
+                    found.append((text, issue.level == "error"))
+    return found
 
 
 @journeys_app.command("show")

@@ -33,7 +33,7 @@ items_t = PurchaseItem.__table__
 EXPORT_FIELDS = (
     "message_id", "customer", "order", "journey", "step", "occurrence", "channel", "category",
     "template", "locale", "status", "reason", "due_at", "sent_at", "provider",
-    "provider_message_id", "item", "bundled_into",
+    "provider_message_id", "item", "bundled_into", "variant",
 )  # fmt: skip
 # A message with the item its enrolment is about (per-item journeys; else NULLs), as
 # ``item_sku`` and ``item_name``: through the enrolment's order and item position.
@@ -152,6 +152,7 @@ def export_record(row: Any) -> dict[str, Any]:
         "provider_message_id": row.provider_message_id,
         "item": row.item_sku,
         "bundled_into": row.bundled_into,
+        "variant": row.variant,
     }
 
 

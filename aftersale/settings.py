@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     email_price: str = "0.001"
     sms_segment_price: str = "0.075"
     attribution_days: int = Field(default=30, ge=1)
+    # [stats]: the currency of every amount (prices, orders, offer costs), and the share of
+    # revenue that is profit; 1 counts all revenue as profit.
+    stats_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    stats_margin: float = Field(default=1.0, gt=0, le=1)
     session_max_age: int = Field(default=8 * 3600, ge=60)
     # None: send the session cookie only over HTTPS when public_url is https.
     session_secure_cookie: bool | None = None

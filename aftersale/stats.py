@@ -1,13 +1,19 @@
 """Figures for the admin console and ``aftersale stats``: funnels, returns, the dashboard.
 
-Follow-up revenue is attributed to a journey when the customer buys again within
-``attribution_days`` after one of its messages was sent; the order the enrolment came from
-never counts, returned orders never count, and one order counts once per journey.
+Attributed revenue: a follow-up order is credited once, to the last marketing message the
+customer was sent before it within ``attribution_days`` (so to that message's journey);
+transactional messages are never credited, the order an enrolment came from never counts
+for it, and returned orders never count. Attributed figures say what happened after a
+message, not what it caused: causal figures come from holdouts (:mod:`aftersale.holdouts`).
+
+Funnels count messages whose time has come: a message still planned is no baseline yet.
+Delivery, open and click figures are "n/a" (None) for a step whose messages all went
+through providers that report no deliveries (the outbox, SMTP).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -33,8 +39,12 @@ versions_t = JourneyVersion.__table__
 dispatchers_t = DispatcherHeartbeat.__table__
 
 SENT_STATUSES = ("sent", "delivered", "bounced", "unknown")
+NOT_SENT_STATUSES = ("skipped", "cancelled", "failed", "unknown", "bounced")
+# Providers that never report deliveries, opens or clicks back.
+SILENT_PROVIDERS = ("outbox", "smtp")
 FAILURE_STATUSES = ("failed", "bounced", "unknown")
 FUNNEL_STAGES = ("planned", "sent", "delivered", "opened", "clicked")
+REPORTED_STAGES = ("delivered", "opened", "clicked")
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,14 @@ class Prices:
     email: Decimal = Decimal("0")
     sms_segment: Decimal = Decimal("0")
     attribution_days: int = 30
+    currency: str = "EUR"
+    margin: Decimal = Decimal("1")  # the share of revenue that is profit ([stats] margin)
+
+    def message_cost(self, channel: str, details: Mapping[str, Any] | None) -> Decimal:
+        """What one sent message cost: an e-mail, or an SMS's segments."""
+        if channel == "sms":
+            return self.sms_segment * int((details or {}).get("segments") or 1)
+        return self.email
 
 
 @dataclass
@@ -58,9 +76,16 @@ class StepFunnel:
     delivered: int = 0
     opened: int = 0
     clicked: int = 0
+    reporting: int = 0  # sent through a provider that reports deliveries
 
-    def stages(self) -> list[tuple[str, int]]:
-        return [(name, getattr(self, name)) for name in FUNNEL_STAGES]
+    def stages(self) -> list[tuple[str, int | None]]:
+        """Each stage's count; None ("n/a") where no provider could have reported it."""
+        silent = self.sent > 0 and self.reporting == 0
+        return [
+            (name, None if silent and name in REPORTED_STAGES and not getattr(self, name)
+             else getattr(self, name))
+            for name in FUNNEL_STAGES
+        ]  # fmt: skip
 
 
 @dataclass
@@ -100,23 +125,74 @@ def _money(text: str | None) -> Decimal:
         return Decimal("0")
 
 
-def step_funnels(conn: Connection, journey_id: str | None = None) -> list[StepFunnel]:
-    """planned → sent → delivered → opened → clicked, per journey and step."""
+@dataclass(frozen=True)
+class LogGroup:
+    """Messages of one journey, step and channel, counted."""
+
+    journey_id: str
+    step: str
+    channel: str
+    due: int  # no longer planned: their time has come
+    sent: int
+    delivered: int
+    opened: int
+    clicked: int
+    reporting: int  # sent through a provider that reports deliveries
+    emails: int  # sent e-mails (for the cost)
+    sms_segments: int  # segments of sent SMS (for the cost)
+    first_id: int
+
+
+def log_groups(conn: Connection, journey_id: str | None = None) -> list[LogGroup]:
+    """One pass over the log that funnels and message costs are both drawn from."""
     m = messages_t.c
-    counted = [
-        sa.func.count(),
-        sa.func.count(m.sent_at),
-        sa.func.count(m.delivered_at),
-        sa.func.count(m.opened_at),
-        sa.func.count(m.clicked_at),
-    ]
-    query = sa.select(m.journey_id, m.step, m.channel, *counted).group_by(
-        m.journey_id, m.step, m.channel
-    )
+    due = m.status != "planned"
+    sent = sa.and_(m.sent_at.is_not(None), m.status.in_(SENT_STATUSES))
+    reporting = sa.and_(m.sent_at.is_not(None), m.provider.not_in(SILENT_PROVIDERS))
+    segments = sa.func.coalesce(m.details["segments"].as_integer(), 1)
+    # Grouped by journey_id || '': grouped by the column itself, SQLite walks the
+    # (journey_id, step) index and fetches every row by its id, twice as slow as one scan.
+    journey = m.journey_id if journey_id else (m.journey_id + "")
+    query = sa.select(
+        journey, m.step, m.channel,
+        sa.func.count(sa.case((due, 1))),
+        sa.func.count(sa.case((due, m.sent_at))),
+        sa.func.count(m.delivered_at), sa.func.count(m.opened_at), sa.func.count(m.clicked_at),
+        sa.func.count(sa.case((reporting, 1))),
+        sa.func.count(sa.case((sa.and_(sent, m.channel != "sms"), 1))),
+        sa.func.coalesce(
+            sa.func.sum(sa.case((sa.and_(sent, m.channel == "sms"), segments), else_=0)), 0
+        ),
+        sa.func.min(m.id),
+    ).group_by(journey, m.step, m.channel)  # fmt: skip
     if journey_id:
         query = query.where(m.journey_id == journey_id)
-    rows = conn.execute(query.order_by(m.journey_id, sa.func.min(m.id))).all()
-    return [StepFunnel(r[0], r[1], r[2], *r[3:]) for r in rows]
+    return [LogGroup(*row[:10], int(row[10]), row[11]) for row in conn.execute(query)]
+
+
+def step_funnels(
+    conn: Connection, journey_id: str | None = None, groups: list[LogGroup] | None = None
+) -> list[StepFunnel]:
+    """planned → sent → delivered → opened → clicked, per journey and step.
+
+    "planned" counts the messages whose time has come (anything no longer ``planned``).
+    """
+    found = log_groups(conn, journey_id) if groups is None else groups
+    return [
+        StepFunnel(
+            g.journey_id,
+            g.step,
+            g.channel,
+            g.due,
+            g.sent,
+            g.delivered,
+            g.opened,
+            g.clicked,
+            g.reporting,
+        )  # fmt: skip
+        for g in sorted(found, key=lambda g: (g.journey_id, g.first_id))
+        if g.due
+    ]
 
 
 def skip_reasons(conn: Connection, journey_id: str | None = None) -> list[tuple[str, int]]:
@@ -124,9 +200,9 @@ def skip_reasons(conn: Connection, journey_id: str | None = None) -> list[tuple[
     m = messages_t.c
     query = (
         sa.select(sa.func.coalesce(m.reason, m.status), sa.func.count())
-        .where(m.status.in_(["skipped", "cancelled", "failed", "unknown", "bounced"]))
+        .where(m.status.in_(NOT_SENT_STATUSES))
         .group_by(sa.func.coalesce(m.reason, m.status))
-        .order_by(sa.func.count().desc())
+        .order_by(sa.func.count().desc(), sa.func.coalesce(m.reason, m.status))
     )
     if journey_id:
         query = query.where(m.journey_id == journey_id)
@@ -150,60 +226,69 @@ def deferral_reasons(conn: Connection, journey_id: str | None = None) -> list[tu
 
 
 def journey_returns(
-    conn: Connection, prices: Prices, journey_id: str | None = None
+    conn: Connection,
+    prices: Prices,
+    journey_id: str | None = None,
+    groups: list[LogGroup] | None = None,
 ) -> list[JourneyReturn]:
-    """Cost, attributed follow-up revenue and return per journey."""
-    m = messages_t.c
-    query = sa.select(m.journey_id, m.customer_id, m.order_id, m.channel, m.sent_at, m.details)
-    query = query.where(m.sent_at.is_not(None), m.status.in_(SENT_STATUSES))
-    if journey_id:
-        query = query.where(m.journey_id == journey_id)
+    """Cost, attributed follow-up revenue and return per journey (see the module's rules)."""
     results: dict[str, JourneyReturn] = {}
-    windows: dict[str, list[tuple[str, str | None, datetime]]] = defaultdict(list)
-    for row in conn.execute(query):
-        ret = results.setdefault(row.journey_id, JourneyReturn(row.journey_id))
-        if row.channel == "sms":
-            ret.sms_segments += int((row.details or {}).get("segments") or 1)
-        else:
-            ret.emails += 1
-        windows[row.customer_id].append((row.journey_id, row.order_id, row.sent_at))
+    for g in log_groups(conn, journey_id) if groups is None else groups:
+        if g.emails or g.sms_segments:
+            ret = results.setdefault(g.journey_id, JourneyReturn(g.journey_id))
+            ret.emails += g.emails
+            ret.sms_segments += g.sms_segments
     for ret in results.values():
         ret.cost = ret.emails * prices.email + ret.sms_segments * prices.sms_segment
-    _attribute(conn, windows, results, timedelta(days=prices.attribution_days))
+    for journey, total in conn.execute(_credited(conn, prices.attribution_days, journey_id)):
+        if journey in results:
+            results[journey].orders += 1
+            results[journey].revenue += _money(total)
     return sorted(results.values(), key=lambda r: r.journey_id)
 
 
-def _attribute(
-    conn: Connection,
-    windows: dict[str, list[tuple[str, str | None, datetime]]],
-    results: dict[str, JourneyReturn],
-    span: timedelta,
-) -> None:
-    customers = list(windows)
-    p = purchases_t.c
-    seen: set[tuple[str, str]] = set()
-    for start in range(0, len(customers), 500):
-        chunk = customers[start : start + 500]
-        query = sa.select(p.id, p.customer_id, p.purchased_at, p.total).where(
-            p.customer_id.in_(chunk), p.returned_at.is_(None)
+def _credited(conn: Connection, days: int, journey_id: str | None) -> sa.Select:
+    """(journey, order total) of every follow-up order, credited to the last marketing
+    message sent to its customer before it within ``days`` (one index probe an order)."""
+    p, touch, credited = purchases_t, messages_t.alias("touch"), messages_t.alias("credited")
+    t = touch.c
+    last_touch = (
+        sa.select(t.id)
+        .where(
+            t.customer_id == p.c.customer_id,
+            t.sent_at < p.c.purchased_at,
+            t.sent_at >= days_before(conn, p.c.purchased_at, days),
+            t.category == "marketing",
+            t.status.in_(SENT_STATUSES),
+            sa.or_(t.order_id.is_(None), t.order_id != p.c.id),
         )
-        for order in conn.execute(query):
-            for journey, origin, sent_at in windows[order.customer_id]:
-                key = (journey, order.id)
-                if key in seen or order.id == origin:
-                    continue
-                if sent_at < order.purchased_at <= sent_at + span:
-                    seen.add(key)
-                    results[journey].orders += 1
-                    results[journey].revenue += _money(order.total)
+        .order_by(t.sent_at.desc())
+        .limit(1)
+        .correlate(p)
+        .scalar_subquery()
+    )
+    query = (
+        sa.select(credited.c.journey_id, p.c.total)
+        .select_from(p.join(credited, credited.c.id == last_touch))
+        .where(p.c.returned_at.is_(None))
+    )
+    return query.where(credited.c.journey_id == journey_id) if journey_id else query
+
+
+def days_before(conn: Connection, moment: Any, days: int) -> Any:
+    """``moment`` less ``days`` days, in SQL: SQLite keeps UTC as text, PostgreSQL as time."""
+    if conn.dialect.name == "sqlite":  # the stored form, 'YYYY-MM-DD HH:MM:SS.ffffff'
+        return sa.func.strftime("%Y-%m-%d %H:%M:%f", moment, f"-{int(days)} days").op("||")("000")
+    return moment - sa.literal_column(f"interval '{int(days)} days'")
 
 
 def journey_stats(conn: Connection, journey_id: str, prices: Prices) -> JourneyStats:
     """Funnel, reasons and return of one journey."""
-    returns = journey_returns(conn, prices, journey_id)
+    groups = log_groups(conn, journey_id)
+    returns = journey_returns(conn, prices, journey_id, groups)
     return JourneyStats(
         journey_id=journey_id,
-        steps=step_funnels(conn, journey_id),
+        steps=step_funnels(conn, journey_id, groups),
         skip_reasons=skip_reasons(conn, journey_id),
         deferral_reasons=deferral_reasons(conn, journey_id),
         returns=returns[0] if returns else JourneyReturn(journey_id),

@@ -155,6 +155,10 @@ class Engine:
         journey = self._journey_by_number(conn, journey_id, version)
         return journey.bundle_window if journey else None
 
+    def journey_at(self, conn: Connection, journey_id: str, version: int) -> Journey | None:
+        """The definition a message was planned with (its journey's ``version``)."""
+        return self._journey_by_number(conn, journey_id, version)
+
     def _journey_by_number(self, conn: Connection, journey_id: str, version: int) -> Journey | None:
         key = (journey_id, version)
         if key not in self._by_number:

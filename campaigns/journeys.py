@@ -38,6 +38,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from campaigns.conditions import ConditionEnvironment, run_limited
+from campaigns.experiments import parse_share
 
 BUILTIN_DIR = Path(__file__).with_name("builtin_journeys")
 ANCHORS = ("trigger", "previous", "warranty_end", "purchase")
@@ -45,6 +46,10 @@ _DURATION = re.compile(r"^\s*([+-]?)\s*(\d+)\s*(m|h|d|w)\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 DEFAULT_MIN_GAP = "24h"
 DEFAULT_BUNDLE_WITHIN = "24h"
+# Event types a journey's ``goal`` may name; the README lists the fields each carries.
+GOAL_EVENTS = frozenset(
+    {"purchase", "inspection_booked", "warranty_extended", "coupon_redeemed", "review_written"}
+)
 
 
 @lru_cache(maxsize=512)
@@ -142,6 +147,29 @@ class Exit(_Model):
     goal: Literal["repurchase"] | None = None
 
 
+class Variant(_Model):
+    """One variant of a step (campaigns.experiments): another template, subject, or both."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    template: str | None = None
+    # One line of Jinja2, or one per language ({de: "...", en: "..."}).
+    subject: str | dict[str, str] | None = None
+    weight: float = 1.0
+
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _weight(cls, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValueError(f"weight {value!r} is not a positive number")
+        return float(value)
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Variant:
+        if self.template is None and self.subject is None:
+            raise ValueError(f"variant {self.id!r} names neither a template nor a subject")
+        return self
+
+
 class Send(_Model):
     channel: Literal["email", "sms"]
     template: str
@@ -181,6 +209,17 @@ class Step(_Model):
     condition: str | None = None
     repeat: Repeat | None = None
     send: Send
+    variants: list[Variant] | None = None
+
+    @field_validator("variants")
+    @classmethod
+    def _distinct(cls, value: list[Variant] | None) -> list[Variant] | None:
+        ids = [v.id for v in value or ()]
+        if len(set(ids)) != len(ids):
+            raise ValueError("variant ids must differ")
+        if value is not None and len(value) < 2:
+            raise ValueError("a step with variants lists at least two")
+        return value
 
     @field_validator("wait", mode="before")
     @classmethod
@@ -202,6 +241,11 @@ class Journey(_Model):
     # Per-item messages due this close together go out as one (campaigns.bundling); "0m"
     # sends each on its own. None is the default, 24h, and keeps older digests unchanged.
     bundle_within: str | None = None
+    # Experiments and their value (campaigns.experiments, aftersale.stats): the share of
+    # customers held out, what counts as a conversion, and what each conversion gives away.
+    holdout: str | None = None
+    goal: str | None = None
+    offer_cost: str | None = None
     steps: list[Step] = Field(min_length=1)
 
     @field_validator("min_gap", mode="before")
@@ -213,6 +257,33 @@ class Journey(_Model):
         if not is_duration(text) or parse_duration(text) <= timedelta(0):
             raise ValueError(f"{text!r} is not a positive duration such as 24h, 2d or 90m")
         return text
+
+    @field_validator("holdout", mode="before")
+    @classmethod
+    def _holdout(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        parse_share(value)
+        return str(value)
+
+    @field_validator("goal")
+    @classmethod
+    def _goal(cls, value: str | None) -> str | None:
+        if value is not None and value not in GOAL_EVENTS:
+            known = ", ".join(sorted(GOAL_EVENTS))
+            raise ValueError(f"unknown goal event {value!r} (one of {known})")
+        return value
+
+    @field_validator("offer_cost", mode="before")
+    @classmethod
+    def _offer_cost(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise ValueError("offer_cost is a number or an expression such as offer.discount")
+        if isinstance(value, int | float) and value < 0:
+            raise ValueError("offer_cost must not be negative")
+        return str(value)
 
     @field_validator("bundle_within", mode="before")
     @classmethod
@@ -233,6 +304,8 @@ class Journey(_Model):
             seen.add(step.id)
             if index == 0 and step.from_ == "previous":
                 raise ValueError(f"step {step.id!r} is the first: it cannot wait from 'previous'")
+            if step.send.channel == "sms" and any(v.subject for v in step.variants or ()):
+                raise ValueError(f"step {step.id!r} sends an SMS, which has no subject to vary")
             uses_warranty = step.from_ == "warranty_end" or step.send.expires_at == "warranty_end"
             if uses_warranty and self.trigger.for_each != "item":
                 raise ValueError(
@@ -260,6 +333,16 @@ class Journey(_Model):
         return window if window > timedelta(0) else None
 
     @property
+    def holdout_share(self) -> float:
+        """The share of customers held out (campaigns.experiments); 0 without a holdout."""
+        return parse_share(self.holdout) if self.holdout is not None else 0.0
+
+    @property
+    def goal_event(self) -> str:
+        """The event type that counts as a conversion; a purchase unless told otherwise."""
+        return self.goal or "purchase"
+
+    @property
     def has_several_messages(self) -> bool:
         """Whether an enrolment can plan more than one message (a timetable to follow)."""
         return len(self.steps) > 1 or any(step.repeat for step in self.steps)
@@ -270,11 +353,13 @@ class Journey(_Model):
     def digest(self) -> str:
         # Settings left out of a file stay out of its digest: adding a setting with a
         # default makes no new version of every journey that does not use it.
-        optional = {"min_gap", "bundle_within"}
         definition = self.model_dump(by_alias=True)
-        for name in optional:
-            if definition.get(name) is None:
-                definition.pop(name, None)
+        for key in ("min_gap", "bundle_within", "holdout", "goal", "offer_cost"):
+            if definition[key] is None:  # as before the setting existed
+                del definition[key]
+        for step in definition["steps"]:
+            if step["variants"] is None:
+                del step["variants"]
         canonical = json.dumps(definition, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -344,6 +429,15 @@ def _line_for(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | 
     return lines.get(loc)
 
 
+def source_line(path: str | Path, loc: tuple[Any, ...]) -> int | None:
+    """The line of ``loc`` (``("steps", 0, "variants", 1, "template")``) in a journey file."""
+    try:
+        node = yaml.compose(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return _line_for(_line_index(node), loc) if node is not None else None
+
+
 def parse_journey(text: str, source: str) -> tuple[Journey | None, list[JourneyProblem]]:
     """Parse and validate one journey document; problems carry the file and line."""
     try:
@@ -364,6 +458,8 @@ def parse_journey(text: str, source: str) -> tuple[Journey | None, list[JourneyP
             for err in exc.errors()
         ]
     problems = check_conditions(journey, source, lines)
+    problems += check_offer_cost(journey, source, lines)
+    problems += check_subjects(journey, source, lines)
     return (None if problems else journey), problems
 
 
@@ -391,6 +487,90 @@ def check_conditions(
             problems.append(JourneyProblem(source, line, f"{where}: {exc}"))
         except Exception as exc:  # noqa: BLE001 - any failure of a marketer's expression
             problems.append(JourneyProblem(source, line, f"{where}: {type(exc).__name__}: {exc}"))
+    return problems
+
+
+CENT = Decimal("0.01")
+
+
+def offer_cost(journey: Journey, conversion: Mapping[str, Any]) -> Decimal:
+    """What one conversion gives away: ``offer_cost`` as a number, or its expression
+    evaluated over the conversion (``offer``, ``event``, ``order``, ``value``); 0 without."""
+    spec = journey.offer_cost
+    if spec is None:
+        return Decimal("0")
+    try:
+        return Decimal(spec)
+    except ArithmeticError:
+        pass
+    value = compile_condition(spec)(**conversion)
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"offer_cost {spec!r} gave {value!r}, not an amount")
+    return Decimal(str(value)).quantize(CENT)
+
+
+def conversion_context(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The names an ``offer_cost`` expression may use, from one goal event's payload."""
+    order = event.get("order") if isinstance(event.get("order"), Mapping) else None
+    offer = event.get("offer") if isinstance(event.get("offer"), Mapping) else {}
+    value = event.get("value") or (order or {}).get("total") or 0
+    return {
+        "event": dict(event),
+        "order": order or {},
+        "offer": _Lenient({k: _amount(v) for k, v in offer.items()}),
+        "value": _amount(value),
+    }
+
+
+def _amount(value: Any) -> Any:
+    """Amounts as numbers an expression can multiply ("15.00" and Decimal become 15.0)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, Decimal | int | float):
+        return float(value)
+    try:
+        return float(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
+
+
+def check_offer_cost(
+    journey: Journey, source: str, lines: dict[tuple[Any, ...], int] | None = None
+) -> list[JourneyProblem]:
+    """An ``offer_cost`` expression must give an amount for a sample conversion."""
+    if journey.offer_cost is None:
+        return []
+    sample = {"type": journey.goal_event, "value": "49.00", "offer": {"discount": "15.00"},
+              "order": {"id": "o2", "total": Decimal("499.00"), "currency": "EUR"}}  # fmt: skip
+    try:
+        offer_cost(journey, conversion_context(sample))
+    except Exception as exc:  # noqa: BLE001 - any failure of a marketer's expression
+        line = _line_for(lines or {}, ("offer_cost",))
+        message = (
+            f"offer_cost: {exc}"
+            if isinstance(exc, ValueError)
+            else f"offer_cost: {type(exc).__name__}: {exc}"
+        )
+        return [JourneyProblem(source, line, message)]
+    return []
+
+
+def check_subjects(
+    journey: Journey, source: str, lines: dict[tuple[Any, ...], int] | None = None
+) -> list[JourneyProblem]:
+    """A variant's subject line must be valid Jinja2 (it renders with the e-mail's names)."""
+    problems = []
+    for i, step in enumerate(journey.steps):
+        for j, variant in enumerate(step.variants or ()):
+            subject = variant.subject
+            for text in subject.values() if isinstance(subject, dict) else [subject]:
+                try:
+                    _env.parse(text or "")
+                except TemplateSyntaxError as exc:
+                    where = ("steps", i, "variants", j, "subject")
+                    problems.append(JourneyProblem(source, _line_for(lines or {}, where),
+                                                   f"steps.{i}.variants.{j}.subject: syntax "
+                                                   f"error: {exc.message}"))  # fmt: skip
     return problems
 
 

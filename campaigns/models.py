@@ -291,6 +291,8 @@ class Message(SQLModel, table=True):
     attempts: int = 0
     # The message that carried this one (skipped, reason "bundled"); see campaigns.bundling.
     bundled_into: int | None = None
+    # The variant of its step the message went out as (campaigns.experiments), else None.
+    variant: str | None = None
     provider: str | None = None
     provider_message_id: str | None = Field(default=None, index=True)
     details: dict[str, Any] = json_field()

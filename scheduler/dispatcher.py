@@ -50,6 +50,7 @@ from campaigns.engine import (
     load_customers,
     messages_t,
 )
+from campaigns.experiments import HOLDOUT, Assignment, assign
 from campaigns.importing import insert_ignore_statement
 from campaigns.journeys import evaluate
 from campaigns.models import (
@@ -141,6 +142,7 @@ class DispatchStats:
 @dataclass
 class _Reserved:
     row: Any
+    assignment: Assignment = Assignment()
     parts: ContextParts | None = None
     outgoing: OutgoingMessage | None = None
     locale: str | None = None
@@ -515,6 +517,7 @@ class Dispatcher:
         contexts = ContextLoader(conn, [*rows, *bundles.outside])
         sending: list[int] = []
         updates: list[dict[str, Any]] = []
+        variants: list[dict[str, Any]] = []  # not a move: the message stays ``sending``
         decisions: list[tuple] = []
         reserved: list[_Reserved] = []
         skipped: list[Any] = []
@@ -527,15 +530,22 @@ class Dispatcher:
                 if bundles.taken(row) or bundles.held_elsewhere(row):
                     continue  # carried by another, or left for the dispatcher holding a sibling
                 bundles.settle(row)
-                decision = self._decide(
-                    row, customer, suppressed.get(cid, {}), history[cid], contexts, now, latest
+                assignment = self._experiment(contexts.conn, row)
+                decision = (
+                    Skip(HOLDOUT)
+                    if assignment.held_out
+                    else self._decide(
+                        row, customer, suppressed.get(cid, {}), history[cid], contexts, now, latest
+                    )
                 )
                 if isinstance(decision, Allow):
                     sending.append(row.id)
                     if row.category == "marketing":
                         history[cid].append(Contact(row.channel, now))
                         latest[(cid, row.journey_id)] = now
-                    reserved.append(_Reserved(row))
+                    reserved.append(_Reserved(row, assignment))
+                    if assignment.variant is not None:
+                        variants.append(_variant(row, assignment.variant))
                     for sibling in bundles.pull(
                         row, now, lambda s, c=customer: self._condition_holds(s, c, contexts, now)
                     ):
@@ -559,6 +569,8 @@ class Dispatcher:
             lease = now + self.config.lease
             conn.execute(MARK_SENDING, {"ids": sending, "now": now, "lease": lease})
         _apply_updates(conn, updates, now)
+        if variants:
+            executemany(conn, SET_VARIANT, variants)
         _decide_rows(conn, decisions, now)
         stats.planned += self._plan_next(conn, skipped, now)
         for item in reserved:  # the context itself is built where the message renders
@@ -601,6 +613,11 @@ class Dispatcher:
             with self._queued_lock:
                 item.queued = False
                 self._queued[item.row.channel] -= 1
+
+    def _experiment(self, conn: Connection, row: Any) -> Assignment:
+        """Whether ``row``'s customer is held out of its journey, else its step's variant."""
+        journey = self.journeys.journey_at(conn, row.journey_id, row.journey_version)
+        return assign(journey, row.step, row.category, row.customer_id, self.config.secret_key)
 
     def _decide(self, row, customer, suppressed, history, contexts, now, latest):
         if customer is None:
@@ -698,10 +715,12 @@ class Dispatcher:
     def _job(self, item: _Reserved) -> RenderJob:
         row, parts = item.row, item.parts
         assert parts is not None, "every reserved message has its context's parts"
+        variant = item.assignment.variant
         return RenderJob(
             message_id=row.id,
             channel=row.channel,
-            template=row.template,
+            template=(variant.template if variant else None) or row.template,
+            subject=variant.subject if variant else None,
             category=row.category,
             locale=parts.locale or self.config.default_locale,
             customer_id=row.customer_id,
@@ -1059,6 +1078,19 @@ HISTORY = sa.select(
 def _bundled(sibling: Any, carrier: Any) -> dict[str, Any]:
     """The update of a message that ``carrier`` takes along (campaigns.bundling)."""
     return _update(sibling.id, status=SKIPPED, reason=BUNDLED, bundled_into=carrier.id)
+
+
+def _variant(row: Any, variant: Any) -> dict[str, Any]:
+    """The values naming the variant a reserved message goes out as, and its template."""
+    return {"_id": row.id, "variant": variant.id, "template": variant.template or row.template}
+
+
+# Which variant a reserved message goes out as: columns of its own, not a status move.
+SET_VARIANT = (
+    messages_t.update()
+    .where(_m.id == sa.bindparam("_id"))
+    .values(variant=sa.bindparam("variant"), template=sa.bindparam("template"))
+)
 
 
 def _lock_key(customer_id: str) -> int:

@@ -75,6 +75,8 @@ class RenderJob:
     # Or the parts to build it from, here or in a render process (scheduler.context).
     parts: ContextParts | None = None
     links: LinkSettings | None = None
+    # A step variant's subject (campaigns.experiments): one line, or one per language.
+    subject: str | Mapping[str, str] | None = None
 
     def template_context(self) -> Mapping[str, Any]:
         if self.context is not None:
@@ -129,7 +131,7 @@ def render_message(renderer: TemplateRenderer, job: RenderJob) -> Rendered:
             job,
             "email",
             to=customer["email"],
-            subject=email.subject,
+            subject=_subject(renderer, job, email, context),
             body_html=email.html,
             body_text=email.text,
             headers=headers,
@@ -141,6 +143,17 @@ def render_message(renderer: TemplateRenderer, job: RenderJob) -> Rendered:
     if sms.links:
         details["links"] = list(sms.links)
     return Rendered(outgoing, sms.locale, details)
+
+
+def _subject(renderer: TemplateRenderer, job: RenderJob, email: Any, context: Any) -> str:
+    """The template's subject, or the variant's in the e-mail's language."""
+    source = job.subject
+    if isinstance(source, Mapping):
+        lang = email.locale.split("_")[0].split("-")[0]
+        source = source.get(email.locale) or source.get(lang) or next(iter(source.values()))
+    if not source:
+        return email.subject
+    return renderer.render_subject(source, email.locale, context, template=job.template)
 
 
 def _outgoing(job: RenderJob, kind: str, **content: Any) -> OutgoingMessage:

@@ -388,6 +388,17 @@ class TemplateRenderer:
             text = _clean_text(text if text is not None else html_to_text(html))
         return RenderedEmail(subject, preheader, html, text, resolved.locale)
 
+    def render_subject(
+        self, source: str, locale: str, context: Mapping[str, Any], *, template: str
+    ) -> str:
+        """Render one line (a step variant's subject) with an e-mail's variables."""
+        variables = self._variables(context, "email", locale, locale, True)
+        with self._errors(template):
+            subject = _one_line(self._env.from_string(source).render(variables))
+        if not subject:
+            raise TemplateError("the variant's subject is empty", template=template)
+        return subject
+
     def render_email(
         self, template: str, locale: str, context: Mapping[str, Any], *, marketing: bool
     ) -> RenderedEmail:

@@ -27,6 +27,7 @@ from aftersale.admin.shapes import (
     log_filter,
     message_dict,
 )
+from aftersale.admin.terminal import experiments
 from aftersale.eventlog import event_status, query_events
 from aftersale.sendlog import LogFilter, customer_timeline, iso, query_log
 from aftersale.stats import dashboard, journey_stats, list_journeys, set_paused
@@ -242,8 +243,11 @@ def journey(request: Request, user: ApiUser, journey_id: str) -> dict[str, Any]:
         if not found:
             raise HTTPException(404, f"no journey {journey_id!r}")
         stats = journey_stats(conn, journey_id, prices(project))
+        [experiment] = experiments(conn, prices(project), journey_id)
     return {
         **_journey_dict(found[0], stats),
+        **experiment.to_dict(),  # goal, holdout and variants, as `aftersale stats --format json`
+        "currency": prices(project).currency,
         "flow": [n.to_dict() for n in journey_flow(found[0].definition)],
         "definition": found[0].definition,
     }

@@ -40,7 +40,7 @@ from aftersale.admin.shapes import (
     filter_query,
     log_filter,
 )
-from aftersale.admin.terminal import project_prices
+from aftersale.admin.terminal import experiments, project_prices
 from aftersale.app import CLOCK_KEY, Project, state_t
 from aftersale.eventlog import EVENT_STATUSES, count_failed, query_events
 from aftersale.sendlog import LogFilter, csv_writer, customer_timeline, iter_log
@@ -382,7 +382,9 @@ def journey_page(request: Request, user: PageUser, journey_id: str) -> HTMLRespo
         if not found:
             raise HTTPException(404, f"no journey {journey_id!r}")
         stats = journey_stats(conn, journey_id, prices(project))
-    return render(request, "journey.html", user, j=found[0], stats=stats,
+        [experiment] = experiments(conn, prices(project), journey_id)
+    return render(request, "journey.html", user, j=found[0], stats=stats, exp=experiment,
+                  currency=prices(project).currency,
                   flow=journey_flow(found[0].definition))  # fmt: skip
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -14,15 +15,20 @@ from rich.table import Table
 
 from aftersale.accounts import AccountError, create_user, list_users, remove_user, set_password
 from aftersale.app import Project
+from aftersale.holdouts import ExperimentReport, experiment_report
 from aftersale.stats import (
     JourneyReturn,
     Prices,
     deferral_reasons,
     journey_returns,
+    list_journeys,
+    log_groups,
     skip_reasons,
     step_funnels,
 )
 from aftersale.terminal import clean, safe
+from aftersale.uplift import Estimate
+from campaigns.journeys import Journey
 from campaigns.models import reading
 
 PASSWORD_ENV = "AFTERSALE_USER_PASSWORD"
@@ -31,7 +37,17 @@ PASSWORD_ENV = "AFTERSALE_USER_PASSWORD"
 def project_prices(project: Project) -> Prices:
     """Message prices and the attribution window from the project's settings."""
     s = project.settings
-    return Prices(Decimal(s.email_price), Decimal(s.sms_segment_price), s.attribution_days)
+    return Prices(Decimal(s.email_price), Decimal(s.sms_segment_price), s.attribution_days,
+                  s.stats_currency, Decimal(str(s.stats_margin)))  # fmt: skip
+
+
+def experiments(conn: Any, prices: Prices, journey_id: str | None = None) -> list[ExperimentReport]:
+    """The experiment figures of every journey (or one), from its current definition."""
+    return [
+        experiment_report(conn, Journey.model_validate(j.definition), prices)
+        for j in list_journeys(conn)
+        if journey_id in (None, j.journey_id)
+    ]
 
 
 def add_commands(app: typer.Typer, open_project: Callable[[], Project], console: Console) -> None:
@@ -103,16 +119,32 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
         journey: Annotated[
             str | None, typer.Option(help="Only this journey, step by step.")
         ] = None,
+        format: Annotated[
+            Literal["table", "json"], typer.Option("--format", help="table or json.")
+        ] = "table",
     ) -> None:
-        """Funnels, cost, follow-up revenue and return per journey."""
+        """Holdout results with intervals, variants, funnels and attributed returns."""
         proj = open_project()
+        prices = project_prices(proj)
         with reading(proj.db) as conn:
-            returns = journey_returns(conn, project_prices(proj), journey)
-            funnels = step_funnels(conn, journey)
+            groups = log_groups(conn, journey)  # one pass over the log for both
+            returns = journey_returns(conn, prices, journey, groups)
+            funnels = step_funnels(conn, journey, groups)
             skips = skip_reasons(conn, journey)
             deferrals = deferral_reasons(conn, journey)
+            reports = experiments(conn, prices, journey)
+        if journey and not reports and not funnels:
+            console.print(f"[bold red]error:[/] no journey {journey!r}")
+            raise typer.Exit(2)
+        if format == "json":
+            doc = stats_document(prices, reports, returns, funnels, skips, deferrals)
+            typer.echo(json.dumps(doc, indent=2))
+            return
+        for report in reports:
+            for table in experiment_tables(report, prices):
+                console.print(table)
         console.print(funnel_table(funnels))
-        console.print(returns_table(returns, proj.settings.attribution_days))
+        console.print(returns_table(returns, prices))
         console.print(reasons_table("Not sent", skips))
         console.print(reasons_table("Deferred", deferrals))
 
@@ -121,20 +153,92 @@ def _when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "–"
 
 
+def stats_document(prices, reports, returns, funnels, skips, deferrals) -> dict[str, Any]:
+    """``aftersale stats --format json``: per journey, its experiments and attributed figures."""
+    by_journey = {r.journey_id: r for r in returns}
+    journeys = []
+    for report in reports:
+        r = by_journey.get(report.journey_id) or JourneyReturn(report.journey_id)
+        journeys.append({
+            "id": report.journey_id,
+            **report.to_dict(),
+            "attributed": {
+                "emails": r.emails, "sms_segments": r.sms_segments, "cost": str(r.cost),
+                "orders": r.orders, "revenue": str(r.revenue),
+                "roi": None if r.roi is None else str(r.roi),
+            },
+            "funnel": [{"step": f.step, "channel": f.channel, **dict(f.stages())}
+                       for f in funnels if f.journey_id == report.journey_id],
+        })  # fmt: skip
+    return {
+        "currency": prices.currency,
+        "margin": float(prices.margin),
+        "attribution_days": prices.attribution_days,
+        "journeys": journeys,
+        "skip_reasons": dict(skips),
+        "deferral_reasons": dict(deferrals),
+    }
+
+
+def _pct(e: Estimate) -> str:
+    return f"{e.estimate * 100:.1f} % [{e.low * 100:.1f}, {e.high * 100:.1f}]"
+
+
+def _amount(e: Estimate, currency: str) -> str:
+    return f"{e.estimate:,.2f} [{e.low:,.2f}, {e.high:,.2f}] {currency}"
+
+
+def experiment_tables(report: ExperimentReport, prices: Prices) -> list[Table]:
+    """The holdout comparison and the variants of one journey."""
+    tables = []
+    cur = prices.currency
+    h = report.holdout
+    if h is not None:
+        table = Table("", "customers", "conversions", "conversion rate (95 %)",
+                      "revenue per customer (95 %)",
+                      title=f"{report.journey_id}: treated vs holdout ({h.share * 100:.0f} % held "
+                            f"out, goal {report.goal})",
+                      caption=f"verdict: {h.verdict}")  # fmt: skip
+        for name, g in (("treated", h.treated), ("holdout", h.control)):
+            table.add_row(name, str(g.customers), str(g.conversions), _pct(g.conversion_rate),
+                          _amount(g.revenue_per_customer, cur))  # fmt: skip
+        table.add_row("uplift", "", "", _pct(h.uplift_rate), _amount(h.uplift_revenue, cur))
+        tables.append(table)
+        money = Table("incremental", "estimate [95 %]", title=f"{report.journey_id}: "
+                      f"incremental return (margin {float(prices.margin) * 100:.0f} %)")  # fmt: skip
+        money.add_row("revenue", _amount(h.incremental_revenue, cur))
+        money.add_row("costs (offers and messages)", f"{h.incremental_cost:,.2f} {cur}")
+        money.add_row("profit", _amount(h.incremental_profit, cur))
+        money.add_row("verdict", h.verdict)
+        tables.append(money)
+    if report.variants:
+        table = Table("step", "variant", "sent", "conversions", "conversion rate (95 %)",
+                      "P(beats first)", title=f"{report.journey_id}: variants")  # fmt: skip
+        for step, v in report.variants:
+            p = "–" if v.p_best is None else f"{v.p_best * 100:.0f} %"
+            table.add_row(step, v.id, str(v.sent), str(v.conversions), _pct(v.conversion_rate), p)
+        tables.append(table)
+    return tables
+
+
 def funnel_table(funnels: list) -> Table:
-    table = Table("journey", "step", "ch", "planned", "sent", "deliv.", "opened", "clicked",
-                  title="Funnel per step")  # fmt: skip
+    table = Table("journey", "step", "ch", "due", "sent", "deliv.", "opened", "clicked",
+                  title="Funnel per step (messages whose time has come)")  # fmt: skip
     for f in funnels:
         table.add_row(safe(f.journey_id), safe(f.step), safe(f.channel),
-                      *(str(n) for _, n in f.stages()))  # fmt: skip
+                      *("n/a" if n is None else str(n) for _, n in f.stages()))  # fmt: skip
     for column in table.columns[3:]:
         column.justify = "right"
     return table
 
 
-def returns_table(returns: list[JourneyReturn], days: int) -> Table:
-    table = Table("journey", "e-mails", "SMS seg.", "cost", "orders", "revenue", "ROI",
-                  title=f"Return (follow-up purchases within {days} days)")  # fmt: skip
+def returns_table(returns: list[JourneyReturn], prices: Prices) -> Table:
+    cur = prices.currency
+    table = Table("journey", "e-mails", "SMS seg.", f"cost ({cur})", "orders",
+                  f"revenue ({cur})", "ROI",
+                  title=f"Attributed return (each follow-up order within "
+                        f"{prices.attribution_days} days, to the last marketing message "
+                        f"before it; not causal: see the holdout)")  # fmt: skip
     for r in returns:
         roi = f"{r.roi * 100:.0f} %" if r.roi is not None else "–"
         table.add_row(safe(r.journey_id), str(r.emails), str(r.sms_segments), f"{r.cost:.2f}",

@@ -292,9 +292,11 @@ def test_journey_pages_show_flow_funnel_and_return(client: TestClient) -> None:
         assert text in page
     data = client.get("/api/admin/journeys/thank_you").json()
     assert data["funnel"][0]["planned"] == data["funnel"][0]["sent"] == 4
-    # o4 follows a thank-you mail to c1 within 30 days; o1..o3 started the enrolments.
-    assert data["returns"]["orders"] == 1 and data["returns"]["revenue"] == "120.00"
+    # o4 follows a thank-you mail to c1 within 30 days, but a receipt is transactional:
+    # never credited with an order. What it cost still counts.
+    assert data["returns"]["orders"] == 0 and data["returns"]["revenue"] == "0"
     assert data["returns"]["cost"] == "0.004"
+    assert data["holdout"] is None and data["variants"] == [] and data["currency"] == "EUR"
     assert [n["kind"] for n in data["flow"]][0] == "trigger"
     assert "Free inspection invitation" in client.get("/admin/journeys").text
     assert client.get("/admin/journeys/nope").status_code == 404
@@ -341,6 +343,6 @@ def test_cli_adds_users_and_prints_stats(shop: Harness, monkeypatch: pytest.Monk
     assert bad.exit_code == 2 and "role" in bad.output
     stats = runner.invoke(cli, [*project, "stats"], env={"COLUMNS": "120"})
     assert stats.exit_code == 0, stats.output
-    assert "thank_you" in stats.output and "120.00" in stats.output
+    assert "thank_you" in stats.output and "Attributed return" in stats.output
     one = runner.invoke(cli, [*project, "stats", "--journey", "loyalty_offer"])
     assert "no_consent:email" in one.output and "thank_you" not in one.output

@@ -1,0 +1,247 @@
+"""A journey's experiments read from the send log: holdout against treated, and variants.
+
+Who is in which group is what the log says, not a recomputed hash: a customer whose
+marketing messages of the journey ended ``skipped`` with reason ``holdout`` is in the control
+group; every other customer with a marketing message of the journey that has come due is
+treated, whatever then became of the message (intention to treat: a treated customer whose
+e-mail bounced or who gave no consent still counts as treated). A message cancelled before
+its time (the journey's exit, a return) never came due, in either group, and counts for
+nothing.
+
+A customer converts when the journey's goal event happens between their first message's
+due time and ``attribution_days`` after their last one, the same window for both groups:
+
+- ``goal: purchase`` (the default): any order of theirs that was not returned; its value is
+  the order total;
+- another event type (``inspection_booked``, ``warranty_extended``, ``coupon_redeemed``, …):
+  its value is the event's ``value``, else the total of the order it names (``order``: an
+  order id or an order object), else 0.
+
+Each conversion of a treated customer costs the journey's ``offer_cost`` (a number, or an
+expression over ``offer``, ``event``, ``order`` and ``value``), and every message sent to
+them its price; control customers were given and sent nothing. Revenue times ``[stats]
+margin``, less those costs, is profit; :mod:`aftersale.uplift` turns the groups into
+intervals and a verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from aftersale.stats import SENT_STATUSES, Prices, _money
+from aftersale.uplift import HoldoutResult, Outcome, VariantFigures, compare, compare_variants
+from campaigns.experiments import HOLDOUT
+from campaigns.journeys import Journey, conversion_context, offer_cost
+from campaigns.models import Event, Message, Purchase
+
+messages_t = Message.__table__
+events_t = Event.__table__
+purchases_t = Purchase.__table__
+CHUNK = 500
+
+
+@dataclass
+class _Customer:
+    control: bool = False
+    start: datetime | None = None
+    end: datetime | None = None
+    cost: Decimal = Decimal("0")
+    variants: set[tuple[str, str]] = field(default_factory=set)  # (step, variant) sent
+    converted: bool = False
+    revenue: Decimal = Decimal("0")
+    offer_cost: Decimal = Decimal("0")
+
+
+@dataclass(frozen=True)
+class ExperimentReport:
+    """What ``stats`` and the journey page show of a journey's experiments."""
+
+    journey_id: str
+    goal: str
+    holdout: HoldoutResult | None
+    variants: list[tuple[str, VariantFigures]]  # (step, figures), in the definition's order
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "goal": self.goal,
+            "holdout": self.holdout.to_dict() if self.holdout else None,
+            "variants": [{"step": step, **v.to_dict()} for step, v in self.variants],
+        }
+
+
+def experiment_report(conn: Connection, journey: Journey, prices: Prices) -> ExperimentReport:
+    """Holdout and variant figures of ``journey`` (its current definition) from the log.
+
+    A journey whose definition has neither a holdout nor variants has nothing to report.
+    """
+    variants = any(step.variants for step in journey.steps)
+    if journey.holdout_share == 0 and not variants:
+        return ExperimentReport(journey.id, journey.goal_event, None, [])
+    customers = _customers(conn, journey.id, prices)
+    span = timedelta(days=prices.attribution_days)
+    _conversions(conn, journey, customers, span)
+    margin = float(prices.margin)
+    treated = [_outcome(c) for c in customers.values() if not c.control]
+    control = [_outcome(c) for c in customers.values() if c.control]
+    holdout = None
+    if control or journey.holdout_share > 0:
+        holdout = compare(treated, control, share=journey.holdout_share, margin=margin)
+    return ExperimentReport(journey.id, journey.goal_event, holdout, _variants(journey, customers))
+
+
+def _outcome(c: _Customer) -> Outcome:
+    return Outcome(c.converted, float(c.revenue), float(c.cost + c.offer_cost))
+
+
+def _exposed(journey_id: str, journey: Any = None) -> Any:
+    """The journey's marketing messages that came due (see the module's rules)."""
+    m = messages_t.c
+    return sa.and_(
+        (m.journey_id if journey is None else journey) == journey_id,
+        m.category == "marketing",
+        m.status.not_in(("planned", "sending", "cancelled")),
+    )
+
+
+def _customers(conn: Connection, journey_id: str, prices: Prices) -> dict[str, _Customer]:
+    """Each exposed customer's group, window, message cost and variants: one pass in SQL."""
+    m = messages_t.c
+    sent = sa.and_(m.sent_at.is_not(None), m.status.in_(SENT_STATUSES))
+    segments = sa.func.coalesce(m.details["segments"].as_integer(), 1)
+    query = (
+        sa.select(
+            m.customer_id,
+            m.step,
+            sa.func.max(sa.case((m.reason == HOLDOUT, 1), else_=0)),
+            sa.func.min(m.due_at),
+            sa.func.max(sa.func.coalesce(m.sent_at, m.due_at)),
+            sa.func.count(sa.case((sa.and_(sent, m.channel != "sms"), 1))),
+            sa.func.sum(sa.case((sa.and_(sent, m.channel == "sms"), segments), else_=0)),
+            sa.func.max(sa.case((sent, m.variant))),
+        )
+        # journey_id || '': a journey with an experiment is a large share of the log, and
+        # one scan of the table beats fetching each of its rows through the index.
+        .where(_exposed(journey_id, m.journey_id + ""))
+        .group_by(m.customer_id, m.step)
+    )
+    customers: dict[str, _Customer] = {}
+    for cid, step, control, start, end, emails, sms_segments, variant in conn.execute(query):
+        cost = emails * prices.email + int(sms_segments or 0) * prices.sms_segment
+        c = customers.get(cid)
+        if c is None:
+            customers[cid] = c = _Customer(bool(control), start, end, cost)
+        else:
+            c.control = c.control or bool(control)
+            c.start, c.end, c.cost = min(c.start, start), max(c.end, end), c.cost + cost
+        if variant is not None:
+            c.variants.add((step, variant))
+    return customers
+
+
+def _conversions(
+    conn: Connection, journey: Journey, customers: dict[str, _Customer], span: timedelta
+) -> None:
+    for customer_id, at, value, conversion in _goal_events(conn, journey, customers):
+        c = customers.get(customer_id)
+        if c is None or c.start is None or c.end is None or not c.start < at <= c.end + span:
+            continue
+        c.converted = True
+        c.revenue += value
+        if not c.control:
+            c.offer_cost += _offer_cost(journey, conversion)
+
+
+def _offer_cost(journey: Journey, conversion: dict[str, Any]) -> Decimal:
+    fixed = _fixed_cost(journey.offer_cost)
+    if fixed is not None:
+        return fixed
+    try:
+        return offer_cost(journey, conversion_context(conversion))
+    except Exception:  # noqa: BLE001 - an event without the field costs nothing, not the report
+        return Decimal("0")
+
+
+@lru_cache(maxsize=64)
+def _fixed_cost(spec: str | None) -> Decimal | None:
+    """``offer_cost`` when it is a plain amount (or absent: 0), else None."""
+    if spec is None:
+        return Decimal("0")
+    try:
+        return Decimal(spec).quantize(Decimal("0.01"))
+    except ArithmeticError:
+        return None
+
+
+def _goal_events(conn: Connection, journey: Journey, customers: dict[str, _Customer]):
+    """``(customer, at, value, event fields)`` of every goal event of exposed customers."""
+    ids = sorted(customers)
+    for start in range(0, len(ids), CHUNK):
+        yield from _goal_events_of(conn, journey, ids[start : start + CHUNK])
+
+
+def _goal_events_of(conn: Connection, journey: Journey, chunk: list[str]):
+    p, e = purchases_t.c, events_t.c
+    goal = journey.goal_event
+    if goal == "purchase":
+        query = sa.select(p.id, p.customer_id, p.purchased_at, p.total).where(
+            p.customer_id.in_(chunk), p.returned_at.is_(None)
+        )
+        costed = journey.offer_cost is not None
+        for order in conn.execute(query):
+            total = _money(order.total)
+            event = ({"type": "purchase", "value": total, "order": {"id": order.id, "total": total}}
+                     if costed else {})  # fmt: skip
+            yield order.customer_id, order.purchased_at, total, event
+        return
+    query = sa.select(e.customer_id, e.at, e.payload).where(
+        e.customer_id.in_(chunk), e.type == goal
+    )
+    rows = list(conn.execute(query))
+    totals = _order_totals(conn, rows)
+    for row in rows:
+        payload = dict(row.payload or {})
+        order = payload.get("order")
+        value = payload.get("value")
+        if value is None and isinstance(order, dict):
+            value = order.get("total")
+        elif value is None and order is not None:
+            value = totals.get(str(order))
+        amount = _money(None if value is None else str(value))
+        yield row.customer_id, row.at, amount, {"type": goal, **payload, "value": amount}
+
+
+def _order_totals(conn: Connection, rows: list[Any]) -> dict[str, str]:
+    named = {
+        str(r.payload["order"]) for r in rows if isinstance((r.payload or {}).get("order"), str)
+    }
+    if not named:
+        return {}
+    p = purchases_t.c
+    found: dict[str, str] = {}
+    ordered = sorted(named)
+    for start in range(0, len(ordered), CHUNK):
+        query = sa.select(p.id, p.total).where(p.id.in_(ordered[start : start + CHUNK]))
+        found.update({r.id: r.total for r in conn.execute(query)})
+    return found
+
+
+def _variants(
+    journey: Journey, customers: dict[str, _Customer]
+) -> list[tuple[str, VariantFigures]]:
+    found: list[tuple[str, VariantFigures]] = []
+    for step in journey.steps:
+        if not step.variants:
+            continue
+        counts = []
+        for variant in step.variants:
+            got = [c for c in customers.values() if (step.id, variant.id) in c.variants]
+            counts.append((variant.id, len(got), sum(c.converted for c in got)))
+        found.extend((step.id, figures) for figures in compare_variants(counts))
+    return found
