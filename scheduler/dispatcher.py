@@ -480,10 +480,12 @@ class Dispatcher:
 
         A customer another dispatcher is deciding (its lock is taken), or one of whose due
         rows another has claimed, is left to a later batch: no dispatcher waits on another.
-        A claim that found only such customers reports none seen, so the tick ends rather
-        than claim them again and again. (A customer with more due messages than a batch,
-        split between two dispatchers claiming at the same moment, is left by both until
-        one claims it whole.)
+        A claim whose customers are all locked by others reports none seen, so the tick
+        ends: those dispatchers decide them. A claim that holds a customer's lock but not all
+        of its rows (another dispatcher claimed some at the same moment, then failed the
+        lock) reports what it saw, so the tick claims again once the other transaction has
+        let go, rather than end with the customer left by both (a ``run --once`` would
+        leave it until the next run).
         """
         rows = conn.execute(CLAIM_SKIP_LOCKED, {"now": now, "limit": self.config.batch_size}).all()
         keys: dict[int, list[str]] = defaultdict(list)  # two customers may share a key
@@ -499,7 +501,7 @@ class Dispatcher:
         due = conn.execute(DUE_OF, {"ids": ids, "now": now})
         elsewhere = {cid for mid, cid in due if mid not in mine}
         kept = [r for r in held if r.customer_id not in elsewhere]
-        return kept, len(rows) if kept else 0
+        return kept, len(rows)
 
     def _reserve(
         self, conn: Connection, now: datetime, stats: DispatchStats
