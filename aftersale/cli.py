@@ -549,8 +549,11 @@ def log_export(
 def customer(customer_id: str) -> None:
     """One customer's timeline: events, enrolments and every message with its reason."""
     proj = project()
-    with reading(proj.db) as conn:
-        timeline = customer_timeline(conn, customer_id)
+    try:
+        with reading(proj.db) as conn:
+            timeline = customer_timeline(conn, customer_id)
+    finally:
+        proj.close()
     if timeline is None:
         fail(f"no customer {customer_id!r}")
     from aftersale.admin.customers import holiday_calendar
@@ -559,6 +562,32 @@ def customer(customer_id: str) -> None:
     holidays = holiday_calendar(lambda: proj.policy, timeline.customer)
     tz = proj.settings.policy.get("default_timezone", "Europe/Berlin")
     print_timeline(console, timeline, tz, holidays=holidays)
+
+
+@app.command()
+def why(
+    customer_id: str,
+    journey: Annotated[str | None, typer.Argument(help="Journey id (default: every one).")] = None,
+    utc: Annotated[bool, typer.Option("--utc", help="Times in UTC, not the customer's.")] = False,
+) -> None:
+    """Why a customer did or did not get a journey: enrolled or not and why, each message
+    with its decisions, and what is planned next and when."""
+    from aftersale.views import _zone
+    from aftersale.why import known_journeys, print_why
+
+    proj = project()
+    try:
+        with reading(proj.db) as conn:
+            timeline = customer_timeline(conn, customer_id)
+            journeys = known_journeys(conn)
+    finally:
+        proj.close()
+    if timeline is None:
+        fail(f"no customer {customer_id!r}", 2)
+    if journey is not None and journey not in journeys:
+        fail(f"no journey {journey!r}; choose one of: {', '.join(journeys)}", 2)
+    tz = proj.settings.policy.get("default_timezone", "Europe/Berlin")
+    print_why(console, timeline, _zone(timeline.customer.timezone, tz), journey, utc=utc)
 
 
 # ------------------------------------------------------------------------------ demo

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -18,6 +18,7 @@ from campaigns.models import (
     Event,
     Message,
     MessageDecision,
+    NotEnrolled,
     PurchaseItem,
     Suppression,
 )
@@ -29,6 +30,7 @@ events_t = Event.__table__
 enrollments_t = Enrollment.__table__
 suppressions_t = Suppression.__table__
 items_t = PurchaseItem.__table__
+not_enrolled_t = NotEnrolled.__table__
 
 EXPORT_FIELDS = (
     "message_id", "customer", "order", "journey", "step", "occurrence", "channel", "category",
@@ -208,6 +210,7 @@ class Timeline:
     enrollments: list[Any]
     messages: list[Any]
     decisions: dict[int, list[Any]]
+    not_enrolled: list[Any] = field(default_factory=list)  # events that started nothing, and why
 
 
 def customer_timeline(conn: Connection, customer_id: str) -> Timeline | None:
@@ -253,6 +256,13 @@ def customer_timeline(conn: Connection, customer_id: str) -> Timeline | None:
         ),
         messages=messages,
         decisions=decisions,
+        not_enrolled=list(
+            conn.execute(
+                sa.select(not_enrolled_t)
+                .where(not_enrolled_t.c.customer_id == customer_id)
+                .order_by(not_enrolled_t.c.at, not_enrolled_t.c.journey_id)
+            )
+        ),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from aftersale.sendlog import Timeline, reason_text
 from aftersale.terminal import safe
+from campaigns.models import NOT_ENROLLED_REASONS
 
 STATUS_STYLE = {
     "sent": "green", "delivered": "green", "skipped": "yellow", "cancelled": "yellow",
@@ -75,6 +77,7 @@ def print_timeline(
         enrolments.add_row(_local(e.enrolled_at, zone), safe(e.journey_id),
                            safe(e.order_id or ""), safe(status))  # fmt: skip
     console.print(enrolments)
+    print_not_enrolled(console, t.not_enrolled, zone)
 
     console.print("[bold]Messages[/]")
     for m in t.messages:
@@ -99,3 +102,20 @@ def print_timeline(
             console.print(
                 f"      [dim]{_local(d.at, zone)} {d.action}{why}{moved}[/]", highlight=False
             )
+
+
+def not_enrolled_text(row: Any) -> str:
+    """Why an event did not start a journey, in words, with the condition that failed."""
+    text = NOT_ENROLLED_REASONS.get(row.reason, row.reason)
+    return f"{text}: {row.expression}" if row.expression else text
+
+
+def print_not_enrolled(console: Console, rows: list[Any], zone: ZoneInfo) -> None:
+    if not rows:
+        return
+    table = Table("event at", "journey", "event", "why not", title="Not enrolled",
+                  title_justify="left")  # fmt: skip
+    for r in rows:
+        table.add_row(_local(r.at, zone), safe(r.journey_id), safe(r.event_id),
+                      safe(not_enrolled_text(r)))  # fmt: skip
+    console.print(table)

@@ -24,6 +24,7 @@ from campaigns.models import (
     Event,
     Message,
     MessageDecision,
+    NotEnrolled,
     Purchase,
     PurchaseItem,
     Suppression,
@@ -39,6 +40,7 @@ items_t = PurchaseItem.__table__
 messages_t = Message.__table__
 decisions_t = MessageDecision.__table__
 delivery_t = DeliveryEventRecord.__table__
+not_enrolled_t = NotEnrolled.__table__
 CHANNELS = ("email", "sms")
 
 
@@ -243,7 +245,7 @@ def _new_id(conn: Connection, old: str, new: str) -> str:
     """Give customer ``old`` the id ``new`` in every table; enrolment ids embed it too."""
     row = conn.execute(sa.select(customers_t).where(customers_t.c.id == old)).mappings().one()
     conn.execute(customers_t.insert().values({**row, "id": new}))
-    for table in (suppressions_t, purchases_t, events_t):
+    for table in (suppressions_t, purchases_t, events_t, not_enrolled_t):
         conn.execute(table.update().where(table.c.customer_id == old).values(customer_id=new))
     enrolments = conn.execute(
         sa.select(enrollments_t).where(enrollments_t.c.customer_id == old)

@@ -49,6 +49,7 @@ from aftersale.stats import (
     list_journeys,
     set_paused,
 )
+from aftersale.views import not_enrolled_text
 from campaigns.models import reading
 
 PAGES = Path(__file__).with_name("pages")
@@ -236,7 +237,7 @@ def customer_page(request: Request, user: PageUser, customer_id: str) -> HTMLRes
     if timeline is None:
         raise HTTPException(404, f"no customer {customer_id!r}")
     return render(request, "customer.html", user, t=timeline,
-                  contact=contact_view(user, timeline.customer),
+                  contact=contact_view(user, timeline.customer), why_not=not_enrolled_text,
                   holidays=actions.holiday_calendar(lambda: project.policy, timeline.customer))  # fmt: skip
 
 
