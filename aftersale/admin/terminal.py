@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import Connection
 
 from aftersale.accounts import AccountError, create_user, list_users, remove_user, set_password
 from aftersale.app import Project
@@ -106,15 +107,30 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
     ) -> None:
         """Funnels, cost, follow-up revenue and return per journey."""
         proj = open_project()
-        with reading(proj.db) as conn:
-            returns = journey_returns(conn, project_prices(proj), journey)
-            funnels = step_funnels(conn, journey)
-            skips = skip_reasons(conn, journey)
-            deferrals = deferral_reasons(conn, journey)
+        try:
+            with reading(proj.db) as conn:
+                _known_journey(proj, conn, journey, console)
+                returns = journey_returns(conn, project_prices(proj), journey)
+                funnels = step_funnels(conn, journey)
+                skips = skip_reasons(conn, journey)
+                deferrals = deferral_reasons(conn, journey)
+        finally:
+            proj.close()
         console.print(funnel_table(funnels))
         console.print(returns_table(returns, proj.settings.attribution_days))
         console.print(reasons_table("Not sent", skips))
         console.print(reasons_table("Deferred", deferrals))
+
+
+def _known_journey(proj: Project, conn: Connection, journey: str | None, out: Console) -> None:
+    """Exit 2 naming the valid journeys when ``journey`` is none of them."""
+    from aftersale.choices import known_steps, unknown_journey
+
+    loaded, _ = proj.load_journeys()
+    problem = unknown_journey(journey, known_steps(conn, {j.journey.id: [] for j in loaded}))
+    if problem:
+        out.print(f"[bold red]error:[/] {safe(problem)}")
+        raise typer.Exit(2)
 
 
 def _when(moment: datetime | None) -> str:
