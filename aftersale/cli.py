@@ -613,8 +613,12 @@ def log_export(
 
 
 @app.command()
-def customer(customer_id: str) -> None:
-    """One customer's timeline: events, enrolments and every message with its reason."""
+def customer(
+    customer_id: str,
+    utc: Annotated[bool, typer.Option("--utc", help="Times in UTC, not the customer's.")] = False,
+) -> None:
+    """One customer's timeline: events, enrolments (and why not) and every message with its
+    reason, in the customer's time zone."""
     proj = project()
     try:
         with reading(proj.db) as conn:
@@ -628,7 +632,7 @@ def customer(customer_id: str) -> None:
 
     holidays = holiday_calendar(lambda: proj.policy, timeline.customer)
     tz = proj.settings.policy.get("default_timezone", "Europe/Berlin")
-    print_timeline(console, timeline, tz, holidays=holidays)
+    print_timeline(console, timeline, tz, holidays=holidays, utc=utc)
 
 
 @app.command()

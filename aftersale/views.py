@@ -36,18 +36,21 @@ def print_timeline(
     default_timezone: str = "Europe/Berlin",
     *,
     holidays: str | None = None,
+    utc: bool = False,
 ) -> None:
-    """A customer's story, in the customer's own time zone, readable in 80 columns.
+    """A customer's story, in the customer's own time zone (UTC with ``utc``), readable in
+    80 columns.
 
     ``holidays`` names the public-holiday calendar that applies to the customer."""
     c = t.customer
-    zone = _zone(c.timezone, default_timezone)
+    zone = ZoneInfo("UTC") if utc else _zone(c.timezone, default_timezone)
     yes_no = {True: "[green]yes[/]", False: "[red]no[/]"}
     console.print(f"[bold]{safe(c.first_name)} {safe(c.last_name)}[/] ({safe(c.id)})",
                   highlight=False)  # fmt: skip
     console.print(f"  e-mail {safe(c.email or '-')} · phone {safe(c.phone or '-')}",
                   highlight=False)  # fmt: skip
-    console.print(f"  locale {safe(c.locale)} · times below in the customer's zone, {zone.key}")
+    whose = "" if utc else "the customer's zone, "
+    console.print(f"  locale {safe(c.locale)} · times below in {whose}{zone.key}")
     if holidays is not None:
         console.print(f"  public holidays: {holidays}", highlight=False, markup=False)
     console.print(

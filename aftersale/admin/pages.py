@@ -6,7 +6,7 @@ import io
 import json
 from collections.abc import Iterator
 from contextvars import ContextVar
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -49,7 +49,7 @@ from aftersale.stats import (
     list_journeys,
     set_paused,
 )
-from aftersale.views import not_enrolled_text
+from aftersale.views import _zone, not_enrolled_text
 from campaigns.models import reading
 
 PAGES = Path(__file__).with_name("pages")
@@ -74,6 +74,10 @@ def _when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M}" if moment else ""
 
 
+def _local(moment: datetime | None, zone: tzinfo) -> str:
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M}" if moment else ""
+
+
 def _money(value: Decimal | None) -> str:
     return "–" if value is None else f"{value:,.2f}"
 
@@ -90,6 +94,7 @@ def _finalize(value: Any) -> Any:
 
 
 templates.env.filters["when"] = _when
+templates.env.filters["local"] = _local
 templates.env.filters["money"] = _money
 templates.env.finalize = _finalize
 
@@ -238,6 +243,8 @@ def customer_page(request: Request, user: PageUser, customer_id: str) -> HTMLRes
         raise HTTPException(404, f"no customer {customer_id!r}")
     return render(request, "customer.html", user, t=timeline,
                   contact=contact_view(user, timeline.customer), why_not=not_enrolled_text,
+                  zone=_zone(timeline.customer.timezone, project.settings.policy.get(
+                      "default_timezone", "Europe/Berlin")),
                   holidays=actions.holiday_calendar(lambda: project.policy, timeline.customer))  # fmt: skip
 
 

@@ -117,3 +117,11 @@ def test_times_in_the_customers_zone_or_utc(shop: Harness) -> None:
     assert "2026-03-03 08:00" in run(
         shop, "log", "--customer", "c1", "--journey", "thank_you", "--wide", "--utc"
     )
+
+
+def test_the_customer_command_says_which_zone_and_switches_to_utc(shop: Harness) -> None:
+    local = run(shop, "customer", "c1", columns=120)
+    assert "times below in the customer's zone, Europe/Berlin" in local
+    assert "2026-03-03 09:00" in local  # the thank-you, after quiet hours
+    in_utc = run(shop, "customer", "c1", "--utc", columns=120)
+    assert "times below in UTC" in in_utc and "2026-03-03 08:00" in in_utc

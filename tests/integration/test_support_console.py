@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -34,3 +35,15 @@ def test_the_customer_page_says_why_a_journey_did_not_start(client: TestClient, 
         ("extended_warranty", "item_condition", "item.warranty_months"),
         ("inspection_invitation", "item_condition", "item.inspection_interval_days"),
     }
+
+
+def test_the_customer_page_shows_times_in_the_customers_zone_with_utc_on_hover(
+    client: TestClient, shop: Harness
+) -> None:
+    login(client, VIEWER)
+    page = client.get("/admin/customers/c1").text
+    assert "times in Europe/Berlin (the project's zone), UTC on hover" in page
+    sent = [m for m in shop.messages(customer_id="c1") if m.sent_at][0].sent_at
+    local = sent.astimezone(ZoneInfo("Europe/Berlin"))
+    assert f'title="{sent:%Y-%m-%d %H:%M} UTC">{local:%Y-%m-%d %H:%M}</time>' in page
+    assert local.utcoffset() and f"{local:%H:%M}" != f"{sent:%H:%M}"
