@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
@@ -31,6 +32,8 @@ from aftersale.admin.auth import (
 )
 from aftersale.admin.flow import journey_flow
 from aftersale.admin.masking import mask_addresses, masked
+from aftersale.admin.search import LIMIT as SEARCH_LIMIT
+from aftersale.admin.search import find_customers
 from aftersale.admin.shapes import (
     PAGE_SIZE,
     STATUSES,
@@ -246,6 +249,19 @@ def customer_page(request: Request, user: PageUser, customer_id: str) -> HTMLRes
                   zone=_zone(timeline.customer.timezone, project.settings.policy.get(
                       "default_timezone", "Europe/Berlin")),
                   holidays=actions.holiday_calendar(lambda: project.policy, timeline.customer))  # fmt: skip
+
+
+@router.get("/search")
+def search(
+    request: Request, user: PageUser, q: Annotated[str, Query(max_length=200)] = ""
+) -> Response:
+    """The header box: one customer opens their page, several are listed."""
+    with reading(project_of(request).db) as conn:
+        found = find_customers(conn, q)
+    if len(found) == 1:
+        return back(f"/admin/customers/{quote(found[0].id, safe='')}")
+    results = [(row, contact_view(user, row)) for row in found]
+    return render(request, "search.html", user, q=q, results=results, limit=SEARCH_LIMIT)
 
 
 @router.get("/customers/{customer_id}/export.json")

@@ -47,3 +47,46 @@ def test_the_customer_page_shows_times_in_the_customers_zone_with_utc_on_hover(
     local = sent.astimezone(ZoneInfo("Europe/Berlin"))
     assert f'title="{sent:%Y-%m-%d %H:%M} UTC">{local:%Y-%m-%d %H:%M}</time>' in page
     assert local.utcoffset() and f"{local:%H:%M}" != f"{sent:%H:%M}"
+
+
+@pytest.mark.parametrize(
+    ("query", "lands_on"),
+    [
+        ("c2", "/admin/customers/c2"),  # an id
+        ("Schmi", "/admin/customers/c1"),  # the start of a last name, any case
+        ("anna schmidt", "/admin/customers/c1"),  # first and last name
+        ("bernd@", "/admin/customers/c2"),  # the start of an address
+        ("0049 170 998", "/admin/customers/c2"),  # a number as people write it
+        ("+4915112", "/admin/customers/c1"),
+    ],
+)
+def test_search_lands_on_the_customer(client: TestClient, query: str, lands_on: str) -> None:
+    login(client, VIEWER)  # viewers may search by contacts they were told
+    answer = client.get("/admin/search", params={"q": query})
+    assert answer.status_code == 303 and answer.headers["location"] == lands_on
+
+
+def test_search_lists_several_and_says_when_nothing_matches(client: TestClient) -> None:
+    login(client, VIEWER)
+    page = client.get("/admin/search", params={"q": "c"})
+    assert page.status_code == 200
+    for customer in ("c1", "c2", "c3"):
+        assert f'href="/admin/customers/{customer}"' in page.text
+    assert "Anna Schmidt" in page.text  # names shown to viewers, contacts masked
+    assert "anna@example.com" not in page.text and "a***@example.com" in page.text
+    nothing = client.get("/admin/search", params={"q": "zz-nobody"})
+    assert nothing.status_code == 200 and "No customer matches" in nothing.text
+
+
+def test_browsers_get_a_page_for_what_is_not_there(client: TestClient) -> None:
+    login(client, ADMIN)
+    for path in ("/admin/customers/k99", "/admin/nope"):
+        page = client.get(path, headers={"accept": "text/html"})
+        assert page.status_code == 404
+        assert page.headers["content-type"].startswith("text/html")
+        assert 'action="/admin/search"' in page.text
+    assert "no customer &#39;k99&#39;" in client.get("/admin/customers/k99").text
+    api = client.get("/api/admin/customers/k99", headers={"accept": "text/html"})
+    assert api.status_code == 404 and api.json() == {"detail": "no customer 'k99'"}
+    assert client.get("/").headers["location"] == "/admin/"
+    assert client.get("/favicon.ico", follow_redirects=True).status_code == 200

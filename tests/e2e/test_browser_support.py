@@ -1,0 +1,88 @@
+"""Support in Chromium: find a customer from the header box, read why a journey did not
+start and when each message went out in the customer's zone, land on a page for what is
+not there. Screenshots at 1366 and 390 px are kept under ``docs/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_browser_admin import ARGS, CHROMIUM, console, log_in, require_chromium
+from tests.integration.admin_data import ADMIN, VIEWER
+
+__all__ = ["console"]  # the fixture, shared with the console's other browser tests
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+WIDTHS = {"desktop": 1366, "mobile": 390}
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(params=list(WIDTHS))
+def page(request: pytest.FixtureRequest) -> Iterator[object]:
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    DOCS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        context = browser.new_context(viewport={"width": WIDTHS[request.param], "height": 900})
+        page = context.new_page()
+        page.width_name = request.param  # type: ignore[attr-defined]
+        yield page
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(DOCS / f"{name}-{page.width_name}.png"), full_page=True)
+
+
+def no_sideways_scroll(page) -> None:
+    """Nothing wider than the window: the page never scrolls sideways."""
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def test_search_opens_the_customer_who_shows_why_not_and_local_times(console, page) -> None:
+    _, url = console
+    log_in(page, url, VIEWER)
+    page.fill("form.find input[name=q]", "schmi")
+    page.press("form.find input[name=q]", "Enter")
+    page.wait_for_url("**/admin/customers/c1", wait_until="load")
+    assert "Anna Schmidt" in page.inner_text("h1")  # a viewer sees the name
+    assert "a***@example.com" in page.content()  # and the address masked
+    zone = page.inner_text(".pagehead .zone")
+    assert "times in Europe/Berlin" in zone
+    first = page.locator("ol.timeline time").first
+    assert first.get_attribute("title").endswith(" UTC")
+    assert first.get_attribute("title") != first.inner_text() + " UTC"  # local, not UTC
+    shot(page, "customer")
+    no_sideways_scroll(page)
+
+    page.goto(f"{url}/admin/customers/c3")
+    assert page.locator("table.not-enrolled tbody tr").count() >= 2
+    assert "no item of the order meets the item condition" in page.inner_text("table.not-enrolled")
+    page.locator("table.not-enrolled").scroll_into_view_if_needed()
+    shot(page, "customer-not-enrolled")
+
+
+def test_search_lists_several_and_a_missing_page_offers_the_search(console, page) -> None:
+    _, url = console
+    log_in(page, url, ADMIN)
+    page.fill("form.find input[name=q]", "c")
+    page.press("form.find input[name=q]", "Enter")
+    page.wait_for_url("**/admin/search?q=c", wait_until="load")
+    assert page.locator("table.search-results tbody tr").count() == 3
+    shot(page, "search")
+    no_sideways_scroll(page)
+    page.click("text=c2")
+    page.wait_for_url("**/admin/customers/c2", wait_until="load")
+
+    answer = page.goto(f"{url}/admin/customers/k99")
+    assert answer.status == 404
+    assert "no customer 'k99'" in page.inner_text("article.notfound")
+    shot(page, "not-found")
+    no_sideways_scroll(page)
+    page.fill("article.notfound input[name=q]", "bernd")
+    page.press("article.notfound input[name=q]", "Enter")
+    page.wait_for_url("**/admin/customers/c2", wait_until="load")
