@@ -88,6 +88,7 @@ def print_timeline(
         when = _local(m.sent_at or m.due_at, zone)
         reason = f" [dim]{safe(reason_text(m))}[/]" if m.reason else ""
         about = f" · {safe(m.item_name)}" if m.item_name else ""
+        about += f" · “{safe(m.subject)}”" if m.subject else ""
         # What the customer did with it, as providers and short links report it.
         seen = "".join(
             f" · {name}"

@@ -614,6 +614,7 @@ class Dispatcher:
                         reason=None,
                         lease_until=None,
                         locale=item.locale,
+                        subject=(item.outgoing.subject or "")[:300] or None,  # type: ignore[union-attr]
                         provider=item.result.provider,
                         provider_message_id=item.result.provider_message_id,
                         details={**item.details, **item.result.details},

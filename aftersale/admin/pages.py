@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from aftersale.accounts import authenticate
 from aftersale.admin import customers as actions
@@ -34,6 +34,7 @@ from aftersale.admin.flow import journey_flow
 from aftersale.admin.masking import mask_addresses, masked
 from aftersale.admin.search import LIMIT as SEARCH_LIMIT
 from aftersale.admin.search import find_customers
+from aftersale.admin.sent import SentContent, TemplateError, sent_content
 from aftersale.admin.shapes import (
     PAGE_SIZE,
     STATUSES,
@@ -43,7 +44,7 @@ from aftersale.admin.shapes import (
 )
 from aftersale.admin.terminal import project_prices
 from aftersale.app import CLOCK_KEY, Project, state_t
-from aftersale.sendlog import LogFilter, csv_writer, customer_timeline, iter_log
+from aftersale.sendlog import LogFilter, csv_writer, customer_timeline, iter_log, logged, messages_t
 from aftersale.sendlog import query_log as read_log
 from aftersale.stats import (
     Prices,
@@ -262,6 +263,47 @@ def search(
         return back(f"/admin/customers/{quote(found[0].id, safe='')}")
     results = [(row, contact_view(user, row)) for row in found]
     return render(request, "search.html", user, q=q, results=results, limit=SEARCH_LIMIT)
+
+
+# -------------------------------------------------------------------- sent messages
+
+
+def _sent(request: Request, user: CurrentUser, message_id: int) -> SentContent:
+    """A sent message's content, for admins only (viewers see the subject, no more)."""
+    if not user.is_admin:
+        raise HTTPException(403, "only admins open what was sent")
+    project = project_of(request)
+    with reading(project.db) as conn:
+        try:
+            content = sent_content(project, conn, message_id)
+        except TemplateError as exc:
+            raise HTTPException(409, f"the template no longer renders: {exc}") from exc
+    if content is None:
+        raise HTTPException(404, f"no sent message #{message_id}")
+    return content
+
+
+@router.get("/messages/{message_id}")
+def sent_message(request: Request, user: PageUser, message_id: int) -> HTMLResponse:
+    content = _sent(request, user, message_id)
+    with reading(project_of(request).db) as conn:
+        row = conn.execute(logged().where(messages_t.c.id == message_id)).one()
+    return render(request, "message.html", user, m=row, content=content)
+
+
+# The e-mail as it went out, framed by the message page: its own styles, no scripts, no
+# forms, no remote images (opening it must not tell anyone it was opened).
+SENT_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox; frame-ancestors 'self'"
+)
+
+
+@router.get("/messages/{message_id}/sent.html")
+def sent_message_html(request: Request, user: PageUser, message_id: int) -> HTMLResponse:
+    content = _sent(request, user, message_id)
+    body = content.html or f"<pre>{escape(content.text)}</pre>"
+    headers = {"Content-Security-Policy": SENT_CSP, "X-Frame-Options": "SAMEORIGIN"}
+    return HTMLResponse(body, headers=headers)
 
 
 @router.get("/customers/{customer_id}/export.json")

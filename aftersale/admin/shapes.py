@@ -95,6 +95,7 @@ def message_dict(row: Any) -> dict[str, Any]:
         "id": record.pop("message_id"),
         **record,
         "item_name": row.item_name,
+        "subject": row.subject,
         "delivered_at": iso(row.delivered_at),
         "opened_at": iso(row.opened_at),
         "clicked_at": iso(row.clicked_at),

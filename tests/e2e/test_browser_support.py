@@ -86,3 +86,20 @@ def test_search_lists_several_and_a_missing_page_offers_the_search(console, page
     page.fill("article.notfound input[name=q]", "bernd")
     page.press("article.notfound input[name=q]", "Enter")
     page.wait_for_url("**/admin/customers/c2", wait_until="load")
+
+
+def test_an_admin_opens_the_email_that_went_out(console, page) -> None:
+    _, url = console
+    blocked: list[str] = []  # the Content-Security-Policy must not stop anything of ours
+    page.on("console", lambda m: "Content Security Policy" in m.text and blocked.append(m.text))
+    log_in(page, url, ADMIN)
+    page.goto(f"{url}/admin/customers/c1")
+    subject = page.locator("ol.timeline .subject").first.inner_text()
+    page.locator("ol.timeline a.open-sent").first.click()
+    page.wait_for_url("**/admin/messages/*", wait_until="load")
+    assert page.inner_text("dd.subject") in subject
+    frame = page.frame_locator("iframe.sent-html")
+    assert "Anna" in frame.locator("body").inner_text()
+    shot(page, "sent-email")
+    no_sideways_scroll(page)
+    assert blocked == []

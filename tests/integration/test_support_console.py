@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -90,3 +91,44 @@ def test_browsers_get_a_page_for_what_is_not_there(client: TestClient) -> None:
     assert api.status_code == 404 and api.json() == {"detail": "no customer 'k99'"}
     assert client.get("/").headers["location"] == "/admin/"
     assert client.get("/favicon.ico", follow_redirects=True).status_code == 200
+
+
+def sent(shop: Harness, customer: str, channel: str) -> Any:
+    return next(
+        m for m in shop.messages(customer_id=customer, channel=channel) if m.status == "sent"
+    )
+
+
+def test_each_message_keeps_its_subject_and_an_admin_opens_what_went_out(
+    client: TestClient, shop: Harness
+) -> None:
+    email = sent(shop, "c1", "email")
+    assert email.subject  # stored when it was rendered
+    out = next(m for m in shop.email.sent if m.message_id == str(email.id))
+    assert out.subject == email.subject
+    login(client, ADMIN)
+    page = client.get("/admin/customers/c1").text
+    assert f"“{email.subject}”" in page.replace("&#34;", '"')
+    assert f'href="/admin/messages/{email.id}"' in page
+    opened = client.get(f"/admin/messages/{email.id}")
+    assert opened.status_code == 200 and email.subject in opened.text
+    framed = client.get(f"/admin/messages/{email.id}/sent.html")
+    assert framed.status_code == 200
+    assert "sandbox" in framed.headers["content-security-policy"]
+    assert framed.text == out.body_html  # rendered again, exactly as it went out
+    sms = sent(shop, "c1", "sms")
+    assert sms.subject is None
+    sms_out = next(m for m in shop.sms.sent if m.message_id == str(sms.id))
+    assert sms_out.body_text in client.get(f"/admin/messages/{sms.id}").text.replace("&#39;", "'")
+    planned = next(m for m in shop.messages(customer_id="c1") if m.status == "planned")
+    assert client.get(f"/admin/messages/{planned.id}").status_code == 404
+
+
+def test_viewers_see_the_subject_only(client: TestClient, shop: Harness) -> None:
+    email = sent(shop, "c1", "email")
+    login(client, VIEWER)
+    page = client.get("/admin/customers/c1").text
+    assert email.subject in page.replace("&#34;", '"')
+    assert "/admin/messages/" not in page
+    assert client.get(f"/admin/messages/{email.id}").status_code == 403
+    assert client.get(f"/admin/messages/{email.id}/sent.html").status_code == 403
