@@ -698,7 +698,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
 ) -> None:
-    """Serve the webhooks, the unsubscribe pages and the HTTP API."""
+    """Serve the admin console (its address is printed first), the webhooks, the
+    unsubscribe pages and the HTTP API."""
     import uvicorn
 
     from aftersale.web import create_app, server_options
@@ -706,7 +707,16 @@ def serve(
     proj = project()
     _refuse_weak_key(proj, always=True)
     app = create_app(proj)
+    console.print(f"admin console: {console_url(host, port)}", markup=False, highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="info", **server_options(proj.settings))
+
+
+def console_url(host: str, port: int) -> str:
+    """Where a browser on this machine finds the console served on ``host``:``port``."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/admin/"
 
 
 # ------------------------------------------------------------------ users and stats

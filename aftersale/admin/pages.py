@@ -43,6 +43,7 @@ from aftersale.admin.shapes import (
     log_filter,
 )
 from aftersale.admin.terminal import project_prices
+from aftersale.admin.upcoming import PERIODS, upcoming_sends
 from aftersale.app import CLOCK_KEY, Project, state_t
 from aftersale.sendlog import LogFilter, csv_writer, customer_timeline, iter_log, logged, messages_t
 from aftersale.sendlog import query_log as read_log
@@ -183,14 +184,26 @@ def clock_now(project: Project) -> datetime:
 
 
 @router.get("/")
-def home(request: Request, user: PageUser) -> HTMLResponse:
+def home(request: Request, user: PageUser, days: int = 30) -> HTMLResponse:
     project = project_of(request)
+    note = None
+    if days not in PERIODS:
+        note = f"No period of {days} days: choose {', '.join(map(str, PERIODS))}."
+        days = 30
     with reading(project.db) as conn:
-        board = dashboard(conn, clock_now(project), heartbeat_now=datetime.now(UTC))
-    chart = {"days": board.days, "per_day": board.per_day, "deferrals": board.deferrals_per_day}
+        simulated = conn.execute(
+            sa.select(state_t.c.value).where(state_t.c.key == CLOCK_KEY)
+        ).scalar()
+        now = datetime.fromisoformat(simulated) if simulated else project.now()
+        board = dashboard(conn, now, days=days, heartbeat_now=datetime.now(UTC))
+        ahead = upcoming_sends(conn, now)
+    chart = {"days": board.days, "per_day": board.per_day, "deferrals": board.deferrals_per_day,
+             "upcoming": ahead}  # fmt: skip
     # Inside <script>: no "<" may survive, or a reason string could close the tag.
     data = json.dumps(chart).replace("<", "\\u003c")
-    return render(request, "dashboard.html", user, board=board, chart=data)
+    return render(request, "dashboard.html", user, board=board, chart=data, period=days,
+                  periods=PERIODS, simulated=simulated is not None, upcoming=ahead,
+                  note=note)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ send log

@@ -103,3 +103,39 @@ def test_an_admin_opens_the_email_that_went_out(console, page) -> None:
     shot(page, "sent-email")
     no_sideways_scroll(page)
     assert blocked == []
+
+
+def test_dashboard_periods_charts_and_a_pause_that_asks_first(console, page) -> None:
+    h, url = console
+    blocked: list[str] = []
+    page.on("console", lambda m: "Content Security Policy" in m.text and blocked.append(m.text))
+    log_in(page, url, ADMIN)
+    page.click(".periods >> text=90 days")
+    page.wait_for_url("**/admin/?days=90", wait_until="load")
+    page.wait_for_selector("canvas#upcoming")
+    assert page.locator("canvas").count() == 2  # messages and upcoming sends
+    assert "No cap hits or deferrals in these 90 days." in page.inner_text("main")
+    assert page.locator("#dispatchers-card").count() == 0  # a simulated shop has none
+    assert "last 90 days" in page.inner_text(".pagehead")
+    page.wait_for_timeout(300)
+    shot(page, "dashboard")
+    no_sideways_scroll(page)
+    assert blocked == []
+
+    page.goto(f"{url}/admin/journeys/loyalty_offer")
+    questions: list[str] = []
+
+    def answer(dialog, accept: bool) -> None:
+        questions.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda d: answer(d, False))
+    page.click("button:has-text('Pause journey')")
+    page.wait_for_timeout(300)
+    assert page.inner_text("#journey-state") == "active"  # "no" changed nothing
+    page.once("dialog", lambda d: answer(d, True))
+    page.click("button:has-text('Pause journey')")
+    page.wait_for_selector("button:has-text('Resume journey')")
+    assert page.inner_text("#journey-state") == "paused"
+    assert questions[0].startswith("Pause Loyalty offer?")
+    no_sideways_scroll(page)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -9,8 +11,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import Harness
+from aftersale.accounts import create_user
+from tests.conftest import Harness, utc
 from tests.integration.admin_data import ADMIN, VIEWER, client_for, login, seed
+
+
+def seed_users(h: Harness) -> None:
+    now = utc("2026-03-01T00:00:00")
+    create_user(h.project.db, *ADMIN, "admin", now)
+    create_user(h.project.db, *VIEWER, "viewer", now)
 
 
 @pytest.fixture
@@ -132,3 +141,55 @@ def test_viewers_see_the_subject_only(client: TestClient, shop: Harness) -> None
     assert "/admin/messages/" not in page
     assert client.get(f"/admin/messages/{email.id}").status_code == 403
     assert client.get(f"/admin/messages/{email.id}/sent.html").status_code == 403
+
+
+def chart_data(page: str) -> dict[str, Any]:
+    found = re.search(r'<script id="chart-data" type="application/json">(.*?)</script>', page)
+    assert found is not None
+    return json.loads(found.group(1))
+
+
+def test_the_dashboard_period_upcoming_sends_and_no_dispatcher_card_when_simulated(
+    client: TestClient, shop: Harness
+) -> None:
+    login(client, VIEWER)
+    page = client.get("/admin/", params={"days": 7}).text
+    assert "last 7 days" in page and 'aria-current="page">7 days' in page
+    assert len(chart_data(page)["days"]) == 7
+    assert len(chart_data(client.get("/admin/?days=90").text)["days"]) == 90
+    wrong = client.get("/admin/?days=5")
+    assert wrong.status_code == 200 and "No period of 5 days: choose 7, 30, 90." in wrong.text
+    assert "Dispatchers alive" not in page and "simulated clock" in page  # a simulated shop
+    upcoming = chart_data(page)["upcoming"]
+    planned = [
+        m
+        for m in shop.messages(status="planned")
+        if m.due_at < utc("2026-03-31T00:00:00") and m.due_at >= utc("2026-03-01T00:00:00")
+    ]
+    assert planned
+    assert sum(sum(counts) for counts in upcoming["series"].values()) == len(planned)
+    first = planned[0]
+    assert f"{first.journey_id} · {first.channel}" in upcoming["series"]
+    assert 'id="upcoming"' in page
+
+
+def test_the_dashboard_says_when_there_is_nothing_to_draw(make_harness) -> None:
+    h = make_harness()
+    try:
+        seed_users(h)
+        with client_for(h) as client:
+            login(client, ADMIN)
+            page = client.get("/admin/").text
+        assert "No messages decided in these 30 days." in page
+        assert "No cap hits or deferrals in these 30 days." in page
+        assert "Nothing is planned for the next 30 days." in page
+        assert "<canvas" not in page
+        assert "Dispatchers alive" in page  # a project on the real clock
+    finally:
+        h.project.close()
+
+
+def test_pause_and_resume_ask_first(client: TestClient) -> None:
+    login(client, ADMIN)
+    page = client.get("/admin/journeys/thank_you").text
+    assert 'data-confirm="Pause Thank you? Nobody new is enrolled' in page
