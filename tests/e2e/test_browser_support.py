@@ -139,3 +139,6 @@ def test_dashboard_periods_charts_and_a_pause_that_asks_first(console, page) -> 
     assert page.inner_text("#journey-state") == "paused"
     assert questions[0].startswith("Pause Loyalty offer?")
     no_sideways_scroll(page)
+    for path in ("/admin/log", "/admin/journeys", "/admin/journeys/thank_you"):
+        page.goto(f"{url}{path}")
+        no_sideways_scroll(page)
