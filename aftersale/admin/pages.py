@@ -45,6 +45,7 @@ from aftersale.admin.shapes import (
 from aftersale.admin.terminal import project_prices
 from aftersale.admin.upcoming import PERIODS, upcoming_sends
 from aftersale.app import CLOCK_KEY, Project, state_t
+from aftersale.choices import known_steps, unknown_value
 from aftersale.sendlog import LogFilter, csv_writer, customer_timeline, iter_log, logged, messages_t
 from aftersale.sendlog import query_log as read_log
 from aftersale.stats import (
@@ -219,10 +220,22 @@ def send_log(
     project = project_of(request)
     with reading(project.db) as conn:
         rows = read_log(conn, flt, limit=PAGE_SIZE, before_id=before_id)
+        problem = None if rows else _filter_problem(project, conn, flt)
     older = filter_query(flt, before_id=rows[-1].id) if len(rows) == PAGE_SIZE else None
     until_day = f"{flt.until - timedelta(days=1):%Y-%m-%d}" if flt.until else None
     return render(request, "log.html", user, rows=rows, flt=flt, statuses=STATUSES, older=older,
-                  export=filter_query(flt), before_id=before_id, until_day=until_day)  # fmt: skip
+                  export=filter_query(flt), before_id=before_id, until_day=until_day,
+                  problem=problem)  # fmt: skip
+
+
+def _filter_problem(project: Project, conn: Any, flt: LogFilter) -> str | None:
+    """Why an empty result is a mistake rather than "no messages": the first filter value
+    that names nothing known, with the valid choices."""
+    defined = {}
+    if flt.journey or flt.step:  # the definitions are read only when they are asked about
+        loaded, _ = project.load_journeys()
+        defined = {j.journey.id: [s.id for s in j.journey.steps] for j in loaded}
+    return unknown_value(conn, flt, known_steps(conn, defined))
 
 
 def csv_lines(project: Project, flt: LogFilter, *, mask: bool = False) -> Iterator[str]:

@@ -193,3 +193,27 @@ def test_pause_and_resume_ask_first(client: TestClient) -> None:
     login(client, ADMIN)
     page = client.get("/admin/journeys/thank_you").text
     assert 'data-confirm="Pause Thank you? Nobody new is enrolled' in page
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ({"status": "sennt"}, "no status &#39;sennt&#39;; choose one of: planned, sending, sent"),
+        ({"journey": "nope"}, "choose one of: extended_warranty, inspection_invitation"),
+        ({"journey": "thank_you", "step": "nope"}, "no step &#39;nope&#39;; choose one of: thanks"),
+        ({"customer": "k99"}, "no customer &#39;k99&#39;"),
+        ({"channel": "fax"}, "choose one of: email, sms"),
+    ],
+)
+def test_the_log_names_the_valid_choices_for_unknown_values(
+    client: TestClient, query: dict[str, str], named: str
+) -> None:
+    login(client, VIEWER)
+    page = client.get("/admin/log", params=query).text
+    assert named in page and "No messages match this filter." not in page
+
+
+def test_the_log_says_no_messages_when_known_values_match_none(client: TestClient) -> None:
+    login(client, VIEWER)
+    page = client.get("/admin/log", params={"journey": "thank_you", "status": "bounced"}).text
+    assert "No messages match this filter." in page and "filter-problem" not in page
