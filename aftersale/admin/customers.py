@@ -181,9 +181,10 @@ def _plain(row: Any) -> dict[str, Any]:
 def erase(conn: Connection, customer_id: str, actor: str, now: datetime) -> str | None:
     """Anonymise a customer: contact data and attributes blanked, consent withdrawn.
 
-    Messages, purchases and counts stay (they hold no contact data), so aggregates remain
-    true; active enrolments end so nothing more is planned. Event payloads are emptied
-    (pending events discarded), provider reports lose their raw text, and the address is
+    Messages, purchases and counts stay (they hold no contact data; the subjects they kept,
+    which may greet the customer by name, are blanked), so aggregates remain true; active
+    enrolments end so nothing more is planned. Event payloads are emptied (pending events
+    discarded), provider reports lose their raw text, and the address is
     replaced in reasons that quote it. An id that is itself the address (a guest's, from
     before guest ids were pseudonyms) is replaced by a random one wherever it is used.
 
@@ -201,6 +202,8 @@ def erase(conn: Connection, customer_id: str, actor: str, now: datetime) -> str 
     )
     _forget_delivery_events(conn, customer, messages)
     _forget_addresses_in_reasons(conn, customer, customer_id, messages)
+    # Subjects as rendered may greet the customer by name.
+    conn.execute(messages_t.update().where(messages_t.c.id.in_(messages)).values(subject=None))
     updated = conn.execute(
         customers_t.update()
         .where(customers_t.c.id == customer_id)

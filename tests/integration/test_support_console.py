@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from aftersale.accounts import create_user
 from tests.conftest import Harness, utc
-from tests.integration.admin_data import ADMIN, VIEWER, client_for, login, seed
+from tests.integration.admin_data import ADMIN, VIEWER, client_for, login, post, seed
 
 
 def seed_users(h: Harness) -> None:
@@ -217,3 +217,13 @@ def test_the_log_says_no_messages_when_known_values_match_none(client: TestClien
     login(client, VIEWER)
     page = client.get("/admin/log", params={"journey": "thank_you", "status": "bounced"}).text
     assert "No messages match this filter." in page and "filter-problem" not in page
+
+
+def test_erasure_blanks_the_subjects_that_greet_the_customer(
+    client: TestClient, shop: Harness
+) -> None:
+    assert "Anna" in sent(shop, "c1", "email").subject
+    token = login(client, ADMIN)
+    assert post(client, "/admin/customers/c1/erase", token, confirm="c1").status_code == 303
+    assert all(m.subject is None for m in shop.messages(customer_id="c1"))
+    assert any(m.subject for m in shop.messages(customer_id="c2"))
