@@ -204,6 +204,8 @@ def home(request: Request, user: PageUser, days: int = 30) -> HTMLResponse:
     data = json.dumps(chart).replace("<", "\\u003c")
     return render(request, "dashboard.html", user, board=board, chart=data, period=days,
                   periods=PERIODS, simulated=simulated is not None, upcoming=ahead,
+                  # no red "0 alive" on a simulated project, where none need run
+                  show_dispatchers=simulated is None or bool(board.dispatchers),
                   note=note)  # fmt: skip
 
 

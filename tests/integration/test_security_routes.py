@@ -30,7 +30,7 @@ PUBLIC = re.compile(
     r"|admin/static)$"
 )
 SAMPLES = {"customer_id": "c1", "journey_id": "thank_you", "action": "pause", "token": "x",
-           "path": "css/admin.css"}  # fmt: skip
+           "path": "css/admin.css", "message_id": "1"}  # fmt: skip
 
 
 @pytest.fixture
