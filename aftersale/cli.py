@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -20,7 +21,15 @@ from rich.table import Table
 from aftersale.admin.terminal import add_commands
 from aftersale.app import Project
 from aftersale.errors import AftersaleError
-from aftersale.sendlog import LogFilter, customer_timeline, query_log, reason_text, write_export
+from aftersale.sendlog import (
+    LogFilter,
+    customer_timeline,
+    customer_timezone,
+    decided_log,
+    reason_text,
+    upcoming_log,
+    write_export,
+)
 from aftersale.terminal import clean, safe
 from campaigns.importing import ImportReport, import_customers, import_events
 from campaigns.journeys import BUILTIN_DIR, source_line
@@ -515,7 +524,9 @@ def log(
     step: Annotated[str | None, typer.Option(help="Step id.")] = None,
     channel: Annotated[str | None, typer.Option(help="email or sms.")] = None,
     status: Annotated[str | None, typer.Option(help="planned, sent, skipped, unknown, …")] = None,
-    reason: Annotated[str | None, typer.Option(help="Reason prefix, e.g. frequency_cap.")] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Reason prefix, e.g. quiet; deferrals count too.")
+    ] = None,
     since: Annotated[str | None, typer.Option(help="Due on or after (YYYY-MM-DD, UTC).")] = None,
     until: Annotated[
         str | None, typer.Option(help="Due up to the end of (YYYY-MM-DD, UTC).")
@@ -527,40 +538,96 @@ def log(
             "--events", help="List events instead (--status pending|applied|failed, --customer)."
         ),
     ] = False,
+    upcoming: Annotated[
+        bool, typer.Option("--upcoming", help="Planned messages, the soonest first.")
+    ] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column, however wide.")] = False,
+    utc: Annotated[bool, typer.Option("--utc", help="Times in UTC.")] = False,
 ) -> None:
-    """Search the send log: every message, sent or not, with its reason."""
+    """Search the send log: every decided message, the latest decision first, with its
+    reason; planned messages with --upcoming. Times in the customer's zone with --customer,
+    else the project's (--utc for UTC)."""
     flt = _filter(customer, contact, journey, step, channel, status, reason, since, until)
     ctx.obj = flt
-    if ctx.invoked_subcommand:
-        return
     proj = project()
     if events:
         _log_events(proj, status, customer, limit)
         return
-    with reading(proj.db) as conn:
-        rows = query_log(conn, flt, limit=limit)
-    table = Table(
-        "id",
-        "customer",
-        "journey",
-        "step",
-        "#",
-        "item",
-        "channel",
-        "status",
-        "reason",
-        "due (UTC)",
-        "sent (UTC)",
-    )
+    try:
+        with reading(proj.db) as conn:
+            _check_filter(proj, conn, flt)
+            if ctx.invoked_subcommand:
+                return
+            upcoming = upcoming or status == "planned"
+            rows = (upcoming_log if upcoming else decided_log)(conn, flt, limit=limit)
+            zone = _log_zone(proj, conn, customer, utc)
+    finally:
+        proj.close()
+    table = _log_table(rows, zone, upcoming=upcoming, wide=wide)
+    # --wide: every column whole, however wide the terminal
+    (Console(emoji=False, width=1000) if wide else console).print(table)
+    if not rows:
+        console.print("no planned messages match" if upcoming else "no decided messages match")
+    elif len(rows) == limit:
+        first = "soonest" if upcoming else "latest"
+        console.print(f"[dim]showing the {first} {limit}; narrow with filters or use --limit[/]")
+
+
+def _check_filter(proj: Project, conn: Any, flt: LogFilter) -> None:
+    """Exit 2 naming the valid choices when a filter value names nothing known."""
+    from aftersale.choices import known_steps, unknown_value
+
+    loaded, _ = proj.load_journeys()
+    defined = {j.journey.id: [s.id for s in j.journey.steps] for j in loaded}
+    problem = unknown_value(conn, flt, known_steps(conn, defined))
+    if problem:
+        fail(problem, 2)
+
+
+def _log_zone(proj: Project, conn: Any, customer_id: str | None, utc: bool) -> ZoneInfo:
+    """The zone the log's times are shown in: UTC when asked, else the customer's when the
+    log is one customer's, else the project's."""
+    from aftersale.views import _zone
+
+    if utc:
+        return ZoneInfo("UTC")
+    default = proj.settings.policy.get("default_timezone", "Europe/Berlin")
+    return _zone(customer_timezone(conn, customer_id) if customer_id else None, default)
+
+
+def _log_table(rows: list[Any], zone: ZoneInfo, *, upcoming: bool, wide: bool) -> Table:
+    """The log at 80 columns: what, who, when and why, long values wrapped; ``wide``
+    shows every column."""
+
+    def at(moment: datetime | None) -> str:
+        return f"{moment.astimezone(zone):%Y-%m-%d %H:%M}" if moment else ""
+
+    caption = f"times in {zone.key}"
+    if wide:
+        table = Table("id", "customer", "journey", "step", "#", "item", "channel", "status",
+                      "reason", "due", "sent", "decided", caption=caption)  # fmt: skip
+        for r in rows:
+            table.add_row(
+                str(r.id), safe(r.customer_id), safe(r.journey_id), safe(r.step),
+                str(r.occurrence), safe(r.item_name or ""), safe(r.channel), _status(r.status),
+                safe(reason_text(r)), at(r.due_at), at(r.sent_at), at(r.updated_at),
+            )  # fmt: skip
+        return table
+    table = Table(box=box.SIMPLE_HEAD, caption=caption, show_edge=False, padding=(0, 1))
+    table.add_column("id", no_wrap=True, justify="right")
+    table.add_column("due" if upcoming else "decided", width=10)
+    table.add_column("customer", overflow="fold", max_width=10)
+    table.add_column("message", overflow="fold", ratio=1)
+    table.add_column("status, reason", overflow="fold", ratio=1)
     for r in rows:
-        table.add_row(
-            str(r.id), safe(r.customer_id), safe(r.journey_id), safe(r.step), str(r.occurrence),
-            safe(r.item_name or ""), safe(r.channel), _status(r.status), safe(reason_text(r)),
-            f"{r.due_at:%Y-%m-%d %H:%M}", f"{r.sent_at:%Y-%m-%d %H:%M}" if r.sent_at else "",
-        )  # fmt: skip
-    console.print(table)
-    if len(rows) == limit:
-        console.print(f"[dim]showing the newest {limit}; narrow with filters or use --limit[/]")
+        what = f"{r.journey_id}\n{r.step}" + (f" #{r.occurrence}" if r.occurrence > 1 else "")
+        what += f" · {r.item_name}" if r.item_name else ""
+        when = r.due_at if upcoming else (r.updated_at or r.sent_at or r.due_at)
+        reason = reason_text(r)
+        table.add_row(str(r.id), at(when).replace(" ", "\n"), safe(r.customer_id),
+                      safe(f"{what} · {r.channel}", lines=True),
+                      _status(r.status) + (f"\n{safe(reason)}" if reason else ""))  # fmt: skip
+    return table
 
 
 def _log_events(proj: Project, status: str | None, customer: str | None, limit: int) -> None:
@@ -639,11 +706,18 @@ def events_retry(
 
 
 @app.command()
-def customer(customer_id: str) -> None:
-    """One customer's timeline: events, enrolments and every message with its reason."""
+def customer(
+    customer_id: str,
+    utc: Annotated[bool, typer.Option("--utc", help="Times in UTC, not the customer's.")] = False,
+) -> None:
+    """One customer's timeline: events, enrolments (and why not) and every message with its
+    reason, in the customer's time zone."""
     proj = project()
-    with reading(proj.db) as conn:
-        timeline = customer_timeline(conn, customer_id)
+    try:
+        with reading(proj.db) as conn:
+            timeline = customer_timeline(conn, customer_id)
+    finally:
+        proj.close()
     if timeline is None:
         fail(f"no customer {customer_id!r}")
     from aftersale.admin.customers import holiday_calendar
@@ -651,7 +725,33 @@ def customer(customer_id: str) -> None:
 
     holidays = holiday_calendar(lambda: proj.policy, timeline.customer)
     tz = proj.settings.policy.get("default_timezone", "Europe/Berlin")
-    print_timeline(console, timeline, tz, holidays=holidays)
+    print_timeline(console, timeline, tz, holidays=holidays, utc=utc)
+
+
+@app.command()
+def why(
+    customer_id: str,
+    journey: Annotated[str | None, typer.Argument(help="Journey id (default: every one).")] = None,
+    utc: Annotated[bool, typer.Option("--utc", help="Times in UTC, not the customer's.")] = False,
+) -> None:
+    """Why a customer did or did not get a journey: enrolled or not and why, each message
+    with its decisions, and what is planned next and when."""
+    from aftersale.views import _zone
+    from aftersale.why import known_journeys, print_why
+
+    proj = project()
+    try:
+        with reading(proj.db) as conn:
+            timeline = customer_timeline(conn, customer_id)
+            journeys = known_journeys(conn)
+    finally:
+        proj.close()
+    if timeline is None:
+        fail(f"no customer {customer_id!r}", 2)
+    if journey is not None and journey not in journeys:
+        fail(f"no journey {journey!r}; choose one of: {', '.join(journeys)}", 2)
+    tz = proj.settings.policy.get("default_timezone", "Europe/Berlin")
+    print_why(console, timeline, _zone(timeline.customer.timezone, tz), journey, utc=utc)
 
 
 # ------------------------------------------------------------------------------ demo
@@ -691,7 +791,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
 ) -> None:
-    """Serve the webhooks, the unsubscribe pages and the HTTP API."""
+    """Serve the admin console (its address is printed first), the webhooks, the
+    unsubscribe pages and the HTTP API."""
     import uvicorn
 
     from aftersale.web import create_app, server_options
@@ -699,7 +800,16 @@ def serve(
     proj = project()
     _refuse_weak_key(proj, always=True)
     app = create_app(proj)
+    console.print(f"admin console: {console_url(host, port)}", markup=False, highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="info", **server_options(proj.settings))
+
+
+def console_url(host: str, port: int) -> str:
+    """Where a browser on this machine finds the console served on ``host``:``port``."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/admin/"
 
 
 # ------------------------------------------------------------------ users and stats

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -13,11 +13,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaigns.models import (
+    PLANNED,
     Customer,
     Enrollment,
     Event,
     Message,
     MessageDecision,
+    NotEnrolled,
     PurchaseItem,
     Suppression,
 )
@@ -29,6 +31,7 @@ events_t = Event.__table__
 enrollments_t = Enrollment.__table__
 suppressions_t = Suppression.__table__
 items_t = PurchaseItem.__table__
+not_enrolled_t = NotEnrolled.__table__
 
 EXPORT_FIELDS = (
     "message_id", "customer", "order", "journey", "step", "occurrence", "channel", "category",
@@ -81,8 +84,13 @@ class LogFilter:
         ):
             if value:
                 clauses.append(column == value)
-        if self.reason:
-            clauses.append(m.reason.startswith(self.reason, autoescape=True))
+        if self.reason:  # the final reason, or the reason of any deferral on the way
+            deferred = sa.select(decisions_t.c.message_id).where(
+                decisions_t.c.reason.startswith(self.reason, autoescape=True)
+            )
+            clauses.append(
+                sa.or_(m.reason.startswith(self.reason, autoescape=True), m.id.in_(deferred))
+            )
         if self.since:
             clauses.append(m.due_at >= self.since)
         if self.until:
@@ -105,6 +113,27 @@ def query_log(
     if before_id is not None:
         query = query.where(messages_t.c.id < before_id)
     return list(conn.execute(query.order_by(messages_t.c.id.desc()).limit(limit)))
+
+
+def customer_timezone(conn: Connection, customer_id: str) -> str | None:
+    return conn.execute(
+        sa.select(customers_t.c.timezone).where(customers_t.c.id == customer_id)
+    ).scalar()
+
+
+def decided_log(conn: Connection, flt: LogFilter, *, limit: int = 50) -> list[Any]:
+    """Messages that have an outcome (or are being sent), newest decision first."""
+    m = messages_t.c
+    query = logged().where(*flt.where(), m.status != PLANNED)
+    order = (sa.nulls_last(m.updated_at.desc()), m.id.desc())
+    return list(conn.execute(query.order_by(*order).limit(limit)))
+
+
+def upcoming_log(conn: Connection, flt: LogFilter, *, limit: int = 50) -> list[Any]:
+    """Planned messages, the soonest due first."""
+    m = messages_t.c
+    query = logged().where(*flt.where(), m.status == PLANNED)
+    return list(conn.execute(query.order_by(m.due_at, m.id).limit(limit)))
 
 
 def iter_log(conn: Connection, flt: LogFilter, *, chunk: int = 5000) -> Iterator[Any]:
@@ -209,6 +238,7 @@ class Timeline:
     enrollments: list[Any]
     messages: list[Any]
     decisions: dict[int, list[Any]]
+    not_enrolled: list[Any] = field(default_factory=list)  # events that started nothing, and why
 
 
 def customer_timeline(conn: Connection, customer_id: str) -> Timeline | None:
@@ -254,6 +284,13 @@ def customer_timeline(conn: Connection, customer_id: str) -> Timeline | None:
         ),
         messages=messages,
         decisions=decisions,
+        not_enrolled=list(
+            conn.execute(
+                sa.select(not_enrolled_t)
+                .where(not_enrolled_t.c.customer_id == customer_id)
+                .order_by(not_enrolled_t.c.at, not_enrolled_t.c.journey_id)
+            )
+        ),
     )
 
 

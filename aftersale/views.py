@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from aftersale.sendlog import Timeline, reason_text
 from aftersale.terminal import safe
+from campaigns.models import NOT_ENROLLED_REASONS
 
 STATUS_STYLE = {
     "sent": "green", "delivered": "green", "skipped": "yellow", "cancelled": "yellow",
@@ -34,18 +36,21 @@ def print_timeline(
     default_timezone: str = "Europe/Berlin",
     *,
     holidays: str | None = None,
+    utc: bool = False,
 ) -> None:
-    """A customer's story, in the customer's own time zone, readable in 80 columns.
+    """A customer's story, in the customer's own time zone (UTC with ``utc``), readable in
+    80 columns.
 
     ``holidays`` names the public-holiday calendar that applies to the customer."""
     c = t.customer
-    zone = _zone(c.timezone, default_timezone)
+    zone = ZoneInfo("UTC") if utc else _zone(c.timezone, default_timezone)
     yes_no = {True: "[green]yes[/]", False: "[red]no[/]"}
     console.print(f"[bold]{safe(c.first_name)} {safe(c.last_name)}[/] ({safe(c.id)})",
                   highlight=False)  # fmt: skip
     console.print(f"  e-mail {safe(c.email or '-')} · phone {safe(c.phone or '-')}",
                   highlight=False)  # fmt: skip
-    console.print(f"  locale {safe(c.locale)} · times below in the customer's zone, {zone.key}")
+    whose = "" if utc else "the customer's zone, "
+    console.print(f"  locale {safe(c.locale)} · times below in {whose}{zone.key}")
     if holidays is not None:
         console.print(f"  public holidays: {holidays}", highlight=False, markup=False)
     console.print(
@@ -77,6 +82,7 @@ def print_timeline(
         enrolments.add_row(_local(e.enrolled_at, zone), safe(e.journey_id),
                            safe(e.order_id or ""), safe(status))  # fmt: skip
     console.print(enrolments)
+    print_not_enrolled(console, t.not_enrolled, zone)
 
     console.print("[bold]Messages[/]")
     for m in t.messages:
@@ -84,6 +90,7 @@ def print_timeline(
         when = _local(m.sent_at or m.due_at, zone)
         reason = f" [dim]{safe(reason_text(m))}[/]" if m.reason else ""
         about = f" · {safe(m.item_name)}" if m.item_name else ""
+        about += f" · “{safe(m.subject)}”" if m.subject else ""
         # What the customer did with it, as providers and short links report it.
         seen = "".join(
             f" · {name}"
@@ -101,3 +108,20 @@ def print_timeline(
             console.print(
                 f"      [dim]{_local(d.at, zone)} {d.action}{why}{moved}[/]", highlight=False
             )
+
+
+def not_enrolled_text(row: Any) -> str:
+    """Why an event did not start a journey, in words, with the condition that failed."""
+    text = NOT_ENROLLED_REASONS.get(row.reason, row.reason)
+    return f"{text}: {row.expression}" if row.expression else text
+
+
+def print_not_enrolled(console: Console, rows: list[Any], zone: ZoneInfo) -> None:
+    if not rows:
+        return
+    table = Table("event at", "journey", "event", "why not", title="Not enrolled",
+                  title_justify="left")  # fmt: skip
+    for r in rows:
+        table.add_row(_local(r.at, zone), safe(r.journey_id), safe(r.event_id),
+                      safe(not_enrolled_text(r)))  # fmt: skip
+    console.print(table)

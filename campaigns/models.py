@@ -300,6 +300,37 @@ class Message(SQLModel, table=True):
     opened_at: datetime | None = utc_field()
     clicked_at: datetime | None = utc_field()
     updated_at: datetime | None = utc_field()
+    subject: str | None = Field(default=None, max_length=300)  # as rendered, when it went out
+
+
+class NotEnrolled(SQLModel, table=True):
+    """An event that could have started a journey and did not, and why: one row per
+    (event, journey). ``reason`` is one of :data:`NOT_ENROLLED_REASONS`; ``expression`` is
+    the condition that failed (audience, trigger or item condition), when one did."""
+
+    __tablename__ = "not_enrolled"
+    __table_args__ = (
+        sa.UniqueConstraint("event_id", "journey_id", name="uq_not_enrolled_event_journey"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(index=True)
+    journey_id: str
+    event_id: str
+    at: datetime | None = utc_field(nullable=False)
+    reason: str
+    expression: str | None = None
+
+
+# Why an event did not start a journey, in the order they are checked.
+NOT_ENROLLED_REASONS = {
+    "paused": "the journey is paused",
+    "trigger_condition": "the trigger's condition is false",
+    "audience": "the customer is outside the journey's audience",
+    "no_item": "the order has no items",
+    "item_condition": "no item of the order meets the item condition",
+    "reentry": "already enrolled (re-entry rule)",
+}
 
 
 class MessageDecision(SQLModel, table=True):

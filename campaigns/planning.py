@@ -4,6 +4,12 @@ previous message has reached its outcome.
 ``Planner`` enrols customers for a batch of events and plans each enrolment's first
 message; ``plan_next`` plans what follows a message that ended. Both write in bulk and rest
 on unique keys, so a repeat plans nothing twice.
+
+An event whose type starts a journey and that does not enrol the customer leaves one
+``not_enrolled`` row per (event, journey) with the first reason that held, checked in this
+order: ``paused``, ``trigger_condition``, ``audience``, ``no_item`` / ``item_condition``
+(journeys run per item), ``reentry`` (the enrolment's entry key is taken, in the database
+or by an earlier event of the batch). A failing condition is stored with its source text.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from campaigns.store import (
     _insert_ignore,
     enrollments_t,
     messages_t,
+    not_enrolled_t,
 )
 from campaigns.timetable import (
     find_entry,
@@ -98,7 +105,10 @@ class Planner:
         self.enrollments: list[dict[str, Any]] = []
         self.messages: list[dict[str, Any]] = []
         self.messages_planned = 0
-        self._keys: set[str] = set()
+        self.not_enrolled: list[dict[str, Any]] = []
+        self._keys: dict[str, str] = {}  # enrolment id -> the event that took it
+        # (event, journey) -> the enrolments it asked for, told apart from re-entries at flush
+        self._asked: dict[tuple[str, str], tuple[str, datetime, list[str]]] = {}
 
     def purchase(self, row: Any) -> None:
         journeys = [
@@ -118,29 +128,52 @@ class Planner:
         base = {"customer": customer, "order": order, "event": event, "now": row.at}
         whole = {**base, "item": None}
         for active in journeys:
-            if active.paused:
-                continue
             journey = active.journey
-            if not _safe_eval(journey.trigger.condition, whole):
-                continue
-            if not _safe_eval(journey.audience, whole):
-                continue
-            if journey.trigger.for_each == "item":
+            if active.paused:
+                self._miss(row, journey.id, "paused")
+            elif not _safe_eval(journey.trigger.condition, whole):
+                self._miss(row, journey.id, "trigger_condition", journey.trigger.condition)
+            elif not _safe_eval(journey.audience, whole):
+                self._miss(row, journey.id, "audience", journey.audience)
+            elif journey.trigger.for_each != "item":
+                self._enrol(active, row, order, None, whole)
+            elif not items:
+                self._miss(row, journey.id, "no_item")
+            else:
+                met = False
                 for item in items:
                     ctx = {**base, "item": item}
                     if _safe_eval(journey.trigger.item_condition, ctx):
+                        met = True
                         self._enrol(active, row, order, item, ctx)
-            else:
-                self._enrol(active, row, order, None, whole)
+                if not met:
+                    condition = journey.trigger.item_condition
+                    self._miss(row, journey.id, "item_condition", condition)
+
+    def _miss(self, row: Any, journey_id: str, reason: str, expression: str | None = None):
+        self.not_enrolled.append(
+            {
+                "customer_id": row.customer_id,
+                "journey_id": journey_id,
+                "event_id": row.id,
+                "at": row.at,
+                "reason": reason,
+                "expression": expression,
+            }
+        )
 
     def _enrol(self, active: ActiveJourney, row: Any, order: Mapping, item: Mapping | None, ctx):
         journey = active.journey
         order_id = order.get("id")
         key = _entry_key(journey.effective_reentry, row.id, order_id, item)
         enrollment_id = f"{journey.id}:{row.customer_id}:{key}"
+        asked = self._asked.setdefault((row.id, journey.id), (row.customer_id, row.at, []))[2]
         if enrollment_id in self._keys:
-            return  # another item of this order or event already enrolled the customer
-        self._keys.add(enrollment_id)
+            if self._keys[enrollment_id] != row.id:
+                asked.append(enrollment_id)  # an earlier event of this batch took the entry
+            return  # else another item of this order already enrolled the customer
+        self._keys[enrollment_id] = row.id
+        asked.append(enrollment_id)
         plan = self.engine.plans.timetable(journey, row.at, order, item, ctx)
         at = row.at
         if len(plan.entries) > 1:
@@ -191,13 +224,42 @@ class Planner:
             )
 
     def flush(self, conn: Connection) -> int:
+        self._reentries(conn)
         _insert_ignore(conn, enrollments_t, self.enrollments, ["id"])
         _insert_ignore(conn, messages_t, self.messages, ["enrollment_id", "step", "occurrence"])
+        _insert_ignore(conn, not_enrolled_t, self.not_enrolled, ["event_id", "journey_id"])
         self.messages_planned = len(self.messages)
         count = len(self.enrollments)
-        self.enrollments, self.messages = [], []
+        self.enrollments, self.messages, self.not_enrolled = [], [], []
         self._keys.clear()
+        self._asked.clear()
         return count
+
+    def _reentries(self, conn: Connection) -> None:
+        """A ``reentry`` row for each (event, journey) whose every enrolment was taken
+        before: by an earlier event of the batch, or already in the database. Only entry
+        keys an event shares with others (``once``, per order or item) are looked up."""
+        shared = [e["id"] for e in self.enrollments if not e["entry_key"].startswith("event:")]
+        taken: dict[str, str | None] = {}  # enrolment id -> the event that started it
+        e = enrollments_t.c
+        for start in range(0, len(shared), 500):
+            chunk = shared[start : start + 500]
+            query = sa.select(e.id, e.trigger_event_id).where(e.id.in_(chunk))
+            taken.update((i, event) for i, event in conn.execute(query))
+        for (event_id, journey_id), (customer_id, at, ids) in self._asked.items():
+            if ids and all(
+                self._keys[i] != event_id or taken.get(i, event_id) != event_id for i in ids
+            ):
+                self.not_enrolled.append(
+                    {
+                        "customer_id": customer_id,
+                        "journey_id": journey_id,
+                        "event_id": event_id,
+                        "at": at,
+                        "reason": "reentry",
+                        "expression": None,
+                    }
+                )
 
 
 def message_row(

@@ -28,6 +28,7 @@ from campaigns.models import (
     JourneyVersion,
     Message,
     MessageDecision,
+    NotEnrolled,
     Purchase,
     PurchaseItem,
     UTCDateTime,
@@ -42,6 +43,7 @@ journeys_t = JourneyState.__table__
 enrollments_t = Enrollment.__table__
 messages_t = Message.__table__
 decisions_t = MessageDecision.__table__
+not_enrolled_t = NotEnrolled.__table__
 
 
 def select_fields(table: sa.Table, row: type[tuple]) -> sa.Select:

@@ -104,7 +104,7 @@ MOVES: Mapping[str, frozenset[str]] = {
 }
 # What a send's outcome writes whatever the status has become (see the module docstring).
 OUTCOME_COLUMNS = frozenset(
-    {"provider", "provider_message_id", "details", "locale", "attempts", "lease_until",
+    {"provider", "provider_message_id", "details", "locale", "subject", "attempts", "lease_until",
      "handed_over_at"}
 )  # fmt: skip
 

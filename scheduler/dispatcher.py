@@ -813,6 +813,7 @@ class Dispatcher:
         return {
             "_id": item.row.id,
             "locale": item.locale,
+            "subject": (item.outgoing.subject or "")[:300] or None if item.outgoing else None,
             "provider": item.result.provider,
             "provider_message_id": item.result.provider_message_id,
             "details": {**item.details, **item.result.details},

@@ -121,6 +121,16 @@ def customer(request: Request, user: ApiUser, customer_id: str) -> dict[str, Any
             }  # fmt: skip
             for e in t.enrollments
         ],
+        "not_enrolled": [
+            {
+                "event": n.event_id,
+                "journey": n.journey_id,
+                "at": iso(n.at),
+                "reason": n.reason,
+                "expression": n.expression,
+            }  # fmt: skip
+            for n in t.not_enrolled
+        ],
         "messages": [
             {**message_dict(m), "decisions": [decision_dict(d) for d in t.decisions.get(m.id, [])]}
             for m in t.messages

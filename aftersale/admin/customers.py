@@ -24,6 +24,7 @@ from campaigns.models import (
     Event,
     Message,
     MessageDecision,
+    NotEnrolled,
     Purchase,
     PurchaseItem,
     Suppression,
@@ -39,6 +40,7 @@ items_t = PurchaseItem.__table__
 messages_t = Message.__table__
 decisions_t = MessageDecision.__table__
 delivery_t = DeliveryEventRecord.__table__
+not_enrolled_t = NotEnrolled.__table__
 CHANNELS = ("email", "sms")
 
 
@@ -185,9 +187,10 @@ def _plain(row: Any) -> dict[str, Any]:
 def erase(conn: Connection, customer_id: str, actor: str, now: datetime) -> str | None:
     """Anonymise a customer: contact data and attributes blanked, consent withdrawn.
 
-    Messages, purchases and counts stay (they hold no contact data), so aggregates remain
-    true; active enrolments end so nothing more is planned. Event payloads are emptied
-    (pending events discarded), provider reports lose their raw text, and the address is
+    Messages, purchases and counts stay (they hold no contact data; the subjects they kept,
+    which may greet the customer by name, are blanked), so aggregates remain true; active
+    enrolments end so nothing more is planned. Event payloads are emptied (pending events
+    discarded), provider reports lose their raw text, and the address is
     replaced in reasons that quote it. An id that is itself the address (a guest's, from
     before guest ids were pseudonyms) is replaced by a random one wherever it is used.
 
@@ -205,6 +208,8 @@ def erase(conn: Connection, customer_id: str, actor: str, now: datetime) -> str 
     )
     _forget_delivery_events(conn, customer, messages)
     _forget_addresses_in_reasons(conn, customer, customer_id, messages)
+    # Subjects as rendered may greet the customer by name.
+    conn.execute(messages_t.update().where(messages_t.c.id.in_(messages)).values(subject=None))
     updated = conn.execute(
         customers_t.update()
         .where(customers_t.c.id == customer_id)
@@ -249,7 +254,7 @@ def _new_id(conn: Connection, old: str, new: str) -> str:
     """Give customer ``old`` the id ``new`` in every table; enrolment ids embed it too."""
     row = conn.execute(sa.select(customers_t).where(customers_t.c.id == old)).mappings().one()
     conn.execute(customers_t.insert().values({**row, "id": new}))
-    for table in (suppressions_t, purchases_t, events_t):
+    for table in (suppressions_t, purchases_t, events_t, not_enrolled_t):
         conn.execute(table.update().where(table.c.customer_id == old).values(customer_id=new))
     enrolments = conn.execute(
         sa.select(enrollments_t).where(enrollments_t.c.customer_id == old)

@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextvars import ContextVar
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from aftersale.accounts import authenticate
 from aftersale.admin import customers as actions
@@ -33,6 +33,9 @@ from aftersale.admin.auth import (
 )
 from aftersale.admin.flow import journey_flow
 from aftersale.admin.masking import mask_addresses, masked
+from aftersale.admin.search import LIMIT as SEARCH_LIMIT
+from aftersale.admin.search import find_customers
+from aftersale.admin.sent import SentContent, TemplateError, sent_content
 from aftersale.admin.shapes import (
     PAGE_SIZE,
     STATUSES,
@@ -41,9 +44,11 @@ from aftersale.admin.shapes import (
     log_filter,
 )
 from aftersale.admin.terminal import experiments, project_prices
+from aftersale.admin.upcoming import PERIODS, upcoming_sends
 from aftersale.app import CLOCK_KEY, Project, state_t
+from aftersale.choices import known_steps, unknown_value
 from aftersale.eventlog import EVENT_STATUSES, count_failed, query_events
-from aftersale.sendlog import LogFilter, csv_writer, customer_timeline, iter_log
+from aftersale.sendlog import LogFilter, csv_writer, customer_timeline, iter_log, logged, messages_t
 from aftersale.sendlog import query_log as read_log
 from aftersale.stats import (
     Prices,
@@ -52,6 +57,7 @@ from aftersale.stats import (
     list_journeys,
     set_paused,
 )
+from aftersale.views import _zone, not_enrolled_text
 from campaigns.engine import retry_events
 from campaigns.models import reading
 
@@ -77,6 +83,10 @@ def _when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M}" if moment else ""
 
 
+def _local(moment: datetime | None, zone: tzinfo) -> str:
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M}" if moment else ""
+
+
 def _money(value: Decimal | None) -> str:
     return "–" if value is None else f"{value:,.2f}"
 
@@ -93,6 +103,7 @@ def _finalize(value: Any) -> Any:
 
 
 templates.env.filters["when"] = _when
+templates.env.filters["local"] = _local
 templates.env.filters["money"] = _money
 templates.env.finalize = _finalize
 
@@ -177,16 +188,29 @@ def clock_now(project: Project) -> datetime:
 
 
 @router.get("/")
-def home(request: Request, user: PageUser) -> HTMLResponse:
+def home(request: Request, user: PageUser, days: int = 30) -> HTMLResponse:
     project = project_of(request)
+    note = None
+    if days not in PERIODS:
+        note = f"No period of {days} days: choose {', '.join(map(str, PERIODS))}."
+        days = 30
     with reading(project.db) as conn:
-        board = dashboard(conn, clock_now(project), heartbeat_now=datetime.now(UTC))
+        simulated = conn.execute(
+            sa.select(state_t.c.value).where(state_t.c.key == CLOCK_KEY)
+        ).scalar()
+        now = datetime.fromisoformat(simulated) if simulated else project.now()
+        board = dashboard(conn, now, days=days, heartbeat_now=datetime.now(UTC))
+        ahead = upcoming_sends(conn, now)
         failed_events = count_failed(conn)
-    chart = {"days": board.days, "per_day": board.per_day, "deferrals": board.deferrals_per_day}
+    chart = {"days": board.days, "per_day": board.per_day, "deferrals": board.deferrals_per_day,
+             "upcoming": ahead}  # fmt: skip
     # Inside <script>: no "<" may survive, or a reason string could close the tag.
     data = json.dumps(chart).replace("<", "\\u003c")
-    return render(request, "dashboard.html", user, board=board, chart=data,
-                  failed_events=failed_events)  # fmt: skip
+    return render(request, "dashboard.html", user, board=board, chart=data, period=days,
+                  periods=PERIODS, simulated=simulated is not None, upcoming=ahead,
+                  # no red "0 alive" on a simulated project, where none need run
+                  show_dispatchers=simulated is None or bool(board.dispatchers),
+                  note=note, failed_events=failed_events)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ send log
@@ -202,10 +226,22 @@ def send_log(
     project = project_of(request)
     with reading(project.db) as conn:
         rows = read_log(conn, flt, limit=PAGE_SIZE, before_id=before_id)
+        problem = None if rows else _filter_problem(project, conn, flt)
     older = filter_query(flt, before_id=rows[-1].id) if len(rows) == PAGE_SIZE else None
     until_day = f"{flt.until - timedelta(days=1):%Y-%m-%d}" if flt.until else None
     return render(request, "log.html", user, rows=rows, flt=flt, statuses=STATUSES, older=older,
-                  export=filter_query(flt), before_id=before_id, until_day=until_day)  # fmt: skip
+                  export=filter_query(flt), before_id=before_id, until_day=until_day,
+                  problem=problem)  # fmt: skip
+
+
+def _filter_problem(project: Project, conn: Any, flt: LogFilter) -> str | None:
+    """Why an empty result is a mistake rather than "no messages": the first filter value
+    that names nothing known, with the valid choices."""
+    defined = {}
+    if flt.journey or flt.step:  # the definitions are read only when they are asked about
+        loaded, _ = project.load_journeys()
+        defined = {j.journey.id: [s.id for s in j.journey.steps] for j in loaded}
+    return unknown_value(conn, flt, known_steps(conn, defined))
 
 
 def csv_lines(project: Project, flt: LogFilter, *, mask: bool = False) -> Iterator[str]:
@@ -242,8 +278,64 @@ def customer_page(request: Request, user: PageUser, customer_id: str) -> HTMLRes
     if timeline is None:
         raise HTTPException(404, f"no customer {customer_id!r}")
     return render(request, "customer.html", user, t=timeline,
-                  contact=contact_view(user, timeline.customer),
+                  contact=contact_view(user, timeline.customer), why_not=not_enrolled_text,
+                  zone=_zone(timeline.customer.timezone, project.settings.policy.get(
+                      "default_timezone", "Europe/Berlin")),
                   holidays=actions.holiday_calendar(lambda: project.policy, timeline.customer))  # fmt: skip
+
+
+@router.get("/search")
+def search(
+    request: Request, user: PageUser, q: Annotated[str, Query(max_length=200)] = ""
+) -> Response:
+    """The header box: one customer opens their page, several are listed."""
+    with reading(project_of(request).db) as conn:
+        found = find_customers(conn, q)
+    if len(found) == 1:
+        return back(f"/admin/customers/{quote(found[0].id, safe='')}")
+    results = [(row, contact_view(user, row)) for row in found]
+    return render(request, "search.html", user, q=q, results=results, limit=SEARCH_LIMIT)
+
+
+# -------------------------------------------------------------------- sent messages
+
+
+def _sent(request: Request, user: CurrentUser, message_id: int) -> SentContent:
+    """A sent message's content, for admins only (viewers see the subject, no more)."""
+    if not user.is_admin:
+        raise HTTPException(403, "only admins open what was sent")
+    project = project_of(request)
+    with reading(project.db) as conn:
+        try:
+            content = sent_content(project, conn, message_id)
+        except TemplateError as exc:
+            raise HTTPException(409, f"the template no longer renders: {exc}") from exc
+    if content is None:
+        raise HTTPException(404, f"no sent message #{message_id}")
+    return content
+
+
+@router.get("/messages/{message_id}")
+def sent_message(request: Request, user: PageUser, message_id: int) -> HTMLResponse:
+    content = _sent(request, user, message_id)
+    with reading(project_of(request).db) as conn:
+        row = conn.execute(logged().where(messages_t.c.id == message_id)).one()
+    return render(request, "message.html", user, m=row, content=content)
+
+
+# The e-mail as it went out, framed by the message page: its own styles, no scripts, no
+# forms, no remote images (opening it must not tell anyone it was opened).
+SENT_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox; frame-ancestors 'self'"
+)
+
+
+@router.get("/messages/{message_id}/sent.html")
+def sent_message_html(request: Request, user: PageUser, message_id: int) -> HTMLResponse:
+    content = _sent(request, user, message_id)
+    body = content.html or f"<pre>{escape(content.text)}</pre>"
+    headers = {"Content-Security-Policy": SENT_CSP, "X-Frame-Options": "SAMEORIGIN"}
+    return HTMLResponse(body, headers=headers)
 
 
 @router.get("/customers/{customer_id}/export.json")

@@ -14,7 +14,7 @@ from fastapi import Query
 from pydantic import BeforeValidator
 
 from aftersale.admin.auth import CurrentUser
-from aftersale.admin.masking import mask_email, mask_phone, mask_text
+from aftersale.admin.masking import mask_email, mask_phone
 from aftersale.sendlog import LogFilter, export_record, iso
 
 STATUSES = ("planned", "sending", "sent", "delivered", "bounced", "failed", "skipped",
@@ -77,13 +77,14 @@ def filter_query(flt: LogFilter, **extra: Any) -> str:
 
 
 def contact_view(user: CurrentUser, customer: Any) -> dict[str, Any]:
-    """Name and contact data of a customer, masked unless the user is an admin."""
+    """Name and contact data of a customer; the contacts masked unless the user is an admin
+    (a viewer answering the phone must be able to confirm who is calling)."""
     plain = user.is_admin
     return {
         "email": customer.email if plain else mask_email(customer.email),
         "phone": customer.phone if plain else mask_phone(customer.phone),
-        "first_name": customer.first_name if plain else mask_text(customer.first_name),
-        "last_name": customer.last_name if plain else mask_text(customer.last_name),
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
     }
 
 
@@ -94,6 +95,7 @@ def message_dict(row: Any) -> dict[str, Any]:
         "id": record.pop("message_id"),
         **record,
         "item_name": row.item_name,
+        "subject": row.subject,
         "delivered_at": iso(row.delivered_at),
         "opened_at": iso(row.opened_at),
         "clicked_at": iso(row.clicked_at),

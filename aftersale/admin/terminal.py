@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import Connection
 
 from aftersale.accounts import AccountError, create_user, list_users, remove_user, set_password
 from aftersale.app import Project
@@ -126,16 +127,17 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
         """Holdout results with intervals, variants, funnels and attributed returns."""
         proj = open_project()
         prices = project_prices(proj)
-        with reading(proj.db) as conn:
-            groups = log_groups(conn, journey)  # one pass over the log for both
-            returns = journey_returns(conn, prices, journey, groups)
-            funnels = step_funnels(conn, journey, groups)
-            skips = skip_reasons(conn, journey)
-            deferrals = deferral_reasons(conn, journey)
-            reports = experiments(conn, prices, journey)
-        if journey and not reports and not funnels:
-            console.print(f"[bold red]error:[/] no journey {journey!r}")
-            raise typer.Exit(2)
+        try:
+            with reading(proj.db) as conn:
+                _known_journey(proj, conn, journey, console)
+                groups = log_groups(conn, journey)  # one pass over the log for both
+                returns = journey_returns(conn, prices, journey, groups)
+                funnels = step_funnels(conn, journey, groups)
+                skips = skip_reasons(conn, journey)
+                deferrals = deferral_reasons(conn, journey)
+                reports = experiments(conn, prices, journey)
+        finally:
+            proj.close()
         if format == "json":
             doc = stats_document(prices, reports, returns, funnels, skips, deferrals)
             typer.echo(json.dumps(doc, indent=2))
@@ -147,6 +149,17 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
         console.print(returns_table(returns, prices))
         console.print(reasons_table("Not sent", skips))
         console.print(reasons_table("Deferred", deferrals))
+
+
+def _known_journey(proj: Project, conn: Connection, journey: str | None, out: Console) -> None:
+    """Exit 2 naming the valid journeys when ``journey`` is none of them."""
+    from aftersale.choices import known_steps, unknown_journey
+
+    loaded, _ = proj.load_journeys()
+    problem = unknown_journey(journey, known_steps(conn, {j.journey.id: [] for j in loaded}))
+    if problem:
+        out.print(f"[bold red]error:[/] {safe(problem)}")
+        raise typer.Exit(2)
 
 
 def _when(moment: datetime | None) -> str:

@@ -107,6 +107,7 @@ def test_admin_logs_in_filters_opens_a_customer_and_pauses_a_journey(console, pa
     shot(page, "journeys")
     page.click("text=Free inspection invitation")
     page.wait_for_url("**/admin/journeys/inspection_invitation", wait_until="load")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Pause …?": yes
     page.click("button:has-text('Pause journey')")
     page.wait_for_selector("button:has-text('Resume journey')")
     assert page.inner_text("#journey-state") == "paused"

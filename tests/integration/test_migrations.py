@@ -104,6 +104,11 @@ def test_migrations_build_exactly_the_models_schema(database_url: str):
     assert differences == []
 
 
+def without_subject(rows: list[Any]) -> list[dict[str, Any]]:
+    """Messages as 0006 knew them: the rendered subject came later."""
+    return [{k: v for k, v in r._mapping.items() if k != "subject"} for r in rows]
+
+
 def test_enrolments_keep_their_rows_when_their_key_leads_with_the_customer(harness: Harness):
     h = harness
     h.customers([{"id": "c1", "email": "c1@example.com"}, {"id": "c2", "email": "c2@x.com"}])
@@ -131,7 +136,7 @@ def test_enrolments_keep_their_rows_when_their_key_leads_with_the_customer(harne
     migrate(engine)
 
     assert enrolments(engine) == before
-    assert h.messages() == messages
+    assert without_subject(h.messages()) == without_subject(messages)  # dropped by downgrade
     assert unique_keys(engine) == [["customer_id", "journey_id", "entry_key"]]
     assert not index_names(engine) & {"ix_enrollments_customer_id", "ix_enrollments_order_id"}
     duplicate = {**before[0]._mapping, "id": "another id for the same entry"}

@@ -26,11 +26,11 @@ from tests.integration.test_webhooks import WEB_TOML
 
 # Open by design: they carry their own proof (a signature, a token) or none is needed.
 PUBLIC = re.compile(
-    r"^/(healthz|webhooks/.*|unsubscribe/\{token\}|l/\{token\}|api/events|admin|admin/login"
+    r"^/(|favicon\.ico|healthz|webhooks/.*|unsubscribe/\{token\}|l/\{token\}|api/events|admin|admin/login"
     r"|admin/static)$"
 )
 SAMPLES = {"customer_id": "c1", "journey_id": "thank_you", "action": "pause", "token": "x",
-           "path": "css/admin.css"}  # fmt: skip
+           "path": "css/admin.css", "message_id": "1"}  # fmt: skip
 
 
 @pytest.fixture
