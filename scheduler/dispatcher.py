@@ -208,6 +208,7 @@ class Dispatcher:
         self._links = LinkSettings(config.public_url, config.secret_key, config.short_links)
         self._pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="send")
         self._postgres = db.dialect.name == "postgresql"
+        self._contended = 0  # claims in a row left to another dispatcher (PostgreSQL)
         self._stop = threading.Event()
         self._handoffs = HandOffs(journal=journal_for(db), now=clock.now, retry=self._with_retry)
         self._queued: Counter[str] = Counter()  # reserved, not yet past the rate limiter
@@ -485,7 +486,8 @@ class Dispatcher:
         of its rows (another dispatcher claimed some at the same moment, then failed the
         lock) reports what it saw, so the tick claims again once the other transaction has
         let go, rather than end with the customer left by both (a ``run --once`` would
-        leave it until the next run).
+        leave it until the next run) — up to :data:`CONTENDED_CLAIMS` times in a row, so a
+        row held for long elsewhere ends the tick instead of spinning on it.
         """
         rows = conn.execute(CLAIM_SKIP_LOCKED, {"now": now, "limit": self.config.batch_size}).all()
         keys: dict[int, list[str]] = defaultdict(list)  # two customers may share a key
@@ -501,7 +503,8 @@ class Dispatcher:
         due = conn.execute(DUE_OF, {"ids": ids, "now": now})
         elsewhere = {cid for mid, cid in due if mid not in mine}
         kept = [r for r in held if r.customer_id not in elsewhere]
-        return kept, len(rows)
+        self._contended = 0 if kept else self._contended + 1
+        return kept, len(rows) if self._contended <= CONTENDED_CLAIMS else 0
 
     def _reserve(
         self, conn: Connection, now: datetime, stats: DispatchStats
@@ -1094,6 +1097,10 @@ SET_VARIANT = (
     .where(_m.id == sa.bindparam("_id"))
     .values(variant=sa.bindparam("variant"), template=sa.bindparam("template"))
 )
+
+
+# Claims in a row that found only customers some of whose rows another claim holds.
+CONTENDED_CLAIMS = 5
 
 
 def _lock_key(customer_id: str) -> int:
