@@ -976,6 +976,7 @@ def _accepted(entry: Entry) -> dict[str, Any]:
         "provider_message_id": entry.provider_message_id,
         "details": entry.details or {},
         "locale": entry.locale,
+        "subject": entry.subject,
     }
 
 

@@ -66,6 +66,7 @@ class Entry:
     provider_message_id: str | None = None
     details: dict[str, Any] | None = None
     locale: str | None = None
+    subject: str | None = None
     reason: str | None = None
 
 
@@ -189,6 +190,7 @@ class TableJournal:
                 provider_message_id=r.provider_message_id,
                 details=r.details,
                 locale=r.locale,
+                subject=r.subject,
                 reason=r.reason,
             )
             for r in rows
