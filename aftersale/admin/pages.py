@@ -180,11 +180,16 @@ def logout(request: Request) -> Response:
 # ---------------------------------------------------------------------------- dashboard
 
 
+def simulated_clock(conn: Any) -> datetime | None:
+    """Where the project's simulated clock stands, or None for a project on real time."""
+    stored = conn.execute(sa.select(state_t.c.value).where(state_t.c.key == CLOCK_KEY)).scalar()
+    return datetime.fromisoformat(stored) if stored else None
+
+
 def clock_now(project: Project) -> datetime:
     """The project's time: the simulated clock when the project runs on one."""
     with reading(project.db) as conn:
-        stored = conn.execute(sa.select(state_t.c.value).where(state_t.c.key == CLOCK_KEY)).scalar()
-    return datetime.fromisoformat(stored) if stored else project.now()
+        return simulated_clock(conn) or project.now()
 
 
 @router.get("/")
@@ -195,10 +200,8 @@ def home(request: Request, user: PageUser, days: int = 30) -> HTMLResponse:
         note = f"No period of {days} days: choose {', '.join(map(str, PERIODS))}."
         days = 30
     with reading(project.db) as conn:
-        simulated = conn.execute(
-            sa.select(state_t.c.value).where(state_t.c.key == CLOCK_KEY)
-        ).scalar()
-        now = datetime.fromisoformat(simulated) if simulated else project.now()
+        simulated = simulated_clock(conn)
+        now = simulated or project.now()
         board = dashboard(conn, now, days=days, heartbeat_now=datetime.now(UTC))
         ahead = upcoming_sends(conn, now)
         failed_events = count_failed(conn)
