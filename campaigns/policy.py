@@ -20,6 +20,17 @@ Rules, in order (first match decides):
 4. Marketing while a complaint is open → ``Defer(expires_at, "complaint_open")``. The caller
    re-dues the message when the complaint is resolved; if it is still open at expiry, rule 1
    skips it as ``complaint_open``.
+4a. Marketing to a customer who rated a complaint's handling 1 or 2 (``Recipient.last_rating``)
+   within ``unsatisfied_hold`` (default 30 days; ``"off"`` switches it off) → held until the
+   hold ends: ``Defer(rating + hold, "unsatisfied")``, or ``Skip("unsatisfied")`` when that is
+   at or past the message's expiry. Any later rating above 2 ends the hold.
+4b. Fatigue (``[policy] fatigue = {after = N, rest = "30d"}``; off unless configured or the
+   shell turns it on for a provider that reports opens): when the customer's last N
+   marketing e-mails (``Recipient.unanswered``: those sent since their last open, click or
+   purchase) drew no open or click, marketing rests until ``rest`` after the latest of them:
+   ``Defer(…, "fatigue")``, or ``Skip("fatigue")`` past expiry. An open, click or purchase
+   empties ``unanswered`` and so ends the rest; after a rest one more message may go out,
+   and if that too goes unanswered the customer rests again.
 5. Quiet hours, quiet days and public holidays in the recipient's local time, and
    frequency caps (marketing only). If ``now`` passes both → Allow. Otherwise the earliest
    instant both allow is computed exactly (not polled); at or past ``expires_at`` → Skip
@@ -90,6 +101,7 @@ __all__ = [
     "ContactPolicy",
     "Decision",
     "Defer",
+    "Fatigue",
     "FrequencyCap",
     "PolicyRules",
     "QuietHours",
@@ -108,7 +120,15 @@ CapChannel = Literal["email", "sms", "any"]
 
 #: Every skip reason is one of these or starts with one of the prefixes below.
 SKIP_REASONS: frozenset[str] = frozenset(
-    {"expired", "complaint_open", "quiet_hours", "quiet_days", "public_holiday"}
+    {
+        "expired",
+        "complaint_open",
+        "quiet_hours",
+        "quiet_days",
+        "public_holiday",
+        "unsatisfied",
+        "fatigue",
+    }
 )
 SKIP_REASON_PREFIXES: tuple[str, ...] = ("suppressed:", "no_consent:", "frequency_cap:")
 
@@ -129,6 +149,8 @@ _POLICY_KEYS = (
     "default_region",
     "transactional_quiet",
     "caps",
+    "unsatisfied_hold",
+    "fatigue",
 )
 #: ``public_holidays`` value that gives every recipient the calendar of their own region.
 AUTO = "auto"
@@ -208,6 +230,26 @@ def _format_span(span: timedelta) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Fatigue:
+    """Rest a customer's marketing for ``rest`` after ``after`` unanswered e-mails in a row."""
+
+    after: int = 5
+    rest: timedelta = timedelta(days=30)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.after, bool) or not isinstance(self.after, int) or self.after < 1:
+            raise ValueError(f"after must be a whole number >= 1, got {self.after!r}")
+        if self.rest <= timedelta(0):
+            raise ValueError("rest must be positive")
+
+
+#: A customer who rated 1 or 2 hears no marketing for this long unless configured.
+UNSATISFIED_HOLD = timedelta(days=30)
+#: Ratings at or below this put the customer on hold (and on the "needs attention" list).
+UNSATISFIED_AT_MOST = 2
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyRules:
     """The validated ``[policy]`` settings."""
 
@@ -218,22 +260,30 @@ class PolicyRules:
     caps: tuple[FrequencyCap, ...] = ()
     default_region: str | None = None  # "auto": for recipients without a region of their own
     transactional_quiet: str = "hours"
+    unsatisfied_hold: timedelta | None = UNSATISFIED_HOLD
+    fatigue: Fatigue | None = None
 
     @classmethod
     def from_config(
-        cls, cfg: Mapping[str, Any], *, default_region: str | None = None
+        cls,
+        cfg: Mapping[str, Any],
+        *,
+        default_region: str | None = None,
+        fatigue: Fatigue | None = None,
     ) -> PolicyRules:
         """Build rules from the ``[policy]`` table of ``aftersale.toml``.
 
         Missing keys take the defaults above; ``quiet_hours = ""`` (or "off") and
         ``public_holidays = ""`` switch those rules off. Without ``policy.default_region``
         the ``default_region`` given here (the project's) is used if it names a calendar.
+        Without ``policy.fatigue`` the ``fatigue`` given here applies (the shell gives one
+        only for an e-mail provider that reports opens); ``fatigue = "off"`` switches it off.
         Raises ``ValueError`` naming the offending key (``policy.caps[1].per: ...``).
         """
         unknown = sorted(set(cfg) - set(_POLICY_KEYS))
         if unknown:
             raise ValueError(f"policy.{unknown[0]}: unknown setting")
-        defaults = cls(default_region=known_region(default_region or ""))
+        defaults = cls(default_region=known_region(default_region or ""), fatigue=fatigue)
         return cls(
             default_timezone=_named("default_timezone", _timezone, cfg, defaults),
             quiet_hours=_named("quiet_hours", _quiet_hours, cfg, defaults),
@@ -242,6 +292,8 @@ class PolicyRules:
             caps=_named("caps", _caps, cfg, defaults),
             default_region=_named("default_region", _holiday_region, cfg, defaults),
             transactional_quiet=_named("transactional_quiet", _transactional, cfg, defaults),
+            unsatisfied_hold=_named("unsatisfied_hold", _hold, cfg, defaults),
+            fatigue=_named("fatigue", _fatigue, cfg, defaults),
         )
 
 
@@ -291,6 +343,40 @@ def _transactional(value: Any) -> str:
         allowed = ", ".join(f'"{v}"' for v in TRANSACTIONAL_QUIET)
         raise ValueError(f"must be one of {allowed}, got {value!r}")
     return value
+
+
+def _span(value: Any) -> timedelta:
+    match = _SPAN.match(value) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"must look like 12h, 30d or 4w, got {value!r}")
+    span = int(match.group(1)) * _UNITS[match.group(2)]
+    if span <= timedelta(0):
+        raise ValueError(f"must be positive, got {value!r}")
+    return span
+
+
+def _hold(value: Any) -> timedelta | None:
+    if value is None or value is False or (isinstance(value, str) and value.lower() in _OFF):
+        return None
+    return _span(value)
+
+
+def _fatigue(value: Any) -> Fatigue | None:
+    if value is None or value is False or (isinstance(value, str) and value.lower() in _OFF):
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError('expected a table like {after = 5, rest = "30d"} or "off"')
+    for key in value:
+        if key not in ("after", "rest"):
+            raise _KeyedError(f"policy.fatigue.{key}: unknown setting")
+    after = value.get("after", Fatigue.after)
+    if isinstance(after, bool) or not isinstance(after, int) or after < 1:
+        raise _KeyedError(f"policy.fatigue.after: must be a whole number >= 1, got {after!r}")
+    try:
+        rest = _span(value["rest"]) if "rest" in value else Fatigue.rest
+    except ValueError as exc:
+        raise _KeyedError(f"policy.fatigue.rest: {exc}") from exc
+    return Fatigue(after, rest)
 
 
 def _holiday_region(value: Any) -> str | None:
@@ -356,6 +442,10 @@ class Recipient:
     suppressed: Mapping[str, str]
     complaint_open: bool = False
     region: str | None = None
+    # The customer's last satisfaction rating and when it was given (rule 4a).
+    last_rating: tuple[int, datetime] | None = None
+    # When the marketing e-mails since their last open, click or purchase went out (4b).
+    unanswered: Sequence[datetime] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,12 +560,35 @@ class ContactPolicy:
                 return Skip(f"no_consent:{c.channel}")
             if r.complaint_open:
                 return Defer(c.expires_at, "complaint_open")
+            held = self.held(r, now)
+            if held is not None:
+                until, why = held
+                return (
+                    Skip(why)
+                    if c.expires_at is not None and until >= c.expires_at
+                    else Defer(until, why)
+                )
         until, why = self.next_allowed(c, r, history, now, limit=c.expires_at)
         if why is None:
             return _ALLOW
         if c.expires_at is not None and until >= c.expires_at:
             return Skip(why)
         return Defer(until, why)
+
+    def held(self, r: Recipient, now: datetime) -> tuple[datetime, str] | None:
+        """Until when, and why, ``r`` hears no marketing after ``now`` (rules 4a and 4b);
+        None when nothing holds them."""
+        hold = self.rules.unsatisfied_hold
+        if hold is not None and r.last_rating is not None:
+            value, at = r.last_rating
+            if value <= UNSATISFIED_AT_MOST and at + hold > now:
+                return at + hold, "unsatisfied"
+        fatigue = self.rules.fatigue
+        if fatigue is not None and len(r.unanswered) >= fatigue.after:
+            until = max(r.unanswered) + fatigue.rest
+            if until > now:
+                return until, "fatigue"
+        return None
 
     def next_allowed(
         self,
