@@ -151,7 +151,7 @@ def _store(conn: Connection, rows: list[tuple[int, dict[str, Any]]]) -> list[Eve
     known_customers = _existing(conn, customers_t.c.id, customer_ids)
     seen = _existing(conn, events_t.c.id, event_ids)
     bought, named = skus_named(row for _, row in rows)
-    skus = bought | known_skus(conn, named - bought)
+    skus = bought | known_skus(conn, named - bought, customer_ids)
     fresh = []
     for index, row in rows:
         bad_sku = unknown_sku(row, skus)

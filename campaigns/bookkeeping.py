@@ -44,8 +44,13 @@ _c = customers_t.c
 
 def count_purchases(
     conn: Connection, customers: Mapping[str, Any], orders: Sequence[Mapping[str, Any]]
-) -> None:
-    """Add ``orders`` (purchase rows about to be stored) to their customers' figures."""
+) -> dict[str, dict[str, Any]]:
+    """Add ``orders`` (purchase rows about to be stored) to their customers' figures.
+
+    Returns each counted order's customer figures as they stand with it (and the orders
+    before it in ``orders``), for the conditions its purchase is planned with.
+    """
+    after: dict[str, dict[str, Any]] = {}
     ids = [o["id"] for o in orders]
     stored = {
         r[0] for r in conn.execute(sa.select(purchases_t.c.id).where(purchases_t.c.id.in_(ids)))
@@ -65,8 +70,10 @@ def count_purchases(
         at = order["purchased_at"]
         now["first_purchase_at"] = min(filter(None, (now["first_purchase_at"], at)))
         now["last_purchase_at"] = max(filter(None, (now["last_purchase_at"], at)))
+        after[order["id"]] = dict(now)
     for cid, values in figures.items():
         conn.execute(customers_t.update().where(_c.id == cid).values(**values))
+    return after
 
 
 def _figures(customer: Any) -> dict[str, Any]:

@@ -316,11 +316,14 @@ class Engine:
             )
             for position, item in enumerate(order.get("items") or []):
                 items.append(_item_row(order["id"], position, item))
-        count_purchases(conn, customers, orders)
+        counted = count_purchases(conn, customers, orders)
         _insert_ignore(conn, purchases_t, orders, ["id"])
         _insert_ignore(conn, items_t, items, ["order_id", "position"])
         plan = Planner(self, customers)
         for row in rows:
+            figures = counted.get((row.payload.get("order") or {}).get("id"))
+            if figures and row.customer_id in customers:  # as they stand with this order
+                customers[row.customer_id] = customers[row.customer_id]._replace(**figures)
             plan.purchase(row)
         stats.enrollments += plan.flush(conn)
         stats.messages += plan.messages_planned

@@ -489,13 +489,22 @@ def skus_named(rows: Iterable[dict[str, Any]]) -> tuple[set[str], set[str]]:
     return bought, named
 
 
-def known_skus(conn: Connection, skus: Iterable[str]) -> set[str]:
-    """Which of ``skus`` some stored purchase contains."""
+def known_skus(conn: Connection, skus: Iterable[str], customers: Iterable[str] = ()) -> set[str]:
+    """Which of ``skus`` a stored purchase contains, or a purchase of one of ``customers``
+    imported and not yet applied."""
     wanted = sorted(set(skus))
     if not wanted:
         return set()
     sku = PurchaseItem.__table__.c.sku
-    return {r[0] for r in conn.execute(sa.select(sku).where(sku.in_(wanted)).distinct())}
+    found = {r[0] for r in conn.execute(sa.select(sku).where(sku.in_(wanted)).distinct())}
+    e = events_t.c
+    pending = sa.select(e.payload).where(
+        e.customer_id.in_(sorted(set(customers))), e.type == "purchase", e.applied.is_(False)
+    )
+    for (payload,) in conn.execute(pending) if set(wanted) - found else ():
+        items = ((payload or {}).get("order") or {}).get("items") or []
+        found.update(str(i.get("sku")) for i in items if isinstance(i, dict) and i.get("sku"))
+    return found & set(wanted)
 
 
 def event_row(data: Any, *, source: str = "import") -> dict[str, Any]:
@@ -573,7 +582,7 @@ def _flush_events(db, path, batch, report, strict, staged, skus: set[str]) -> No
         known = {
             r[0] for r in conn.execute(sa.select(customers_t.c.id).where(customers_t.c.id.in_(ids)))
         }
-        known_sku = skus | known_skus(conn, named - skus)
+        known_sku = skus | known_skus(conn, named - skus, ids)
     good = []
     for line_no, row in batch:
         bad_sku = unknown_sku(row, known_sku)

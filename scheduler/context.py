@@ -31,6 +31,7 @@ from campaigns.engine import (
     select_fields,
 )
 from campaigns.fatigue import unanswered_of
+from campaigns.ratings import RatingLinks
 from campaigns.timetable import warranty_end
 from campaigns.timewindows import resolve_zone
 from campaigns.value import DEFAULT_SEGMENTS, SegmentRules
@@ -274,7 +275,13 @@ def render_context(
     total = order.get("total") or 0
     # One secret, a derived key per purpose (templates.signing).
     unsubscribe_key = purpose_key(secret_key, "unsubscribe")
-    links = {"unsubscribe": unsubscribe_url(public_url, unsubscribe_key, row.customer_id)}
+    links: dict[str, Any] = {
+        "unsubscribe": unsubscribe_url(public_url, unsubscribe_key, row.customer_id),
+        # Signed only when a template uses one (campaigns.ratings).
+        "rate": RatingLinks(
+            public_url, purpose_key(secret_key, "ratings"), row.id, row.customer_id
+        ),
+    }
     if short_links and row.channel != "email":  # SMS, or a preview of either
         links["short"] = short_link_base(public_url, purpose_key(secret_key, "links"), row.id)
     return {

@@ -90,6 +90,7 @@ def sample_context(locale: str = "de", *, bundle: bool = False) -> dict[str, Any
             "unsubscribe": "https://shop.example/u/sample-token",
             "preferences": "https://shop.example/p/sample-token",
             "short": "https://shop.example/l/2n9c.i2Qvd0c",  # an SMS's first link (templates.links)
+            "rate": {n: f"https://shop.example/rate/2n9c.sample/{n}" for n in range(1, 6)},
         },
         "offer": {
             "coupon_code": coupon_code("sample-secret", "c1:loyalty:o1"),
