@@ -713,10 +713,14 @@ def customer(
 ) -> None:
     """One customer's timeline: events, enrolments (and why not) and every message with its
     reason, in the customer's time zone."""
+    from aftersale.admin.pages import clock_now
+    from aftersale.customer_value import customer_value, value_lines
+
     proj = project()
     try:
         with reading(proj.db) as conn:
             timeline = customer_timeline(conn, customer_id)
+            value = timeline and customer_value(proj, conn, timeline.customer, clock_now(proj))
     finally:
         proj.close()
     if timeline is None:
@@ -726,7 +730,7 @@ def customer(
 
     holidays = holiday_calendar(lambda: proj.policy, timeline.customer)
     tz = proj.settings.policy.get("default_timezone", "Europe/Berlin")
-    print_timeline(console, timeline, tz, holidays=holidays, utc=utc)
+    print_timeline(console, timeline, tz, holidays=holidays, utc=utc, value=value_lines(value))
 
 
 @app.command()

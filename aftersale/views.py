@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aftersale.sendlog import Timeline, reason_text
-from aftersale.terminal import safe
+from aftersale.terminal import clean, safe
 from campaigns.models import NOT_ENROLLED_REASONS
 
 STATUS_STYLE = {
@@ -37,6 +37,7 @@ def print_timeline(
     *,
     holidays: str | None = None,
     utc: bool = False,
+    value: list[str] | None = None,
 ) -> None:
     """A customer's story, in the customer's own time zone (UTC with ``utc``), readable in
     80 columns.
@@ -58,6 +59,8 @@ def print_timeline(
         f"SMS {yes_no[bool(c.sms_consent)]} ({safe(c.sms_consent_source)})"
         + (f" · [red]{c.open_complaints} open complaint(s)[/]" if c.open_complaints else "")
     )
+    for line in value or ():  # what the customer is worth (aftersale.customer_value)
+        console.print(clean(line), highlight=False, markup=False)
     for s in t.suppressions:
         console.print(
             f"  [red]suppressed {safe(s.channel)}: {safe(s.reason)}[/] "

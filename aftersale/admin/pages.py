@@ -47,6 +47,7 @@ from aftersale.admin.terminal import experiments, project_prices
 from aftersale.admin.upcoming import PERIODS, upcoming_sends
 from aftersale.app import CLOCK_KEY, Project, state_t
 from aftersale.choices import known_steps, unknown_value
+from aftersale.customer_value import customer_value
 from aftersale.eventlog import EVENT_STATUSES, count_failed, query_events
 from aftersale.sendlog import LogFilter, csv_writer, customer_timeline, iter_log, logged, messages_t
 from aftersale.sendlog import query_log as read_log
@@ -192,6 +193,12 @@ def clock_now(project: Project) -> datetime:
         return simulated_clock(conn) or project.now()
 
 
+def dashboard_counts(conn: Any) -> tuple[int, int]:
+    from aftersale.admin.listening import dashboard_counts as counts
+
+    return counts(conn)
+
+
 @router.get("/")
 def home(request: Request, user: PageUser, days: int = 30) -> HTMLResponse:
     project = project_of(request)
@@ -205,6 +212,7 @@ def home(request: Request, user: PageUser, days: int = 30) -> HTMLResponse:
         board = dashboard(conn, now, days=days, heartbeat_now=datetime.now(UTC))
         ahead = upcoming_sends(conn, now)
         failed_events = count_failed(conn)
+        alerts, attention = dashboard_counts(conn)
     chart = {"days": board.days, "per_day": board.per_day, "deferrals": board.deferrals_per_day,
              "upcoming": ahead}  # fmt: skip
     # Inside <script>: no "<" may survive, or a reason string could close the tag.
@@ -213,7 +221,8 @@ def home(request: Request, user: PageUser, days: int = 30) -> HTMLResponse:
                   periods=PERIODS, simulated=simulated is not None, upcoming=ahead,
                   # no red "0 alive" on a simulated project, where none need run
                   show_dispatchers=simulated is None or bool(board.dispatchers),
-                  note=note, failed_events=failed_events)  # fmt: skip
+                  note=note, failed_events=failed_events, alerts=alerts,
+                  attention=attention)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ send log
@@ -278,9 +287,10 @@ def customer_page(request: Request, user: PageUser, customer_id: str) -> HTMLRes
     project = project_of(request)
     with reading(project.db) as conn:
         timeline = customer_timeline(conn, customer_id)
+        value = timeline and customer_value(project, conn, timeline.customer, clock_now(project))
     if timeline is None:
         raise HTTPException(404, f"no customer {customer_id!r}")
-    return render(request, "customer.html", user, t=timeline,
+    return render(request, "customer.html", user, t=timeline, value=value,
                   contact=contact_view(user, timeline.customer), why_not=not_enrolled_text,
                   zone=_zone(timeline.customer.timezone, project.settings.policy.get(
                       "default_timezone", "Europe/Berlin")),
