@@ -70,3 +70,35 @@ def value_lines(value: CustomerValue) -> list[str]:
         state = f"resolved {c.resolved_at:%Y-%m-%d}" if c.resolved_at else "open"
         lines.append(f"    complaint {c.opened_at:%Y-%m-%d}: {subject} ({state})")
     return lines
+
+
+def resting(project: Project, conn: Connection, now: datetime) -> dict[str, int]:
+    """How many customers' marketing is held at ``now``, by reason (``unsatisfied``,
+    ``fatigue``): the contact policy's own holds, asked customer by customer."""
+    from campaigns.fatigue import LOOKBACK, unanswered_emails
+    from campaigns.models import Message
+    from campaigns.store import customers_t
+
+    policy = project.policy
+    c, m = customers_t.c, Message.__table__.c
+    rated = sa.select(c.id).where(c.satisfaction.is_not(None))
+    mailed = sa.select(m.customer_id).where(
+        m.category == "marketing", m.channel == "email", m.sent_at >= now - LOOKBACK
+    )
+    ids = set(conn.execute(rated).scalars())
+    if policy.rules.fatigue is not None:
+        ids |= set(conn.execute(mailed.distinct()).scalars())
+    counts = {"unsatisfied": 0, "fatigue": 0}
+    for start in range(0, len(ids), 500):
+        chunk = sorted(ids)[start : start + 500]
+        rows = list(conn.execute(sa.select(customers_t).where(c.id.in_(chunk))))
+        streaks: dict[str, list[datetime]] = {}
+        if policy.rules.fatigue is not None:
+            streaks = unanswered_emails(conn, {r.id: r.last_purchase_at for r in rows}, now)
+        for row in rows:
+            recipient = Recipient(None, {}, {}, last_rating=rating_of(row),
+                                  unanswered=streaks.get(row.id, ()))  # fmt: skip
+            held = policy.held(recipient, now)
+            if held is not None:
+                counts[held[1]] += 1
+    return counts

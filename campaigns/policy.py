@@ -229,12 +229,16 @@ def _format_span(span: timedelta) -> str:
     return f"{seconds}s"
 
 
+FATIGUE_AFTER = 5
+FATIGUE_REST = timedelta(days=30)
+
+
 @dataclass(frozen=True, slots=True)
 class Fatigue:
     """Rest a customer's marketing for ``rest`` after ``after`` unanswered e-mails in a row."""
 
-    after: int = 5
-    rest: timedelta = timedelta(days=30)
+    after: int = FATIGUE_AFTER
+    rest: timedelta = FATIGUE_REST
 
     def __post_init__(self) -> None:
         if isinstance(self.after, bool) or not isinstance(self.after, int) or self.after < 1:
@@ -369,11 +373,11 @@ def _fatigue(value: Any) -> Fatigue | None:
     for key in value:
         if key not in ("after", "rest"):
             raise _KeyedError(f"policy.fatigue.{key}: unknown setting")
-    after = value.get("after", Fatigue.after)
+    after = value.get("after", FATIGUE_AFTER)
     if isinstance(after, bool) or not isinstance(after, int) or after < 1:
         raise _KeyedError(f"policy.fatigue.after: must be a whole number >= 1, got {after!r}")
     try:
-        rest = _span(value["rest"]) if "rest" in value else Fatigue.rest
+        rest = _span(value["rest"]) if "rest" in value else FATIGUE_REST
     except ValueError as exc:
         raise _KeyedError(f"policy.fatigue.rest: {exc}") from exc
     return Fatigue(after, rest)

@@ -3,13 +3,19 @@ satisfaction ratings after a complaint and the holds they and fatigue put on off
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from campaigns.models import Complaint, Customer, Event
+from campaigns.models import Complaint, Customer, Event, Message
 from campaigns.ratings import rating_token
 from tests.conftest import Harness, item, purchase, utc
+from tests.integration.listening_data import NOW, SPIKED, seed_listening
 from tests.integration.test_webhooks import Web
 
 complaints_t = Complaint.__table__
@@ -230,3 +236,106 @@ def _decisions(h: Harness, reason: str) -> list[Any]:
     t = MessageDecision.__table__
     with h.project.db.connect() as conn:
         return list(conn.execute(sa.select(t).where(t.c.reason == reason)))
+
+
+# ---------------------------------------------------------------------------- fatigue
+
+FATIGUE_TOML = """
+secret_key = "test-secret-key"
+public_url = "https://shop.example/after"
+[policy]
+default_timezone = "Europe/Berlin"
+quiet_hours = "off"
+fatigue = {after = 2, rest = "60d"}
+"""
+NEWSLETTER = """
+id: tips
+name: Tips
+trigger:
+  event: purchase
+steps:
+""" + "".join(
+    f"""  - id: tip{n}
+    wait: {n * 7}d
+    from: trigger
+    send: {{channel: email, template: loyalty_offer, category: marketing, expires_after: 120d}}
+"""
+    for n in (1, 2, 3)
+)
+
+
+def test_unanswered_emails_rest_the_customer_until_an_open(make_harness: Any) -> None:
+    h = make_harness(toml=FATIGUE_TOML, journeys={"tips.yaml": NEWSLETTER}, builtin_journeys=False)
+    bought(h)
+    h.simulate(utc("2026-01-27T00:00:00"))
+    tips = {m.step: m for m in h.messages(journey_id="tips")}
+    assert tips["tip1"].status == tips["tip2"].status == "sent"
+    assert (tips["tip3"].status, tips["tip3"].reason) == ("planned", "fatigue")
+    assert tips["tip3"].due_at == tips["tip2"].sent_at + timedelta(days=60)
+
+    messages = Message.__table__
+    with h.project.db.begin() as conn:  # the provider reports that tip 2 was opened
+        conn.execute(messages.update().where(messages.c.id == tips["tip2"].id)
+                     .values(opened_at=utc("2026-01-28T10:00:00")))  # fmt: skip
+        conn.execute(messages.update().where(messages.c.id == tips["tip3"].id)
+                     .values(due_at=utc("2026-01-28T12:00:00")))  # fmt: skip
+    h.simulate(utc("2026-01-29T00:00:00"))
+    (tip3,) = h.messages(step="tip3")
+    assert tip3.status == "sent"
+    h.project.close()
+
+
+# ------------------------------------------------------------------------ early warning
+
+ROOT = Path(__file__).resolve().parents[2]
+GUARDED = """
+id: accessories
+name: Accessories
+trigger:
+  event: purchase
+  for_each: item
+  item_condition: "item.sku not in alerts"
+steps:
+  - id: offer
+    wait: 1d
+    send: {channel: email, template: loyalty_offer, category: marketing}
+"""
+
+
+def test_alerts_name_the_spiked_sku_and_conditions_hold_its_offers(make_harness: Any) -> None:
+    h = make_harness(journeys={"accessories.yaml": GUARDED}, builtin_journeys=False)
+    seed_listening(h)
+    done = subprocess.run(
+        [sys.executable, "-m", "aftersale.cli", "-p", str(h.directory), "alerts", "--format", "json"],
+        capture_output=True, text=True, timeout=300,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr  # alerts found
+    report = json.loads(done.stdout)
+    skus = [a["name"] for a in report["alerts"] if a["dimension"] == "sku"]
+    assert skus == [SPIKED]
+    (alert,) = [a for a in report["alerts"] if a["name"] == SPIKED]
+    assert alert["reason"] == "rising" and alert["p_value"] < 0.001 / report["subjects_tested"]
+
+    later = (NOW + timedelta(hours=1)).isoformat()
+    h.events([purchase("late-1", "s1", later, "late-o1", item(SPIKED), item("WM-1"))])
+    h.simulate(NOW + timedelta(hours=2))
+    offered = {m.enrollment_id for m in h.messages(journey_id="accessories")
+               if m.order_id == "late-o1"}  # fmt: skip
+    assert offered == {"accessories:s1:order:late-o1#1"}  # position 1 (WM-1) only
+    h.project.close()
+
+
+def test_the_demo_plants_complaints_with_skus_and_a_spike(tmp_path: Path) -> None:
+    from aftersale.demo import SPIKE_SKU, generate_shop
+
+    shop = generate_shop(tmp_path, customers=300, months=12, seed=7)
+    events = [json.loads(line) for line in shop.events.read_text().splitlines()]
+    complaints = [e for e in events if e["type"] == "complaint_opened"]
+    assert complaints and all(e["sku"] and e["order"] and e["reason"] for e in complaints)
+    last_month = shop.until - timedelta(days=30)
+    spiked = [e for e in complaints if e["sku"] == SPIKE_SKU
+              and datetime.fromisoformat(e["at"]) >= last_month]  # fmt: skip
+    assert len(spiked) >= 5
+    ratings = [e["value"] for e in events if e["type"] == "satisfaction_rated"]
+    assert ratings and set(ratings) <= {1, 2, 3, 4, 5}
