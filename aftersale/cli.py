@@ -138,7 +138,7 @@ per = "14d"
 
 
 def write_project(directory: Path) -> list[Path]:
-    """Write a new project: settings, the four built-in journeys, a templates folder."""
+    """Write a new project: settings, the built-in journeys, a templates folder."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     config = directory / "aftersale.toml"
