@@ -73,25 +73,32 @@ def evaluate(project: Project, *, mail: bool = True) -> AlertReport:
         subjects = complaint_figures(conn, now, rules)
     alerts = find_alerts(subjects, rules)
     report = AlertReport(now, rules, subjects, alerts)
+    mailing = mail and rules.email
     with project.db.begin() as conn:
         store_alerts(conn, alerts)
-        fresh = _not_reported(conn, alerts)
-    if mail and rules.email and fresh:
+        fresh = _not_reported(conn, alerts, remember=mailing)
+    if mailing and fresh:
         report.mailed = _mail_support(project, fresh, now)
     return report
 
 
-def _not_reported(conn: Any, alerts: list[Alert]) -> list[Alert]:
-    """The alerts not reported before; remembers the current ones as reported."""
+def _not_reported(conn: Any, alerts: list[Alert], *, remember: bool) -> list[Alert]:
+    """The alerts not mailed before. Keeps the current ones (the dashboard counts them),
+    remembered as mailed when ``remember``: an alert that ends and returns is new again."""
     known = conn.execute(sa.select(state_t.c.value).where(state_t.c.key == REPORTED_KEY)).scalar()
-    before = set(json.loads(known)) if known else set()
-    keys = {f"{a.dimension}:{a.name}" for a in alerts}
-    value = json.dumps(sorted(keys))
+    before = json.loads(known) if known else {}
+    if not isinstance(before, dict):
+        before = {}
+    mailed = set(before.get("mailed", ()))
+    keys = sorted(f"{a.dimension}:{a.name}" for a in alerts)
+    fresh = [a for a in alerts if f"{a.dimension}:{a.name}" not in mailed]
+    kept = {"current": keys, "mailed": keys if remember else sorted(mailed & set(keys))}
+    value = json.dumps(kept)
     if known is None:
         conn.execute(state_t.insert().values(key=REPORTED_KEY, value=value))
     else:
         conn.execute(state_t.update().where(state_t.c.key == REPORTED_KEY).values(value=value))
-    return [a for a in alerts if f"{a.dimension}:{a.name}" not in before]
+    return fresh
 
 
 def describe(alert: Alert) -> str:

@@ -64,4 +64,5 @@ def dashboard_counts(conn: Any) -> tuple[int, int]:
     unsatisfied = conn.execute(
         sa.select(sa.func.count()).where(customers_t.c.satisfaction <= UNSATISFIED_AT_MOST)
     ).scalar()
-    return len(json.loads(kept)) if kept else 0, int(unsatisfied or 0)
+    current = json.loads(kept).get("current", []) if kept else []
+    return len(current), int(unsatisfied or 0)

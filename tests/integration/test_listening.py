@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from aftersale.alerts import evaluate
 from campaigns.models import Complaint, Customer, Event, Message
 from campaigns.ratings import rating_token
 from tests.conftest import Harness, item, purchase, utc
@@ -316,6 +317,11 @@ def test_alerts_name_the_spiked_sku_and_conditions_hold_its_offers(make_harness:
     assert skus == [SPIKED]
     (alert,) = [a for a in report["alerts"] if a["name"] == SPIKED]
     assert alert["reason"] == "rising" and alert["p_value"] < 0.001 / report["subjects_tested"]
+
+    h.project.settings.alerts = {"email": True}  # support hears of each alert once
+    assert evaluate(h.project).mailed == 1 and evaluate(h.project).mailed == 0
+    (mail,) = [m for m in h.email.sent if m.to == h.project.settings.shop_support_email]
+    assert SPIKED in mail.body_text and "p = " in mail.body_text
 
     later = (NOW + timedelta(hours=1)).isoformat()
     h.events([purchase("late-1", "s1", later, "late-o1", item(SPIKED), item("WM-1"))])
