@@ -8,10 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+import sqlalchemy as sa
 
 from aftersale.accounts import create_user
 from aftersale.web import create_app
-from tests.conftest import POLICY_TOML, Harness
+from campaigns.models import Event
+from campaigns.ratings import rating_token
+from tests.conftest import POLICY_TOML, Harness, item, purchase, utc
 from tests.e2e.test_browser_admin import log_in, require_chromium
 from tests.e2e.test_browser_support import no_sideways_scroll, page, shot
 from tests.integration.admin_data import ADMIN
@@ -62,3 +65,47 @@ def test_the_alerts_page_names_the_spike_and_who_needs_attention(listening_conso
     page.locator("article.value").scroll_into_view_if_needed()
     shot(page, "customer-value")
     no_sideways_scroll(page)
+
+
+@pytest.fixture
+def rating_link(make_harness: Callable[..., Harness]) -> Iterator[tuple[Harness, str, str]]:
+    """The follow-up e-mail after c1's resolved complaint went out; its link that rates 2."""
+    require_chromium()
+    h = make_harness()
+    h.customers([{"id": "c1", "email": "anna@example.org", "first_name": "Anna"}])
+    h.events([
+        purchase("e1", "c1", "2026-01-05T10:00:00+01:00", "o1", item("WM-1")),
+        {"id": "k1", "type": "complaint_opened", "customer": "c1",
+         "at": "2026-01-20T10:00:00+01:00", "sku": "WM-1", "reason": "undicht"},
+        {"id": "k2", "type": "complaint_resolved", "customer": "c1",
+         "at": "2026-01-22T10:00:00+01:00"},
+    ])  # fmt: skip
+    h.simulate(utc("2026-01-27T00:00:00"))
+    (message,) = h.messages(journey_id="complaint_followup")
+    token = rating_token(h.project.signing_keys().key("ratings"), message.id, "c1")
+    with ConsoleServer(create_app(h.project)) as server:
+        yield h, server.url, f"/rate/{token}/2"
+    h.project.close()
+
+
+def test_a_rating_link_asks_before_it_rates_and_then_takes_a_comment(rating_link, page):
+    h, url, link = rating_link
+    page.goto(url + link)
+    assert "Ihre Bewertung: 2 von 5" in page.inner_text("h1")
+    shot(page, "rating-confirm")
+    no_sideways_scroll(page)
+    page.click("button[type=submit]")
+    page.wait_for_selector("textarea[name=comment]")
+    page.fill("textarea[name=comment]", "Der Techniker kam zu spät.")
+    shot(page, "rating-thanks")
+    page.click("button[type=submit]")
+    assert "Vielen Dank" in page.inner_text("h1")
+    with h.project.db.connect() as conn:
+        (payload,) = conn.execute(
+            sa.select(Event.__table__.c.payload).where(
+                Event.__table__.c.type == "satisfaction_rated"
+            )
+        ).scalars()
+    assert payload["value"] == 2 and payload["comment"] == "Der Techniker kam zu spät."
+    page.goto(url + link)
+    assert "bereits verwendet" in page.inner_text("h1")
