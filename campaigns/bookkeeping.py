@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from campaigns.bulk import executemany
 from campaigns.models import Complaint
 from campaigns.store import customers_t, items_t, purchases_t
 
@@ -40,6 +41,20 @@ __all__ = [
 
 complaints_t = Complaint.__table__
 _c = customers_t.c
+
+
+# One statement for a batch's customers (campaigns.bulk): built once.
+SET_FIGURES = (
+    customers_t.update()
+    .where(_c.id == sa.bindparam("_id"))
+    .values(
+        {
+            name: sa.bindparam(f"v_{name}", type_=_c[name].type)
+            for name in ("orders", "revenue", "revenue_currency", "first_purchase_at",
+                         "last_purchase_at")
+        }
+    )
+)  # fmt: skip
 
 
 def count_purchases(
@@ -71,8 +86,10 @@ def count_purchases(
         now["first_purchase_at"] = min(filter(None, (now["first_purchase_at"], at)))
         now["last_purchase_at"] = max(filter(None, (now["last_purchase_at"], at)))
         after[order["id"]] = dict(now)
-    for cid, values in figures.items():
-        conn.execute(customers_t.update().where(_c.id == cid).values(**values))
+    rows = [
+        {"_id": cid, **{f"v_{k}": v for k, v in values.items()}} for cid, values in figures.items()
+    ]
+    executemany(conn, SET_FIGURES, sorted(rows, key=lambda r: r["_id"]))
     return after
 
 
