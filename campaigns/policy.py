@@ -20,17 +20,11 @@ Rules, in order (first match decides):
 4. Marketing while a complaint is open → ``Defer(expires_at, "complaint_open")``. The caller
    re-dues the message when the complaint is resolved; if it is still open at expiry, rule 1
    skips it as ``complaint_open``.
-4a. Marketing to a customer who rated a complaint's handling 1 or 2 (``Recipient.last_rating``)
-   within ``unsatisfied_hold`` (default 30 days; ``"off"`` switches it off) → held until the
-   hold ends: ``Defer(rating + hold, "unsatisfied")``, or ``Skip("unsatisfied")`` when that is
-   at or past the message's expiry. Any later rating above 2 ends the hold.
-4b. Fatigue (``[policy] fatigue = {after = N, rest = "30d"}``; off unless configured or the
-   shell turns it on for a provider that reports opens): when the customer's last N
-   marketing e-mails (``Recipient.unanswered``: those sent since their last open, click or
-   purchase) drew no open or click, marketing rests until ``rest`` after the latest of them:
-   ``Defer(…, "fatigue")``, or ``Skip("fatigue")`` past expiry. An open, click or purchase
-   empties ``unanswered`` and so ends the rest; after a rest one more message may go out,
-   and if that too goes unanswered the customer rests again.
+4a. Marketing to a customer who rated a complaint's handling 1 or 2 within
+   ``unsatisfied_hold`` (30 days) → ``Defer(rating + hold, "unsatisfied")``.
+4b. Marketing to a customer whose last ``fatigue.after`` marketing e-mails went unanswered
+   (no open, click or purchase since) → ``Defer(latest + fatigue.rest, "fatigue")``; off
+   unless configured (see :mod:`campaigns.holds`). Either at or past expiry → ``Skip``.
 5. Quiet hours, quiet days and public holidays in the recipient's local time, and
    frequency caps (marketing only). If ``now`` passes both → Allow. Otherwise the earliest
    instant both allow is computed exactly (not polled); at or past ``expires_at`` → Skip
@@ -79,6 +73,17 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
+from campaigns.holds import (
+    FATIGUE_AFTER,
+    FATIGUE_REST,
+    UNSATISFIED_AT_MOST,
+    UNSATISFIED_HOLD,
+    Fatigue,
+    KeyedError,
+    held,
+    parse_fatigue,
+    parse_hold,
+)
 from campaigns.timewindows import (
     QuietCalendar,
     QuietHours,
@@ -101,6 +106,10 @@ __all__ = [
     "ContactPolicy",
     "Decision",
     "Defer",
+    "FATIGUE_AFTER",
+    "FATIGUE_REST",
+    "UNSATISFIED_AT_MOST",
+    "UNSATISFIED_HOLD",
     "Fatigue",
     "FrequencyCap",
     "PolicyRules",
@@ -229,30 +238,6 @@ def _format_span(span: timedelta) -> str:
     return f"{seconds}s"
 
 
-FATIGUE_AFTER = 5
-FATIGUE_REST = timedelta(days=30)
-
-
-@dataclass(frozen=True, slots=True)
-class Fatigue:
-    """Rest a customer's marketing for ``rest`` after ``after`` unanswered e-mails in a row."""
-
-    after: int = FATIGUE_AFTER
-    rest: timedelta = FATIGUE_REST
-
-    def __post_init__(self) -> None:
-        if isinstance(self.after, bool) or not isinstance(self.after, int) or self.after < 1:
-            raise ValueError(f"after must be a whole number >= 1, got {self.after!r}")
-        if self.rest <= timedelta(0):
-            raise ValueError("rest must be positive")
-
-
-#: A customer who rated 1 or 2 hears no marketing for this long unless configured.
-UNSATISFIED_HOLD = timedelta(days=30)
-#: Ratings at or below this put the customer on hold (and on the "needs attention" list).
-UNSATISFIED_AT_MOST = 2
-
-
 @dataclass(frozen=True, slots=True)
 class PolicyRules:
     """The validated ``[policy]`` settings."""
@@ -296,12 +281,12 @@ class PolicyRules:
             caps=_named("caps", _caps, cfg, defaults),
             default_region=_named("default_region", _holiday_region, cfg, defaults),
             transactional_quiet=_named("transactional_quiet", _transactional, cfg, defaults),
-            unsatisfied_hold=_named("unsatisfied_hold", _hold, cfg, defaults),
-            fatigue=_named("fatigue", _fatigue, cfg, defaults),
+            unsatisfied_hold=_named("unsatisfied_hold", parse_hold, cfg, defaults),
+            fatigue=_named("fatigue", parse_fatigue, cfg, defaults),
         )
 
 
-class _KeyedError(ValueError):
+class _KeyedError(KeyedError):
     """A configuration error whose message already names the exact key (``policy.caps[1].max``)."""
 
 
@@ -347,40 +332,6 @@ def _transactional(value: Any) -> str:
         allowed = ", ".join(f'"{v}"' for v in TRANSACTIONAL_QUIET)
         raise ValueError(f"must be one of {allowed}, got {value!r}")
     return value
-
-
-def _span(value: Any) -> timedelta:
-    match = _SPAN.match(value) if isinstance(value, str) else None
-    if not match:
-        raise ValueError(f"must look like 12h, 30d or 4w, got {value!r}")
-    span = int(match.group(1)) * _UNITS[match.group(2)]
-    if span <= timedelta(0):
-        raise ValueError(f"must be positive, got {value!r}")
-    return span
-
-
-def _hold(value: Any) -> timedelta | None:
-    if value is None or value is False or (isinstance(value, str) and value.lower() in _OFF):
-        return None
-    return _span(value)
-
-
-def _fatigue(value: Any) -> Fatigue | None:
-    if value is None or value is False or (isinstance(value, str) and value.lower() in _OFF):
-        return None
-    if not isinstance(value, Mapping):
-        raise ValueError('expected a table like {after = 5, rest = "30d"} or "off"')
-    for key in value:
-        if key not in ("after", "rest"):
-            raise _KeyedError(f"policy.fatigue.{key}: unknown setting")
-    after = value.get("after", FATIGUE_AFTER)
-    if isinstance(after, bool) or not isinstance(after, int) or after < 1:
-        raise _KeyedError(f"policy.fatigue.after: must be a whole number >= 1, got {after!r}")
-    try:
-        rest = _span(value["rest"]) if "rest" in value else FATIGUE_REST
-    except ValueError as exc:
-        raise _KeyedError(f"policy.fatigue.rest: {exc}") from exc
-    return Fatigue(after, rest)
 
 
 def _holiday_region(value: Any) -> str | None:
@@ -581,18 +532,9 @@ class ContactPolicy:
 
     def held(self, r: Recipient, now: datetime) -> tuple[datetime, str] | None:
         """Until when, and why, ``r`` hears no marketing after ``now`` (rules 4a and 4b);
-        None when nothing holds them."""
-        hold = self.rules.unsatisfied_hold
-        if hold is not None and r.last_rating is not None:
-            value, at = r.last_rating
-            if value <= UNSATISFIED_AT_MOST and at + hold > now:
-                return at + hold, "unsatisfied"
-        fatigue = self.rules.fatigue
-        if fatigue is not None and len(r.unanswered) >= fatigue.after:
-            until = max(r.unanswered) + fatigue.rest
-            if until > now:
-                return until, "fatigue"
-        return None
+        None when nothing holds them (see :mod:`campaigns.holds`)."""
+        rules = self.rules
+        return held(rules.unsatisfied_hold, rules.fatigue, r.last_rating, r.unanswered, now)
 
     def next_allowed(
         self,
