@@ -33,7 +33,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from scipy.stats import binomtest
 from sqlalchemy.engine import Connection
 
 from campaigns.models import COUNTING_STATUSES, Complaint, ProjectState
@@ -146,6 +145,8 @@ def rise_p_value(s: Subject) -> float:
     if not s.recent_exposures or not s.baseline_exposures or not total:
         return 1.0
     share = s.recent_exposures / exposures
+    from scipy.stats import binomtest  # a large import, needed only when alerts are evaluated
+
     return float(binomtest(s.recent_complaints, total, share, alternative="greater").pvalue)
 
 
