@@ -74,6 +74,14 @@ def sample_context(locale: str = "de", *, bundle: bool = False) -> dict[str, Any
             "locale": norm.replace("_", "-"),
             "timezone": tz,
             "attributes": {"city": city, "birth_year": 1984},
+            # What the customer is worth, as the dispatcher adds it (campaigns.value).
+            "orders": 3,
+            "revenue": Decimal("1249.00"),
+            "first_purchase_at": purchased - timedelta(days=400),
+            "last_purchase_at": purchased,
+            "complaints": {"total": 1, "open": 0},
+            "satisfaction": 4,
+            "segment": "loyal",
         },
         "order": {
             "id": "o1",
