@@ -48,8 +48,16 @@ from aftersale.admin.upcoming import PERIODS, upcoming_sends
 from aftersale.app import CLOCK_KEY, Project, state_t
 from aftersale.choices import known_steps, unknown_value
 from aftersale.eventlog import EVENT_STATUSES, count_failed, query_events
-from aftersale.sendlog import LogFilter, csv_writer, customer_timeline, iter_log, logged, messages_t
-from aftersale.sendlog import query_log as read_log
+from aftersale.sendlog import (
+    LogFilter,
+    csv_writer,
+    customer_timeline,
+    decided_log,
+    iter_log,
+    logged,
+    messages_t,
+    upcoming_log,
+)
 from aftersale.stats import (
     Prices,
     dashboard,
@@ -219,22 +227,56 @@ def home(request: Request, user: PageUser, days: int = 30) -> HTMLResponse:
 # ------------------------------------------------------------------------------ send log
 
 
+LOG_VIEWS = {"decided": "Decided", "upcoming": "Upcoming"}
+
+
 @router.get("/log")
 def send_log(
     request: Request,
     user: PageUser,
     flt: Filter,
-    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    view: Annotated[str, Query(max_length=20)] = "decided",
+    after: Annotated[str | None, Query(max_length=80)] = None,
 ) -> HTMLResponse:
+    """Decided messages, newest decision first, or the upcoming (planned) ones, soonest
+    first; ``after`` is where the previous page ended."""
     project = project_of(request)
+    if flt.status == "planned":  # planned messages are what the upcoming view shows
+        view = "upcoming"
+    problem = None
+    rows: list[Any] = []
     with reading(project.db) as conn:
-        rows = read_log(conn, flt, limit=PAGE_SIZE, before_id=before_id)
-        problem = None if rows else _filter_problem(project, conn, flt)
-    older = filter_query(flt, before_id=rows[-1].id) if len(rows) == PAGE_SIZE else None
+        if view not in LOG_VIEWS:
+            problem = f"no view {view!r}; choose one of: {', '.join(LOG_VIEWS)}"
+        else:
+            read = upcoming_log if view == "upcoming" else decided_log
+            rows = read(conn, flt, limit=PAGE_SIZE, after=_position(after))
+            problem = None if rows else _filter_problem(project, conn, flt)
+    older = None
+    if len(rows) == PAGE_SIZE:
+        last = rows[-1]
+        at = last.due_at if view == "upcoming" else last.updated_at
+        older = filter_query(flt, view=view, after=f"{at.isoformat() if at else ''}|{last.id}")
     until_day = f"{flt.until - timedelta(days=1):%Y-%m-%d}" if flt.until else None
     return render(request, "log.html", user, rows=rows, flt=flt, statuses=STATUSES, older=older,
-                  export=filter_query(flt), before_id=before_id, until_day=until_day,
-                  problem=problem)  # fmt: skip
+                  export=filter_query(flt), view=view, views=LOG_VIEWS, after=after,
+                  view_links={v: filter_query(flt, view=v) for v in LOG_VIEWS},
+                  until_day=until_day, problem=problem)  # fmt: skip
+
+
+def _position(after: str | None) -> tuple[datetime | None, int] | None:
+    """``"<ISO time>|<id>"`` from an "older" link; None (the first page) when malformed."""
+    if not after or "|" not in after:
+        return None
+    at, _, last_id = after.rpartition("|")
+    try:
+        moment = datetime.fromisoformat(at) if at else None
+        number = int(last_id)
+    except ValueError:
+        return None
+    if moment is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment, number) if 0 < number < 2**62 else None
 
 
 def _filter_problem(project: Project, conn: Any, flt: LogFilter) -> str | None:

@@ -216,7 +216,7 @@ def test_the_log_names_the_valid_choices_for_unknown_values(
 def test_the_log_says_no_messages_when_known_values_match_none(client: TestClient) -> None:
     login(client, VIEWER)
     page = client.get("/admin/log", params={"journey": "thank_you", "status": "bounced"}).text
-    assert "No messages match this filter." in page and "filter-problem" not in page
+    assert "No decided messages match this filter." in page and "filter-problem" not in page
 
 
 def test_erasure_blanks_the_subjects_that_greet_the_customer(
