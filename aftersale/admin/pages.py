@@ -315,14 +315,27 @@ def send_log_csv(request: Request, user: PageUser, flt: Filter) -> StreamingResp
 # ------------------------------------------------------------------------------ customers
 
 
+TIMES = ("local", "utc")
+
+
 @router.get("/customers/{customer_id}")
-def customer_page(request: Request, user: PageUser, customer_id: str) -> HTMLResponse:
+def customer_page(
+    request: Request,
+    user: PageUser,
+    customer_id: str,
+    times: Annotated[str, Query(max_length=20)] = "local",
+) -> HTMLResponse:
+    """Everything about one customer; times in their zone, or in UTC with ``times=utc``."""
     project = project_of(request)
+    problem = None
+    if times not in TIMES:
+        problem = f"no times {times!r}; choose one of: {', '.join(TIMES)}"
     with reading(project.db) as conn:
         timeline = customer_timeline(conn, customer_id)
     if timeline is None:
         raise HTTPException(404, f"no customer {customer_id!r}")
-    return render(request, "customer.html", user, t=timeline,
+    return render(request, "customer.html", user, t=timeline, in_utc=times == "utc",
+                  times_problem=problem,
                   contact=contact_view(user, timeline.customer), why_not=not_enrolled_text,
                   zone=_zone(timeline.customer.timezone, project.settings.policy.get(
                       "default_timezone", "Europe/Berlin")),

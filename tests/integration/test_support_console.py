@@ -59,6 +59,23 @@ def test_the_customer_page_shows_times_in_the_customers_zone_with_utc_on_hover(
     assert local.utcoffset() and f"{local:%H:%M}" != f"{sent:%H:%M}"
 
 
+def test_a_link_switches_the_customer_page_to_utc_and_back(
+    client: TestClient, shop: Harness
+) -> None:
+    login(client, VIEWER)
+    local_page = client.get("/admin/customers/c1").text
+    assert 'id="zone-toggle" href="?times=utc">show in UTC</a>' in local_page
+    page = client.get("/admin/customers/c1", params={"times": "utc"}).text
+    assert "times in UTC, Europe/Berlin (the project's zone) on hover" in page
+    sent = [m for m in shop.messages(customer_id="c1") if m.sent_at][0].sent_at
+    local = sent.astimezone(ZoneInfo("Europe/Berlin"))
+    assert f'title="{local:%Y-%m-%d %H:%M} Europe/Berlin">{sent:%Y-%m-%d %H:%M}</time>' in page
+    assert 'href="?times=local">show in Europe/Berlin</a>' in page
+    odd = client.get("/admin/customers/c1", params={"times": "mars"}).text
+    assert "no times &#39;mars&#39;; choose one of: local, utc" in odd
+    assert f'title="{sent:%Y-%m-%d %H:%M} UTC">{local:%Y-%m-%d %H:%M}</time>' in odd
+
+
 @pytest.mark.parametrize(
     ("query", "lands_on"),
     [
