@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextvars import ContextVar
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -200,8 +200,18 @@ def clock_now(project: Project) -> datetime:
         return simulated_clock(conn) or project.now()
 
 
+MAX_RANGE_DAYS = 366
+
+
 @router.get("/")
-def home(request: Request, user: PageUser, days: int = 30) -> HTMLResponse:
+def home(
+    request: Request,
+    user: PageUser,
+    days: int = 30,
+    since: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    to: Annotated[str | None, Query(max_length=40)] = None,
+) -> HTMLResponse:
+    """The dashboard over the last 7, 30 or 90 days, or a range of days (``from``, ``to``)."""
     project = project_of(request)
     note = None
     if days not in PERIODS:
@@ -210,7 +220,15 @@ def home(request: Request, user: PageUser, days: int = 30) -> HTMLResponse:
     with reading(project.db) as conn:
         simulated = simulated_clock(conn)
         now = simulated or project.now()
-        board = dashboard(conn, now, days=days, heartbeat_now=datetime.now(UTC))
+        span, problem = (None, None)
+        if since or to:
+            span, problem = day_range(since, to, now.date())
+        until = None
+        if span is not None:
+            first, last = span
+            days = (last - first).days + 1
+            until = datetime.combine(last, time.max, tzinfo=UTC)
+        board = dashboard(conn, now, days=days, heartbeat_now=datetime.now(UTC), until=until)
         ahead = upcoming_sends(conn, now)
         failed_events = count_failed(conn)
     chart = {"days": board.days, "per_day": board.per_day, "deferrals": board.deferrals_per_day,
@@ -221,7 +239,30 @@ def home(request: Request, user: PageUser, days: int = 30) -> HTMLResponse:
                   periods=PERIODS, simulated=simulated is not None, upcoming=ahead,
                   # no red "0 alive" on a simulated project, where none need run
                   show_dispatchers=simulated is None or bool(board.dispatchers),
-                  note=note, failed_events=failed_events)  # fmt: skip
+                  note=note or problem, failed_events=failed_events, span=span,
+                  range_from=since or "", range_to=to or "")  # fmt: skip
+
+
+def day_range(
+    since: str | None, to: str | None, today: date
+) -> tuple[tuple[date, date] | None, str | None]:
+    """``(first, last)`` day of a custom range, or None and why it cannot be shown."""
+    parsed = []
+    for name, text in (("from", since), ("to", to)):
+        if not text:
+            return None, f"A range needs both days: '{name}' is missing (YYYY-MM-DD)."
+        try:
+            parsed.append(date.fromisoformat(text.strip()))
+        except ValueError:
+            return None, f"'{name}' is not a day: {text!r}; write it as YYYY-MM-DD."
+    first, last = parsed
+    if first > last:
+        return None, f"The range starts ({first}) after it ends ({last})."
+    if last > today:
+        return None, f"The range ends after today ({today}): nothing is decided there yet."
+    if (last - first).days + 1 > MAX_RANGE_DAYS:
+        return None, f"A range covers at most {MAX_RANGE_DAYS} days."
+    return (first, last), None
 
 
 # ------------------------------------------------------------------------------ send log

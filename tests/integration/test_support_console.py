@@ -166,6 +166,46 @@ def chart_data(page: str) -> dict[str, Any]:
     return json.loads(found.group(1))
 
 
+def test_the_dashboard_shows_a_custom_range_of_days(client: TestClient, shop: Harness) -> None:
+    login(client, VIEWER)
+    page = client.get("/admin/", params={"from": "2026-01-05", "to": "2026-01-11"}).text
+    assert "2026-01-05 to 2026-01-11 (7 days)" in page and 'id="period-range"' in page
+    data = chart_data(page)
+    assert data["days"][0] == "2026-01-05" and data["days"][-1] == "2026-01-11"
+    drawn = sum(sum(counts) for per in data["per_day"].values() for counts in per.values())
+    decided = [m for m in shop.messages() if m.status != "planned"
+               and "2026-01-05" <= f"{m.sent_at or m.due_at:%Y-%m-%d}" <= "2026-01-11"]  # fmt: skip
+    assert decided and drawn == len(decided)
+    later = chart_data(client.get("/admin/?from=2026-02-01&to=2026-02-28").text)
+    assert len(later["days"]) == 28 and later["days"][0] == "2026-02-01"
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        (
+            {"from": "2026-13-01", "to": "2026-02-01"},
+            "&#39;from&#39; is not a day: &#39;2026-13-01&#39;; write it as YYYY-MM-DD.",
+        ),
+        ({"from": "2026-02-01", "to": "yesterday"}, "&#39;to&#39; is not a day"),
+        (
+            {"from": "2026-02-10", "to": "2026-02-01"},
+            "The range starts (2026-02-10) after it ends (2026-02-01).",
+        ),
+        ({"from": "2026-02-01", "to": "2026-04-01"}, "The range ends after today (2026-03-01)"),
+        ({"from": "2026-02-01"}, "A range needs both days: &#39;to&#39; is missing"),
+        ({"from": "2020-01-01", "to": "2026-02-01"}, "A range covers at most 366 days."),
+    ],
+)
+def test_a_bad_range_says_what_is_wrong_and_shows_the_last_30_days(
+    client: TestClient, query: dict[str, str], says: str
+) -> None:
+    login(client, VIEWER)
+    response = client.get("/admin/", params=query)
+    assert response.status_code == 200 and says in response.text
+    assert "last 30 days" in response.text and len(chart_data(response.text)["days"]) == 30
+
+
 def test_the_dashboard_period_upcoming_sends_and_no_dispatcher_card_when_simulated(
     client: TestClient, shop: Harness
 ) -> None:
