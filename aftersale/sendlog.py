@@ -132,7 +132,7 @@ def decided_log(
     ``after`` is the (``updated_at``, id) of the last row of the previous page (keyset):
     rows without a decision time come last, newest id first."""
     m = messages_t.c
-    query = logged().where(*flt.where(), m.status != PLANNED)
+    query = decided_query(flt)
     if after is not None:
         at, last_id = after
         older = sa.and_(m.updated_at.is_(None), m.id < last_id)
@@ -140,8 +140,14 @@ def decided_log(
             older = sa.or_(m.updated_at < at, sa.and_(m.updated_at == at, m.id < last_id),
                            m.updated_at.is_(None))  # fmt: skip
         query = query.where(older)
-    order = (sa.nulls_last(m.updated_at.desc()), m.id.desc())
-    return list(conn.execute(query.order_by(*order).limit(limit)))
+    return list(conn.execute(query.limit(limit)))
+
+
+def decided_query(flt: LogFilter) -> sa.Select:
+    """The decided messages of ``flt``, newest decision first (no decision time: last)."""
+    m = messages_t.c
+    query = logged().where(*flt.where(), m.status != PLANNED)
+    return query.order_by(sa.nulls_last(m.updated_at.desc()), m.id.desc())
 
 
 def upcoming_log(

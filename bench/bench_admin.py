@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from rich.console import Console
 
@@ -33,7 +32,7 @@ from aftersale.admin.terminal import experiments, project_prices
 from aftersale.app import Project
 from aftersale.cli import write_project
 from aftersale.demo import add_experiments
-from aftersale.sendlog import LogFilter, customer_timeline, messages_t, query_log
+from aftersale.sendlog import LogFilter, customer_timeline, decided_log, decided_query
 from aftersale.stats import (
     deferral_reasons,
     journey_returns,
@@ -205,8 +204,8 @@ def _time(fn: Any, repeat: int = 5) -> float:
 
 
 def plan(project: Project, flt: LogFilter) -> str:
-    """SQLite's query plan for the first page of ``flt``, one line."""
-    query = sa.select(messages_t).where(*flt.where()).order_by(messages_t.c.id.desc()).limit(50)
+    """SQLite's query plan for the first page of ``flt`` (the console's decided view), one line."""
+    query = decided_query(flt).limit(50)
     compiled = query.compile(project.db, compile_kwargs={"literal_binds": True})
     with project.db.connect() as conn:
         rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}").all()
@@ -234,7 +233,7 @@ def run(quick: bool = False) -> dict:
             worst = 0.0
             for name, flt in FILTERS.items():
                 with project.db.connect() as conn:
-                    direct = _time(lambda flt=flt, conn=conn: query_log(conn, flt, limit=50))
+                    direct = _time(lambda flt=flt, conn=conn: decided_log(conn, flt, limit=50))
                 url = f"/admin/log?{PARAMS[name]}"
                 response = client.get(url)
                 assert response.status_code == 200 and "table class" in response.text

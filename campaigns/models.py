@@ -269,6 +269,8 @@ class Message(SQLModel, table=True):
         # Every column the figures of ``aftersale stats`` read: funnels and experiments are
         # grouped straight off this index, in its order, without reading the rows.
         sa.Index("ix_messages_journey_figures", *FIGURE_COLUMNS),
+        # The send log's decided view, newest decision first, pages without a sort.
+        sa.Index("ix_messages_decided", "updated_at"),
         # An enrolment's messages are found through the unique key's first column; see
         # campaigns.store.ENROLMENT_PLANNED for why its status is compared as text.
     )

@@ -1,4 +1,4 @@
-"""the figures of a journey read from one index: funnels and experiments without the rows
+"""the figures of a journey read from one index; the send log's decided view by decision time
 
 Revision ID: 0017
 Revises: 0013
@@ -22,9 +22,11 @@ def upgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_journey_step")
         batch_op.create_index("ix_messages_journey_figures", COLUMNS, unique=False)
+        batch_op.create_index("ix_messages_decided", ["updated_at"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_messages_decided")
         batch_op.drop_index("ix_messages_journey_figures")
         batch_op.create_index("ix_messages_journey_step", ["journey_id", "step"], unique=False)
