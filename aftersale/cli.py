@@ -20,7 +20,7 @@ from rich.table import Table
 
 from aftersale.admin.terminal import add_commands
 from aftersale.app import Project
-from aftersale.errors import AftersaleError
+from aftersale.errors import AftersaleError, ConfigurationError
 from aftersale.sendlog import (
     LogFilter,
     customer_timeline,
@@ -36,7 +36,25 @@ from campaigns.journeys import BUILTIN_DIR, source_line
 from campaigns.models import reading
 from channels.redaction import redact, redact_logs
 
-app = typer.Typer(
+
+class _Shell(typer.Typer):
+    """The CLI app; a settings problem found anywhere ends any command with its lines."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except ConfigurationError as exc:
+            report_configuration(exc)
+            sys.exit(2)
+
+
+def report_configuration(exc: ConfigurationError) -> None:
+    """Each problem on its own line, no traceback."""
+    for line in str(exc).splitlines():
+        err.print(f"[bold red]error:[/] {safe(redact(line))}", highlight=False, soft_wrap=True)
+
+
+app = _Shell(
     help="aftersale: post-purchase journeys over e-mail and SMS, with a contact policy "
     "that never harasses anyone.",
     no_args_is_help=True,
@@ -67,9 +85,20 @@ ProjectOpt = Annotated[
 
 
 @app.callback()
-def main(project: ProjectOpt = None) -> None:
+def main(ctx: typer.Context, project: ProjectOpt = None) -> None:
     STATE["project"] = project or Path(".")
     redact_logs()  # no password or token in any log line
+    if ctx.invoked_subcommand != "init":
+        check_settings()
+
+
+def check_settings() -> None:
+    """Refuse to start on invalid settings, one line per problem (exit 2)."""
+    try:
+        project().settings.policy_rules()
+    except ConfigurationError as exc:
+        report_configuration(exc)
+        raise typer.Exit(2) from None
 
 
 def project() -> Project:
