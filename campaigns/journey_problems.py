@@ -50,6 +50,13 @@ SYNONYMS = {
     "expiry": "expires_after",
     "window": "send_window",
     "hours": "send_window",
+    # German attribute names for the columns a shop's customers.csv usually has
+    "stadt": "city",
+    "ort": "city",
+    "plz": "postal_code",
+    "postleitzahl": "postal_code",
+    "geburtsjahr": "birth_year",
+    "land": "country",
 }
 
 
@@ -210,6 +217,8 @@ def condition_hint(source: str, message: str, known: Mapping[str, Iterable[str]]
         guess = nearest(name, known)
         hint = f" — did you mean `{guess}`?" if guess else f"; known: {', '.join(sorted(known))}"
         return f"unknown name `{name}`{hint}"
+    if "end of template" in message:
+        return f"`{source.strip()}` ends too early: something must follow the last word"
     if "chunk after expression" in message or "expected token" in message:
         return f"the expression does not read as one condition ({message})"
     return message

@@ -26,18 +26,27 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from jinja2 import StrictUndefined, TemplateSyntaxError
+from jinja2 import TemplateSyntaxError
 from jinja2.exceptions import SecurityError, UndefinedError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from campaigns.conditions import ConditionEnvironment, run_limited
+from campaigns.conditions import (
+    CONDITION_ENV,
+    KNOWN_FIELDS,
+    _Lenient,
+    compile_condition,
+    sample_condition_context,
+)
+from campaigns.conditions import customer_view as customer_view  # re-exported
+from campaigns.conditions import evaluate as evaluate  # re-exported
+from campaigns.conditions import previous_view as previous_view  # re-exported
 from campaigns.durations import (
     EXAMPLES,
     Duration,
@@ -107,9 +116,15 @@ def checked_duration(
 _NUMBER_TEXT = re.compile(r"^\s*[+-]?\d+(?:\.\d+)?\s*$")
 
 
-def duration_or_expression(value: Any) -> str:
+def duration_or_expression(value: Any, info: Any = None) -> str:
     """A ``wait`` or ``repeat.every``: a duration literal or an expression giving days —
-    never a bare number, which reads as days to one marketer and hours to the next."""
+    never a bare number, which reads as days to one marketer and hours to the next.
+
+    A definition stored before bare numbers were refused (validated with the context
+    ``{"stored": True}``) keeps its ``"14"``: an expression giving 14 days, as it was.
+    """
+    if getattr(info, "context", None) and info.context.get("stored") and isinstance(value, str):
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise DurationError(f"{value!r} is not a duration; write e.g. {EXAMPLES}")
     if not isinstance(value, str) or _NUMBER_TEXT.match(value) or _looks_like_duration(value):
@@ -123,54 +138,6 @@ _DURATION_LIKE = re.compile(r"^\s*[+-]?\s*\d+\s*[A-Za-z]+\s*$")
 def _looks_like_duration(text: str) -> bool:
     """``14 dayz``: a number and a word, meant as a duration, not an expression."""
     return bool(_DURATION_LIKE.match(text))
-
-
-_env = ConditionEnvironment(undefined=StrictUndefined)
-
-
-_PATH = re.compile(r"^\s*([a-z_][a-z0-9_]*)((?:\.[a-z_][a-z0-9_]*)*)(?:\s+or\s+(\d+))?\s*$")
-
-
-@lru_cache(maxsize=1024)
-def compile_condition(source: str) -> Any:
-    """A callable evaluating the sandboxed Jinja2 expression ``source`` over a context.
-
-    The commonest expressions (``item.warranty_months``, ``item.x or 90``) are plain
-    look-ups: they get a direct path that behaves the same (unknown names still fail) and
-    skips Jinja2's per-call context, which dominates planning time otherwise.
-    """
-    expression = _env.compile_expression(source, undefined_to_none=False)
-
-    def compiled(**context: Any) -> Any:
-        return run_limited(expression, context)
-
-    match = _PATH.match(source)
-    if match is None:
-        return compiled
-    root, rest, default = match.groups()
-    attrs = rest.split(".")[1:]
-
-    def lookup(**context: Any) -> Any:
-        value = context.get(root, _MISSING)
-        for attr in attrs:
-            if not isinstance(value, dict) or attr not in value:
-                return compiled(**context)  # let Jinja2 raise or resolve it its own way
-            value = value[attr]
-        if value is _MISSING:
-            return compiled(**context)
-        return (value or int(default)) if default is not None else value
-
-    return lookup
-
-
-_MISSING = object()
-
-
-def evaluate(source: str | None, context: Mapping[str, Any]) -> bool:
-    """Truth of a condition; no condition is true."""
-    if not source:
-        return True
-    return bool(compile_condition(source)(**context))
 
 
 class _Model(BaseModel):
@@ -231,7 +198,7 @@ class Repeat(_Model):
     times: int | None = Field(default=None, ge=1, le=1000)
     within: str | None = None
 
-    _every = field_validator("every", mode="before")(lambda v: duration_or_expression(v))
+    _every = field_validator("every", mode="before")(lambda v, i: duration_or_expression(v, i))
     _within = field_validator("within", mode="before")(
         lambda v: checked_duration(v, sign="positive")
     )
@@ -278,7 +245,7 @@ class Step(_Model):
             raise ValueError("a step with variants lists at least two")
         return value
 
-    _wait = field_validator("wait", mode="before")(lambda v: duration_or_expression(v))
+    _wait = field_validator("wait", mode="before")(lambda v, i: duration_or_expression(v, i))
 
 
 class Journey(_Model):
@@ -563,109 +530,13 @@ def check_subjects(
             subject = variant.subject
             for text in subject.values() if isinstance(subject, dict) else [subject]:
                 try:
-                    _env.parse(text or "")
+                    CONDITION_ENV.parse(text or "")
                 except TemplateSyntaxError as exc:
                     where = ("steps", i, "variants", j, "subject")
                     problems.append(JourneyProblem(source, _line_for(lines or {}, where),
                                                    f"steps.{i}.variants.{j}.subject: syntax "
                                                    f"error: {exc.message}"))  # fmt: skip
     return problems
-
-
-def sample_condition_context() -> dict[str, Any]:
-    """Names a condition may use, with plausible values (the same shape the engine builds)."""
-    now = datetime(2026, 3, 1, 10, tzinfo=UTC)
-    item = {
-        "sku": "WM-1",
-        "name": "Waschmaschine",
-        "category": "appliance",
-        "price": Decimal("499.00"),
-        "quantity": 1,
-        "warranty_months": 24,
-        "inspection_interval_days": 90,
-        "warranty_end": now + timedelta(days=730),
-    }
-    customer = {
-        "id": "c1",
-        "first_name": "Anna",
-        "last_name": "Muster",
-        "email": "anna@example.com",
-        "phone": "+4915112345678",
-        "locale": "de",
-        "timezone": "Europe/Berlin",
-        "email_consent": True,
-        "sms_consent": True,
-        "attributes": {"city": "Berlin", "postal_code": "10115", "birth_year": 1980},
-        "city": "Berlin",
-        "postal_code": "10115",
-        "birth_year": 1980,
-        "age": 46,
-        "purchase_count": 1,
-    }
-    order = {
-        "id": "o1",
-        "total": Decimal("499.00"),
-        "currency": "EUR",
-        "purchased_at": now,
-        "items": [item],
-    }
-    event = {"id": "e1", "type": "purchase", "at": now, "order": order}
-    return {
-        "customer": _Lenient(customer),
-        "order": order,
-        "item": item,
-        "event": event,
-        "now": now,
-        "occurrence": 1,
-        "purchases_since_enrollment": 0,
-        "previous": previous_view("sent", now),
-    }
-
-
-def _known_fields() -> dict[str, tuple[str, ...]]:
-    """The names a condition may use, and the fields of each (for suggestions)."""
-    context = sample_condition_context()
-    return {
-        name: tuple(k for k in value if k != "attributes") if isinstance(value, dict) else ()
-        for name, value in context.items()
-    }
-
-
-def previous_view(
-    status: str | None, sent_at: datetime | None, reason: str | None = None
-) -> dict[str, Any]:
-    """The ``previous`` a step condition sees: how the previous step's message ended.
-
-    ``status`` is the message's status (``sent``, ``delivered``, ``skipped``...), None when
-    there is no previous message; ``sent_at`` when it went out, else None; ``reason`` why
-    it was skipped or failed.
-    """
-    return {"status": status, "sent_at": sent_at, "reason": reason}
-
-
-class _Lenient(dict):
-    """Customer attributes are open-ended: an unknown attribute is None, not an error."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return self.get(name)
-
-
-def customer_view(customer: Mapping[str, Any], attributes: Mapping[str, Any], today_year: int):
-    """The ``customer`` a condition sees: fields, attributes flattened in, and ``age``."""
-    view = _Lenient(attributes)
-    view.update(customer)
-    view["attributes"] = dict(attributes)
-    birth_year = attributes.get("birth_year")
-    try:
-        view["age"] = today_year - int(birth_year) if birth_year not in (None, "") else None
-    except (TypeError, ValueError):
-        view["age"] = None
-    return view
-
-
-KNOWN_FIELDS = _known_fields()
 
 
 def load_journey_file(path: Path) -> tuple[Journey | None, list[JourneyProblem]]:
