@@ -65,10 +65,13 @@ def add_journey_commands(app: typer.Typer, open_project: Callable[[], Project], 
         """Check every journey, the templates it uses and, once data is imported, the
         names it reads; exit 1 on any error (warnings alone exit 0)."""
         proj = open_project()
-        loaded, problems = proj.load_journeys()
-        problems += guarded(lambda: template_problems(proj, loaded))
-        problems += window_problems(proj.policy, loaded)
-        problems += data_problems(proj, loaded)
+        try:
+            loaded, problems = proj.load_journeys()
+            problems += guarded(lambda: template_problems(proj, loaded))
+            problems += window_problems(proj.policy, loaded)
+            problems += data_problems(proj, loaded)
+        finally:
+            proj.close()
         for problem in problems:
             style = "red" if problem.level == "error" else "yellow"
             console.print(f"[{style}]{safe(str(problem))}[/]", highlight=False, soft_wrap=True)
@@ -93,7 +96,10 @@ def add_journey_commands(app: typer.Typer, open_project: Callable[[], Project], 
             console.print(clean(j.description.strip(), lines=True), markup=False)
         console.print_json(json.dumps(j.model_dump(mode="json", by_alias=True, exclude_none=True)))
         if has_database(proj):
-            print_versions(proj, journey_id, console)
+            try:
+                print_versions(proj, journey_id, console)
+            finally:
+                proj.close()
 
     @journeys_app.command("migrate")
     def journeys_migrate(
@@ -108,15 +114,17 @@ def add_journey_commands(app: typer.Typer, open_project: Callable[[], Project], 
         from campaigns.migrating import migrate
 
         proj = open_project()
-        guarded(lambda: proj.journeys)  # stores an edited definition as the new version
-        zone = ZoneInfo(proj.policy.rules.default_timezone)
-        with proj.db.begin() as conn:
-            try:
-                now = proj.simulated_now() or proj.now()
+        try:
+            guarded(lambda: proj.journeys)  # stores an edited definition as the new version
+            zone = ZoneInfo(proj.policy.rules.default_timezone)
+            now = proj.simulated_now() or proj.now()
+            with proj.db.begin() as conn:
                 report = migrate(conn, journey_id, now, default_zone=zone,
                                  from_version=from_version, dry_run=dry_run)  # fmt: skip
-            except LookupError as exc:
-                fail(str(exc).strip("'\""))
+        except LookupError as exc:
+            fail(str(exc))
+        finally:
+            proj.close()
         print_migration(report, console)
 
     @templates_app.command("copy")
