@@ -97,6 +97,7 @@ def add_journey_commands(app: typer.Typer, open_project: Callable[[], Project], 
         console.print_json(json.dumps(j.model_dump(mode="json", by_alias=True, exclude_none=True)))
         if has_database(proj):
             try:
+                _store_edits(proj)
                 print_versions(proj, journey_id, console)
             finally:
                 proj.close()
@@ -138,6 +139,15 @@ def add_journey_commands(app: typer.Typer, open_project: Callable[[], Project], 
         copied = guarded(lambda: copy_template(name, proj.settings.templates_dir, force=force))
         for path in copied:
             console.print(f"wrote {safe(str(path))}", highlight=False)
+
+
+def _store_edits(proj: Project) -> None:
+    """Store edited definitions as new versions, as the next run would; with invalid
+    journeys the versions stored so far are shown, and said to be."""
+    try:
+        assert proj.journeys is not None
+    except AftersaleError:
+        err.print("[yellow]some journeys are invalid: versions as last stored[/]")
 
 
 def builtin_template_names() -> list[str]:
