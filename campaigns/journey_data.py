@@ -103,17 +103,25 @@ def references(source: str) -> set[tuple[str, str]]:
     except Exception:  # noqa: BLE001 - a broken expression is reported by validation
         return set()
     found = set()
-    for node in tree.find_all(nodes.Getattr):
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        field = _field_name(node)
         inner = node.node
+        if field is None:
+            continue
         if isinstance(inner, nodes.Name):
-            found.add((inner.name, node.attr))
-        elif (
-            isinstance(inner, nodes.Getattr)
-            and inner.attr == "attributes"
-            and isinstance(inner.node, nodes.Name)
-        ):
-            found.add((inner.node.name, node.attr))
+            found.add((inner.name, field))
+        elif _field_name(inner) == "attributes" and isinstance(inner.node, nodes.Name):
+            found.add((inner.node.name, field))
     return {pair for pair in found if pair != ("customer", "attributes")}
+
+
+def _field_name(node: nodes.Node) -> str | None:
+    """``x.name`` or ``x['name']``: the name; anything else: None."""
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        return node.arg.value if isinstance(node.arg.value, str) else None
+    return None
 
 
 def data_warnings(journey: Journey, source: str, names: ImportedNames) -> list[JourneyProblem]:

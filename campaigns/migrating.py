@@ -12,8 +12,8 @@ active enrolments of older versions to the current one:
    occurrence, else by due time) that has not gone out itself; one due in the past is due
    now, one already expired is passed over;
 3. its planned message moves to that entry: kept and re-timed when it is the same step and
-   occurrence, else cancelled (reason ``migrated:v<N>``) and the new one planned — every
-   status write through :mod:`campaigns.transitions`;
+   occurrence (only while still ``planned``), else cancelled (reason ``migrated:v<N>``,
+   through :mod:`campaigns.transitions`) and the new one planned;
 4. the enrolment records the current version and its new timetable; one with nothing left
    to send is completed.
 
@@ -157,6 +157,7 @@ def _enrolments(conn: Connection, journey_id: str, version_id: int, from_version
         .join(versions_t, e.journey_version_id == v.id)
         .where(e.journey_id == journey_id, e.status == "active", e.journey_version_id != version_id)
         .order_by(e.id)
+        .with_for_update(of=enrollments_t)  # two migrations at once: one waits for the other
     )
     if from_version is not None:
         query = query.where(v.version == from_version)
@@ -231,8 +232,15 @@ def _apply(conn, row, journey, number, version_id, timetable, own, entry, now) -
         fresh = message_row(row.id, row.customer_id, row.order_id, journey.id, number, step, k,
                             due, expires, now)  # fmt: skip
         if kept is not None:
+            # Re-timed, not moved: the status stays planned, and a message a dispatcher has
+            # claimed meanwhile (sending) is left alone, not put back (transitions allows
+            # sending -> planned for retries, which this is not).
             values = {key: fresh[key] for key in _REPLANNED}
-            move(conn, PLANNED, [{"_id": kept.id, **values}], now)
+            conn.execute(
+                messages_t.update()
+                .where(messages_t.c.id == kept.id, messages_t.c.status == PLANNED)
+                .values(updated_at=now, **values)
+            )
         else:
             _insert_ignore(conn, messages_t, [fresh], ["enrollment_id", "step", "occurrence"])
     conn.execute(

@@ -35,3 +35,20 @@ def test_an_event_type_the_engine_knows_is_no_mistake_even_before_it_happens():
     assert warning.message == (
         "exit.events.1: no imported event has the type `retrun` — did you mean `return`?"
     )
+
+
+def test_references_read_attributes_however_they_are_written():
+    from campaigns.journey_data import references
+
+    assert (
+        references(
+            "customer.stadt == 'x' and customer['plz'] and customer.attributes.land "
+            "and customer.attributes['ort'] and item.sku and order.items[0].sku and x["
+        )
+        == set()
+    )  # a broken expression is validation's to report
+    assert references(
+        "customer.stadt == 'x' and customer['plz'] and customer.attributes.land "
+        "and customer.attributes['ort'] and item.sku and order.items[0]"
+    ) == {("customer", "stadt"), ("customer", "plz"), ("customer", "land"),
+          ("customer", "ort"), ("item", "sku"), ("order", "items")}  # fmt: skip
