@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -20,7 +19,8 @@ from rich.table import Table
 
 from aftersale.admin.terminal import add_commands
 from aftersale.app import Project
-from aftersale.errors import AftersaleError
+from aftersale.errors import AftersaleError, ConfigurationError
+from aftersale.journeys_cli import add_journey_commands
 from aftersale.sendlog import (
     LogFilter,
     customer_timeline,
@@ -32,22 +32,38 @@ from aftersale.sendlog import (
 )
 from aftersale.terminal import clean, safe
 from campaigns.importing import ImportReport, import_customers, import_events
-from campaigns.journeys import BUILTIN_DIR, source_line
+from campaigns.journeys import BUILTIN_DIR
 from campaigns.models import reading
 from channels.redaction import redact, redact_logs
 
-app = typer.Typer(
+
+class _Shell(typer.Typer):
+    """The CLI app; a settings problem found anywhere ends any command with its lines."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except ConfigurationError as exc:
+            report_configuration(exc)
+            sys.exit(2)
+
+
+def report_configuration(exc: ConfigurationError) -> None:
+    """Each problem on its own line, no traceback."""
+    for line in str(exc).splitlines():
+        err.print(f"[bold red]error:[/] {safe(redact(line))}", highlight=False, soft_wrap=True)
+
+
+app = _Shell(
     help="aftersale: post-purchase journeys over e-mail and SMS, with a contact policy "
     "that never harasses anyone.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 import_app = typer.Typer(help="Import customers (CSV) or events (JSONL).", no_args_is_help=True)
-journeys_app = typer.Typer(help="List, validate and show journeys.", no_args_is_help=True)
 log_app = typer.Typer(help="Search the send log, or export it.", invoke_without_command=True)
 events_app = typer.Typer(help="Events that failed to apply: retry them.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
-app.add_typer(journeys_app, name="journeys")
 app.add_typer(log_app, name="log")
 app.add_typer(events_app, name="events")
 
@@ -67,9 +83,20 @@ ProjectOpt = Annotated[
 
 
 @app.callback()
-def main(project: ProjectOpt = None) -> None:
+def main(ctx: typer.Context, project: ProjectOpt = None) -> None:
     STATE["project"] = project or Path(".")
     redact_logs()  # no password or token in any log line
+    if ctx.invoked_subcommand != "init":
+        check_settings()
+
+
+def check_settings() -> None:
+    """Refuse to start on invalid settings, one line per problem (exit 2)."""
+    try:
+        project().settings.policy_rules()
+    except ConfigurationError as exc:
+        report_configuration(exc)
+        raise typer.Exit(2) from None
 
 
 def project() -> Project:
@@ -250,90 +277,6 @@ def import_events_cmd(file: Path, strict: StrictOpt = False) -> None:
         )
     )
     _report("events", file, report, strict)
-
-
-# -------------------------------------------------------------------------- journeys
-
-
-@journeys_app.command("list")
-def journeys_list() -> None:
-    """The project's journeys with their trigger and steps."""
-    loaded, problems = project().load_journeys()
-    table = Table("journey", "name", "trigger", "steps", "file")
-    for item in loaded:
-        j = item.journey
-        steps = ", ".join(f"{s.id} ({s.send.channel})" for s in j.steps)
-        trigger = j.trigger.event + (" per item" if j.trigger.for_each == "item" else "")
-        table.add_row(*map(safe, (j.id, j.name, trigger, steps, Path(item.source).name)))
-    console.print(table)
-    if problems:
-        err.print(f"[yellow]{len(problems)} problem(s): run `aftersale journeys validate`[/]")
-
-
-@journeys_app.command("validate")
-def journeys_validate() -> None:
-    """Check every journey and the templates it uses; exit 1 on any error."""
-    proj = project()
-    loaded, problems = proj.load_journeys()
-    issues = [str(p) for p in problems]
-    errors = sum(1 for p in problems if p.level == "error")
-    renderer = run_guarded(lambda: proj.renderer)
-    for item in loaded:
-        for step in item.journey.steps:
-            for issue in renderer.validate(
-                step.send.template,
-                step.send.channel,
-                marketing=step.send.category == "marketing",
-                locales=proj.settings.locales,
-            ):
-                if issue.level == "info":
-                    continue
-                issues.append(f"{item.source}: step {step.id}: {issue}")
-                errors += issue.level == "error"
-        for line, error in variant_problems(item, renderer, proj.settings.locales):
-            issues.append(line)
-            errors += error
-    for line in issues:
-        style = "red" if ": error" in line or "error:" in line else "yellow"
-        console.print(f"[{style}]{safe(line)}[/]", highlight=False)
-    if errors:
-        fail(f"{errors} error(s) in {len(loaded) + (len(problems) > 0)} journey file(s)")
-    console.print(f"[green]{len(loaded)} journeys valid[/]")
-
-
-def variant_problems(item: Any, renderer: Any, locales: list[str]) -> list[tuple[str, bool]]:
-    """Each step variant's template checked as the step's own, located by file and line."""
-    found = []
-    for i, step in enumerate(item.journey.steps):
-        for j, variant in enumerate(step.variants or ()):
-            if variant.template is None:
-                continue
-            where = f"steps.{i}.variants.{j}.template"
-            line = source_line(item.source, ("steps", i, "variants", j, "template"))
-            for issue in renderer.validate(variant.template, step.send.channel, locales=locales,
-                                           marketing=step.send.category == "marketing"):  # fmt: skip
-                if issue.level != "info":
-                    place = f"{item.source}:{line}" if line else item.source
-                    text = f"{place}: {issue.level}: {where}: {issue.template}: {issue.message}"
-                    found.append((text, issue.level == "error"))
-    return found
-
-
-@journeys_app.command("show")
-def journeys_show(journey_id: str) -> None:
-    """Show one journey's definition."""
-    loaded, _ = project().load_journeys()
-    for item in loaded:
-        if item.journey.id == journey_id:
-            j = item.journey
-            console.print(f"[bold]{safe(j.name)}[/] ({safe(j.id)}) — {safe(item.source)}")
-            if j.description:
-                console.print(clean(j.description.strip(), lines=True), markup=False)
-            console.print_json(
-                json.dumps(item.journey.model_dump(mode="json", by_alias=True, exclude_none=True))
-            )
-            return
-    fail(f"no journey {journey_id!r}")
 
 
 # --------------------------------------------------------------------------- preview
@@ -815,6 +758,7 @@ def console_url(host: str, port: int) -> str:
 # ------------------------------------------------------------------ users and stats
 
 add_commands(app, project, console)
+add_journey_commands(app, project, console)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,7 +36,11 @@ from the customer's ``country``, else the phone number's country, see
 :func:`campaigns.timewindows.own_region`), else ``default_region``. Calendars are built once
 per (region, year) and cached.
 
-Reasons: ``quiet_hours``, ``quiet_days``, ``public_holiday`` or a cap's
+A step may carry its own send window (``Candidate.send_window``, ``"10:00-18:00 mon-fri"``
+in the recipient's local time, any category): it applies on top of the quiet rules, and a
+message held by it alone is deferred (or, at expiry, skipped) with ``send_window``.
+
+Reasons: ``quiet_hours``, ``quiet_days``, ``public_holiday``, ``send_window`` or a cap's
 ``frequency_cap:<channel>:<max>/<per>``. When several rules pushed the instant, the one that
 pushed it last is reported; among the quiet rules a quiet day or holiday that was crossed
 outranks the quiet hours that then held the message until morning. A skip at expiry looks
@@ -63,14 +67,16 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from campaigns.timewindows import (
+    NoFreeTime,
     QuietCalendar,
     QuietHours,
+    SendWindow,
     holiday_dates,
     known_region,
     known_zone,
@@ -108,7 +114,7 @@ CapChannel = Literal["email", "sms", "any"]
 
 #: Every skip reason is one of these or starts with one of the prefixes below.
 SKIP_REASONS: frozenset[str] = frozenset(
-    {"expired", "complaint_open", "quiet_hours", "quiet_days", "public_holiday"}
+    {"expired", "complaint_open", "quiet_hours", "quiet_days", "public_holiday", "send_window"}
 )
 SKIP_REASON_PREFIXES: tuple[str, ...] = ("suppressed:", "no_consent:", "frequency_cap:")
 
@@ -339,6 +345,8 @@ class Candidate:
     due_at: datetime
     expires_at: datetime | None = None
     priority: int = 0
+    # The step's own window (``send_window: "10:00-18:00 mon-fri"``), None: any time.
+    send_window: SendWindow | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,7 +422,7 @@ class ContactPolicy:
         self._window = max((cap.per for cap in rules.caps), default=timedelta(0))
         self._auto = rules.public_holidays == AUTO
         # One calendar per (transactional?, holiday region): a handful, built on first use.
-        self._calendars: dict[tuple[bool, str | None], QuietCalendar] = {}
+        self._calendars: dict[tuple[bool, str | None, SendWindow | None], QuietCalendar] = {}
 
     @property
     def per_customer_holidays(self) -> bool:
@@ -442,7 +450,7 @@ class ContactPolicy:
         transactional = c.category != "marketing"
         mode = self.rules.transactional_quiet if transactional else "all"
         region = self.holiday_region(r) if mode == "all" else None
-        key = (transactional, region)
+        key = (transactional, region, c.send_window)
         calendar = self._calendars.get(key)
         if calendar is None:
             rules = self.rules
@@ -452,6 +460,8 @@ class ContactPolicy:
                 calendar = QuietCalendar(rules.quiet_hours)
             else:
                 calendar = QuietCalendar()
+            if c.send_window is not None:
+                calendar = replace(calendar, window=c.send_window)
             self._calendars[key] = calendar
         return calendar
 
@@ -470,7 +480,12 @@ class ContactPolicy:
                 return Skip(f"no_consent:{c.channel}")
             if r.complaint_open:
                 return Defer(c.expires_at, "complaint_open")
-        until, why = self.next_allowed(c, r, history, now, limit=c.expires_at)
+        try:
+            until, why = self.next_allowed(c, r, history, now, limit=c.expires_at)
+        except NoFreeTime:
+            if c.send_window is None:
+                raise
+            return Skip("send_window")  # the step's window lies wholly in quiet time
         if why is None:
             return _ALLOW
         if c.expires_at is not None and until >= c.expires_at:

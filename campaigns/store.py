@@ -192,7 +192,7 @@ def load_version(conn: Connection, version_id: int) -> Journey:
     definition = conn.execute(
         sa.select(versions_t.c.definition).where(versions_t.c.id == version_id)
     ).scalar_one()
-    return Journey.model_validate(definition)
+    return Journey.model_validate(definition, context={"stored": True})
 
 
 def load_customers(conn: Connection, ids: Iterable[str]) -> dict[str, CustomerRow]:

@@ -635,6 +635,9 @@ class Dispatcher:
             due_at=row.due_at,
             expires_at=row.expires_at,
             priority=row.priority,
+            send_window=self.journeys.send_window(
+                contexts.conn, row.journey_id, row.journey_version, row.step
+            ),
         )
         recipient = Recipient(
             timezone=customer.timezone,
