@@ -25,12 +25,14 @@ from collections.abc import Mapping
 __all__ = [
     "DEFAULT_TOPIC",
     "TOPICS",
+    "chosen_topics",
     "consents_to",
     "preferences_url",
     "topic_key",
     "unsubscribe_token",
     "unsubscribe_url",
     "verify_unsubscribe_token",
+    "with_topics",
 ]
 
 # service: inspections, care tips, thank-yous; offers: coupons, loyalty, warranty extensions.
@@ -90,3 +92,19 @@ def unsubscribe_url(public_url: str, secret: str, customer_id: str) -> str:
 def preferences_url(public_url: str, secret: str, customer_id: str) -> str:
     """The preference page (``links.preferences``), signed as the unsubscribe link is."""
     return f"{public_url.rstrip('/')}/preferences/{unsubscribe_token(secret, customer_id)}"
+
+
+def chosen_topics(
+    channel_consent: bool, topic_consent: Mapping[str, bool] | None, channel: str = "email"
+) -> set[str]:
+    """The topics a customer receives marketing about on ``channel``."""
+    return {t for t in TOPICS if consents_to(channel_consent, topic_consent, channel, t)}
+
+
+def with_topics(
+    topic_consent: Mapping[str, bool] | None, channel: str, kept: set[str]
+) -> dict[str, bool]:
+    """``topic_consent`` with every topic of ``channel`` decided: those in ``kept`` yes."""
+    merged = dict(topic_consent or {})
+    merged.update({topic_key(channel, t): t in kept for t in TOPICS})
+    return merged
