@@ -106,3 +106,32 @@ def test_the_templates_link_leads_to_the_page(web: Web) -> None:
     assert url in (offers[0].body_html or "") and url in offers[0].body_text
     path = url.split("://", 1)[1].split("/", 1)[1]
     assert web.client.get(f"/{path}").status_code == 200
+
+
+def test_customers_csv_carries_topic_consents_and_a_plain_reimport_keeps_them(web: Web) -> None:
+    web.h.customers([
+        {"id": "c1", "email": "anna@example.org", "email_offers_consent": "no"},
+        {"id": "c2", "email": "ben@example.org", "email_service_consent": "ja",
+         "sms_offers_consent": "nein"},
+        {"id": "c3", "email": "cem@example.org"},
+    ])  # fmt: skip
+    assert web.customer("c1").topic_consent == {"email:offers": False}
+    assert web.customer("c2").topic_consent == {"email:service": True, "sms:offers": False}
+    assert web.customer("c3").topic_consent is None
+    assert "email_offers_consent" not in web.customer("c1").attributes
+
+    web.h.customers([{"id": "c1", "email": "anna@example.org", "first_name": "Anna"}])
+    assert web.customer("c1").topic_consent == {"email:offers": False}
+
+
+def test_a_bad_topic_consent_names_its_line_and_column(web: Web, tmp_path) -> None:
+    from campaigns.importing import import_customers
+
+    path = tmp_path / "customers.csv"
+    path.write_text("id,email,email_consent,email_offers_consent\n"
+                    "c1,anna@example.org,yes,yes\nc2,ben@example.org,yes,vielleicht\n",
+                    encoding="utf-8")  # fmt: skip
+    report = import_customers(web.h.project.db, path)
+    assert report.imported == 1
+    (error,) = report.errors
+    assert (error.line, error.field) == (3, "email_offers_consent")
