@@ -21,6 +21,7 @@ from rich.table import Table
 from aftersale.admin.terminal import add_commands
 from aftersale.app import Project
 from aftersale.errors import AftersaleError
+from aftersale.marketing import add_commands as add_marketing_commands
 from aftersale.sendlog import (
     LogFilter,
     customer_timeline,
@@ -374,11 +375,19 @@ def preview(
     locale: Annotated[str | None, typer.Option(help="Locale, e.g. de or en.")] = None,
     channel: Annotated[str | None, typer.Option(help="email or sms.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write <out>.html and <out>.txt.")] = None,
+    order: Annotated[
+        str | None, typer.Option(help="Order id (the customer's latest when absent).")
+    ] = None,
+    item: Annotated[str | None, typer.Option(help="SKU of the order's item to show.")] = None,
 ) -> None:
-    """Render a template with real data and print subject, sizes and SMS segments."""
+    """Render a template with real data and print subject, sizes and SMS segments; say
+    where sample data stands in for the customer's."""
     from aftersale.previewing import preview_template
 
-    result = run_guarded(lambda: preview_template(project(), template, customer, locale, channel))
+    result = run_guarded(lambda: preview_template(project(), template, customer, locale, channel,
+                                                  order_id=order, item_sku=item))  # fmt: skip
+    for note in result.notes:
+        err.print(f"[yellow]sample data:[/] {safe(note)}", highlight=False)
     table = Table(show_header=False)
     for key, value in result.summary().items():
         table.add_row(safe(key), safe(value))
@@ -843,6 +852,7 @@ def console_url(host: str, port: int) -> str:
 # ------------------------------------------------------------------ users and stats
 
 add_commands(app, project, console)
+add_marketing_commands(app, project, console)
 
 
 if __name__ == "__main__":  # pragma: no cover
