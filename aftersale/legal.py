@@ -38,7 +38,10 @@ _SAMPLE_MARKS = (
     "+49 30 1234567",
     "hauptstraße 12",
 )
-_EXAMPLE_DOMAIN = re.compile(r"[\w-]\.example\b", re.IGNORECASE)
+# Domains reserved for examples (RFC 2606): mail to them reaches no one.
+_EXAMPLE_DOMAIN = re.compile(
+    r"(?:[\w-]\.example|(?:^|[@/.\s<])example\.(?:com|org|net))(?![\w.-])", re.IGNORECASE
+)
 
 # What a customer reads about the sender; the e-mail and SMS ones only when that channel
 # goes out through a real provider.
@@ -78,7 +81,7 @@ def problem(value: str | None) -> str | None:
     if any(mark in lowered for mark in _SAMPLE_MARKS):
         return "the sample shop's data"
     if _EXAMPLE_DOMAIN.search(value):
-        return "an .example address"
+        return "an example address (reserved, reaches no one)"
     return None
 
 
