@@ -334,6 +334,7 @@ def run_demo(
     ``settings`` override the project's (``--providers fake`` points them at fake servers).
     """
     from aftersale.cli import write_project
+    from aftersale.legal import SAMPLE_SHOP
 
     began = time.perf_counter()
     directory = directory or Path(tempfile.mkdtemp(prefix="aftersale-demo-"))
@@ -341,7 +342,7 @@ def run_demo(
         console.print(f"[yellow]{directory} already holds a demo; starting it afresh[/]")
         for name in ("aftersale.db", "aftersale.db-wal", "aftersale.db-shm"):
             (directory / name).unlink(missing_ok=True)
-    write_project(directory)
+    write_project(directory, shop=SAMPLE_SHOP)
     add_experiments(directory)
     secret = load_settings(directory).require("secret_key")
     shop = generate_shop(

@@ -114,6 +114,11 @@ class Customer(SQLModel, table=True):
     sms_consent_source: str = "import"
     open_complaints: int = 0
     attributes: dict[str, Any] = json_field()
+    # Marketing consent per channel and topic ({"email:offers": false}); a pair not named
+    # follows the channel's consent (campaigns.consent). None: never given one.
+    topic_consent: dict[str, bool] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
     created_at: datetime | None = utc_field()
     updated_at: datetime | None = utc_field()
 

@@ -8,7 +8,7 @@ Create Date: 2026-12-02 14:10:00
 from alembic import op
 
 revision = "0017"
-down_revision = "0013"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
