@@ -312,11 +312,11 @@ def _position(after: str | None) -> tuple[datetime | None, int] | None:
     at, _, last_id = after.rpartition("|")
     try:
         moment = datetime.fromisoformat(at) if at else None
+        if moment is not None:  # aware, in UTC (an offset that leaves the calendar: garbage)
+            moment = moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
         number = int(last_id)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
-    if moment is not None and moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
     return (moment, number) if 0 < number < 2**62 else None
 
 

@@ -247,3 +247,26 @@ def test_an_sms_step_has_no_subject_to_vary():
             "    variants: [{id: a, subject: x}, {id: b, template: inspection_reminder}]\n")  # fmt: skip
     journey, problems = parse_journey(text, "j.yaml")
     assert journey is None and "has no subject to vary" in problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("spec", "evaluations"),
+    [("value * 0.10", 2), ("offer.discount + value", 3), ("order.total | float * 0.5", 0)],
+)
+def test_an_offer_cost_expression_is_evaluated_once_per_value_of_what_it_reads(spec, evaluations):
+    from decimal import Decimal
+
+    from aftersale.holdouts import _offer_cost
+    from campaigns.journeys import conversion_context, offer_cost
+
+    journey, problems = parsed(f"goal: coupon_redeemed\noffer_cost: {spec}\n")
+    assert problems == []
+    events = [
+        {"type": "coupon_redeemed", "value": Decimal(v), "offer": {"discount": d},
+         "order": {"id": f"o{i}", "total": v}}
+        for i, (v, d) in enumerate([("100", 5), ("200", 5), ("100", 5), ("100", 7)])
+    ]  # fmt: skip
+    costs: dict = {}
+    got = [_offer_cost(journey, e, costs) for e in events]
+    assert got == [offer_cost(journey, conversion_context(e)) for e in events]  # the same
+    assert len(costs) == evaluations  # "order" names the order: evaluated every time
