@@ -165,8 +165,13 @@ class Project:
         if self.settings.secret_key_previous:
             require_strong_key(self.settings.secret_key_previous, setting="secret_key_previous")
 
-    def dispatcher(self, clock: Clock, *, dispatchers: int = 1) -> Dispatcher:
-        """A dispatcher on ``clock``, one of ``dispatchers`` processes on this machine."""
+    def dispatcher(
+        self, clock: Clock, *, dispatchers: int = 1, kind: type[Dispatcher] = Dispatcher
+    ) -> Dispatcher:
+        """A dispatcher on ``clock``, one of ``dispatchers`` processes on this machine.
+
+        ``kind``: another class of dispatcher (a forecast's); any but the dispatcher itself
+        renders in its own threads, without render processes."""
         s = self.settings
         config = DispatchConfig(
             batch_size=s.dispatch_batch_size,
@@ -179,7 +184,7 @@ class Project:
             rates={"email": s.email_rate, "sms": s.sms_rate},
             short_links=s.sms_short_links,
         )
-        return Dispatcher(
+        return kind(
             db=self.db,
             clock=clock,
             policy=self.policy,
@@ -187,7 +192,7 @@ class Project:
             channels=self.channels,
             journeys=self.journeys,
             config=config,
-            render_pool=self._render_pool(dispatchers),
+            render_pool=self._render_pool(dispatchers) if kind is Dispatcher else None,
         )
 
     def _render_pool(self, dispatchers: int = 1) -> RenderPool | None:

@@ -21,6 +21,7 @@ from rich.table import Table
 from aftersale.admin.terminal import add_commands
 from aftersale.app import Project
 from aftersale.errors import AftersaleError
+from aftersale.forecast_cli import add_commands as add_forecast
 from aftersale.sendlog import (
     LogFilter,
     customer_timeline,
@@ -815,6 +816,7 @@ def console_url(host: str, port: int) -> str:
 # ------------------------------------------------------------------ users and stats
 
 add_commands(app, project, console)
+add_forecast(app, project, console)
 
 
 if __name__ == "__main__":  # pragma: no cover

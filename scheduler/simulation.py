@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
+from channels import Channel, OutgoingMessage, SendResult
+from channels.base import ChannelKind
 from scheduler.clock import SimulatedClock
-from scheduler.dispatcher import Dispatcher, DispatchStats
+from scheduler.dispatcher import Dispatcher, DispatchStats, MessageError
+from scheduler.rendering import PendingRender, RenderJob
 
 
 def simulate(
@@ -46,3 +51,51 @@ def simulate(
             stats = DispatchStats(events=dispatcher.apply_due_events(clock.now()))
     clock.advance_to(until)
     return total
+
+
+class CountingChannel(Channel):
+    """Accepts every message and keeps nothing but a count: a forecast's channels."""
+
+    name = "forecast"
+
+    def __init__(self, kind: ChannelKind) -> None:
+        self.kind = kind
+        self._ids = itertools.count(1)
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        """Accept ``message`` (nothing leaves the process)."""
+        return SendResult(provider=self.name, provider_message_id=f"{self.kind}-{next(self._ids)}")
+
+
+class ForecastDispatcher(Dispatcher):
+    """The dispatcher of a forecast: renders only what the figures need.
+
+    An e-mail is accepted without being rendered (its price does not depend on its
+    content); an SMS is rendered, because its price is per segment. Everything else —
+    claiming, the policy, bundling, recording, planning the next step — is the
+    dispatcher's own, so a forecast decides exactly as ``simulate`` would. (A template
+    that fails to render would fail its e-mail in ``simulate``; ``journeys validate``
+    finds those before either runs.)
+    """
+
+    def _deliver(self, item: Any, job: RenderJob, rendering: PendingRender | None) -> None:
+        if job.channel != "email":
+            super()._deliver(item, job, rendering)
+            return
+        try:
+            item.outgoing = OutgoingMessage(
+                message_id=str(job.message_id),
+                kind="email",
+                to="",
+                body_text="",
+                category=job.category,
+                customer_id=job.customer_id,
+                journey=job.journey,
+                step=job.step,
+            )
+            item.locale, item.details = job.locale, {}
+            self._send(item)
+        except Exception as exc:  # noqa: BLE001 - one broken message never stops the batch
+            item.error = MessageError.of(exc)
+        finally:
+            self._dequeue(item)
