@@ -170,8 +170,8 @@ class Project:
     ) -> Dispatcher:
         """A dispatcher on ``clock``, one of ``dispatchers`` processes on this machine.
 
-        ``kind``: another class of dispatcher (a forecast's); any but the dispatcher itself
-        renders in its own threads, without render processes."""
+        ``kind``: another class of dispatcher (a simulation's, a forecast's); one whose
+        ``render_processes`` is false renders in its own thread."""
         s = self.settings
         config = DispatchConfig(
             batch_size=s.dispatch_batch_size,
@@ -192,7 +192,9 @@ class Project:
             channels=self.channels,
             journeys=self.journeys,
             config=config,
-            render_pool=self._render_pool(dispatchers) if kind is Dispatcher else None,
+            render_pool=(
+                self._render_pool(dispatchers) if getattr(kind, "render_processes", True) else None
+            ),
         )
 
     def _render_pool(self, dispatchers: int = 1) -> RenderPool | None:

@@ -441,6 +441,7 @@ def simulate(
     until: Annotated[str, typer.Option(help="Stop at this date (end of day, project time zone).")],
 ) -> None:
     """Run the journeys on simulated time, from where the project's clock stands to UNTIL."""
+    from scheduler.simulation import SimulationDispatcher
     from scheduler.simulation import simulate as run_simulation
 
     proj = project()
@@ -453,7 +454,7 @@ def simulate(
         fail("nothing to simulate: import events first")
     if end <= clock.now():
         fail(f"the project's clock already stands at {clock.now():%Y-%m-%d %H:%M} UTC")
-    dispatcher = run_guarded(lambda: proj.dispatcher(clock))
+    dispatcher = run_guarded(lambda: proj.dispatcher(clock, kind=SimulationDispatcher))
     start = clock.now()
     with console.status("simulating…") as status:
         stats = run_simulation(
