@@ -23,6 +23,7 @@ BENCHMARKS = [
     "bench.bench_admin",
     "bench.bench_providers",
     "bench.bench_scale",
+    "bench.bench_simulate",
 ]
 
 
