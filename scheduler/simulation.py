@@ -5,10 +5,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from concurrent.futures import Future
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from channels import Channel, OutgoingMessage, SendResult
+from sqlalchemy.engine import Connection
+
+from campaigns.policy import Contact
+from channels import AmbiguousChannelError, Channel, OutgoingMessage, SendResult
 from channels.base import ChannelKind
 from scheduler.clock import SimulatedClock
 from scheduler.dispatcher import Dispatcher, DispatchStats, MessageError, _Batch
@@ -79,7 +82,39 @@ class SimulationDispatcher(Dispatcher):
     batch or two of messages at each simulated instant, cost more than the sends.
     Hand-offs are still journalled before each send: a simulation may use a real
     provider, and an interrupted one must not send twice.
+
+    Customers' cap histories stay in memory (:class:`CapHistories`): read from the
+    database the first time a customer comes up, then kept by the reservations
+    themselves, as nothing but this dispatcher sends on a simulated clock.
     """
+
+    def __init__(self, **parts: Any) -> None:
+        super().__init__(**parts)
+        self._memory = CapHistories()
+
+    def _history(self, conn: Connection, customer_ids: list[str], now: datetime) -> Any:
+        window = max(self.policy.history_window(), self.journeys.longest_min_gap())
+        if window <= timedelta(0):
+            return super()._history(conn, customer_ids, now)
+        unknown = self._memory.unknown(customer_ids)
+        if unknown:
+            self._memory.load(unknown, *super()._history(conn, unknown, now))
+        return self._memory.of(customer_ids, now - window)
+
+    def _reserve(self, conn: Connection, now: datetime, stats: DispatchStats) -> Any:
+        reserved, claimed = super()._reserve(conn, now, stats)
+        self._memory.keep()  # what the reservation added to the batch's view
+        return reserved, claimed
+
+    def _record(self, conn: Connection, reserved: list[Any], now: datetime, stats: Any) -> None:
+        super()._record(conn, reserved, now, stats)
+        for item in reserved:
+            if item.row.category == "marketing" and not _counts(item):
+                self._memory.forget(item.row.customer_id)  # read again when next needed
+
+    def expire_leases(self, now: datetime) -> int:
+        self._memory.clear()  # a lease ran out: what it settled is read again
+        return super().expire_leases(now)
 
     def _start(self, reserved: list[Any]) -> list[Future[None]]:
         jobs = [self._job(item) for item in reserved]
@@ -95,6 +130,66 @@ class SimulationDispatcher(Dispatcher):
             future.set_result(None)
             done.append(future)
         return done
+
+
+def _counts(item: Any) -> bool:
+    """Whether a reserved message's outcome counts against caps (sent, or maybe sent)."""
+    if item.verdict in (Verdict.GONE, Verdict.WITHDRAWN, Verdict.NOT_MARKED):
+        return False
+    return item.result is not None or isinstance(item.error, AmbiguousChannelError)
+
+
+class CapHistories:
+    """Customers' recent marketing contacts and, per journey, the last one, in memory.
+
+    The dispatcher's reservation appends to the lists and sets the times it is handed
+    (:meth:`of`); :meth:`keep` takes those times back after the reservation. A customer
+    whose reserved message did not go out is forgotten and read again from the database.
+    """
+
+    def __init__(self) -> None:
+        self._contacts: dict[str, list[Contact]] = {}
+        self._latest: dict[str, dict[str, datetime]] = {}
+        self._handed: dict[tuple[str, str], datetime] = {}
+
+    def unknown(self, customer_ids: list[str]) -> list[str]:
+        return [cid for cid in customer_ids if cid not in self._contacts]
+
+    def load(self, customer_ids: list[str], history: Any, latest: Any) -> None:
+        for cid in customer_ids:
+            self._contacts[cid] = list(history.get(cid, ()))
+            self._latest[cid] = {}
+        for (cid, journey), at in latest.items():
+            self._latest[cid][journey] = at
+
+    def of(self, customer_ids: list[str], since: datetime) -> tuple[Any, Any]:
+        """The histories of ``customer_ids`` after ``since``, as the dispatcher's
+        ``_history`` returns them; the lists are the kept ones, pruned in place."""
+        history = {}
+        handed: dict[tuple[str, str], datetime] = {}
+        for cid in customer_ids:
+            contacts = self._contacts[cid]
+            if any(c.at <= since for c in contacts):
+                contacts[:] = [c for c in contacts if c.at > since]
+            history[cid] = contacts
+            for journey, at in self._latest[cid].items():
+                handed[(cid, journey)] = at
+        self._handed = handed
+        return history, handed
+
+    def keep(self) -> None:
+        for (cid, journey), at in self._handed.items():
+            if cid in self._latest:
+                self._latest[cid][journey] = at
+        self._handed = {}
+
+    def forget(self, customer_id: str) -> None:
+        self._contacts.pop(customer_id, None)
+        self._latest.pop(customer_id, None)
+
+    def clear(self) -> None:
+        self._contacts.clear()
+        self._latest.clear()
 
 
 class ForecastDispatcher(SimulationDispatcher):
