@@ -202,3 +202,26 @@ def test_bad_input_is_refused_in_one_line(sqlite_harness: Harness, tmp_path: Pat
 def test_a_forecast_needs_events(sqlite_harness: Harness) -> None:
     with pytest.raises(ForecastInputError, match="import events first"):
         run_forecast(sqlite_harness.project, UNTIL)
+
+
+def test_the_simulation_dispatcher_decides_as_the_dispatcher_does(make_harness) -> None:
+    """Cap histories in memory, the next instant asked in one statement: every message
+    ends the same, at the same time, as with the dispatcher reading everything back."""
+    from scheduler.clock import SimulatedClock
+    from scheduler.dispatcher import Dispatcher
+    from scheduler.simulation import SimulationDispatcher, simulate
+
+    ends = []
+    for kind in (Dispatcher, SimulationDispatcher):
+        h = make_harness()
+        shop(h)
+        clock = SimulatedClock(h.project.simulated_now())
+        dispatcher = h.project.dispatcher(clock, kind=kind)
+        try:
+            simulate(dispatcher, clock, UNTIL)
+        finally:
+            dispatcher.close()
+        ends.append([(m.id, m.status, m.reason, m.due_at, m.sent_at) for m in h.messages()])
+        h.project.close()
+    assert ends[0] == ends[1]
+    assert any(r and r.startswith("frequency_cap") for _, _, r, _, _ in ends[0])  # caps held
