@@ -1,4 +1,10 @@
-"""Simulated time: run the dispatcher from due time to due time up to a date."""
+"""Simulated time: run the dispatcher from due time to due time up to a date.
+
+:func:`simulate` drives any dispatcher. :class:`SimulationDispatcher` is the one
+``aftersale simulate`` uses: the same decisions, with less read back, for a dispatcher
+alone on its clock. :class:`ForecastDispatcher` is a forecast's: it also renders no
+e-mail and hands nothing over, for :class:`CountingChannel`, which sends nothing.
+"""
 
 from __future__ import annotations
 
