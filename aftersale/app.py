@@ -179,8 +179,13 @@ class Project:
                 + "\n".join(str(u) for u in unfinished)
             )
 
-    def dispatcher(self, clock: Clock, *, dispatchers: int = 1) -> Dispatcher:
-        """A dispatcher on ``clock``, one of ``dispatchers`` processes on this machine."""
+    def dispatcher(
+        self, clock: Clock, *, dispatchers: int = 1, kind: type[Dispatcher] = Dispatcher
+    ) -> Dispatcher:
+        """A dispatcher on ``clock``, one of ``dispatchers`` processes on this machine.
+
+        ``kind``: another class of dispatcher (a simulation's, a forecast's); one whose
+        ``render_processes`` is false renders in its own thread."""
         s = self.settings
         config = DispatchConfig(
             batch_size=s.dispatch_batch_size,
@@ -193,7 +198,7 @@ class Project:
             rates={"email": s.email_rate, "sms": s.sms_rate},
             short_links=s.sms_short_links,
         )
-        return Dispatcher(
+        return kind(
             db=self.db,
             clock=clock,
             policy=self.policy,
@@ -201,7 +206,9 @@ class Project:
             channels=self.channels,
             journeys=self.journeys,
             config=config,
-            render_pool=self._render_pool(dispatchers),
+            render_pool=(
+                self._render_pool(dispatchers) if getattr(kind, "render_processes", True) else None
+            ),
         )
 
     def _render_pool(self, dispatchers: int = 1) -> RenderPool | None:

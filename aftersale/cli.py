@@ -21,6 +21,7 @@ from rich.table import Table
 from aftersale.admin.terminal import add_commands
 from aftersale.app import Project
 from aftersale.errors import AftersaleError, ConfigurationError
+from aftersale.forecast_cli import add_commands as add_forecast
 from aftersale.journeys_cli import add_journey_commands
 from aftersale.marketing import add_commands as add_marketing_commands
 from aftersale.sendlog import (
@@ -421,6 +422,7 @@ def simulate(
     until: Annotated[str, typer.Option(help="Stop at this date (end of day, project time zone).")],
 ) -> None:
     """Run the journeys on simulated time, from where the project's clock stands to UNTIL."""
+    from scheduler.simulation import SimulationDispatcher
     from scheduler.simulation import simulate as run_simulation
 
     proj = project()
@@ -433,7 +435,7 @@ def simulate(
         fail("nothing to simulate: import events first")
     if end <= clock.now():
         fail(f"the project's clock already stands at {clock.now():%Y-%m-%d %H:%M} UTC")
-    dispatcher = run_guarded(lambda: proj.dispatcher(clock))
+    dispatcher = run_guarded(lambda: proj.dispatcher(clock, kind=SimulationDispatcher))
     start = clock.now()
     with console.status("simulating…") as status:
         stats = run_simulation(
@@ -798,6 +800,7 @@ def console_url(host: str, port: int) -> str:
 add_commands(app, project, console)
 add_journey_commands(app, project, console)
 add_marketing_commands(app, project, console)
+add_forecast(app, project, console)
 
 
 if __name__ == "__main__":  # pragma: no cover

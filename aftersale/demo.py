@@ -25,7 +25,7 @@ from aftersale.terminal import safe
 from campaigns.experiments import held_out
 from campaigns.importing import import_customers, import_events
 from campaigns.models import Message, MessageDecision, reading
-from scheduler.simulation import simulate
+from scheduler.simulation import SimulationDispatcher, simulate
 
 FIRST_NAMES = [
     "Anna",
@@ -358,7 +358,7 @@ def run_demo(
     imported_e = import_events(project.db, shop.events)
     console.print(f"  imported {imported_c.imported} customers and {imported_e.imported} events")
     clock = project.simulated_clock()
-    dispatcher = project.dispatcher(clock)
+    dispatcher = project.dispatcher(clock, kind=SimulationDispatcher)
     with console.status("simulating…") as status:
         stats = simulate(
             dispatcher, clock, shop.until,

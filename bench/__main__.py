@@ -24,6 +24,7 @@ BENCHMARKS = [
     "bench.bench_providers",
     "bench.bench_scale",
     "bench.bench_journeys",
+    "bench.bench_simulate",
 ]
 
 
