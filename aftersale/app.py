@@ -169,8 +169,27 @@ class Project:
         if self.settings.secret_key_previous:
             require_strong_key(self.settings.secret_key_previous, setting="secret_key_previous")
 
-    def dispatcher(self, clock: Clock, *, dispatchers: int = 1) -> Dispatcher:
-        """A dispatcher on ``clock``, one of ``dispatchers`` processes on this machine."""
+    def require_legal_data(self) -> None:
+        """Refuse a real provider while the sender's data is a placeholder or the sample
+        shop's (:mod:`aftersale.legal`); the error names each setting on a line of its own."""
+        from aftersale.legal import unfinished_settings
+
+        if not self.sends_for_real():
+            return
+        unfinished = unfinished_settings(self.settings)
+        if unfinished:
+            raise ConfigurationError(
+                "before sending to customers, fill in (aftersale.toml):\n"
+                + "\n".join(str(u) for u in unfinished)
+            )
+
+    def dispatcher(
+        self, clock: Clock, *, dispatchers: int = 1, kind: type[Dispatcher] = Dispatcher
+    ) -> Dispatcher:
+        """A dispatcher on ``clock``, one of ``dispatchers`` processes on this machine.
+
+        ``kind``: another class of dispatcher (a simulation's, a forecast's); one whose
+        ``render_processes`` is false renders in its own thread."""
         s = self.settings
         config = DispatchConfig(
             batch_size=s.dispatch_batch_size,
@@ -183,7 +202,7 @@ class Project:
             rates={"email": s.email_rate, "sms": s.sms_rate},
             short_links=s.sms_short_links,
         )
-        return Dispatcher(
+        return kind(
             db=self.db,
             clock=clock,
             policy=self.policy,
@@ -191,7 +210,9 @@ class Project:
             channels=self.channels,
             journeys=self.journeys,
             config=config,
-            render_pool=self._render_pool(dispatchers),
+            render_pool=(
+                self._render_pool(dispatchers) if getattr(kind, "render_processes", True) else None
+            ),
         )
 
     def _render_pool(self, dispatchers: int = 1) -> RenderPool | None:

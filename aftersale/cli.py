@@ -20,8 +20,11 @@ from rich.table import Table
 
 from aftersale.admin.terminal import add_commands
 from aftersale.app import Project
-from aftersale.errors import AftersaleError
+from aftersale.errors import AftersaleError, ConfigurationError
+from aftersale.forecast_cli import add_commands as add_forecast
+from aftersale.journeys_cli import add_journey_commands
 from aftersale.listening import add_listening_commands
+from aftersale.marketing import add_commands as add_marketing_commands
 from aftersale.sendlog import (
     LogFilter,
     customer_timeline,
@@ -33,22 +36,38 @@ from aftersale.sendlog import (
 )
 from aftersale.terminal import clean, safe
 from campaigns.importing import ImportReport, import_customers, import_events
-from campaigns.journeys import BUILTIN_DIR, source_line
+from campaigns.journeys import BUILTIN_DIR
 from campaigns.models import reading
 from channels.redaction import redact, redact_logs
 
-app = typer.Typer(
+
+class _Shell(typer.Typer):
+    """The CLI app; a settings problem found anywhere ends any command with its lines."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except ConfigurationError as exc:
+            report_configuration(exc)
+            sys.exit(2)
+
+
+def report_configuration(exc: ConfigurationError) -> None:
+    """Each problem on its own line, no traceback."""
+    for line in str(exc).splitlines():
+        err.print(f"[bold red]error:[/] {safe(redact(line))}", highlight=False, soft_wrap=True)
+
+
+app = _Shell(
     help="aftersale: post-purchase journeys over e-mail and SMS, with a contact policy "
     "that never harasses anyone.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 import_app = typer.Typer(help="Import customers (CSV) or events (JSONL).", no_args_is_help=True)
-journeys_app = typer.Typer(help="List, validate and show journeys.", no_args_is_help=True)
 log_app = typer.Typer(help="Search the send log, or export it.", invoke_without_command=True)
 events_app = typer.Typer(help="Events that failed to apply: retry them.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
-app.add_typer(journeys_app, name="journeys")
 app.add_typer(log_app, name="log")
 app.add_typer(events_app, name="events")
 
@@ -68,9 +87,20 @@ ProjectOpt = Annotated[
 
 
 @app.callback()
-def main(project: ProjectOpt = None) -> None:
+def main(ctx: typer.Context, project: ProjectOpt = None) -> None:
     STATE["project"] = project or Path(".")
     redact_logs()  # no password or token in any log line
+    if ctx.invoked_subcommand != "init":
+        check_settings()
+
+
+def check_settings() -> None:
+    """Refuse to start on invalid settings, one line per problem (exit 2)."""
+    try:
+        project().settings.policy_rules()
+    except ConfigurationError as exc:
+        report_configuration(exc)
+        raise typer.Exit(2) from None
 
 
 def project() -> Project:
@@ -100,17 +130,16 @@ default_region = "DE"
 public_url = "http://127.0.0.1:8000"
 
 [shop]
-name = "Elektro Sommer"
-url = "https://elektro-sommer.example"
-support_email = "service@elektro-sommer.example"
-support_phone = "+49 30 1234567"
-
+# Every message names its sender: fill these in before going live. `run`, `serve` and
+# `simulate` refuse SendGrid, SMTP and Twilio while one still says FILL IN (or .example).
+{shop}
 [email]
 provider = "outbox"          # outbox | sendgrid | smtp
-from = "Elektro Sommer <service@elektro-sommer.example>"
+from = "{email_from}"
 
 [sms]
 provider = "outbox"          # outbox | twilio
+help_text = "{sms_help}"
 opt_out_hint = {{ de = "Abmelden: STOP", en = "Reply STOP to opt out" }}
 
 [policy]
@@ -137,15 +166,42 @@ per = "14d"
 """
 
 
-def write_project(directory: Path) -> list[Path]:
-    """Write a new project: settings, the built-in journeys, a templates folder."""
+PLACEHOLDER_SHOP = {
+    "name": "FILL IN: the shop's name",
+    "url": "https://FILL-IN.example",
+    "support_email": "service@FILL-IN.example",
+    "support_phone": "FILL IN: support phone, e.g. +49 30 9876543",
+    "address": "FILL IN: company · street and number · postcode and city",
+    "imprint": "FILL IN: company, register court and number, managing directors, VAT id",
+}
+
+
+def _shop_toml(shop: dict[str, str]) -> dict[str, str]:
+    """The ``{shop}``, ``{email_from}`` and ``{sms_help}`` parts of DEFAULT_TOML."""
+    lines = "".join(
+        f"{key} = {json.dumps(value, ensure_ascii=False)}\n" for key, value in shop.items()
+    )
+    name = "Your shop" if shop["name"].startswith("FILL IN") else shop["name"]
+    return {
+        "shop": lines,
+        "email_from": f"{name} <{shop['support_email']}>",
+        "sms_help": f"{name}: {shop['support_phone']}. Abmelden mit STOP.",
+    }
+
+
+def write_project(directory: Path, *, shop: dict[str, str] | None = None) -> list[Path]:
+    """Write a new project: settings, the built-in journeys, a templates folder.
+
+    The ``[shop]`` table holds ``shop`` (the demo's sample shop), else placeholders.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     config = directory / "aftersale.toml"
     if not config.exists():  # it holds the secret key: the owner's alone
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(DEFAULT_TOML.format(secret=secrets.token_urlsafe(32)))
+            parts = _shop_toml(shop or PLACEHOLDER_SHOP)
+            handle.write(DEFAULT_TOML.format(secret=secrets.token_urlsafe(32), **parts))
         written.append(config)
     journeys = directory / "journeys"
     journeys.mkdir(exist_ok=True)
@@ -253,90 +309,6 @@ def import_events_cmd(file: Path, strict: StrictOpt = False) -> None:
     _report("events", file, report, strict)
 
 
-# -------------------------------------------------------------------------- journeys
-
-
-@journeys_app.command("list")
-def journeys_list() -> None:
-    """The project's journeys with their trigger and steps."""
-    loaded, problems = project().load_journeys()
-    table = Table("journey", "name", "trigger", "steps", "file")
-    for item in loaded:
-        j = item.journey
-        steps = ", ".join(f"{s.id} ({s.send.channel})" for s in j.steps)
-        trigger = j.trigger.event + (" per item" if j.trigger.for_each == "item" else "")
-        table.add_row(*map(safe, (j.id, j.name, trigger, steps, Path(item.source).name)))
-    console.print(table)
-    if problems:
-        err.print(f"[yellow]{len(problems)} problem(s): run `aftersale journeys validate`[/]")
-
-
-@journeys_app.command("validate")
-def journeys_validate() -> None:
-    """Check every journey and the templates it uses; exit 1 on any error."""
-    proj = project()
-    loaded, problems = proj.load_journeys()
-    issues = [str(p) for p in problems]
-    errors = sum(1 for p in problems if p.level == "error")
-    renderer = run_guarded(lambda: proj.renderer)
-    for item in loaded:
-        for step in item.journey.steps:
-            for issue in renderer.validate(
-                step.send.template,
-                step.send.channel,
-                marketing=step.send.category == "marketing",
-                locales=proj.settings.locales,
-            ):
-                if issue.level == "info":
-                    continue
-                issues.append(f"{item.source}: step {step.id}: {issue}")
-                errors += issue.level == "error"
-        for line, error in variant_problems(item, renderer, proj.settings.locales):
-            issues.append(line)
-            errors += error
-    for line in issues:
-        style = "red" if ": error" in line or "error:" in line else "yellow"
-        console.print(f"[{style}]{safe(line)}[/]", highlight=False)
-    if errors:
-        fail(f"{errors} error(s) in {len(loaded) + (len(problems) > 0)} journey file(s)")
-    console.print(f"[green]{len(loaded)} journeys valid[/]")
-
-
-def variant_problems(item: Any, renderer: Any, locales: list[str]) -> list[tuple[str, bool]]:
-    """Each step variant's template checked as the step's own, located by file and line."""
-    found = []
-    for i, step in enumerate(item.journey.steps):
-        for j, variant in enumerate(step.variants or ()):
-            if variant.template is None:
-                continue
-            where = f"steps.{i}.variants.{j}.template"
-            line = source_line(item.source, ("steps", i, "variants", j, "template"))
-            for issue in renderer.validate(variant.template, step.send.channel, locales=locales,
-                                           marketing=step.send.category == "marketing"):  # fmt: skip
-                if issue.level != "info":
-                    place = f"{item.source}:{line}" if line else item.source
-                    text = f"{place}: {issue.level}: {where}: {issue.template}: {issue.message}"
-                    found.append((text, issue.level == "error"))
-    return found
-
-
-@journeys_app.command("show")
-def journeys_show(journey_id: str) -> None:
-    """Show one journey's definition."""
-    loaded, _ = project().load_journeys()
-    for item in loaded:
-        if item.journey.id == journey_id:
-            j = item.journey
-            console.print(f"[bold]{safe(j.name)}[/] ({safe(j.id)}) — {safe(item.source)}")
-            if j.description:
-                console.print(clean(j.description.strip(), lines=True), markup=False)
-            console.print_json(
-                json.dumps(item.journey.model_dump(mode="json", by_alias=True, exclude_none=True))
-            )
-            return
-    fail(f"no journey {journey_id!r}")
-
-
 # --------------------------------------------------------------------------- preview
 
 
@@ -349,11 +321,19 @@ def preview(
     locale: Annotated[str | None, typer.Option(help="Locale, e.g. de or en.")] = None,
     channel: Annotated[str | None, typer.Option(help="email or sms.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write <out>.html and <out>.txt.")] = None,
+    order: Annotated[
+        str | None, typer.Option(help="Order id (the customer's latest when absent).")
+    ] = None,
+    item: Annotated[str | None, typer.Option(help="SKU of the order's item to show.")] = None,
 ) -> None:
-    """Render a template with real data and print subject, sizes and SMS segments."""
+    """Render a template with real data and print subject, sizes and SMS segments; say
+    where sample data stands in for the customer's."""
     from aftersale.previewing import preview_template
 
-    result = run_guarded(lambda: preview_template(project(), template, customer, locale, channel))
+    result = run_guarded(lambda: preview_template(project(), template, customer, locale, channel,
+                                                  order_id=order, item_sku=item))  # fmt: skip
+    for note in result.notes:
+        err.print(f"[yellow]sample data:[/] {safe(note)}", highlight=False)
     table = Table(show_header=False)
     for key, value in result.summary().items():
         table.add_row(safe(key), safe(value))
@@ -411,9 +391,11 @@ def run(
 
 
 def _refuse_weak_key(proj: Project, *, always: bool = False) -> None:
-    """Signing for real customers (or the console) needs a strong ``secret_key``."""
+    """Signing for real customers (or the console) needs a strong ``secret_key``; sending
+    to them needs the shop's own legal data (``aftersale.legal``)."""
     if always or proj.sends_for_real():
         run_guarded(proj.require_strong_key)
+    run_guarded(proj.require_legal_data)
 
 
 def _stats_line(stats: Any) -> str:
@@ -441,6 +423,7 @@ def simulate(
     until: Annotated[str, typer.Option(help="Stop at this date (end of day, project time zone).")],
 ) -> None:
     """Run the journeys on simulated time, from where the project's clock stands to UNTIL."""
+    from scheduler.simulation import SimulationDispatcher
     from scheduler.simulation import simulate as run_simulation
 
     proj = project()
@@ -453,7 +436,7 @@ def simulate(
         fail("nothing to simulate: import events first")
     if end <= clock.now():
         fail(f"the project's clock already stands at {clock.now():%Y-%m-%d %H:%M} UTC")
-    dispatcher = run_guarded(lambda: proj.dispatcher(clock))
+    dispatcher = run_guarded(lambda: proj.dispatcher(clock, kind=SimulationDispatcher))
     start = clock.now()
     with console.status("simulating…") as status:
         stats = run_simulation(
@@ -820,6 +803,9 @@ def console_url(host: str, port: int) -> str:
 # ------------------------------------------------------------------ users and stats
 
 add_commands(app, project, console)
+add_journey_commands(app, project, console)
+add_marketing_commands(app, project, console)
+add_forecast(app, project, console)
 add_listening_commands(app, project, console)
 
 

@@ -9,7 +9,9 @@ whole and validated by :class:`campaigns.policy.PolicyRules`.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -170,7 +172,9 @@ class Settings(BaseSettings):
                 self.policy, default_region=self.default_region, fatigue=fatigue
             )
         except ValueError as exc:
-            raise ConfigurationError(f"{self.config_path}: policy: {exc}") from exc
+            line = policy_line(self.config_path, str(exc))
+            where = f"{self.config_path}:{line}" if line else str(self.config_path)
+            raise ConfigurationError(f"{where}: {exc}") from exc
 
     def segment_rules(self) -> SegmentRules:
         """The validated ``[segments]`` table (campaigns.value)."""
@@ -222,12 +226,145 @@ def flatten(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_settings(project_dir: Path | str | None = None, **overrides: Any) -> Settings:
-    """Settings for a project directory; invalid values raise :class:`ConfigurationError`."""
+    """Settings for a project directory; invalid values raise :class:`SettingsError`, one
+    problem a line, each naming where the value came from and what is allowed."""
     project = Path(project_dir or os.environ.get("AFTERSALE_PROJECT", "."))
     try:
         return Settings(project_dir=project, **overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigurationError(f"{project / CONFIG_FILE}: {problems}") from exc
+        raise SettingsError(settings_problems(exc, project / CONFIG_FILE, overrides)) from exc
+
+
+class SettingsError(ConfigurationError):
+    """One or more settings are invalid; ``problems`` holds one line for each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def settings_problems(exc: ValidationError, path: Path, overrides: Mapping[str, Any]) -> list[str]:
+    """One line per invalid setting: its source (``aftersale.toml:12`` or the variable),
+    the value given, what went wrong and the values allowed."""
+    by_field: dict[str, list[Any]] = {}
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err["loc"] else "settings"
+        by_field.setdefault(name, []).append(err)
+    return [_problem(name, errs, path, overrides) for name, errs in by_field.items()]
+
+
+def _problem(name: str, errors: list[Any], path: Path, overrides: Mapping[str, Any]) -> str:
+    variable = _variable(name)
+    if name in overrides:
+        source = f"setting {name} = {overrides[name]!r}"
+    elif variable is not None:
+        source = f"{variable}={os.environ[variable]}"
+    else:
+        line, key = toml_location(path, name)
+        where = f"{path}:{line}" if line else str(path)
+        source = f"{where}: {key} = {_toml_value(errors[0].get('input'))}"
+    allowed = allowed_values(name, errors)
+    plain = len(errors) == 1 and errors[0]["type"] != "literal_error"
+    reason = _lower_first(errors[0]["msg"]) if plain else "not an allowed value"
+    return f"{source}: {reason}" + (f" (allowed: {allowed})" if allowed else "")
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _variable(name: str) -> str | None:
+    """The ``AFTERSALE_*`` variable that set ``name``, if one did (names ignore case)."""
+    wanted = f"AFTERSALE_{name}".upper()
+    return next((key for key in os.environ if key.upper() == wanted), None)
+
+
+def _toml_value(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(
+        value, bool) else repr(value)  # fmt: skip
+
+
+_KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+_BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+
+def allowed_values(name: str, errors: list[Any]) -> str:
+    """What ``name`` accepts, read from the setting's type and bounds."""
+    field = Settings.model_fields.get(name)
+    choices = [str(e["ctx"]["expected"]) for e in errors if e["type"] == "literal_error"]
+    bounds = _bounds(field.metadata if field is not None else [])
+    if not bounds:  # bounds inside a union are only known from the error itself
+        bounds = _bounds([e.get("ctx") or {} for e in errors])
+    kind = _kind(field.annotation) if field is not None else None
+    described = " and ".join(bounds)
+    if kind and (bounds or not choices):
+        described = f"{kind} {described}".strip()
+    return " or ".join(filter(None, [described, *choices]))
+
+
+def _bounds(constraints: list[Any]) -> list[str]:
+    found = []
+    for item in constraints:
+        for key, sign in _BOUNDS.items():
+            value = item.get(key) if isinstance(item, dict) else getattr(item, key, None)
+            if value is not None:
+                found.append(f"{sign} {value:g}" if isinstance(value, float) else f"{sign} {value}")
+    return found
+
+
+def _kind(annotation: Any) -> str | None:
+    for candidate in (annotation, *getattr(annotation, "__args__", ())):
+        base = getattr(candidate, "__origin__", None) or candidate
+        if base in _KINDS:
+            return _KINDS[base]
+    return None
+
+
+_TABLE = re.compile(r"^\s*\[+\s*([A-Za-z0-9_.-]+)\s*\]+")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
+
+
+def toml_location(path: Path, name: str) -> tuple[int | None, str]:
+    """The line of flat setting ``name`` (``dispatch_lease_seconds``) in a TOML file and the
+    key as written there (``dispatch.lease_seconds``); (None, name) when not found."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None, name
+    table = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if header := _TABLE.match(line):
+            table = header.group(1)
+        elif key := _KEY.match(line):
+            written = f"{table}.{key.group(1)}" if table else key.group(1)
+            if name in (written, written.replace(".", "_")):
+                return number, written
+    return None, name
+
+
+_POLICY_KEY = re.compile(r"^policy\.([a-z_]+)(?:\[(\d+)\](?:\.([a-z_]+))?)?")
+
+
+def policy_line(path: Path, message: str) -> int | None:
+    """The line of the ``[policy]`` key a policy error names (``policy.caps[1].per: ...``)."""
+    match = _POLICY_KEY.match(message)
+    if match is None:
+        return None
+    key, index, sub = match.groups()
+    if index is None:
+        return toml_location(path, f"policy.{key}")[0]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    headers = [n for n, line in enumerate(lines, 1) if line.strip().startswith(f"[[policy.{key}]]")]
+    if int(index) >= len(headers):
+        return None
+    start = headers[int(index)]
+    for number in range(start + 1, len(lines) + 1):
+        text = lines[number - 1]
+        if _TABLE.match(text):
+            break
+        if sub and (found := _KEY.match(text)) and found.group(1) == sub:
+            return number
+    return start

@@ -23,6 +23,8 @@ BENCHMARKS = [
     "bench.bench_admin",
     "bench.bench_providers",
     "bench.bench_scale",
+    "bench.bench_journeys",
+    "bench.bench_simulate",
 ]
 
 

@@ -74,6 +74,7 @@ from campaigns.timetable import (
     step_durations,
     to_micros,
 )
+from campaigns.timewindows import SendWindow
 from campaigns.value import DEFAULT_SEGMENTS, SegmentRules
 from campaigns.warning import alert_skus
 
@@ -166,6 +167,14 @@ class Engine:
         journey = self._journey_by_number(conn, journey_id, version)
         step = journey.step(step_id) if journey else None
         return step.condition if step else None
+
+    def send_window(
+        self, conn: Connection, journey_id: str, version: int, step_id: str
+    ) -> SendWindow | None:
+        """A step's own send window in the version a message was planned with, or None."""
+        journey = self._journey_by_number(conn, journey_id, version)
+        step = journey.step(step_id) if journey else None
+        return step.window if step else None
 
     def bundle_window(self, conn: Connection, journey_id: str, version: int) -> timedelta | None:
         """How close a version's per-item messages bundle (campaigns.bundling); None: never."""

@@ -26,24 +26,50 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from jinja2 import StrictUndefined, TemplateSyntaxError
+from jinja2 import TemplateSyntaxError
 from jinja2.exceptions import SecurityError, UndefinedError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from campaigns.conditions import ConditionEnvironment, run_limited
+from campaigns.conditions import (
+    CONDITION_ENV,
+    KNOWN_FIELDS,
+    _Lenient,
+    compile_condition,
+    sample_condition_context,
+)
+from campaigns.conditions import customer_view as customer_view  # re-exported
+from campaigns.conditions import evaluate as evaluate  # re-exported
+from campaigns.conditions import previous_view as previous_view  # re-exported
+from campaigns.consent import DEFAULT_TOPIC, TOPICS
+from campaigns.durations import (
+    EXAMPLES,
+    Duration,
+    DurationError,
+    is_duration,
+    parse_duration,
+    parse_span,
+)
 from campaigns.experiments import parse_share
+from campaigns.journey_problems import (
+    JourneyProblem,
+    condition_hint,
+    describe_schema_error,
+    line_for,
+    line_index,
+    without_echoes,
+)
+from campaigns.journey_problems import source_line as source_line  # re-exported
+from campaigns.timewindows import SendWindow
 
 BUILTIN_DIR = Path(__file__).with_name("builtin_journeys")
 ANCHORS = ("trigger", "previous", "warranty_end", "purchase")
-_DURATION = re.compile(r"^\s*([+-]?)\s*(\d+)\s*(m|h|d|w)\s*$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 DEFAULT_MIN_GAP = "24h"
 DEFAULT_BUNDLE_WITHIN = "24h"
 # Event types a journey's ``goal`` may name; the README lists the fields each carries.
@@ -52,83 +78,67 @@ GOAL_EVENTS = frozenset(
 )
 
 
-@lru_cache(maxsize=512)
-def parse_duration(text: str | int) -> timedelta:
-    """``"90d"``, ``"-60d"``, ``"2h"``, ``"30m"``, ``"2w"``; a bare number means days."""
-    if isinstance(text, int):
-        return timedelta(days=text)
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ValueError(f"{text!r} is not a duration such as 2h, 90d, -60d or 2w")
-    sign, amount, unit = match.groups()
-    delta = timedelta(**{_UNITS[unit]: int(amount)})
-    return -delta if sign == "-" else delta
-
-
-def is_duration(text: str) -> bool:
-    return bool(_DURATION.match(text))
+@lru_cache(maxsize=256)
+def _window(text: str) -> SendWindow:
+    return SendWindow.parse(text)
 
 
 @lru_cache(maxsize=1024)
-def _literal_duration(spec: str) -> timedelta | None:
-    return parse_duration(spec) if is_duration(spec) else None
+def _literal_duration(spec: str) -> Duration | None:
+    return parse_span(spec) if is_duration(spec) else None
 
 
-def resolve_duration(spec: str, context: Mapping[str, Any]) -> timedelta:
+def resolve_duration(spec: str, context: Mapping[str, Any]) -> Duration:
     """A duration literal, or an expression giving a number of days."""
     literal = _literal_duration(spec)
     if literal is not None:
         return literal
     value = compile_condition(spec)(**context)
-    return timedelta(days=float(value))
+    return Duration(delta=timedelta(days=float(value)))
 
 
-_env = ConditionEnvironment(undefined=StrictUndefined)
+def checked_duration(
+    value: Any, *, sign: Literal["any", "positive", "not_negative"] = "any", calendar: bool = True
+) -> str | None:
+    """A duration setting's text, or ``ValueError`` in plain words: the one check every
+    duration field shares (``sign``: what it may be; ``calendar``: months allowed)."""
+    if value is None:
+        return None
+    span = parse_span(value if isinstance(value, str) else value)  # a bare number is refused
+    if not calendar and span.calendar:
+        raise DurationError(f"{value!r}: months and years have no fixed length here; use days")
+    if sign == "positive" and (span.negative or span.zero):
+        raise DurationError(f"{value!r} must be longer than zero, e.g. 24h, 2d or 90m")
+    if sign == "not_negative" and span.negative:
+        raise DurationError(f"{value!r} must not be negative (0m: never)")
+    return value
 
 
-_PATH = re.compile(r"^\s*([a-z_][a-z0-9_]*)((?:\.[a-z_][a-z0-9_]*)*)(?:\s+or\s+(\d+))?\s*$")
+_NUMBER_TEXT = re.compile(r"^\s*[+-]?\d+(?:\.\d+)?\s*$")
 
 
-@lru_cache(maxsize=1024)
-def compile_condition(source: str) -> Any:
-    """A callable evaluating the sandboxed Jinja2 expression ``source`` over a context.
+def duration_or_expression(value: Any, info: Any = None) -> str:
+    """A ``wait`` or ``repeat.every``: a duration literal or an expression giving days —
+    never a bare number, which reads as days to one marketer and hours to the next.
 
-    The commonest expressions (``item.warranty_months``, ``item.x or 90``) are plain
-    look-ups: they get a direct path that behaves the same (unknown names still fail) and
-    skips Jinja2's per-call context, which dominates planning time otherwise.
+    A definition stored before bare numbers were refused (validated with the context
+    ``{"stored": True}``) keeps its ``"14"``: an expression giving 14 days, as it was.
     """
-    expression = _env.compile_expression(source, undefined_to_none=False)
-
-    def compiled(**context: Any) -> Any:
-        return run_limited(expression, context)
-
-    match = _PATH.match(source)
-    if match is None:
-        return compiled
-    root, rest, default = match.groups()
-    attrs = rest.split(".")[1:]
-
-    def lookup(**context: Any) -> Any:
-        value = context.get(root, _MISSING)
-        for attr in attrs:
-            if not isinstance(value, dict) or attr not in value:
-                return compiled(**context)  # let Jinja2 raise or resolve it its own way
-            value = value[attr]
-        if value is _MISSING:
-            return compiled(**context)
-        return (value or int(default)) if default is not None else value
-
-    return lookup
+    if getattr(info, "context", None) and info.context.get("stored") and isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise DurationError(f"{value!r} is not a duration; write e.g. {EXAMPLES}")
+    if not isinstance(value, str) or _NUMBER_TEXT.match(value) or _looks_like_duration(value):
+        parse_span(value)  # raises with an example
+    return value
 
 
-_MISSING = object()
+_DURATION_LIKE = re.compile(r"^\s*[+-]?\s*\d+\s*[A-Za-z]+\s*$")
 
 
-def evaluate(source: str | None, context: Mapping[str, Any]) -> bool:
-    """Truth of a condition; no condition is true."""
-    if not source:
-        return True
-    return bool(compile_condition(source)(**context))
+def _looks_like_duration(text: str) -> bool:
+    """``14 dayz``: a number and a word, meant as a duration, not an expression."""
+    return bool(_DURATION_LIKE.match(text))
 
 
 class _Model(BaseModel):
@@ -178,12 +188,10 @@ class Send(_Model):
     expires_after: str | None = None
     expires_at: Literal["warranty_end"] | None = None
 
-    @field_validator("expires_after")
+    @field_validator("expires_after", mode="before")
     @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None and parse_duration(value) <= timedelta(0):
-            raise ValueError("expires_after must be positive")
-        return value
+    def _duration(cls, value: Any) -> str | None:
+        return checked_duration(value, sign="positive")
 
 
 class Repeat(_Model):
@@ -191,12 +199,15 @@ class Repeat(_Model):
     times: int | None = Field(default=None, ge=1, le=1000)
     within: str | None = None
 
+    _every = field_validator("every", mode="before")(lambda v, i: duration_or_expression(v, i))
+    _within = field_validator("within", mode="before")(
+        lambda v: checked_duration(v, sign="positive")
+    )
+
     @model_validator(mode="after")
     def _bounded(self) -> Repeat:
         if self.times is None and self.within is None:
             raise ValueError("repeat needs times or within, or it would never end")
-        if self.within is not None:
-            parse_duration(self.within)
         return self
 
 
@@ -210,6 +221,20 @@ class Step(_Model):
     repeat: Repeat | None = None
     send: Send
     variants: list[Variant] | None = None
+    # When this step may send, in the recipient's time (campaigns.timewindows.SendWindow).
+    send_window: str | None = None
+
+    @field_validator("send_window", mode="before")
+    @classmethod
+    def _send_window(cls, value: Any) -> str | None:
+        if value is not None:
+            SendWindow.parse(value)
+        return value
+
+    @property
+    def window(self) -> SendWindow | None:
+        """The parsed ``send_window``, or None when the step may send at any time."""
+        return _window(self.send_window) if self.send_window else None
 
     @field_validator("variants")
     @classmethod
@@ -221,10 +246,7 @@ class Step(_Model):
             raise ValueError("a step with variants lists at least two")
         return value
 
-    @field_validator("wait", mode="before")
-    @classmethod
-    def _wait(cls, value: Any) -> str:
-        return str(value)
+    _wait = field_validator("wait", mode="before")(lambda v, i: duration_or_expression(v, i))
 
 
 class Journey(_Model):
@@ -246,17 +268,24 @@ class Journey(_Model):
     holdout: str | None = None
     goal: str | None = None
     offer_cost: str | None = None
+    # What the journey's marketing is about, for customers who keep some topics and drop
+    # others (campaigns.consent.TOPICS); a journey without one counts as offers.
+    topic: str | None = None
     steps: list[Step] = Field(min_length=1)
 
-    @field_validator("min_gap", mode="before")
+    @field_validator("topic", mode="before")
     @classmethod
-    def _min_gap(cls, value: Any) -> str | None:
-        if value is None:
-            return None
-        text = str(value)
-        if not is_duration(text) or parse_duration(text) <= timedelta(0):
-            raise ValueError(f"{text!r} is not a positive duration such as 24h, 2d or 90m")
-        return text
+    def _topic(cls, value: Any) -> str | None:
+        if value is not None and value not in TOPICS:
+            raise ValueError(f"unknown topic {value!r}: one of {', '.join(TOPICS)}")
+        return value
+
+    _min_gap = field_validator("min_gap", mode="before")(
+        lambda v: checked_duration(v, sign="positive", calendar=False)
+    )
+    _bundle_within = field_validator("bundle_within", mode="before")(
+        lambda v: checked_duration(v, sign="not_negative", calendar=False)
+    )
 
     @field_validator("holdout", mode="before")
     @classmethod
@@ -284,16 +313,6 @@ class Journey(_Model):
         if isinstance(value, int | float) and value < 0:
             raise ValueError("offer_cost must not be negative")
         return str(value)
-
-    @field_validator("bundle_within", mode="before")
-    @classmethod
-    def _bundle_within(cls, value: Any) -> str | None:
-        if value is None:
-            return None
-        text = str(value)
-        if not is_duration(text) or parse_duration(text) < timedelta(0):
-            raise ValueError(f"{text!r} is not a duration such as 24h, 2d or 0m (0m: never bundle)")
-        return text
 
     @model_validator(mode="after")
     def _consistent(self) -> Journey:
@@ -350,16 +369,22 @@ class Journey(_Model):
     def step(self, step_id: str) -> Step | None:
         return next((step for step in self.steps if step.id == step_id), None)
 
+    @property
+    def consent_topic(self) -> str:
+        """The topic a customer's consent is asked for: ``topic``, else offers."""
+        return self.topic or DEFAULT_TOPIC
+
     def digest(self) -> str:
         # Settings left out of a file stay out of its digest: adding a setting with a
         # default makes no new version of every journey that does not use it.
         definition = self.model_dump(by_alias=True)
-        for key in ("min_gap", "bundle_within", "holdout", "goal", "offer_cost"):
+        for key in ("min_gap", "bundle_within", "holdout", "goal", "offer_cost", "topic"):
             if definition[key] is None:  # as before the setting existed
                 del definition[key]
         for step in definition["steps"]:
-            if step["variants"] is None:
-                del step["variants"]
+            for key in ("variants", "send_window"):
+                if step[key] is None:
+                    del step[key]
         canonical = json.dumps(definition, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -383,20 +408,6 @@ class Journey(_Model):
 
 
 @dataclass(frozen=True)
-class JourneyProblem:
-    """One thing wrong with a journey file, located as precisely as we can."""
-
-    file: str
-    line: int | None
-    message: str
-    level: Literal["error", "warning"] = "error"
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.level}: {self.message}"
-
-
-@dataclass(frozen=True)
 class LoadedJourney:
     journey: Journey
     source: str
@@ -408,34 +419,7 @@ class JourneyLoadError(Exception):
         self.problems = problems
 
 
-def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    """Map every key path in a YAML document to its 1-based line."""
-    lines = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            sub = (*path, key.value)
-            lines.update(_line_index(value, sub))
-            lines[sub] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, value in enumerate(node.value):
-            lines.update(_line_index(value, (*path, i)))
-    return lines
-
-
-def _line_for(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
-    loc = tuple("from" if part == "from_" else part for part in loc)
-    while loc not in lines and loc:
-        loc = loc[:-1]
-    return lines.get(loc)
-
-
-def source_line(path: str | Path, loc: tuple[Any, ...]) -> int | None:
-    """The line of ``loc`` (``("steps", 0, "variants", 1, "template")``) in a journey file."""
-    try:
-        node = yaml.compose(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return None
-    return _line_for(_line_index(node), loc) if node is not None else None
+_line_for = line_for
 
 
 def parse_journey(text: str, source: str) -> tuple[Journey | None, list[JourneyProblem]]:
@@ -449,25 +433,20 @@ def parse_journey(text: str, source: str) -> tuple[Journey | None, list[JourneyP
         return None, [JourneyProblem(source, line, f"not valid YAML: {exc}")]
     if not isinstance(data, dict) or node is None:
         return None, [JourneyProblem(source, 1, "a journey must be a YAML mapping")]
-    lines = _line_index(node)
+    lines = line_index(node)
     try:
         journey = Journey.model_validate(data)
     except ValidationError as exc:
         return None, [
-            JourneyProblem(source, _line_for(lines, tuple(err["loc"])), _describe(err))
-            for err in exc.errors()
+            JourneyProblem(
+                source, _line_for(lines, tuple(err["loc"])), describe_schema_error(err, Journey)
+            )
+            for err in without_echoes(exc.errors(), Journey)
         ]
     problems = check_conditions(journey, source, lines)
     problems += check_offer_cost(journey, source, lines)
     problems += check_subjects(journey, source, lines)
     return (None if problems else journey), problems
-
-
-def _describe(err: Mapping[str, Any]) -> str:
-    loc = ".".join(str(p) for p in err["loc"] if p != "from_") or "journey"
-    if err["loc"] and err["loc"][-1] == "from_":
-        loc = ".".join([*(str(p) for p in err["loc"][:-1]), "from"])
-    return f"{loc}: {err['msg']}"
 
 
 def check_conditions(
@@ -480,11 +459,13 @@ def check_conditions(
         loc = tuple(int(p) if p.isdigit() else p for p in where.split("."))
         line = _line_for(lines or {}, loc)
         try:
-            compile_condition(expr)(**context)
+            bool(compile_condition(expr)(**context))  # an undefined value fails when read
         except TemplateSyntaxError as exc:
-            problems.append(JourneyProblem(source, line, f"{where}: syntax error: {exc.message}"))
+            hint = condition_hint(expr, exc.message or "", KNOWN_FIELDS)
+            problems.append(JourneyProblem(source, line, f"{where}: {hint}"))
         except (UndefinedError, SecurityError) as exc:
-            problems.append(JourneyProblem(source, line, f"{where}: {exc}"))
+            hint = condition_hint(expr, str(exc), KNOWN_FIELDS)
+            problems.append(JourneyProblem(source, line, f"{where}: {hint}"))
         except Exception as exc:  # noqa: BLE001 - any failure of a marketer's expression
             problems.append(JourneyProblem(source, line, f"{where}: {type(exc).__name__}: {exc}"))
     return problems
@@ -565,114 +546,13 @@ def check_subjects(
             subject = variant.subject
             for text in subject.values() if isinstance(subject, dict) else [subject]:
                 try:
-                    _env.parse(text or "")
+                    CONDITION_ENV.parse(text or "")
                 except TemplateSyntaxError as exc:
                     where = ("steps", i, "variants", j, "subject")
                     problems.append(JourneyProblem(source, _line_for(lines or {}, where),
                                                    f"steps.{i}.variants.{j}.subject: syntax "
                                                    f"error: {exc.message}"))  # fmt: skip
     return problems
-
-
-def sample_value(now: datetime) -> dict[str, Any]:
-    """What a customer is worth (campaigns.value), as a sample for validation."""
-    from campaigns.value import Money
-
-    return {
-        "orders": 3,
-        "revenue": Money("1249.00", "EUR"),
-        "first_purchase_at": now - timedelta(days=400),
-        "last_purchase_at": now - timedelta(days=20),
-        "complaints": {"total": 1, "open": 0},
-        "satisfaction": 4,
-        "segment": "loyal",
-    }
-
-
-def sample_condition_context() -> dict[str, Any]:
-    """Names a condition may use, with plausible values (the same shape the engine builds)."""
-    now = datetime(2026, 3, 1, 10, tzinfo=UTC)
-    item = {
-        "sku": "WM-1",
-        "name": "Waschmaschine",
-        "category": "appliance",
-        "price": Decimal("499.00"),
-        "quantity": 1,
-        "warranty_months": 24,
-        "inspection_interval_days": 90,
-        "warranty_end": now + timedelta(days=730),
-    }
-    customer = {
-        "id": "c1",
-        "first_name": "Anna",
-        "last_name": "Muster",
-        "email": "anna@example.com",
-        "phone": "+4915112345678",
-        "locale": "de",
-        "timezone": "Europe/Berlin",
-        "email_consent": True,
-        "sms_consent": True,
-        "attributes": {"city": "Berlin", "postal_code": "10115", "birth_year": 1980},
-        "city": "Berlin",
-        "postal_code": "10115",
-        "birth_year": 1980,
-        "age": 46,
-        "purchase_count": 1,
-        **sample_value(now),
-    }
-    order = {
-        "id": "o1",
-        "total": Decimal("499.00"),
-        "currency": "EUR",
-        "purchased_at": now,
-        "items": [item],
-    }
-    event = {"id": "e1", "type": "purchase", "at": now, "order": order}
-    return {
-        "customer": _Lenient(customer),
-        "order": order,
-        "item": item,
-        "event": event,
-        "now": now,
-        "occurrence": 1,
-        "purchases_since_enrollment": 0,
-        "previous": previous_view("sent", now),
-        "alerts": frozenset({"WM-9"}),
-    }
-
-
-def previous_view(
-    status: str | None, sent_at: datetime | None, reason: str | None = None
-) -> dict[str, Any]:
-    """The ``previous`` a step condition sees: how the previous step's message ended.
-
-    ``status`` is the message's status (``sent``, ``delivered``, ``skipped``...), None when
-    there is no previous message; ``sent_at`` when it went out, else None; ``reason`` why
-    it was skipped or failed.
-    """
-    return {"status": status, "sent_at": sent_at, "reason": reason}
-
-
-class _Lenient(dict):
-    """Customer attributes are open-ended: an unknown attribute is None, not an error."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return self.get(name)
-
-
-def customer_view(customer: Mapping[str, Any], attributes: Mapping[str, Any], today_year: int):
-    """The ``customer`` a condition sees: fields, attributes flattened in, and ``age``."""
-    view = _Lenient(attributes)
-    view.update(customer)
-    view["attributes"] = dict(attributes)
-    birth_year = attributes.get("birth_year")
-    try:
-        view["age"] = today_year - int(birth_year) if birth_year not in (None, "") else None
-    except (TypeError, ValueError):
-        view["age"] = None
-    return view
 
 
 def load_journey_file(path: Path) -> tuple[Journey | None, list[JourneyProblem]]:

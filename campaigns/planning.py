@@ -103,6 +103,27 @@ def order_context(
     return ctx, items
 
 
+def event_context(
+    customer_row: Any,
+    row: Any,
+    default_zone: tzinfo,
+    segments: SegmentRules | None = None,
+    alerts: frozenset[str] = frozenset(),
+) -> tuple[dict[str, Any], dict[str, Any], list[dict]]:
+    """What a journey's expressions see for event ``row`` (``id``, ``type``, ``at``,
+    ``payload``) of a customer: the context without ``item``, the order and its items.
+    The customer's value is scored at the event's time; ``alerts`` are the SKUs under alert
+    (campaigns.warning)."""
+    customer = customer_context(customer_row, row.at.year, row.at, segments)
+    raw_order = row.payload.get("order") if isinstance(row.payload.get("order"), dict) else {}
+    zone = resolve_zone(customer_row.timezone, default_zone)
+    order, items = order_context(raw_order or {}, row.at, zone)
+    event = {"id": row.id, "type": row.type, "at": row.at, **row.payload}
+    base = {"customer": customer, "order": order, "event": event, "now": row.at,
+            "alerts": alerts}  # fmt: skip
+    return base, order, items
+
+
 class Planner:
     """Collects enrolments and messages for a batch of events, then writes them in bulk."""
 
@@ -127,18 +148,9 @@ class Planner:
         customer_row = self.customers.get(row.customer_id)
         if customer_row is None:
             return
-        customer = customer_context(customer_row, row.at.year, row.at, self.engine.segments)
-        raw_order = row.payload.get("order") if isinstance(row.payload.get("order"), dict) else {}
-        zone = resolve_zone(customer_row.timezone, self.engine.zone)
-        order, items = order_context(raw_order or {}, row.at, zone)
-        event = {"id": row.id, "type": row.type, "at": row.at, **row.payload}
-        base = {
-            "customer": customer,
-            "order": order,
-            "event": event,
-            "now": row.at,
-            "alerts": self.engine.alerts,
-        }
+        base, order, items = event_context(
+            customer_row, row, self.engine.zone, self.engine.segments, self.engine.alerts
+        )
         whole = {**base, "item": None}
         for active in journeys:
             journey = active.journey

@@ -16,7 +16,9 @@ Rules, in order (first match decides):
    marketing message whose customer still has an open complaint, because the complaint is
    why it never went out.
 2. Channel suppressed (bounce, spam report, STOP; any category) → ``Skip("suppressed:<why>")``.
-3. Marketing without consent for the channel → ``Skip("no_consent:<channel>")``.
+3. Marketing without consent for the channel → ``Skip("no_consent:<channel>")``; with it,
+   but not for the message's topic on the channel (``Candidate.topic``, see
+   :mod:`campaigns.consent`) → ``Skip("no_consent:<channel>:<topic>")``.
 4. Marketing while a complaint is open → ``Defer(expires_at, "complaint_open")``. The caller
    re-dues the message when the complaint is resolved; if it is still open at expiry, rule 1
    skips it as ``complaint_open``.
@@ -41,7 +43,11 @@ from the customer's ``country``, else the phone number's country, see
 :func:`campaigns.timewindows.own_region`), else ``default_region``. Calendars are built once
 per (region, year) and cached.
 
-Reasons: ``quiet_hours``, ``quiet_days``, ``public_holiday`` or a cap's
+A step may carry its own send window (``Candidate.send_window``, ``"10:00-18:00 mon-fri"``
+in the recipient's local time, any category): it applies on top of the quiet rules, and a
+message held by it alone is deferred (or, at expiry, skipped) with ``send_window``.
+
+Reasons: ``quiet_hours``, ``quiet_days``, ``public_holiday``, ``send_window`` or a cap's
 ``frequency_cap:<channel>:<max>/<per>``. When several rules pushed the instant, the one that
 pushed it last is reported; among the quiet rules a quiet day or holiday that was crossed
 outranks the quiet hours that then held the message until morning. A skip at expiry looks
@@ -68,11 +74,12 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
+from campaigns.consent import consents_to
 from campaigns.holds import (
     FATIGUE_AFTER,
     FATIGUE_REST,
@@ -85,8 +92,10 @@ from campaigns.holds import (
     parse_hold,
 )
 from campaigns.timewindows import (
+    NoFreeTime,
     QuietCalendar,
     QuietHours,
+    SendWindow,
     holiday_dates,
     known_region,
     known_zone,
@@ -118,6 +127,7 @@ __all__ = [
     "SKIP_REASONS",
     "SKIP_REASON_PREFIXES",
     "Skip",
+    "no_consent_reason",
     "TRANSACTIONAL_QUIET",
     "order_competitors",
     "parse_weekdays",
@@ -135,9 +145,10 @@ SKIP_REASONS: frozenset[str] = frozenset(
         "quiet_hours",
         "quiet_days",
         "public_holiday",
+        "send_window",
         "unsatisfied",
         "fatigue",
-    }
+    }  # fmt: skip
 )
 SKIP_REASON_PREFIXES: tuple[str, ...] = ("suppressed:", "no_consent:", "frequency_cap:")
 
@@ -380,6 +391,9 @@ class Candidate:
     due_at: datetime
     expires_at: datetime | None = None
     priority: int = 0
+    # The step's own window (``send_window: "10:00-18:00 mon-fri"``), None: any time.
+    send_window: SendWindow | None = None
+    topic: str | None = None  # its journey's consent topic (campaigns.consent.TOPICS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,6 +411,9 @@ class Recipient:
     suppressed: Mapping[str, str]
     complaint_open: bool = False
     region: str | None = None
+    # Consent per channel and topic ({"email:offers": False}); a pair not named follows
+    # the channel's consent.
+    topic_consent: Mapping[str, bool] | None = None
     # The customer's last satisfaction rating and when it was given (rule 4a).
     last_rating: tuple[int, datetime] | None = None
     # When the marketing e-mails since their last open, click or purchase went out (4b).
@@ -437,6 +454,12 @@ _ALLOW = Allow()
 T = TypeVar("T")
 
 
+def no_consent_reason(channel: str, topic: str | None = None) -> str:
+    """The skip reason of marketing without consent for a channel (``no_consent:email``)
+    or, with ``topic``, for that topic on it (``no_consent:email:offers``)."""
+    return f"no_consent:{channel}:{topic}" if topic else f"no_consent:{channel}"
+
+
 def _itself(item: Any) -> Any:
     return item
 
@@ -459,7 +482,7 @@ class ContactPolicy:
         self._window = max((cap.per for cap in rules.caps), default=timedelta(0))
         self._auto = rules.public_holidays == AUTO
         # One calendar per (transactional?, holiday region): a handful, built on first use.
-        self._calendars: dict[tuple[bool, str | None], QuietCalendar] = {}
+        self._calendars: dict[tuple[bool, str | None, SendWindow | None], QuietCalendar] = {}
 
     @property
     def per_customer_holidays(self) -> bool:
@@ -487,7 +510,7 @@ class ContactPolicy:
         transactional = c.category != "marketing"
         mode = self.rules.transactional_quiet if transactional else "all"
         region = self.holiday_region(r) if mode == "all" else None
-        key = (transactional, region)
+        key = (transactional, region, c.send_window)
         calendar = self._calendars.get(key)
         if calendar is None:
             rules = self.rules
@@ -497,6 +520,8 @@ class ContactPolicy:
                 calendar = QuietCalendar(rules.quiet_hours)
             else:
                 calendar = QuietCalendar()
+            if c.send_window is not None:
+                calendar = replace(calendar, window=c.send_window)
             self._calendars[key] = calendar
         return calendar
 
@@ -512,7 +537,9 @@ class ContactPolicy:
             return Skip(f"suppressed:{r.suppressed[c.channel] or 'unknown'}")
         if c.category == "marketing":
             if not r.consent.get(c.channel, False):
-                return Skip(f"no_consent:{c.channel}")
+                return Skip(no_consent_reason(c.channel))
+            if c.topic and not consents_to(True, r.topic_consent, c.channel, c.topic):
+                return Skip(no_consent_reason(c.channel, c.topic))
             if r.complaint_open:
                 return Defer(c.expires_at, "complaint_open")
             held = self.held(r, now)
@@ -523,7 +550,12 @@ class ContactPolicy:
                     if c.expires_at is not None and until >= c.expires_at
                     else Defer(until, why)
                 )
-        until, why = self.next_allowed(c, r, history, now, limit=c.expires_at)
+        try:
+            until, why = self.next_allowed(c, r, history, now, limit=c.expires_at)
+        except NoFreeTime:
+            if c.send_window is None:
+                raise
+            return Skip("send_window")  # the step's window lies wholly in quiet time
         if why is None:
             return _ALLOW
         if c.expires_at is not None and until >= c.expires_at:

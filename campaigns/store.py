@@ -70,6 +70,7 @@ class CustomerRow(NamedTuple):
     sms_consent: bool
     open_complaints: int
     attributes: dict[str, Any]
+    topic_consent: dict[str, bool] | None = None
     # What the customer is worth (campaigns.value), kept current by the engine.
     orders: int = 0
     revenue: str = "0"
@@ -201,7 +202,7 @@ def load_version(conn: Connection, version_id: int) -> Journey:
     definition = conn.execute(
         sa.select(versions_t.c.definition).where(versions_t.c.id == version_id)
     ).scalar_one()
-    return Journey.model_validate(definition)
+    return Journey.model_validate(definition, context={"stored": True})
 
 
 def load_customers(conn: Connection, ids: Iterable[str]) -> dict[str, CustomerRow]:

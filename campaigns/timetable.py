@@ -7,21 +7,15 @@ enrolment is mostly shifting a known one.
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from campaigns.journeys import Journey, Step, parse_duration, resolve_duration
+from campaigns.durations import Duration, add_months, parse_span
+from campaigns.journeys import Journey, Step, resolve_duration
 
-
-def add_months(moment: datetime, months: int) -> datetime:
-    """The same day-of-month ``months`` later, clamped to the month's last day."""
-    month_index = moment.month - 1 + months
-    year, month = moment.year + month_index // 12, month_index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
+__all__ = ["add_months", "plan_steps", "PlanCache", "RelativePlan", "warranty_end"]
 
 
 def warranty_end(purchased_at: datetime, months: int, zone: tzinfo) -> datetime:
@@ -95,8 +89,8 @@ def _anchors(
 
 def step_durations(journey: Journey, ctx: Mapping[str, Any]) -> tuple[Any, ...]:
     """Each step's (wait, every) in this context, or None where an expression fails."""
-    memo: dict[str, timedelta] = {}  # the same expression often serves several steps
-    durations: list[tuple[timedelta, timedelta | None] | None] = []
+    memo: dict[str, Duration] = {}  # the same expression often serves several steps
+    durations: list[tuple[Duration, Duration | None] | None] = []
     for step in journey.steps:
         try:
             wait = _duration(memo, step.wait, ctx)
@@ -125,7 +119,7 @@ def _plan(
         source = step.from_ or ("trigger" if index == 0 else "previous")
         times = _occurrence_limit(step)
         within = (
-            trigger_at + parse_duration(step.repeat.within)
+            parse_span(step.repeat.within).after(trigger_at)
             if step.repeat and step.repeat.within
             else None
         )
@@ -136,7 +130,8 @@ def _plan(
                     break
                 anchor = previous[min(k, len(previous) - 1)]
                 extra = (k - len(previous) + 1) if k >= len(previous) else 0
-                due = anchor + wait + (every * extra if every else timedelta(0))
+                due = wait.after(anchor)
+                due = every.after(due, extra) if every else due
             else:
                 anchor = {
                     "trigger": trigger_at,
@@ -145,7 +140,8 @@ def _plan(
                 }[source]
                 if anchor is None:
                     break
-                due = anchor + wait + (every * k if every else timedelta(0))
+                due = wait.after(anchor)
+                due = every.after(due, k) if every else due
             if within is not None and due > within:
                 break
             dues.append(due)
@@ -188,6 +184,7 @@ class PlanCache:
     def __init__(self, kept: int = _PLANS_KEPT) -> None:
         self.kept = kept
         self._plans: dict[tuple[Any, ...], RelativePlan] = {}
+        self._fixed_limits: dict[int, tuple[Journey, bool]] = {}
 
     def timetable(
         self,
@@ -199,18 +196,41 @@ class PlanCache:
     ) -> RelativePlan:
         durations = step_durations(journey, ctx)
         _, purchased_at, warranty_end = _anchors(trigger_at, order, item)
+        # Months and years are calendar steps: their timetable holds for its trigger only.
+        calendar = self._calendar_dependent(journey, durations)
         key = (
             id(journey),
             durations,
             purchased_at - trigger_at,
             None if warranty_end is None else warranty_end - trigger_at,
+            trigger_at if calendar else None,
         )
         plan = self._plans.get(key)
         if plan is None or plan.journey is not journey:
             if len(self._plans) >= self.kept:
                 self._plans.clear()
-            plan = self._plans[key] = _relative_plan(journey, durations, key[2], key[3])
+            reference = trigger_at if calendar else _REFERENCE
+            plan = _relative_plan(journey, durations, key[2], key[3], reference)
+            self._plans[key] = plan
         return plan
+
+    def _calendar_dependent(self, journey: Journey, durations: tuple[Any, ...]) -> bool:
+        """Whether any wait, repeat or expiry of ``journey`` counts calendar months."""
+        if any(span.calendar for pair in durations if pair for span in pair if span):
+            return True
+        fixed = self._fixed_limits.get(id(journey))
+        if fixed is None or fixed[0] is not journey:
+            limits = (
+                text
+                for step in journey.steps
+                for text in (step.send.expires_after, step.repeat.within if step.repeat else None)
+                if text
+            )
+            fixed = self._fixed_limits[id(journey)] = (
+                journey,
+                any(parse_span(text).calendar for text in limits),
+            )
+        return fixed[1]
 
 
 def _relative_plan(
@@ -218,8 +238,8 @@ def _relative_plan(
     durations: tuple[Any, ...],
     purchase: timedelta,
     warranty_end: timedelta | None,
+    ref: datetime = _REFERENCE,
 ) -> RelativePlan:
-    ref = _REFERENCE
     end = None if warranty_end is None else ref + warranty_end
     planned = _plan(journey, durations, ref, ref + purchase, end)
     # In due order; a stable sort keeps the steps' order among equal times.
@@ -247,7 +267,7 @@ def _relative_plan(
     return RelativePlan(journey, entries, micros, deadlines=True)
 
 
-def _duration(memo: dict[str, timedelta], spec: str, ctx: Mapping[str, Any]) -> timedelta:
+def _duration(memo: dict[str, Duration], spec: str, ctx: Mapping[str, Any]) -> Duration:
     if spec not in memo:
         memo[spec] = resolve_duration(spec, ctx)
     return memo[spec]
@@ -262,7 +282,7 @@ def _occurrence_limit(step: Step) -> int:
 def _expiry(step: Step, due: datetime, warranty_end: datetime | None) -> datetime | None:
     candidates = []
     if step.send.expires_after:
-        candidates.append(due + parse_duration(step.send.expires_after))
+        candidates.append(parse_span(step.send.expires_after).after(due))
     if step.send.expires_at == "warranty_end" and warranty_end is not None:
         candidates.append(warranty_end)
     return min(candidates) if candidates else None

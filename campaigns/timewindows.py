@@ -24,6 +24,8 @@ import holidays
 import phonenumbers
 
 __all__ = [
+    "NoFreeTime",
+    "SendWindow",
     "QuietHours",
     "QuietCalendar",
     "WEEKDAYS",
@@ -104,6 +106,85 @@ class QuietHours:
 
     def __str__(self) -> str:
         return f"{_format_clock(self.start)}-{_format_clock(self.end)}"
+
+
+class NoFreeTime(ValueError):
+    """The rules leave no instant free (a send window that lies wholly in quiet hours)."""
+
+
+_WINDOW_EXAMPLE = '"10:00-18:00 mon-fri"'
+_ALL_DAYS = frozenset(range(7))
+
+
+@dataclass(frozen=True, slots=True)
+class SendWindow:
+    """When a step may send, in the recipient's local time: ``"10:00-18:00 mon-fri"``.
+
+    ``hours`` is the allowed daily span ``[start, end)`` (it may wrap midnight, None: all
+    day); ``days`` the allowed weekdays (Monday = 0) of the local date. A step's window
+    applies on top of the policy's quiet rules; outside it a message is deferred with
+    the reason ``send_window``.
+    """
+
+    hours: QuietHours | None = None
+    days: frozenset[int] = _ALL_DAYS
+
+    @classmethod
+    def parse(cls, text: str) -> SendWindow:
+        """``"10:00-18:00"``, ``"mon-fri"``, ``"10:00-18:00 mon-fri"``,
+        ``"09:00-12:00 mon,wed,sat"``; ``ValueError`` in plain words otherwise."""
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"a send window looks like {_WINDOW_EXAMPLE}, got {text!r}")
+        hours, days = None, _ALL_DAYS
+        for part in text.split():
+            if ":" in part:
+                hours = _window_hours(part, text)
+            else:
+                days = _window_days(part)
+        if not days:
+            raise ValueError(f"send window {text!r} names no day")
+        return cls(hours, days)
+
+    def allows(self, local: datetime) -> bool:
+        """Whether a local wall-clock moment lies inside the window."""
+        if local.weekday() not in self.days:
+            return False
+        return self.hours is None or self.hours.contains(local.time())
+
+    def opens_after(self, local: datetime, zone: tzinfo, t: datetime) -> datetime:
+        """The first instant after ``t`` (local ``local``) at which the window may open:
+        the next midnight on a day it is closed, else the day's start of the hours."""
+        day = local.date()
+        if local.weekday() not in self.days or self.hours is None:
+            return first_instant_at_wall(zone, day + timedelta(days=1), time(0), t)
+        closed = QuietHours(self.hours.end, self.hours.start)  # the complement
+        opens_on = closed.end_after(day, local.time())
+        return first_instant_at_wall(zone, opens_on, self.hours.start, t)
+
+    def __str__(self) -> str:
+        days = ",".join(name for name, n in WEEKDAYS.items() if n in self.days)
+        return " ".join(filter(None, [str(self.hours) if self.hours else "", days]))
+
+
+def _window_hours(part: str, text: str) -> QuietHours:
+    try:
+        hours = QuietHours.parse(part)
+    except ValueError as exc:
+        message = str(exc).replace("quiet hours must look like '20:00-09:00'", "hours must be")
+        raise ValueError(f"send window {text!r}: {message}; e.g. {_WINDOW_EXAMPLE}") from None
+    if hours.empty:
+        raise ValueError(f"send window {text!r} opens and closes at the same time")
+    return hours
+
+
+def _window_days(part: str) -> frozenset[int]:
+    days: set[int] = set()
+    for item in part.split(","):
+        first, _, last = item.partition("-")
+        start = _weekday(first)
+        end = _weekday(last) if last else start
+        days.update((start + k) % 7 for k in range((end - start) % 7 + 1))
+    return frozenset(days)
 
 
 def _parse_clock(text: str) -> time:
@@ -291,13 +372,15 @@ class QuietCalendar:
     """When a recipient must not be contacted, in their local time.
 
     ``reason_at`` names the rule that makes an instant quiet ("quiet_days",
-    "public_holiday", "quiet_hours") and ``next_free`` walks to the first instant that
+    "public_holiday", "quiet_hours", or "send_window" outside a step's own window) and ``next_free`` walks to the first instant that
     none of them covers.
     """
 
     hours: QuietHours | None = None
     days: frozenset[int] = frozenset()
     holidays_region: str | None = None
+    # A step's own send window (``send_window``), on top of the rules above.
+    window: SendWindow | None = None
 
     def reason_at(self, at: datetime, zone: tzinfo) -> str | None:
         """The rule that makes ``at`` quiet for someone in ``zone``, or None."""
@@ -312,6 +395,8 @@ class QuietCalendar:
             return "public_holiday"
         if self.hours is not None and self.hours.contains(local.time()):
             return "quiet_hours"
+        if self.window is not None and not self.window.allows(local):
+            return "send_window"
         return None
 
     def next_free(
@@ -341,11 +426,14 @@ class QuietCalendar:
             target = _offset_change(zone, t, local.utcoffset(), self._leave(local, why, zone, t))
             # Insisting on progress keeps the walk finite whatever the zone's rules are.
             t = max(target, t + _TICK)
-        raise ValueError("quiet rules leave no time at which anyone may be contacted")
+        raise NoFreeTime("quiet rules leave no time at which anyone may be contacted")
 
     def _leave(self, local: datetime, why: str, zone: tzinfo, t: datetime) -> datetime:
         """The first instant after ``t`` that the rule ``why`` no longer covers."""
         day = local.date()
+        if why == "send_window":
+            assert self.window is not None
+            return self.window.opens_after(local, zone, t)
         if why != "quiet_hours":
             return first_instant_at_wall(zone, day + timedelta(days=1), time(0), t)
         assert self.hours is not None

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from campaigns.consent import unsubscribe_url
+from campaigns.consent import preferences_url, unsubscribe_url
 from campaigns.engine import (
     CustomerRow,
     customer_context,
@@ -277,6 +277,7 @@ def render_context(
     unsubscribe_key = purpose_key(secret_key, "unsubscribe")
     links: dict[str, Any] = {
         "unsubscribe": unsubscribe_url(public_url, unsubscribe_key, row.customer_id),
+        "preferences": preferences_url(public_url, unsubscribe_key, row.customer_id),
         # Signed only when a template uses one (campaigns.ratings).
         "rate": RatingLinks(
             public_url, purpose_key(secret_key, "ratings"), row.id, row.customer_id

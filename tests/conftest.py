@@ -21,7 +21,7 @@ from aftersale.cli import write_project
 from campaigns.importing import import_customers, import_events
 from channels.memory import InMemoryChannel
 from scheduler.clock import SimulatedClock
-from scheduler.simulation import simulate
+from scheduler.simulation import SimulationDispatcher, simulate
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_URL = os.environ.get(
@@ -131,7 +131,7 @@ class Harness:
     def simulate(self, until: datetime, start: datetime | None = None) -> Any:
         stored = self.project.simulated_now()
         clock = SimulatedClock(start or stored)
-        dispatcher = self.project.dispatcher(clock)
+        dispatcher = self.project.dispatcher(clock, kind=SimulationDispatcher)
         try:
             stats = simulate(dispatcher, clock, until)
         finally:

@@ -208,7 +208,7 @@ def test_journeys_validate_refuses_a_bad_bundle_within(sqlite_harness):
     done = CliRunner().invoke(cli, [*project, "journeys", "validate"], env={"COLUMNS": "200"})
     assert done.exit_code == 1
     assert "bad.yaml:3: error: bundle_within:" in done.output
-    assert "'one day' is not a duration such as 24h" in done.output
+    assert "'one day' is not a duration; write e.g. 30m, 2h, 14d" in done.output
 
 
 def test_a_retried_carrier_still_names_the_items_it_carries(harness):

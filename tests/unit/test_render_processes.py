@@ -38,7 +38,7 @@ def test_the_setting_reads_auto_or_a_count(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("AFTERSALE_DISPATCH_RENDER_PROCESSES", "3")
     assert load_settings(tmp_path).dispatch_render_processes == 3
     monkeypatch.setenv("AFTERSALE_DISPATCH_RENDER_PROCESSES", "-1")
-    with pytest.raises(ConfigurationError, match="render_processes"):
+    with pytest.raises(ConfigurationError, match="AFTERSALE_DISPATCH_RENDER_PROCESSES=-1"):
         load_settings(tmp_path)
 
 

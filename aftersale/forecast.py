@@ -1,0 +1,158 @@
+"""A forecast: what the journeys would do up to a date, before a single customer is touched.
+
+:func:`run_forecast` runs the engine — events, enrolments, the contact policy, bundling,
+planning — on simulated time over a throwaway copy of the project's database
+(:mod:`aftersale.snapshot`), from where the project's clock stands to ``until``. It never
+sends (its channels accept and forget, :class:`scheduler.simulation.CountingChannel`),
+renders no e-mail (an SMS is rendered for its segments, which set its price), and leaves the
+project's database, clock and outbox exactly as they were. With ``journeys`` (a directory
+of proposed definitions) it runs a second time from a second copy, with those journeys
+instead of the project's, and reports both side by side with the differences.
+
+What it reports (:mod:`aftersale.forecast_figures` computes it from the copy):
+
+* ``statuses`` — every message by status at ``until``, as ``log export`` would count them
+  after ``simulate --until`` the same date on the same project (the same engine ran);
+* ``journeys`` — per journey and channel, the messages sent, the deferrals by reason and
+  the messages skipped (or cancelled) by reason during the forecast;
+* ``per_customer`` — contacts per customer (every message sent to them) in any 7 and any
+  30 days of the forecast: median, 90th and 99th percentile and maximum over the customers
+  contacted, the customers at the maximum, and the caps' pressure (the deferrals each cap
+  caused, and what became of the messages it held);
+* ``cost`` — e-mails times ``stats.email_price``, SMS segments times
+  ``stats.sms_segment_price``, in ``stats.currency``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aftersale.admin.terminal import project_prices
+from aftersale.app import Project
+from aftersale.errors import AftersaleError
+from aftersale.forecast_figures import Figures, decision_mark, differences, figures
+from aftersale.snapshot import snapshot
+from campaigns.journeys import JourneyProblem, LoadedJourney, journey_files, load_journeys
+from campaigns.models import reading
+from scheduler.clock import SimulatedClock
+from scheduler.simulation import CountingChannel, ForecastDispatcher, simulate
+
+
+class ForecastInputError(AftersaleError):
+    """What the forecast was asked cannot be run: a date in the past, bad proposed journeys."""
+
+
+@dataclass
+class Forecast:
+    """The figures of the project's journeys up to ``until``, and of the proposed ones."""
+
+    start: datetime
+    until: datetime
+    current: Figures
+    proposed: Figures | None = None
+    proposed_from: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """``{until, statuses, journeys, per_customer, cost, proposed}``; ``proposed`` holds
+        the same four figures of the proposed journeys and their ``differences``, or None."""
+        shown = {"until": self.until.isoformat(), **self.current.as_json()}
+        if self.proposed is None:
+            return {**shown, "proposed": None}
+        return {
+            **shown,
+            "proposed": {
+                "journeys_dir": self.proposed_from,
+                **self.proposed.as_json(),
+                "differences": differences(self.current, self.proposed),
+            },
+        }
+
+
+@dataclass
+class _ForecastProject(Project):
+    """The project over its throwaway copy, optionally with other journeys."""
+
+    journeys_from: Path | None = None
+
+    def load_journeys(self) -> tuple[list[LoadedJourney], list[JourneyProblem]]:
+        if self.journeys_from is None:
+            return super().load_journeys()
+        return load_journeys(self.journeys_from)
+
+
+def check_proposed(directory: Path) -> None:
+    """Refuse a proposed journeys directory that cannot be read or holds an invalid journey."""
+    if not directory.is_dir():
+        raise ForecastInputError(f"{directory}: --journeys is not a directory")
+    try:
+        os.listdir(directory)
+    except OSError as exc:
+        raise ForecastInputError(f"{directory}: cannot be read ({exc.strerror})") from None
+    files = journey_files(directory)
+    if not files or files[0].parent != directory:
+        raise ForecastInputError(f"{directory}: no journey files (*.yaml) in it")
+    for path in files:
+        if not os.access(path, os.R_OK):
+            raise ForecastInputError(f"{path}: cannot be read")
+    _loaded, problems = load_journeys(directory)
+    errors = [p for p in problems if p.level == "error"]
+    if errors:
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise ForecastInputError(f"{errors[0]}{more}")
+
+
+def forecast_start(project: Project, until: datetime) -> datetime:
+    """Where the forecast starts (the project's clock); refuses an ``until`` not after it."""
+    start = project.simulated_now()
+    if start is None:
+        raise ForecastInputError("nothing to forecast: import events first")
+    if until <= start:
+        raise ForecastInputError(
+            f"--until {until:%Y-%m-%d %H:%M} UTC is not after the project's clock "
+            f"({start:%Y-%m-%d %H:%M} UTC)"
+        )
+    return start
+
+
+def run_forecast(project: Project, until: datetime, journeys: Path | None = None) -> Forecast:
+    """Forecast the project's journeys (and the proposed ``journeys``) up to ``until``.
+
+    Raises :class:`ForecastInputError` for an ``until`` not after the project's clock or
+    an unusable ``journeys`` directory, before anything runs.
+    """
+    start = forecast_start(project, until)
+    if journeys is not None:
+        check_proposed(journeys)
+    current = _run(project, until, None)
+    proposed = _run(project, until, journeys) if journeys is not None else None
+    return Forecast(
+        start, until, current, proposed, str(journeys) if journeys is not None else None
+    )
+
+
+def _run(project: Project, until: datetime, journeys: Path | None) -> Figures:
+    """Run the engine on a fresh copy of the project's database and read its figures."""
+    with snapshot(project.db) as url:
+        copy = _ForecastProject(
+            project.settings.model_copy(update={"database_url": url}), journeys_from=journeys
+        )
+        copy.channel_overrides = {"email": CountingChannel("email"), "sms": CountingChannel("sms")}
+        try:
+            start = copy.simulated_now()
+            assert start is not None, "checked on the project before copying it"
+            with reading(copy.db) as conn:
+                mark = decision_mark(conn)
+            clock = SimulatedClock(start)
+            dispatcher = copy.dispatcher(clock, kind=ForecastDispatcher)
+            try:
+                simulate(dispatcher, clock, until)
+            finally:
+                dispatcher.close()
+            with reading(copy.db) as conn:
+                return figures(conn, mark, project_prices(project))
+        finally:
+            copy.close()

@@ -1,0 +1,138 @@
+"""`aftersale journeys validate` as a marketer meets it: every mistake reported once, with
+file:line and a hint; warnings about names the imported data never carries; templates
+copied from the built-ins."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aftersale.cli import app
+from templates.renderer import BUILTIN_DIR
+from tests.broken_journeys import MISTAKES, write_broken
+
+ENV = {"COLUMNS": "300"}
+
+
+def cli(*args: str, project: Path | None = None):
+    prefix = ["--project", str(project)] if project else []
+    return CliRunner().invoke(app, [*prefix, *args], env=ENV)
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    directory = tmp_path / "shop"
+    assert cli("init", str(directory)).exit_code == 0
+    return directory
+
+
+def test_twenty_broken_journeys_each_get_their_line_and_a_hint(shop: Path):
+    for path in (shop / "journeys").glob("*.yaml"):
+        path.unlink()
+    written = write_broken(shop / "journeys")
+    done = cli("journeys", "validate", project=shop)
+    assert done.exit_code == 1
+    lines = [line for line in done.output.splitlines() if ": error: " in line]
+    assert len(lines) == len(MISTAKES) == 20
+    for name, (_, _, line, words) in MISTAKES.items():
+        [said] = [text for text in lines if text.startswith(f"{written[name]}:")]
+        assert said.startswith(f"{written[name]}:{line}: error: "), said
+        for word in words:
+            assert word in said, (name, said)
+    assert "Traceback" not in done.output
+    assert "chunk after expression" not in done.output
+    assert "Extra inputs are not permitted" not in done.output
+
+
+def test_the_built_in_journeys_are_valid(shop: Path):
+    done = cli("journeys", "validate", project=shop)
+    assert done.exit_code == 0, done.output
+    assert "4 journeys valid" in done.output
+
+
+def test_an_unknown_template_names_the_files_and_where_built_ins_live(shop: Path):
+    path = shop / "journeys" / "extended_warranty.yaml"
+    path.write_text(path.read_text().replace("template: warranty_reminder", "template: sms_promo"))
+    done = cli("journeys", "validate", project=shop)
+    assert done.exit_code == 1
+    [said] = [line for line in done.output.splitlines() if "sms_promo" in line]
+    assert said.startswith(
+        f"{path}:28: error: steps.1.send.template: sms_promo: no sms template named"
+    )
+    assert str(shop / "templates" / "sms_promo.sms.de.j2") in said
+    assert str(BUILTIN_DIR) in said
+    assert "`aftersale templates copy warranty_reminder`" in said
+
+
+CUSTOMERS = """id,email,phone,first_name,last_name,locale,timezone,email_consent,sms_consent,city
+c1,anna@example.com,,Anna,Muster,de,Europe/Berlin,yes,no,Berlin
+"""
+EVENT = {"id": "e1", "type": "purchase", "customer": "c1", "at": "2026-01-05T10:00:00+01:00",
+         "order": {"id": "o1", "total": "499.00", "currency": "EUR",
+                   "items": [{"sku": "WM-1", "name": "Waschmaschine", "category": "appliance",
+                              "price": "499.00", "quantity": 1, "warranty_months": 24}]}}  # fmt: skip
+BERLIN_ONLY = """\
+id: berlin_only
+trigger: {event: purchse, condition: "customer.stadt == 'Berlin'"}
+audience: customer.city == 'Berlin' and customer.plz
+steps:
+  - id: hello
+    condition: item.inspection_interval_days
+    send: {channel: email, template: thank_you}
+"""
+
+
+def test_after_an_import_names_no_row_carries_are_warned_about(shop: Path, tmp_path: Path):
+    (tmp_path / "customers.csv").write_text(CUSTOMERS)
+    (tmp_path / "events.jsonl").write_text(json.dumps(EVENT) + "\n")
+    assert cli("import", "customers", str(tmp_path / "customers.csv"), project=shop).exit_code == 0
+    assert cli("import", "events", str(tmp_path / "events.jsonl"), project=shop).exit_code == 0
+    path = shop / "journeys" / "berlin_only.yaml"
+    path.write_text(BERLIN_ONLY)
+    done = cli("journeys", "validate", project=shop)
+    assert done.exit_code == 0, done.output  # warnings only
+    warnings = sorted(line for line in done.output.splitlines() if ": warning: " in line)
+    assert any("inspection_invitation.yaml:11: warning: trigger.item_condition" in w
+               for w in warnings)  # fmt: skip
+    assert [w for w in warnings if w.startswith(str(path))] == [
+        f"{path}:2: warning: trigger.condition: no imported customer has the attribute "
+        "`stadt`, so it is always empty — did you mean `customer.city`?",
+        f"{path}:2: warning: trigger.event: no imported event has the type `purchse` — did "
+        "you mean `purchase`?",
+        f"{path}:3: warning: audience: no imported customer has the attribute `plz`, so it "
+        "is always empty",
+        f"{path}:6: warning: steps.0.condition: no imported item has "
+        "`inspection_interval_days`, so it is always empty",
+    ]
+
+
+def test_without_data_nothing_is_said_about_names(shop: Path):
+    (shop / "journeys" / "berlin_only.yaml").write_text(BERLIN_ONLY)
+    done = cli("journeys", "validate", project=shop)
+    assert done.exit_code == 0, done.output
+    assert ": warning: " not in done.output
+    assert not (shop / "aftersale.db").exists()  # validating creates no database
+
+
+def test_templates_copy_puts_every_language_into_the_project(shop: Path):
+    done = cli("templates", "copy", "warranty_offer", project=shop)
+    assert done.exit_code == 0, done.output
+    copied = sorted(p.name for p in (shop / "templates").iterdir())
+    assert copied == sorted(p.name for p in BUILTIN_DIR.glob("warranty_offer.*.j2"))
+    assert "warranty_offer.email.de.html.j2" in copied
+    again = cli("templates", "copy", "warranty_offer", project=shop)
+    assert again.exit_code == 2 and "already exists (--force overwrites)" in again.output
+    assert cli("templates", "copy", "warranty_offer", "--force", project=shop).exit_code == 0
+
+
+@pytest.mark.parametrize("name", ["waranty_offer", "_layout", "../builtin/thank_you", "*"])
+def test_templates_copy_refuses_what_is_no_built_in(shop: Path, name: str):
+    done = cli("templates", "copy", name, project=shop)
+    assert done.exit_code == 2
+    assert f"no built-in template {name!r}" in done.output
+    assert "built-ins: inspection_invite, inspection_reminder, loyalty_offer" in done.output
+    assert ("did you mean 'warranty_offer'?" in done.output) == (name == "waranty_offer")
+    assert not (shop / "templates").exists() or not any((shop / "templates").iterdir())
