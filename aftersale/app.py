@@ -100,7 +100,11 @@ class Project:
             )
         with self.db.begin() as conn:
             active = sync_journeys(conn, [(j.journey, j.source) for j in loaded], self.now())
-        return JourneyEngine(active, timezone=self.policy.rules.default_timezone)
+        return JourneyEngine(
+            active,
+            timezone=self.policy.rules.default_timezone,
+            segments=self.settings.segment_rules(),
+        )
 
     def channel_config(self) -> dict[str, str | None]:
         s = self.settings

@@ -23,6 +23,7 @@ from aftersale.app import Project
 from aftersale.errors import AftersaleError, ConfigurationError
 from aftersale.forecast_cli import add_commands as add_forecast
 from aftersale.journeys_cli import add_journey_commands
+from aftersale.listening import add_listening_commands
 from aftersale.marketing import add_commands as add_marketing_commands
 from aftersale.sendlog import (
     LogFilter,
@@ -695,10 +696,14 @@ def customer(
 ) -> None:
     """One customer's timeline: events, enrolments (and why not) and every message with its
     reason, in the customer's time zone."""
+    from aftersale.admin.pages import clock_now
+    from aftersale.customer_value import customer_value, value_lines
+
     proj = project()
     try:
         with reading(proj.db) as conn:
             timeline = customer_timeline(conn, customer_id)
+            value = timeline and customer_value(proj, conn, timeline.customer, clock_now(proj))
     finally:
         proj.close()
     if timeline is None:
@@ -708,7 +713,7 @@ def customer(
 
     holidays = holiday_calendar(lambda: proj.policy, timeline.customer)
     tz = proj.settings.policy.get("default_timezone", "Europe/Berlin")
-    print_timeline(console, timeline, tz, holidays=holidays, utc=utc)
+    print_timeline(console, timeline, tz, holidays=holidays, utc=utc, value=value_lines(value))
 
 
 @app.command()
@@ -801,6 +806,7 @@ add_commands(app, project, console)
 add_journey_commands(app, project, console)
 add_marketing_commands(app, project, console)
 add_forecast(app, project, console)
+add_listening_commands(app, project, console)
 
 
 if __name__ == "__main__":  # pragma: no cover

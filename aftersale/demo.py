@@ -24,7 +24,7 @@ from aftersale.settings import load_settings
 from aftersale.terminal import safe
 from campaigns.experiments import held_out
 from campaigns.importing import import_customers, import_events
-from campaigns.models import Message, MessageDecision, reading
+from campaigns.models import Customer, Message, MessageDecision, reading
 from scheduler.simulation import SimulationDispatcher, simulate
 
 FIRST_NAMES = [
@@ -205,6 +205,7 @@ def _events(rng: random.Random, people: list[dict], start: datetime, until: date
     events: list[dict[str, Any]] = []
     span = (until - start).total_seconds()
     counter = 0
+    bought: list[tuple[str, datetime, str, list[dict[str, Any]]]] = []
 
     def add(kind: str, customer: str, at: datetime, **extra: Any) -> None:
         nonlocal counter
@@ -229,6 +230,7 @@ def _events(rng: random.Random, people: list[dict], start: datetime, until: date
                  "warranty_months": w, **({"inspection_interval_days": i} if i else {})}
                 for sku, name, cat, price, w, i in chosen
             ]  # fmt: skip
+            bought.append((cid, at, order_id, items))
             total = sum(float(i["price"]) for i in items)
             add("purchase", cid, at, order={"id": order_id, "total": f"{total:.2f}",
                                             "currency": "EUR", "items": items})  # fmt: skip
@@ -242,18 +244,64 @@ def _events(rng: random.Random, people: list[dict], start: datetime, until: date
                     order=order_id,
                 )
         first = start + timedelta(seconds=rng.random() * span * 0.6)
-        if rng.random() < 0.06:
-            opened = first + timedelta(days=rng.randrange(20, 120))
-            add("complaint_opened", cid, opened)
-            if rng.random() < 0.8:
-                add("complaint_resolved", cid, opened + timedelta(days=rng.randrange(5, 40)))
         if rng.random() < 0.05:
             add(
                 "unsubscribed", cid, first + timedelta(days=rng.randrange(30, 200)), channel="email"
             )
         if person["sms_consent"] == "yes" and rng.random() < 0.05:
             add("unsubscribed", cid, first + timedelta(days=rng.randrange(30, 200)), channel="sms")
+    planted = random.Random(rng.random())
+    _promotion(planted, people, until, add, bought)
+    _complaints(planted, bought, until, add)
     return events
+
+
+# Complaints name the order and item they concern. A steady few per order line, and one
+# planted spike: a batch of coffee machines whose pump fails, sold in the last four weeks
+# and complained about within days, for `aftersale alerts` to find.
+SPIKE_SKU = "KM-2"
+REASONS = ("undicht", "zu laut", "startet nicht", "Transportschaden", "Teil fehlt")
+RATINGS = (1, 2, 3, 4, 5)
+RATING_WEIGHTS = (1, 1, 2, 4, 5)
+
+
+def _promotion(
+    rng: random.Random, people: list[dict], until: datetime, add: Callable, bought: list
+) -> None:
+    """A price promotion sells the spiked coffee machine through the last four months."""
+    sku, name, category, price, warranty, interval = next(p for p in PRODUCTS if p[0] == SPIKE_SKU)
+    for n in range(120):
+        cid = rng.choice(people)["id"]
+        at = until - timedelta(days=rng.randrange(1, 120), hours=rng.randrange(0, 10))
+        order_id = f"promo-{n + 1}"
+        items = [{"sku": sku, "name": name, "category": category, "price": price, "quantity": 1,
+                  "warranty_months": warranty, "inspection_interval_days": interval}]  # fmt: skip
+        bought.append((cid, at, order_id, items))
+        add("purchase", cid, at, order={"id": order_id, "total": price, "currency": "EUR",
+                                        "items": items})  # fmt: skip
+
+
+def _complaints(rng: random.Random, bought: list, until: datetime, add: Callable) -> None:
+    for cid, at, order_id, items in bought:
+        for line in items:
+            opened = None
+            recent = until - at < timedelta(days=28)
+            if line["sku"] == SPIKE_SKU and recent and rng.random() < 0.7:
+                opened = at + timedelta(days=rng.randrange(1, 3))
+                reason = "Pumpe defekt"
+            elif rng.random() < 0.06:
+                opened = at + timedelta(days=rng.randrange(3, 45))
+                reason = rng.choice(REASONS)
+            if opened is None or opened >= until:
+                continue
+            subject = {"order": order_id, "sku": line["sku"], "reason": reason}
+            add("complaint_opened", cid, opened, **subject)
+            if rng.random() < 0.85:
+                resolved_at = opened + timedelta(days=rng.randrange(2, 15))
+                add("complaint_resolved", cid, resolved_at, order=order_id, sku=line["sku"])
+                if rng.random() < 0.5:  # answered the follow-up's rating link
+                    value = rng.choices(RATINGS, weights=RATING_WEIGHTS)[0]
+                    add("satisfaction_rated", cid, resolved_at + timedelta(days=4), value=value)
 
 
 # The demo's experiments: 10 % of customers held out of the loyalty and the warranty offer,
@@ -372,6 +420,7 @@ def run_demo(
         f"    {stats.sent} sent, {stats.deferred} deferrals, {stats.skipped} skipped\n"
     )
     print_summary(console, project)
+    print_listening(console, project)
     print_experiments(console, project, directory)
     _next_steps(console, project, directory)
     project.close()
@@ -407,6 +456,36 @@ def print_summary(console: Console, project: Project) -> None:
         "others that name every item, instead of as twins"
     )
     console.print(f"customers reached: {facts['reached']} of {facts['customers']}\n")
+
+
+def print_listening(console: Console, project: Project) -> None:
+    """Complaint alerts and satisfaction after complaints, as the console shows them."""
+    from aftersale.alerts import describe, evaluate, needs_attention
+
+    report = evaluate(project, mail=False)
+    console.print("[bold]Listening to customers[/]")
+    if report.alerts:
+        for alert in report.alerts:
+            console.print(f"  alert: {describe(alert)}", markup=False)
+    else:
+        console.print("  no complaint alerts")
+    c = Customer.__table__.c
+    with reading(project.db) as conn:
+        ratings = dict(
+            conn.execute(
+                sa.select(c.satisfaction, sa.func.count())
+                .where(c.satisfaction.is_not(None))
+                .group_by(c.satisfaction)
+            ).all()
+        )
+    total = sum(ratings.values())
+    if total:
+        mean = sum(v * n for v, n in ratings.items()) / total
+        spread = ", ".join(f"{v}: {ratings.get(v, 0)}" for v in RATINGS)
+        console.print(
+            f"  satisfaction after a complaint: {total} ratings, mean {mean:.1f} ({spread})"
+        )
+    console.print(f"  needs attention (rated 1–2): {len(needs_attention(project))} customers\n")
 
 
 def print_experiments(console: Console, project: Project, directory: Path) -> None:

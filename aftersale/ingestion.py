@@ -21,9 +21,12 @@ from campaigns.bounds import RowInvalid
 from campaigns.importing import (
     dialect_insert,
     event_row,
+    known_skus,
     parse_email,
     parse_locale,
     parse_phone,
+    skus_named,
+    unknown_sku,
 )
 from campaigns.models import Customer, Event
 
@@ -147,11 +150,16 @@ def _store(conn: Connection, rows: list[tuple[int, dict[str, Any]]]) -> list[Eve
     event_ids = [row["id"] for _, row in rows]
     known_customers = _existing(conn, customers_t.c.id, customer_ids)
     seen = _existing(conn, events_t.c.id, event_ids)
+    bought, named = skus_named(row for _, row in rows)
+    skus = bought | known_skus(conn, named - bought, customer_ids)
     fresh = []
     for index, row in rows:
+        bad_sku = unknown_sku(row, skus)
         if row["customer_id"] not in known_customers:
             reason = f"unknown customer {row['customer_id']!r}"
             outcomes.append(EventOutcome(index, "error", row["id"], "customer", reason))
+        elif bad_sku is not None:
+            outcomes.append(EventOutcome(index, "error", row["id"], "sku", bad_sku.reason))
         elif row["id"] in seen:
             outcomes.append(EventOutcome(index, "duplicate", row["id"]))
         else:

@@ -19,10 +19,13 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from aftersale.errors import ConfigurationError
-from campaigns.policy import PolicyRules
+from campaigns.policy import Fatigue, PolicyRules
+from campaigns.value import SegmentRules
 
 CONFIG_FILE = "aftersale.toml"
-NESTED_TABLES = {"policy"}
+# E-mail providers whose webhooks report opens and clicks.
+OPEN_REPORTING = frozenset({"sendgrid"})
+NESTED_TABLES = {"policy", "segments", "alerts"}
 
 
 class Settings(BaseSettings):
@@ -120,6 +123,11 @@ class Settings(BaseSettings):
         }
     )
 
+    # [segments]: the thresholds of customer.segment (campaigns.value.SegmentRules).
+    segments: dict[str, Any] = Field(default_factory=dict)
+    # [alerts]: early warning on complaint rates (campaigns.warning.AlertRules).
+    alerts: dict[str, Any] = Field(default_factory=dict)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -157,12 +165,23 @@ class Settings(BaseSettings):
         Without ``policy.default_region`` the project's ``default_region`` is the region of
         a customer with none of their own under ``public_holidays = "auto"``.
         """
+        # Fatigue needs opens and clicks: on by default only where the provider reports them.
+        fatigue = Fatigue() if self.email_provider in OPEN_REPORTING else None
         try:
-            return PolicyRules.from_config(self.policy, default_region=self.default_region)
+            return PolicyRules.from_config(
+                self.policy, default_region=self.default_region, fatigue=fatigue
+            )
         except ValueError as exc:
             line = policy_line(self.config_path, str(exc))
             where = f"{self.config_path}:{line}" if line else str(self.config_path)
             raise ConfigurationError(f"{where}: {exc}") from exc
+
+    def segment_rules(self) -> SegmentRules:
+        """The validated ``[segments]`` table (campaigns.value)."""
+        try:
+            return SegmentRules.from_config(self.segments)
+        except ValueError as exc:
+            raise ConfigurationError(f"{self.config_path}: {exc}") from exc
 
     def require(self, name: str) -> Any:
         """The value of setting ``name``; a missing one is an error naming its variable."""

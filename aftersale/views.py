@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aftersale.sendlog import Timeline, reason_text
-from aftersale.terminal import safe
+from aftersale.terminal import clean, safe
 from campaigns.models import NOT_ENROLLED_REASONS
 
 STATUS_STYLE = {
@@ -37,6 +37,7 @@ def print_timeline(
     *,
     holidays: str | None = None,
     utc: bool = False,
+    value: list[str] | None = None,
 ) -> None:
     """A customer's story, in the customer's own time zone (UTC with ``utc``), readable in
     80 columns.
@@ -62,6 +63,8 @@ def print_timeline(
     if chosen:  # what the preference page or the import decided, per channel and topic
         topics = ", ".join(f"{safe(k)} {'yes' if v else 'no'}" for k, v in sorted(chosen.items()))
         console.print(f"  topics: {topics}", highlight=False)
+    for line in value or ():  # what the customer is worth (aftersale.customer_value)
+        console.print(clean(line), highlight=False, markup=False)
     for s in t.suppressions:
         console.print(
             f"  [red]suppressed {safe(s.channel)}: {safe(s.reason)}[/] "

@@ -14,6 +14,7 @@ from aftersale.admin.mount import mount_admin
 from aftersale.app import Project
 from aftersale.middleware import BodyLimit, SecurityHeaders
 from aftersale.preferences import router as preferences_router
+from aftersale.rating_pages import router as ratings_router
 from aftersale.settings import Settings
 from aftersale.webhooks import router as webhooks_router
 from channels.redaction import redact_logs
@@ -29,6 +30,7 @@ def create_app(project: Project) -> FastAPI:
     app.state.project = project
     app.include_router(preferences_router)
     app.include_router(webhooks_router)
+    app.include_router(ratings_router)
     mount_admin(app, project)
     _documents(app)
 

@@ -23,6 +23,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from campaigns.bookkeeping import (
+    close_complaint,
+    count_purchases,
+    count_return,
+    open_complaint,
+    rate,
+)
 from campaigns.journeys import DEFAULT_MIN_GAP, Journey, parse_duration, previous_view
 from campaigns.models import CANCELLED, PLANNED, UTCDateTime
 from campaigns.planning import (
@@ -68,6 +75,8 @@ from campaigns.timetable import (
     to_micros,
 )
 from campaigns.timewindows import SendWindow
+from campaigns.value import DEFAULT_SEGMENTS, SegmentRules
+from campaigns.warning import alert_skus
 
 __all__ = [
     "COMPLETE",
@@ -129,7 +138,11 @@ class Engine:
     """Applies due events against the active journeys."""
 
     def __init__(
-        self, journeys: Mapping[str, ActiveJourney], *, timezone: str = "Europe/Berlin"
+        self,
+        journeys: Mapping[str, ActiveJourney],
+        *,
+        timezone: str = "Europe/Berlin",
+        segments: SegmentRules = DEFAULT_SEGMENTS,
     ) -> None:
         """``timezone``: the calendar of a customer who names none (warranties end by it)."""
         self.journeys = dict(journeys)
@@ -137,6 +150,10 @@ class Engine:
         self._versions: dict[int, Journey] = {j.version_id: j.journey for j in journeys.values()}
         self._by_number: dict[tuple[str, int], Journey | None] = {}
         self.plans = PlanCache()
+        # The ``[segments]`` thresholds conditions score customers by (campaigns.value).
+        self.segments = segments
+        # The SKUs under alert (campaigns.warning), read again for each batch of events.
+        self.alerts: frozenset[str] = frozenset()
 
     def journey_for_version(self, conn: Connection, version_id: int) -> Journey:
         if version_id not in self._versions:
@@ -247,6 +264,7 @@ class Engine:
         stats = ApplyStats()
         if rows:
             self._read_paused(conn)
+            self.alerts = alert_skus(conn)
         purchases: list[Any] = []
         for row in rows:
             if row.type == "purchase":
@@ -307,10 +325,14 @@ class Engine:
             )
             for position, item in enumerate(order.get("items") or []):
                 items.append(_item_row(order["id"], position, item))
+        counted = count_purchases(conn, customers, orders)
         _insert_ignore(conn, purchases_t, orders, ["id"])
         _insert_ignore(conn, items_t, items, ["order_id", "position"])
         plan = Planner(self, customers)
         for row in rows:
+            figures = counted.get((row.payload.get("order") or {}).get("id"))
+            if figures and row.customer_id in customers:  # as they stand with this order
+                customers[row.customer_id] = customers[row.customer_id]._replace(**figures)
             plan.purchase(row)
         stats.enrollments += plan.flush(conn)
         stats.messages += plan.messages_planned
@@ -350,13 +372,12 @@ class Engine:
         if isinstance(order_id, dict):
             order_id = order_id.get("id")
         if row.type == "complaint_opened":
-            conn.execute(
-                customers_t.update()
-                .where(customers_t.c.id == row.customer_id)
-                .values(open_complaints=customers_t.c.open_complaints + 1)
-            )
+            open_complaint(conn, row)
         elif row.type == "complaint_resolved":
+            close_complaint(conn, row)
             self._resolve_complaint(conn, row)
+        elif row.type == "satisfaction_rated":
+            rate(conn, row)
         elif row.type in CONSENT_EVENTS:
             self._consent(conn, row, payload)
         elif row.type == "warranty_extended":
@@ -365,9 +386,7 @@ class Engine:
                 cond = sa.and_(cond, items_t.c.sku == payload["sku"])
             conn.execute(items_t.update().where(cond).values(warranty_extended_at=row.at))
         elif row.type == "return" and order_id:
-            conn.execute(
-                purchases_t.update().where(purchases_t.c.id == order_id).values(returned_at=row.at)
-            )
+            count_return(conn, row.customer_id, order_id, row.at)
             cond = sa.and_(
                 enrollments_t.c.order_id == order_id,
                 enrollments_t.c.customer_id == row.customer_id,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import logging
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -33,7 +33,7 @@ from campaigns import bounds
 from campaigns.bounds import RowInvalid
 from campaigns.bulk import executemany
 from campaigns.consent import TOPICS, topic_key
-from campaigns.models import Customer, Event, reading
+from campaigns.models import Customer, Event, PurchaseItem, reading
 
 customers_t = Customer.__table__
 events_t = Event.__table__
@@ -463,6 +463,73 @@ def _item(i: int, item: Any, code: str) -> dict[str, Any]:
     return clean
 
 
+COMPLAINT_EVENTS = ("complaint_opened", "complaint_resolved")
+
+
+def complaint_subject(data: dict[str, Any]) -> dict[str, Any]:
+    """A complaint's optional ``order``, ``sku`` and ``reason``, each within bounds."""
+    subject: dict[str, Any] = {}
+    for key in ("order", "sku"):
+        if data.get(key) not in (None, ""):
+            subject[key] = bounds.identifier(data[key], key)
+    if data.get("reason") not in (None, ""):
+        subject["reason"] = bounds.text(data["reason"], "reason")
+    return subject
+
+
+def satisfaction(data: dict[str, Any]) -> dict[str, Any]:
+    """A rating's ``value`` (a whole number 1–5) and optional ``comment``."""
+    value = data.get("value")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+        raise RowInvalid(
+            "value", f"a rating is a whole number from 1 to 5, got {bounds.shown(value)}"
+        )
+    rated: dict[str, Any] = {"value": value}
+    if data.get("comment") not in (None, ""):
+        rated["comment"] = bounds.text(data["comment"], "comment")
+    return rated
+
+
+def unknown_sku(row: dict[str, Any], known: set[str]) -> RowInvalid | None:
+    """The error for a complaint naming a SKU no purchase contains, else None."""
+    sku = row["payload"].get("sku") if row["type"] in COMPLAINT_EVENTS else None
+    if sku is None or sku in known:
+        return None
+    return RowInvalid("sku", f"unknown SKU {bounds.shown(sku)}: no purchase contains it")
+
+
+def skus_named(rows: Iterable[dict[str, Any]]) -> tuple[set[str], set[str]]:
+    """The SKUs ``rows``' purchases contain, and those their complaints name."""
+    bought: set[str] = set()
+    named: set[str] = set()
+    for row in rows:
+        if row["type"] == "purchase":
+            bought.update(
+                str(i.get("sku")) for i in row["payload"]["order"]["items"] if i.get("sku")
+            )
+        elif row["type"] in COMPLAINT_EVENTS and row["payload"].get("sku"):
+            named.add(row["payload"]["sku"])
+    return bought, named
+
+
+def known_skus(conn: Connection, skus: Iterable[str], customers: Iterable[str] = ()) -> set[str]:
+    """Which of ``skus`` a stored purchase contains, or a purchase of one of ``customers``
+    imported and not yet applied."""
+    wanted = sorted(set(skus))
+    if not wanted:
+        return set()
+    sku = PurchaseItem.__table__.c.sku
+    found = {r[0] for r in conn.execute(sa.select(sku).where(sku.in_(wanted)).distinct())}
+    e = events_t.c
+    pending = sa.select(e.payload).where(
+        e.customer_id.in_(sorted(set(customers))), e.type == "purchase", e.applied.is_(False)
+    )
+    for (payload,) in conn.execute(pending) if set(wanted) - found else ():
+        items = ((payload or {}).get("order") or {}).get("items") or []
+        found.update(str(i.get("sku")) for i in items if isinstance(i, dict) and i.get("sku"))
+    return found & set(wanted)
+
+
 def event_row(data: Any, *, source: str = "import") -> dict[str, Any]:
     """A validated ``events`` row from one decoded JSON object, or :class:`RowInvalid`."""
     if not isinstance(data, dict):
@@ -478,6 +545,10 @@ def event_row(data: Any, *, source: str = "import") -> dict[str, Any]:
         raise RowInvalid("order", f"a {kind} event names the order it concerns")
     elif kind in ("unsubscribed", "subscribed") and data.get("channel") not in CHANNELS:
         raise RowInvalid("channel", f"{bounds.shown(data.get('channel'))} is not email or sms")
+    elif kind in COMPLAINT_EVENTS:
+        payload.update(complaint_subject(data))
+    elif kind == "satisfaction_rated":
+        payload.update(satisfaction(data))
     return {
         "id": data["id"],
         "type": kind,
@@ -499,6 +570,7 @@ def import_events(
     report = ImportReport()
     staged: Batch = []
     seen: dict[str, int] = {}
+    skus: set[str] = set()  # bought in this file so far: a complaint may name them
     with open(path, "rb") as handle:
         batch: Batch = []
         for line_no, line in bounds.lines(handle):
@@ -514,30 +586,36 @@ def import_events(
             except RowInvalid as exc:
                 report.errors.append(RowError(str(path), line_no, exc.field, exc.reason))
             if len(batch) >= BATCH:
-                _flush_events(db, path, batch, report, strict, staged)
+                _flush_events(db, path, batch, report, strict, staged, skus)
                 batch = []
             if progress:
                 progress(handle.tell())
-        _flush_events(db, path, batch, report, strict, staged)
+        _flush_events(db, path, batch, report, strict, staged, skus)
     report.errors.sort(key=lambda e: e.line)
     return _finish(db, path, report, strict, staged, _store_events)
 
 
-def _flush_events(db, path, batch, report, strict, staged) -> None:
+def _flush_events(db, path, batch, report, strict, staged, skus: set[str]) -> None:
     if not batch:
         return
     ids = {row["customer_id"] for _, row in batch}
+    bought, named = skus_named(row for _, row in batch)
+    skus |= bought
     with reading(db) as conn:
         known = {
             r[0] for r in conn.execute(sa.select(customers_t.c.id).where(customers_t.c.id.in_(ids)))
         }
+        known_sku = skus | known_skus(conn, named - skus, ids)
     good = []
     for line_no, row in batch:
-        if row["customer_id"] in known:
-            good.append((line_no, row))
-        else:
+        bad_sku = unknown_sku(row, known_sku)
+        if row["customer_id"] not in known:
             reason = f"unknown customer {bounds.shown(row['customer_id'])}"
             report.errors.append(RowError(str(path), line_no, "customer", reason))
+        elif bad_sku is not None:
+            report.errors.append(RowError(str(path), line_no, bad_sku.field, bad_sku.reason))
+        else:
+            good.append((line_no, row))
     if strict:
         staged.extend(good)
     else:

@@ -119,6 +119,17 @@ class Customer(SQLModel, table=True):
     topic_consent: dict[str, bool] | None = Field(
         default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
     )
+    # What the customer is worth to the shop, kept current as events are applied
+    # (campaigns.value): orders and revenue net of returns, the first and last purchase,
+    # complaints ever opened and the last satisfaction rating with its time.
+    orders: int = 0
+    revenue: str = "0"
+    revenue_currency: str = ""
+    first_purchase_at: datetime | None = utc_field()
+    last_purchase_at: datetime | None = utc_field()
+    complaints: int = 0
+    satisfaction: int | None = None
+    satisfaction_at: datetime | None = utc_field()
     created_at: datetime | None = utc_field()
     updated_at: datetime | None = utc_field()
 
@@ -195,6 +206,27 @@ class Event(SQLModel, table=True):
     failed_at: datetime | None = utc_field()
     error: str | None = None
     error_detail: str | None = None
+
+
+class Complaint(SQLModel, table=True):
+    """A complaint with its subject: the order and item it concerns and why, when known.
+
+    One row per ``complaint_opened`` event (its id is the event's); ``resolved_at`` is set
+    by the ``complaint_resolved`` that closes it. Early warning (campaigns.warning) counts
+    these per SKU, category and journey.
+    """
+
+    __tablename__ = "complaints"
+    __table_args__ = (sa.Index("ix_complaints_opened", "opened_at"),)
+
+    id: str = Field(primary_key=True, max_length=128)
+    customer_id: str = Field(index=True)
+    order_id: str | None = None
+    sku: str | None = None
+    category: str | None = None
+    reason: str | None = None
+    opened_at: datetime | None = utc_field(nullable=False)
+    resolved_at: datetime | None = utc_field()
 
 
 class JourneyVersion(SQLModel, table=True):

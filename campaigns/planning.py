@@ -44,6 +44,7 @@ from campaigns.timetable import (
     warranty_end,
 )
 from campaigns.timewindows import resolve_zone
+from campaigns.value import DEFAULT_SEGMENTS, SegmentRules, value_view
 
 if TYPE_CHECKING:
     from campaigns.engine import Engine
@@ -52,7 +53,11 @@ if TYPE_CHECKING:
 WENT_OUT = frozenset(COUNTING_STATUSES)
 
 
-def customer_context(row: Any, today_year: int) -> dict[str, Any]:
+def customer_context(
+    row: Any, today_year: int, now: datetime | None = None, segments: SegmentRules | None = None
+) -> dict[str, Any]:
+    """The ``customer`` conditions and templates see: fields, attributes, ``age`` and, with
+    ``now``, what the customer is worth (:func:`campaigns.value.value_view`)."""
     base = {
         "id": row.id,
         "first_name": row.first_name,
@@ -64,6 +69,8 @@ def customer_context(row: Any, today_year: int) -> dict[str, Any]:
         "email_consent": row.email_consent,
         "sms_consent": row.sms_consent,
     }
+    if now is not None:
+        base.update(value_view(row, now, segments or DEFAULT_SEGMENTS))
     return customer_view(base, row.attributes or {}, today_year)
 
 
@@ -97,16 +104,22 @@ def order_context(
 
 
 def event_context(
-    customer_row: Any, row: Any, default_zone: tzinfo
+    customer_row: Any,
+    row: Any,
+    default_zone: tzinfo,
+    segments: SegmentRules | None = None,
+    alerts: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], dict[str, Any], list[dict]]:
     """What a journey's expressions see for event ``row`` (``id``, ``type``, ``at``,
-    ``payload``) of a customer: the context without ``item``, the order and its items."""
-    customer = customer_context(customer_row, row.at.year)
+    ``payload``) of a customer: the context without ``item``, the order and its items;
+    ``alerts``: the SKUs under an early-warning alert (``item.sku in alerts``)."""
+    customer = customer_context(customer_row, row.at.year, row.at, segments)
     raw_order = row.payload.get("order") if isinstance(row.payload.get("order"), dict) else {}
     zone = resolve_zone(customer_row.timezone, default_zone)
     order, items = order_context(raw_order or {}, row.at, zone)
     event = {"id": row.id, "type": row.type, "at": row.at, **row.payload}
-    return {"customer": customer, "order": order, "event": event, "now": row.at}, order, items
+    base = {"customer": customer, "order": order, "event": event, "now": row.at, "alerts": alerts}
+    return base, order, items
 
 
 class Planner:
@@ -133,7 +146,9 @@ class Planner:
         customer_row = self.customers.get(row.customer_id)
         if customer_row is None:
             return
-        base, order, items = event_context(customer_row, row, self.engine.zone)
+        base, order, items = event_context(
+            customer_row, row, self.engine.zone, self.engine.segments, self.engine.alerts
+        )
         whole = {**base, "item": None}
         for active in journeys:
             journey = active.journey

@@ -22,6 +22,11 @@ Rules, in order (first match decides):
 4. Marketing while a complaint is open → ``Defer(expires_at, "complaint_open")``. The caller
    re-dues the message when the complaint is resolved; if it is still open at expiry, rule 1
    skips it as ``complaint_open``.
+4a. Marketing to a customer who rated a complaint's handling 1 or 2 within
+   ``unsatisfied_hold`` (30 days) → ``Defer(rating + hold, "unsatisfied")``.
+4b. Marketing to a customer whose last ``fatigue.after`` marketing e-mails went unanswered
+   (no open, click or purchase since) → ``Defer(latest + fatigue.rest, "fatigue")``; off
+   unless configured (see :mod:`campaigns.holds`). Either at or past expiry → ``Skip``.
 5. Quiet hours, quiet days and public holidays in the recipient's local time, and
    frequency caps (marketing only). If ``now`` passes both → Allow. Otherwise the earliest
    instant both allow is computed exactly (not polled); at or past ``expires_at`` → Skip
@@ -75,6 +80,17 @@ from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from campaigns.consent import consents_to
+from campaigns.holds import (
+    FATIGUE_AFTER,
+    FATIGUE_REST,
+    UNSATISFIED_AT_MOST,
+    UNSATISFIED_HOLD,
+    Fatigue,
+    KeyedError,
+    held,
+    parse_fatigue,
+    parse_hold,
+)
 from campaigns.timewindows import (
     NoFreeTime,
     QuietCalendar,
@@ -99,6 +115,11 @@ __all__ = [
     "ContactPolicy",
     "Decision",
     "Defer",
+    "FATIGUE_AFTER",
+    "FATIGUE_REST",
+    "UNSATISFIED_AT_MOST",
+    "UNSATISFIED_HOLD",
+    "Fatigue",
     "FrequencyCap",
     "PolicyRules",
     "QuietHours",
@@ -118,7 +139,16 @@ CapChannel = Literal["email", "sms", "any"]
 
 #: Every skip reason is one of these or starts with one of the prefixes below.
 SKIP_REASONS: frozenset[str] = frozenset(
-    {"expired", "complaint_open", "quiet_hours", "quiet_days", "public_holiday", "send_window"}
+    {
+        "expired",
+        "complaint_open",
+        "quiet_hours",
+        "quiet_days",
+        "public_holiday",
+        "send_window",
+        "unsatisfied",
+        "fatigue",
+    }
 )
 SKIP_REASON_PREFIXES: tuple[str, ...] = ("suppressed:", "no_consent:", "frequency_cap:")
 
@@ -139,6 +169,8 @@ _POLICY_KEYS = (
     "default_region",
     "transactional_quiet",
     "caps",
+    "unsatisfied_hold",
+    "fatigue",
 )
 #: ``public_holidays`` value that gives every recipient the calendar of their own region.
 AUTO = "auto"
@@ -228,22 +260,30 @@ class PolicyRules:
     caps: tuple[FrequencyCap, ...] = ()
     default_region: str | None = None  # "auto": for recipients without a region of their own
     transactional_quiet: str = "hours"
+    unsatisfied_hold: timedelta | None = UNSATISFIED_HOLD
+    fatigue: Fatigue | None = None
 
     @classmethod
     def from_config(
-        cls, cfg: Mapping[str, Any], *, default_region: str | None = None
+        cls,
+        cfg: Mapping[str, Any],
+        *,
+        default_region: str | None = None,
+        fatigue: Fatigue | None = None,
     ) -> PolicyRules:
         """Build rules from the ``[policy]`` table of ``aftersale.toml``.
 
         Missing keys take the defaults above; ``quiet_hours = ""`` (or "off") and
         ``public_holidays = ""`` switch those rules off. Without ``policy.default_region``
         the ``default_region`` given here (the project's) is used if it names a calendar.
+        Without ``policy.fatigue`` the ``fatigue`` given here applies (the shell gives one
+        only for an e-mail provider that reports opens); ``fatigue = "off"`` switches it off.
         Raises ``ValueError`` naming the offending key (``policy.caps[1].per: ...``).
         """
         unknown = sorted(set(cfg) - set(_POLICY_KEYS))
         if unknown:
             raise ValueError(f"policy.{unknown[0]}: unknown setting")
-        defaults = cls(default_region=known_region(default_region or ""))
+        defaults = cls(default_region=known_region(default_region or ""), fatigue=fatigue)
         return cls(
             default_timezone=_named("default_timezone", _timezone, cfg, defaults),
             quiet_hours=_named("quiet_hours", _quiet_hours, cfg, defaults),
@@ -252,10 +292,12 @@ class PolicyRules:
             caps=_named("caps", _caps, cfg, defaults),
             default_region=_named("default_region", _holiday_region, cfg, defaults),
             transactional_quiet=_named("transactional_quiet", _transactional, cfg, defaults),
+            unsatisfied_hold=_named("unsatisfied_hold", parse_hold, cfg, defaults),
+            fatigue=_named("fatigue", parse_fatigue, cfg, defaults),
         )
 
 
-class _KeyedError(ValueError):
+class _KeyedError(KeyedError):
     """A configuration error whose message already names the exact key (``policy.caps[1].max``)."""
 
 
@@ -372,6 +414,10 @@ class Recipient:
     # Consent per channel and topic ({"email:offers": False}); a pair not named follows
     # the channel's consent.
     topic_consent: Mapping[str, bool] | None = None
+    # The customer's last satisfaction rating and when it was given (rule 4a).
+    last_rating: tuple[int, datetime] | None = None
+    # When the marketing e-mails since their last open, click or purchase went out (4b).
+    unanswered: Sequence[datetime] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,6 +542,14 @@ class ContactPolicy:
                 return Skip(no_consent_reason(c.channel, c.topic))
             if r.complaint_open:
                 return Defer(c.expires_at, "complaint_open")
+            held = self.held(r, now)
+            if held is not None:
+                until, why = held
+                return (
+                    Skip(why)
+                    if c.expires_at is not None and until >= c.expires_at
+                    else Defer(until, why)
+                )
         try:
             until, why = self.next_allowed(c, r, history, now, limit=c.expires_at)
         except NoFreeTime:
@@ -507,6 +561,12 @@ class ContactPolicy:
         if c.expires_at is not None and until >= c.expires_at:
             return Skip(why)
         return Defer(until, why)
+
+    def held(self, r: Recipient, now: datetime) -> tuple[datetime, str] | None:
+        """Until when, and why, ``r`` hears no marketing after ``now`` (rules 4a and 4b);
+        None when nothing holds them (see :mod:`campaigns.holds`)."""
+        rules = self.rules
+        return held(rules.unsatisfied_hold, rules.fatigue, r.last_rating, r.unanswered, now)
 
     def next_allowed(
         self,

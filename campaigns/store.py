@@ -71,6 +71,15 @@ class CustomerRow(NamedTuple):
     open_complaints: int
     attributes: dict[str, Any]
     topic_consent: dict[str, bool] | None = None
+    # What the customer is worth (campaigns.value), kept current by the engine.
+    orders: int = 0
+    revenue: str = "0"
+    revenue_currency: str = ""
+    first_purchase_at: datetime | None = None
+    last_purchase_at: datetime | None = None
+    complaints: int = 0
+    satisfaction: int | None = None
+    satisfaction_at: datetime | None = None
 
 
 class DueEvent(NamedTuple):

@@ -30,8 +30,12 @@ from campaigns.engine import (
     purchases_t,
     select_fields,
 )
+from campaigns.fatigue import unanswered_of
+from campaigns.ratings import RatingLinks
 from campaigns.timetable import warranty_end
 from campaigns.timewindows import resolve_zone
+from campaigns.value import DEFAULT_SEGMENTS, SegmentRules
+from campaigns.warning import alert_skus
 from channels import pickled_by_fields
 from templates import coupon_code
 from templates.links import short_link_base
@@ -107,6 +111,10 @@ class ContextParts:
     position: int | None
     # The items of the messages this one carries (campaigns.bundling), each with its order.
     bundled: tuple[tuple[Order, Item], ...] = ()
+    # The ``[segments]`` thresholds ``customer.segment`` is scored by (campaigns.value).
+    segments: SegmentRules = DEFAULT_SEGMENTS
+    # The SKUs under alert (campaigns.warning) when the batch was read.
+    alerts: frozenset[str] = frozenset()
 
     @property
     def locale(self) -> str | None:
@@ -133,7 +141,7 @@ class ContextParts:
         item = next((i for i in items if i["position"] == self.position), None)
         carried = [_item_context(o, i, zone) for o, i in self.bundled] if item is not None else []
         return {
-            "customer": customer_context(self.customer, self.now.year),
+            "customer": customer_context(self.customer, self.now.year, self.now, self.segments),
             "order": order_ctx,
             "item": item,
             "items": [item, *carried] if item is not None else [],
@@ -141,6 +149,7 @@ class ContextParts:
             "step": {"id": self.step, "occurrence": self.occurrence},
             "occurrence": self.occurrence,
             "now": self.now,
+            "alerts": self.alerts,
         }
 
     def context(self, links: LinkSettings) -> dict[str, Any]:
@@ -153,8 +162,12 @@ class ContextParts:
 class ContextLoader:
     """Loads, once per batch, the orders and items the batch's templates will need."""
 
-    def __init__(self, conn: Connection, rows: list[Any]) -> None:
+    def __init__(
+        self, conn: Connection, rows: list[Any], segments: SegmentRules = DEFAULT_SEGMENTS
+    ) -> None:
         self.conn = conn
+        self.segments = segments
+        self.alerts: frozenset[str] = frozenset()
         self.orders: dict[str, Order] = {}
         self.items: dict[str, list[Item]] = defaultdict(list)
         self.positions: dict[str, int | None] = {}
@@ -165,6 +178,16 @@ class ContextLoader:
         # How the previous step's message of each row ended (message id → ``previous``),
         # loaded by the journey engine when a condition first asks.
         self.previous: dict[int, dict[str, Any]] | None = None
+        # The batch's customers' unanswered marketing e-mails (campaigns.fatigue), loaded
+        # when the policy first asks: only with fatigue on.
+        self._unanswered: dict[str, list[datetime]] | None = None
+
+    def unanswered(self, customer_id: str, now: datetime) -> list[datetime]:
+        """When the marketing e-mails ``customer_id`` left unanswered went out."""
+        if self._unanswered is None:
+            ids = {r.customer_id for r in self.rows}
+            self._unanswered = unanswered_of(self.conn, ids, now)
+        return self._unanswered.get(customer_id, [])
 
     def _load(self, rows: list[Any]) -> None:
         conn = self.conn
@@ -175,6 +198,7 @@ class ContextLoader:
             items = self.items
             for i in conn.execute(ITEMS, {"ids": order_ids}).all():
                 items[i.order_id].append(Item._make(i))
+        self.alerts = alert_skus(conn)
         enrollment_ids = sorted({r.enrollment_id for r in rows})
         for eid, position in conn.execute(POSITIONS, {"ids": enrollment_ids}).all():
             self.positions[eid] = position
@@ -204,6 +228,8 @@ class ContextLoader:
             items=tuple(self.items.get(row.order_id, ())),
             position=self.positions.get(row.enrollment_id),
             bundled=tuple(self._items_of(bundled)),
+            segments=self.segments,
+            alerts=self.alerts,
         )
 
     def _items_of(self, messages: Sequence[Any]) -> Iterator[tuple[Order, Item]]:
@@ -252,6 +278,10 @@ def render_context(
     links = {
         "unsubscribe": unsubscribe_url(public_url, unsubscribe_key, row.customer_id),
         "preferences": preferences_url(public_url, unsubscribe_key, row.customer_id),
+        # Signed only when a template uses one (campaigns.ratings).
+        "rate": RatingLinks(
+            public_url, purpose_key(secret_key, "ratings"), row.id, row.customer_id
+        ),
     }
     if short_links and row.channel != "email":  # SMS, or a preview of either
         links["short"] = short_link_base(public_url, purpose_key(secret_key, "links"), row.id)

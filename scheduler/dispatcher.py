@@ -67,6 +67,7 @@ from campaigns.models import (
 )
 from campaigns.policy import Allow, Candidate, Contact, ContactPolicy, Defer, Recipient, Skip
 from campaigns.timewindows import own_region
+from campaigns.value import rating_of
 from channels import (
     AmbiguousChannelError,
     Channel,
@@ -519,7 +520,7 @@ class Dispatcher:
         suppressed = _suppressions(conn, customer_ids)
         history, latest = self._history(conn, customer_ids, now)
         bundles = self._bundles(conn, rows)
-        contexts = ContextLoader(conn, [*rows, *bundles.outside])
+        contexts = ContextLoader(conn, [*rows, *bundles.outside], self.journeys.segments)
         sending: list[int] = []
         updates: list[dict[str, Any]] = []
         variants: list[dict[str, Any]] = []  # not a move: the message stays ``sending``
@@ -647,6 +648,8 @@ class Dispatcher:
             suppressed=suppressed,
             complaint_open=customer.open_complaints > 0,
             region=self._region(customer),
+            last_rating=rating_of(customer),
+            unanswered=contexts.unanswered(customer.id, now) if self.policy.rules.fatigue else (),
         )
         decision = self.policy.decide(candidate, recipient, history, now)
         address = customer.email if row.channel == "email" else customer.phone

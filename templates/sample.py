@@ -74,6 +74,14 @@ def sample_context(locale: str = "de", *, bundle: bool = False) -> dict[str, Any
             "locale": norm.replace("_", "-"),
             "timezone": tz,
             "attributes": {"city": city, "birth_year": 1984},
+            # What the customer is worth, as the dispatcher adds it (campaigns.value).
+            "orders": 3,
+            "revenue": Decimal("1249.00"),
+            "first_purchase_at": purchased - timedelta(days=400),
+            "last_purchase_at": purchased,
+            "complaints": {"total": 1, "open": 0},
+            "satisfaction": 4,
+            "segment": "loyal",
         },
         "order": {
             "id": "o1",
@@ -90,6 +98,7 @@ def sample_context(locale: str = "de", *, bundle: bool = False) -> dict[str, Any
             "unsubscribe": "https://shop.example/u/sample-token",
             "preferences": "https://shop.example/p/sample-token",
             "short": "https://shop.example/l/2n9c.i2Qvd0c",  # an SMS's first link (templates.links)
+            "rate": {n: f"https://shop.example/rate/2n9c.sample/{n}" for n in range(1, 6)},
         },
         "offer": {
             "coupon_code": coupon_code("sample-secret", "c1:loyalty:o1"),

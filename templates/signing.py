@@ -13,6 +13,7 @@ purpose         signs
 ``coupons``     the personal coupon code of each enrolment
 ``guests``      the pseudonymous customer id of a shop's guest checkout
 ``experiments`` the hashes that hold customers out and draw their variants
+``ratings``     the one-click rating links of a message asking for satisfaction
 ==============  ===============================================
 """
 
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 __all__ = ["PURPOSES", "purpose_key"]
 
-PURPOSES = ("sessions", "unsubscribe", "links", "coupons", "guests", "experiments")
+PURPOSES = ("sessions", "unsubscribe", "links", "coupons", "guests", "experiments", "ratings")
 _SALT = b"aftersale signing keys v1"
 
 

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from aftersale.accounts import LoginThrottle
-from aftersale.admin import api, forecast_page, pages
+from aftersale.admin import api, forecast_page, listening, pages
 from aftersale.admin.auth import LoginRequired
 from aftersale.app import Project
 from templates.signing import purpose_key
@@ -38,6 +38,7 @@ def mount_admin(app: FastAPI, project: Project) -> None:
     app.state.login_throttle = LoginThrottle()
     app.include_router(pages.router)
     app.include_router(forecast_page.router)
+    app.include_router(listening.router)
     app.include_router(api.router)
     app.mount("/admin/static", StaticFiles(directory=STATIC), name="admin-static")
     app.add_exception_handler(LoginRequired, _to_login)

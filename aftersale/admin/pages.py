@@ -47,6 +47,7 @@ from aftersale.admin.terminal import experiments, project_prices
 from aftersale.admin.upcoming import PERIODS, upcoming_sends
 from aftersale.app import CLOCK_KEY, Project, state_t
 from aftersale.choices import known_steps, unknown_value
+from aftersale.customer_value import customer_value
 from aftersale.eventlog import EVENT_STATUSES, count_failed, query_events
 from aftersale.sendlog import (
     LogFilter,
@@ -203,6 +204,12 @@ def clock_now(project: Project) -> datetime:
 MAX_RANGE_DAYS = 366
 
 
+def dashboard_counts(conn: Any) -> tuple[int, int]:
+    from aftersale.admin.listening import dashboard_counts as counts
+
+    return counts(conn)
+
+
 @router.get("/")
 def home(
     request: Request,
@@ -231,6 +238,7 @@ def home(
         board = dashboard(conn, now, days=days, heartbeat_now=datetime.now(UTC), until=until)
         ahead = upcoming_sends(conn, now)
         failed_events = count_failed(conn)
+        alerts, attention = dashboard_counts(conn)
     chart = {"days": board.days, "per_day": board.per_day, "deferrals": board.deferrals_per_day,
              "upcoming": ahead}  # fmt: skip
     # Inside <script>: no "<" may survive, or a reason string could close the tag.
@@ -240,7 +248,8 @@ def home(
                   # no red "0 alive" on a simulated project, where none need run
                   show_dispatchers=simulated is None or bool(board.dispatchers),
                   note=note or problem, failed_events=failed_events, span=span,
-                  range_from=since or "", range_to=to or "")  # fmt: skip
+                  range_from=since or "", range_to=to or "",
+                  alerts=alerts, attention=attention)  # fmt: skip
 
 
 def day_range(
@@ -373,9 +382,10 @@ def customer_page(
         problem = f"no times {times!r}; choose one of: {', '.join(TIMES)}"
     with reading(project.db) as conn:
         timeline = customer_timeline(conn, customer_id)
+        value = timeline and customer_value(project, conn, timeline.customer, clock_now(project))
     if timeline is None:
         raise HTTPException(404, f"no customer {customer_id!r}")
-    return render(request, "customer.html", user, t=timeline, in_utc=times == "utc",
+    return render(request, "customer.html", user, t=timeline, value=value, in_utc=times == "utc",
                   times_problem=problem,
                   contact=contact_view(user, timeline.customer), why_not=not_enrolled_text,
                   zone=_zone(timeline.customer.timezone, project.settings.policy.get(

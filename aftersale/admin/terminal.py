@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from aftersale.accounts import AccountError, create_user, list_users, remove_user, set_password
 from aftersale.app import Project
+from aftersale.customer_value import resting
 from aftersale.holdouts import ExperimentReport, experiment_report
 from aftersale.stats import (
     JourneyReturn,
@@ -136,10 +137,12 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
                 skips = skip_reasons(conn, journey)
                 deferrals = deferral_reasons(conn, journey)
                 reports = experiments(conn, prices, journey)
+                held = resting(proj, conn, _project_time(proj))
         finally:
             proj.close()
         if format == "json":
             doc = stats_document(prices, reports, returns, funnels, skips, deferrals)
+            doc["resting"] = held
             typer.echo(json.dumps(doc, indent=2))
             return
         for report in reports:
@@ -149,6 +152,16 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
         console.print(returns_table(returns, prices))
         console.print(reasons_table("Not sent", skips))
         console.print(reasons_table("Deferred", deferrals))
+        console.print(
+            f"Resting now (offers held): {held['unsatisfied']} unsatisfied after a complaint, "
+            f"{held['fatigue']} tired of unanswered e-mails"
+        )
+
+
+def _project_time(proj: Project) -> datetime:
+    from aftersale.admin.pages import clock_now  # the web stack: only when asked
+
+    return clock_now(proj)
 
 
 def _known_journey(proj: Project, conn: Connection, journey: str | None, out: Console) -> None:
