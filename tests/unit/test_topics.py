@@ -83,7 +83,8 @@ def test_builtin_journeys_name_their_topics() -> None:
     assert not problems
     topics = {item.journey.id: item.journey.topic for item in loaded}
     assert topics == {"thank_you": "service", "inspection_invitation": "service",
-                      "loyalty_offer": "offers", "extended_warranty": "offers"}  # fmt: skip
+                      "loyalty_offer": "offers", "extended_warranty": "offers",
+                      "complaint_followup": "service"}  # fmt: skip
 
 
 @pytest.mark.parametrize("topic", ["news", "Offers", 3, ""])
