@@ -190,7 +190,7 @@ def _shop_toml(shop: dict[str, str]) -> dict[str, str]:
 
 
 def write_project(directory: Path, *, shop: dict[str, str] | None = None) -> list[Path]:
-    """Write a new project: settings, the four built-in journeys, a templates folder.
+    """Write a new project: settings, the built-in journeys, a templates folder.
 
     The ``[shop]`` table holds ``shop`` (the demo's sample shop), else placeholders.
     """

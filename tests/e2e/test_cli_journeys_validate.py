@@ -50,7 +50,7 @@ def test_twenty_broken_journeys_each_get_their_line_and_a_hint(shop: Path):
 def test_the_built_in_journeys_are_valid(shop: Path):
     done = cli("journeys", "validate", project=shop)
     assert done.exit_code == 0, done.output
-    assert "4 journeys valid" in done.output
+    assert "5 journeys valid" in done.output
 
 
 def test_an_unknown_template_names_the_files_and_where_built_ins_live(shop: Path):
