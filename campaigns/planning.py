@@ -224,8 +224,8 @@ class Planner:
             )
 
     def flush(self, conn: Connection) -> int:
-        self._reentries(conn)
-        _insert_ignore(conn, enrollments_t, self.enrollments, ["id"])
+        inserted = _insert_ignore(conn, enrollments_t, self.enrollments, ["id"])
+        self._reentries(conn, inserted)
         _insert_ignore(conn, messages_t, self.messages, ["enrollment_id", "step", "occurrence"])
         _insert_ignore(conn, not_enrolled_t, self.not_enrolled, ["event_id", "journey_id"])
         self.messages_planned = len(self.messages)
@@ -235,17 +235,18 @@ class Planner:
         self._asked.clear()
         return count
 
-    def _reentries(self, conn: Connection) -> None:
+    def _reentries(self, conn: Connection, inserted: int) -> None:
         """A ``reentry`` row for each (event, journey) whose every enrolment was taken
-        before: by an earlier event of the batch, or already in the database. Only entry
-        keys an event shares with others (``once``, per order or item) are looked up."""
-        shared = [e["id"] for e in self.enrollments if not e["entry_key"].startswith("event:")]
+        before: by an earlier event of the batch, or already in the database.
+
+        Run after the batch's enrolments are inserted: an enrolment of this batch then
+        names its own event, one taken before names another. Only entry keys an event
+        shares with others (``once``, per order or item) are looked up, and on SQLite only
+        when the insert left some rows alone (its row count says how many it wrote).
+        """
         taken: dict[str, str | None] = {}  # enrolment id -> the event that started it
-        e = enrollments_t.c
-        for start in range(0, len(shared), 500):
-            chunk = shared[start : start + 500]
-            query = sa.select(e.id, e.trigger_event_id).where(e.id.in_(chunk))
-            taken.update((i, event) for i, event in conn.execute(query))
+        if conn.dialect.name != "sqlite" or inserted < len(self.enrollments):
+            taken = self._taken(conn)
         for (event_id, journey_id), (customer_id, at, ids) in self._asked.items():
             if ids and all(
                 self._keys[i] != event_id or taken.get(i, event_id) != event_id for i in ids
@@ -260,6 +261,16 @@ class Planner:
                         "expression": None,
                     }
                 )
+
+    def _taken(self, conn: Connection) -> dict[str, str | None]:
+        shared = [e["id"] for e in self.enrollments if not e["entry_key"].startswith("event:")]
+        taken: dict[str, str | None] = {}
+        e = enrollments_t.c
+        for start in range(0, len(shared), 500):
+            chunk = shared[start : start + 500]
+            query = sa.select(e.id, e.trigger_event_id).where(e.id.in_(chunk))
+            taken.update((i, event) for i, event in conn.execute(query))
+        return taken
 
 
 def message_row(
