@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from campaigns.journeys import Journey, Step, parse_duration, resolve_duration
+from campaigns.journeys import (
+    Journey,
+    Step,
+    is_duration,
+    parse_duration,
+    resolve_duration,
+)
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -188,6 +194,8 @@ class PlanCache:
     def __init__(self, kept: int = _PLANS_KEPT) -> None:
         self.kept = kept
         self._plans: dict[tuple[Any, ...], RelativePlan] = {}
+        # id(journey) -> (journey, its durations when none depends on the context, else None)
+        self._fixed: dict[int, tuple[Journey, tuple[Any, ...] | None]] = {}
 
     def timetable(
         self,
@@ -197,7 +205,10 @@ class PlanCache:
         item: Mapping[str, Any] | None,
         ctx: Mapping[str, Any],
     ) -> RelativePlan:
-        durations = step_durations(journey, ctx)
+        fixed = self._fixed.get(id(journey))
+        if fixed is None or fixed[0] is not journey:
+            fixed = self._fixed[id(journey)] = (journey, _fixed_durations(journey))
+        durations = fixed[1] if fixed[1] is not None else step_durations(journey, ctx)
         _, purchased_at, warranty_end = _anchors(trigger_at, order, item)
         key = (
             id(journey),
@@ -211,6 +222,15 @@ class PlanCache:
                 self._plans.clear()
             plan = self._plans[key] = _relative_plan(journey, durations, key[2], key[3])
         return plan
+
+
+def _fixed_durations(journey: Journey) -> tuple[Any, ...] | None:
+    """Each step's (wait, every) when all are duration literals (the same for every
+    enrolment), else None."""
+    specs = [s.wait for s in journey.steps] + [s.repeat.every for s in journey.steps if s.repeat]
+    if not all(is_duration(spec) for spec in specs):
+        return None
+    return step_durations(journey, {})
 
 
 def _relative_plan(
