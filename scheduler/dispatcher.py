@@ -303,8 +303,7 @@ class Dispatcher:
                 return applied
 
     def _apply_events_tx(self, now: datetime) -> int:
-        with self.db.begin() as conn:
-            return self.journeys.apply_due_events(conn, now, limit=EVENTS_BATCH).events
+        return self.journeys.apply_due_events_in(self.db, now, limit=EVENTS_BATCH).events
 
     def _with_retry(self, work: Callable[[], T], what: str) -> T:
         """Run one transaction, again after a connection fault, a bounded number of times."""
