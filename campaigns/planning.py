@@ -138,8 +138,6 @@ class Planner:
         self._asked: list[tuple[Any, str, str]] = []
         self._contested = False
         self._purchase_journeys: list[ActiveJourney] | None = None
-        # (customer, year) -> what conditions see of the customer: a batch's purchases
-        # often share customers, and conditions only read it
 
     def purchase(self, row: Any) -> None:
         if self._purchase_journeys is None:
