@@ -165,6 +165,20 @@ class Project:
         if self.settings.secret_key_previous:
             require_strong_key(self.settings.secret_key_previous, setting="secret_key_previous")
 
+    def require_legal_data(self) -> None:
+        """Refuse a real provider while the sender's data is a placeholder or the sample
+        shop's (:mod:`aftersale.legal`); the error names each setting on a line of its own."""
+        from aftersale.legal import unfinished_settings
+
+        if not self.sends_for_real():
+            return
+        unfinished = unfinished_settings(self.settings)
+        if unfinished:
+            raise ConfigurationError(
+                "before sending to customers, fill in (aftersale.toml):\n"
+                + "\n".join(str(u) for u in unfinished)
+            )
+
     def dispatcher(self, clock: Clock, *, dispatchers: int = 1) -> Dispatcher:
         """A dispatcher on ``clock``, one of ``dispatchers`` processes on this machine."""
         s = self.settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -21,6 +22,7 @@ from aftersale.admin.terminal import add_commands
 from aftersale.app import Project
 from aftersale.errors import AftersaleError, ConfigurationError
 from aftersale.journeys_cli import add_journey_commands
+from aftersale.marketing import add_commands as add_marketing_commands
 from aftersale.sendlog import (
     LogFilter,
     customer_timeline,
@@ -129,17 +131,16 @@ default_region = "DE"
 public_url = "http://127.0.0.1:8000"
 
 [shop]
-name = "Elektro Sommer"
-url = "https://elektro-sommer.example"
-support_email = "service@elektro-sommer.example"
-support_phone = "+49 30 1234567"
-
+# Every message names its sender: fill these in before going live. `run`, `serve` and
+# `simulate` refuse SendGrid, SMTP and Twilio while one still says FILL IN (or .example).
+{shop}
 [email]
 provider = "outbox"          # outbox | sendgrid | smtp
-from = "Elektro Sommer <service@elektro-sommer.example>"
+from = "{email_from}"
 
 [sms]
 provider = "outbox"          # outbox | twilio
+help_text = "{sms_help}"
 opt_out_hint = {{ de = "Abmelden: STOP", en = "Reply STOP to opt out" }}
 
 [policy]
@@ -166,15 +167,42 @@ per = "14d"
 """
 
 
-def write_project(directory: Path) -> list[Path]:
-    """Write a new project: settings, the four built-in journeys, a templates folder."""
+PLACEHOLDER_SHOP = {
+    "name": "FILL IN: the shop's name",
+    "url": "https://FILL-IN.example",
+    "support_email": "service@FILL-IN.example",
+    "support_phone": "FILL IN: support phone, e.g. +49 30 9876543",
+    "address": "FILL IN: company · street and number · postcode and city",
+    "imprint": "FILL IN: company, register court and number, managing directors, VAT id",
+}
+
+
+def _shop_toml(shop: dict[str, str]) -> dict[str, str]:
+    """The ``{shop}``, ``{email_from}`` and ``{sms_help}`` parts of DEFAULT_TOML."""
+    lines = "".join(
+        f"{key} = {json.dumps(value, ensure_ascii=False)}\n" for key, value in shop.items()
+    )
+    name = "Your shop" if shop["name"].startswith("FILL IN") else shop["name"]
+    return {
+        "shop": lines,
+        "email_from": f"{name} <{shop['support_email']}>",
+        "sms_help": f"{name}: {shop['support_phone']}. Abmelden mit STOP.",
+    }
+
+
+def write_project(directory: Path, *, shop: dict[str, str] | None = None) -> list[Path]:
+    """Write a new project: settings, the four built-in journeys, a templates folder.
+
+    The ``[shop]`` table holds ``shop`` (the demo's sample shop), else placeholders.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     config = directory / "aftersale.toml"
     if not config.exists():  # it holds the secret key: the owner's alone
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(DEFAULT_TOML.format(secret=secrets.token_urlsafe(32)))
+            parts = _shop_toml(shop or PLACEHOLDER_SHOP)
+            handle.write(DEFAULT_TOML.format(secret=secrets.token_urlsafe(32), **parts))
         written.append(config)
     journeys = directory / "journeys"
     journeys.mkdir(exist_ok=True)
@@ -294,11 +322,19 @@ def preview(
     locale: Annotated[str | None, typer.Option(help="Locale, e.g. de or en.")] = None,
     channel: Annotated[str | None, typer.Option(help="email or sms.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write <out>.html and <out>.txt.")] = None,
+    order: Annotated[
+        str | None, typer.Option(help="Order id (the customer's latest when absent).")
+    ] = None,
+    item: Annotated[str | None, typer.Option(help="SKU of the order's item to show.")] = None,
 ) -> None:
-    """Render a template with real data and print subject, sizes and SMS segments."""
+    """Render a template with real data and print subject, sizes and SMS segments; say
+    where sample data stands in for the customer's."""
     from aftersale.previewing import preview_template
 
-    result = run_guarded(lambda: preview_template(project(), template, customer, locale, channel))
+    result = run_guarded(lambda: preview_template(project(), template, customer, locale, channel,
+                                                  order_id=order, item_sku=item))  # fmt: skip
+    for note in result.notes:
+        err.print(f"[yellow]sample data:[/] {safe(note)}", highlight=False)
     table = Table(show_header=False)
     for key, value in result.summary().items():
         table.add_row(safe(key), safe(value))
@@ -356,9 +392,11 @@ def run(
 
 
 def _refuse_weak_key(proj: Project, *, always: bool = False) -> None:
-    """Signing for real customers (or the console) needs a strong ``secret_key``."""
+    """Signing for real customers (or the console) needs a strong ``secret_key``; sending
+    to them needs the shop's own legal data (``aftersale.legal``)."""
     if always or proj.sends_for_real():
         run_guarded(proj.require_strong_key)
+    run_guarded(proj.require_legal_data)
 
 
 def _stats_line(stats: Any) -> str:
@@ -762,6 +800,7 @@ def console_url(host: str, port: int) -> str:
 
 add_commands(app, project, console)
 add_journey_commands(app, project, console)
+add_marketing_commands(app, project, console)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -334,6 +334,7 @@ def run_demo(
     ``settings`` override the project's (``--providers fake`` points them at fake servers).
     """
     from aftersale.cli import write_project
+    from aftersale.legal import SAMPLE_SHOP
 
     began = time.perf_counter()
     directory = directory or Path(tempfile.mkdtemp(prefix="aftersale-demo-"))
@@ -341,7 +342,7 @@ def run_demo(
         console.print(f"[yellow]{directory} already holds a demo; starting it afresh[/]")
         for name in ("aftersale.db", "aftersale.db-wal", "aftersale.db-shm"):
             (directory / name).unlink(missing_ok=True)
-    write_project(directory)
+    write_project(directory, shop=SAMPLE_SHOP)
     add_experiments(directory)
     secret = load_settings(directory).require("secret_key")
     shop = generate_shop(
@@ -437,21 +438,21 @@ def _next_steps(console: Console, project: Project, directory: Path) -> None:
     m, d = Message.__table__.c, MessageDecision.__table__.c
     with reading(project.db) as conn:
         # A customer whose story shows the policy at work: a message held back by a cap.
-        example = (
-            conn.execute(
-                sa.select(m.customer_id)
-                .join_from(Message.__table__, MessageDecision.__table__, m.id == d.message_id)
-                .where(d.reason.like("frequency_cap%"))
-                .limit(1)
-            ).scalar()
-            or "c0001"
-        )
+        row = conn.execute(
+            sa.select(m.customer_id, m.journey_id)
+            .join_from(Message.__table__, MessageDecision.__table__, m.id == d.message_id)
+            .where(d.reason.like("frequency_cap%"))
+            .order_by(m.customer_id)
+            .limit(1)
+        ).first()
+    example, journey = row if row is not None else ("c0001", "thank_you")
     console.print(f"outbox (.eml and sms.jsonl): {project.settings.outbox_dir}")
     console.print(f"database: {project.settings.effective_database_url}\n")
     console.print("See more:")
     console.print(
         f"  aftersale -p {directory} customer {example}      # one customer's whole story"
     )
+    console.print(f"  aftersale -p {directory} why {example} {journey}   # enrolled or not, why")
     console.print(f"  aftersale -p {directory} log --reason frequency_cap")
     console.print(f"  aftersale -p {directory} log --reason bundled")
     console.print(f"  aftersale -p {directory} log --status skipped --journey loyalty_offer")

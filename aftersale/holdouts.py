@@ -32,7 +32,9 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+import jinja2
 import sqlalchemy as sa
+from jinja2 import meta
 from sqlalchemy.engine import Connection
 
 from aftersale.stats import SENT_STATUSES, Prices, _money
@@ -100,18 +102,23 @@ def _outcome(c: _Customer) -> Outcome:
     return Outcome(c.converted, float(c.revenue), float(c.cost + c.offer_cost))
 
 
-def _exposed(journey_id: str, journey: Any = None) -> Any:
+def _exposed(journey_id: str) -> Any:
     """The journey's marketing messages that came due (see the module's rules)."""
     m = messages_t.c
     return sa.and_(
-        (m.journey_id if journey is None else journey) == journey_id,
+        m.journey_id == journey_id,
         m.category == "marketing",
         m.status.not_in(("planned", "sending", "cancelled")),
     )
 
 
 def _customers(conn: Connection, journey_id: str, prices: Prices) -> dict[str, _Customer]:
-    """Each exposed customer's group, window, message cost and variants: one pass in SQL."""
+    """Each exposed customer's group, window, message cost and variants.
+
+    Grouped in SQL by step, channel and customer, the order of ix_messages_journey_figures:
+    one pass over the journey's part of that index, no sort; the rows of a customer's steps
+    and channels are merged here.
+    """
     m = messages_t.c
     sent = sa.and_(m.sent_at.is_not(None), m.status.in_(SENT_STATUSES))
     segments = sa.func.coalesce(m.details["segments"].as_integer(), 1)
@@ -126,10 +133,8 @@ def _customers(conn: Connection, journey_id: str, prices: Prices) -> dict[str, _
             sa.func.sum(sa.case((sa.and_(sent, m.channel == "sms"), segments), else_=0)),
             sa.func.max(sa.case((sent, m.variant))),
         )
-        # journey_id || '': a journey with an experiment is a large share of the log, and
-        # one scan of the table beats fetching each of its rows through the index.
-        .where(_exposed(journey_id, m.journey_id + ""))
-        .group_by(m.customer_id, m.step)
+        .where(_exposed(journey_id))
+        .group_by(m.step, m.channel, m.customer_id)
     )
     customers: dict[str, _Customer] = {}
     for cid, step, control, start, end, emails, sms_segments, variant in conn.execute(query):
@@ -148,6 +153,7 @@ def _customers(conn: Connection, journey_id: str, prices: Prices) -> dict[str, _
 def _conversions(
     conn: Connection, journey: Journey, customers: dict[str, _Customer], span: timedelta
 ) -> None:
+    costs: dict[tuple[Any, ...], Decimal] = {}
     for customer_id, at, value, conversion in _goal_events(conn, journey, customers):
         c = customers.get(customer_id)
         if c is None or c.start is None or c.end is None or not c.start < at <= c.end + span:
@@ -155,15 +161,25 @@ def _conversions(
         c.converted = True
         c.revenue += value
         if not c.control:
-            c.offer_cost += _offer_cost(journey, conversion)
+            c.offer_cost += _offer_cost(journey, conversion, costs)
 
 
-def _offer_cost(journey: Journey, conversion: dict[str, Any]) -> Decimal:
+def _offer_cost(
+    journey: Journey, conversion: dict[str, Any], costs: dict[tuple[Any, ...], Decimal]
+) -> Decimal:
+    """What one conversion gave away; ``costs`` keeps an expression's result per distinct
+    value of what it reads, so that it is evaluated once per value, not per conversion."""
     fixed = _fixed_cost(journey.offer_cost)
     if fixed is not None:
         return fixed
     try:
-        return offer_cost(journey, conversion_context(conversion))
+        context = conversion_context(conversion)
+        key = _cost_key(journey.offer_cost, context)
+        if key is None:
+            return offer_cost(journey, context)
+        if key not in costs:
+            costs[key] = offer_cost(journey, context)
+        return costs[key]
     except Exception:  # noqa: BLE001 - an event without the field costs nothing, not the report
         return Decimal("0")
 
@@ -179,19 +195,43 @@ def _fixed_cost(spec: str | None) -> Decimal | None:
         return None
 
 
+def _cost_key(spec: str | None, context: dict[str, Any]) -> tuple[Any, ...] | None:
+    """What an ``offer_cost`` expression's result depends on: the values of the names it
+    reads (``value * 0.10`` reads only the value); None when those are not plain values."""
+    names = _names_read(spec or "")
+    if names is None or not names <= {"value", "offer"}:
+        return None
+    offer = context["offer"]
+    key = (context["value"] if "value" in names else None,
+           tuple(sorted(dict(offer).items())) if "offer" in names else ())  # fmt: skip
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+@lru_cache(maxsize=64)
+def _names_read(spec: str) -> frozenset[str] | None:
+    """The variables an expression reads (None when it does not parse)."""
+    env = jinja2.Environment(autoescape=False)  # noqa: S701 - parsed for its names only
+    try:
+        return frozenset(meta.find_undeclared_variables(env.parse("{{ " + spec + " }}")))
+    except jinja2.TemplateSyntaxError:
+        return None
+
+
 def _goal_events(conn: Connection, journey: Journey, customers: dict[str, _Customer]):
     """``(customer, at, value, event fields)`` of every goal event of exposed customers."""
-    ids = sorted(customers)
-    for start in range(0, len(ids), CHUNK):
-        yield from _goal_events_of(conn, journey, ids[start : start + CHUNK])
-
-
-def _goal_events_of(conn: Connection, journey: Journey, chunk: list[str]):
+    if not customers:
+        return
+    m = messages_t.c
+    exposed = sa.select(m.customer_id).where(_exposed(journey.id))
     p, e = purchases_t.c, events_t.c
     goal = journey.goal_event
     if goal == "purchase":
         query = sa.select(p.id, p.customer_id, p.purchased_at, p.total).where(
-            p.customer_id.in_(chunk), p.returned_at.is_(None)
+            p.customer_id.in_(exposed), p.returned_at.is_(None)
         )
         costed = journey.offer_cost is not None
         for order in conn.execute(query):
@@ -201,7 +241,7 @@ def _goal_events_of(conn: Connection, journey: Journey, chunk: list[str]):
             yield order.customer_id, order.purchased_at, total, event
         return
     query = sa.select(e.customer_id, e.at, e.payload).where(
-        e.customer_id.in_(chunk), e.type == goal
+        e.customer_id.in_(exposed), e.type == goal
     )
     rows = list(conn.execute(query))
     totals = _order_totals(conn, rows)

@@ -1,7 +1,8 @@
 """The project's secret: refused when weak, and turned into one key per purpose.
 
 ``secret_key`` signs console sessions, unsubscribe links, short links and coupon codes,
-each with its own derived key (:mod:`templates.signing`). ``secret_key_previous`` keeps
+and keys the hashes that assign customers to holdouts and variants
+(:mod:`campaigns.experiments`), each with its own derived key (:mod:`templates.signing`). ``secret_key_previous`` keeps
 links signed before a rotation working: they are verified with the current key first,
 then with the previous one; new signatures always use the current key.
 """

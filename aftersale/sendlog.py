@@ -121,18 +121,45 @@ def customer_timezone(conn: Connection, customer_id: str) -> str | None:
     ).scalar()
 
 
-def decided_log(conn: Connection, flt: LogFilter, *, limit: int = 50) -> list[Any]:
-    """Messages that have an outcome (or are being sent), newest decision first."""
+Position = tuple[datetime | None, int]  # where a page ended: (its last row's time, id)
+
+
+def decided_log(
+    conn: Connection, flt: LogFilter, *, limit: int = 50, after: Position | None = None
+) -> list[Any]:
+    """Messages that have an outcome (or are being sent), newest decision first.
+
+    ``after`` is the (``updated_at``, id) of the last row of the previous page (keyset):
+    rows without a decision time come last, newest id first."""
+    m = messages_t.c
+    query = decided_query(flt)
+    if after is not None:
+        at, last_id = after
+        older = sa.and_(m.updated_at.is_(None), m.id < last_id)
+        if at is not None:
+            older = sa.or_(m.updated_at < at, sa.and_(m.updated_at == at, m.id < last_id),
+                           m.updated_at.is_(None))  # fmt: skip
+        query = query.where(older)
+    return list(conn.execute(query.limit(limit)))
+
+
+def decided_query(flt: LogFilter) -> sa.Select:
+    """The decided messages of ``flt``, newest decision first (no decision time: last)."""
     m = messages_t.c
     query = logged().where(*flt.where(), m.status != PLANNED)
-    order = (sa.nulls_last(m.updated_at.desc()), m.id.desc())
-    return list(conn.execute(query.order_by(*order).limit(limit)))
+    return query.order_by(sa.nulls_last(m.updated_at.desc()), m.id.desc())
 
 
-def upcoming_log(conn: Connection, flt: LogFilter, *, limit: int = 50) -> list[Any]:
-    """Planned messages, the soonest due first."""
+def upcoming_log(
+    conn: Connection, flt: LogFilter, *, limit: int = 50, after: Position | None = None
+) -> list[Any]:
+    """Planned messages, the soonest due first; ``after``: the (due time, id) of the last
+    row of the previous page."""
     m = messages_t.c
     query = logged().where(*flt.where(), m.status == PLANNED)
+    if after is not None and after[0] is not None:
+        due, last_id = after
+        query = query.where(sa.or_(m.due_at > due, sa.and_(m.due_at == due, m.id > last_id)))
     return list(conn.execute(query.order_by(m.due_at, m.id).limit(limit)))
 
 

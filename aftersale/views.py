@@ -58,6 +58,10 @@ def print_timeline(
         f"SMS {yes_no[bool(c.sms_consent)]} ({safe(c.sms_consent_source)})"
         + (f" · [red]{c.open_complaints} open complaint(s)[/]" if c.open_complaints else "")
     )
+    chosen = getattr(c, "topic_consent", None) or {}
+    if chosen:  # what the preference page or the import decided, per channel and topic
+        topics = ", ".join(f"{safe(k)} {'yes' if v else 'no'}" for k, v in sorted(chosen.items()))
+        console.print(f"  topics: {topics}", highlight=False)
     for s in t.suppressions:
         console.print(
             f"  [red]suppressed {safe(s.channel)}: {safe(s.reason)}[/] "

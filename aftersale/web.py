@@ -1,4 +1,4 @@
-"""The web app: health, webhooks, unsubscribe pages, the HTTP API and the admin console."""
+"""The web app: health, webhooks, the preference (unsubscribe) page, the HTTP API and the admin console."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from aftersale.admin.auth import CurrentUser, api_user, page_user
 from aftersale.admin.mount import mount_admin
 from aftersale.app import Project
 from aftersale.middleware import BodyLimit, SecurityHeaders
+from aftersale.preferences import router as preferences_router
 from aftersale.settings import Settings
 from aftersale.webhooks import router as webhooks_router
 from channels.redaction import redact_logs
@@ -26,6 +27,7 @@ def create_app(project: Project) -> FastAPI:
         title="aftersale", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.project = project
+    app.include_router(preferences_router)
     app.include_router(webhooks_router)
     mount_admin(app, project)
     _documents(app)

@@ -1,4 +1,4 @@
-"""Provider webhooks, unsubscribe pages, short links, the events API and shop order webhooks.
+"""Provider webhooks, short links, the events API and shop order webhooks.
 
 Every webhook follows one flow: verify the signature on the raw body, parse, apply.
 A missing or wrong signature is 403 and changes nothing; a body that cannot be parsed is
@@ -16,22 +16,19 @@ import logging
 import re
 import urllib.parse
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from aftersale.app import Project
 from aftersale.ingestion import BodyInvalid, decode_events, ingest_events, ingest_shopify_order
 from campaigns import bounds
 from campaigns.bounds import RowInvalid
-from campaigns.consent import verify_unsubscribe_token
-from campaigns.delivery import apply_delivery_events, set_consent
+from campaigns.delivery import apply_delivery_events
 from campaigns.models import Customer, Message, reading
 from channels import ConfigurationError as ChannelConfigurationError
 from channels import DeliveryEvent, EventType
@@ -61,16 +58,11 @@ customers_t = Customer.__table__
 messages_t = Message.__table__
 SHOPIFY_HMAC = "X-Shopify-Hmac-Sha256"
 SHOPIFY_WEBHOOK_ID = "X-Shopify-Webhook-Id"
-PAGE_LANGUAGES = ("de", "en")
 # Messengers fetch a link to show its preview, and scanners to check it: those are not the
 # customer's clicks. (iMessage's previewer introduces itself as facebookexternalhit.)
 LINK_PREVIEWERS = re.compile(
     r"bot[/;)-]|crawler|spider|preview|facebookexternalhit|whatsapp|telegram|slack|discord",
     re.IGNORECASE,
-)
-_pages = Environment(
-    loader=FileSystemLoader(Path(__file__).with_name("pages")),
-    autoescape=select_autoescape(["html"]),
 )
 
 
@@ -202,65 +194,6 @@ async def twilio_inbound(request: Request) -> Response:
         return twiml(_project(request).settings.sms_help_text)
     outcome = await _guarded(lambda: _apply(_project(request), [event]))
     return outcome if isinstance(outcome, Response) else twiml()
-
-
-# ---------------------------------------------------------------------- unsubscribe
-
-
-def _language(locale: str | None, fallback: str) -> str:
-    for candidate in (locale, fallback):
-        lang = (candidate or "").replace("_", "-").split("-", 1)[0].lower()
-        if lang in PAGE_LANGUAGES:
-            return lang
-    return "en"
-
-
-def _page(project: Project, state: str, lang: str, status: int = 200, **ctx: Any) -> HTMLResponse:
-    template = _pages.get_template(f"unsubscribe.{lang}.html")
-    html = template.render(state=state, lang=lang, shop=project.settings.shop_name, **ctx)
-    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
-
-
-def _customer_for(project: Project, token: str) -> Any | None:
-    keys = project.signing_keys().verifying("unsubscribe")
-    customer_id = next(filter(None, (verify_unsubscribe_token(k, token) for k in keys)), None)
-    if customer_id is None:
-        return None
-    with reading(project.db) as conn:
-        return conn.execute(sa.select(customers_t).where(customers_t.c.id == customer_id)).first()
-
-
-def _invalid(project: Project, request: Request) -> HTMLResponse:
-    wanted = request.headers.get("Accept-Language", "")
-    return _page(project, "invalid", _language(wanted, project.settings.default_locale), 404)
-
-
-@router.get("/unsubscribe/{token}", response_class=HTMLResponse, tags=["unsubscribe"])
-async def unsubscribe_page(token: str, request: Request) -> HTMLResponse:
-    """Ask for confirmation; a GET never unsubscribes, since link scanners follow links."""
-    project = _project(request)
-    customer = await run_in_threadpool(_customer_for, project, token)
-    if customer is None:
-        return _invalid(project, request)
-    lang = _language(customer.locale, project.settings.default_locale)
-    return _page(project, "confirm", lang, email=customer.email, action=token)
-
-
-@router.post("/unsubscribe/{token}", response_class=HTMLResponse, tags=["unsubscribe"])
-async def unsubscribe(token: str, request: Request) -> HTMLResponse:
-    """Unsubscribe from marketing e-mail: the page's form and RFC 8058 one-click POSTs."""
-    project = _project(request)
-    customer = await run_in_threadpool(_customer_for, project, token)
-    if customer is None:
-        return _invalid(project, request)
-
-    def withdraw() -> None:
-        with project.db.begin() as conn:
-            set_consent(conn, [customer.id], "email", False, "unsubscribe_link", project.now())
-
-    await run_in_threadpool(withdraw)
-    lang = _language(customer.locale, project.settings.default_locale)
-    return _page(project, "done", lang, email=customer.email)
 
 
 # ------------------------------------------------------------------------ short links

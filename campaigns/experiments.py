@@ -7,7 +7,8 @@ Rules, in order, for a message that falls due:
 
 1. **Holdout.** A journey may hold out a share of its customers (``holdout: 10%``, from 0 to
    50 %). Whether a customer is held out is decided by a keyed hash (HMAC-SHA-256 with the
-   project's secret) of the journey's id and the customer's id: the same answer for every
+   ``experiments`` key derived from the project's secret, :mod:`templates.signing`; never
+   the secret itself) of the journey's id and the customer's id: the same answer for every
    version of the journey, every re-entry and every dispatcher, and nobody can steer into or
    out of the control group without the secret. A held-out customer's enrolment is planned as
    usual; each of its marketing messages ends ``skipped`` with reason ``holdout`` at its due
@@ -28,6 +29,8 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from templates.signing import purpose_key
 
 HOLDOUT = "holdout"
 MAX_HOLDOUT = 0.5
@@ -68,9 +71,14 @@ def parse_share(value: Any) -> float:
 
 
 def _unit(secret: str, *parts: str) -> float:
-    """A number in [0, 1) fixed by ``parts`` and the secret, and unguessable without it."""
+    """A number in [0, 1) fixed by ``parts`` and the secret, and unguessable without it.
+
+    The hash is keyed with the secret's ``experiments`` key (derived once per secret and
+    cached), so an assignment reveals nothing about the keys that sign links or sessions.
+    """
     message = "\x1f".join(parts).encode()
-    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    key = purpose_key(secret, "experiments").encode()
+    digest = hmac.new(key, message, hashlib.sha256).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 

@@ -32,14 +32,22 @@ from sqlalchemy.engine import Connection, Engine
 from campaigns import bounds
 from campaigns.bounds import RowInvalid
 from campaigns.bulk import executemany
+from campaigns.consent import TOPICS, topic_key
 from campaigns.models import Customer, Event, reading
 
 customers_t = Customer.__table__
 events_t = Event.__table__
 
+# Consent per channel and topic (campaigns.consent): email_offers_consent = no keeps the
+# e-mail consent for service messages only; an empty cell follows the channel's consent.
+TOPIC_COLUMNS = {
+    f"{channel}_{topic}_consent": topic_key(channel, topic)
+    for channel in ("email", "sms")
+    for topic in TOPICS
+}
 CUSTOMER_COLUMNS = (
     "id", "email", "phone", "first_name", "last_name",
-    "locale", "timezone", "email_consent", "sms_consent",
+    "locale", "timezone", "email_consent", "sms_consent", *TOPIC_COLUMNS,
 )  # fmt: skip
 REQUIRED_COLUMNS = ("id",)
 BATCH = 1000
@@ -84,6 +92,16 @@ def parse_consent(value: str | None, column: str) -> bool:
     if text in ("no", "n", "false", "0", "nein", ""):
         return False
     raise RowInvalid(column, f"{value!r} is not yes or no")
+
+
+def parse_topic_consent(raw: dict[str, Any]) -> dict[str, bool] | None:
+    """The topics a row decides on (``email_offers_consent``, …); None when it names none."""
+    chosen = {
+        key: parse_consent(raw[column], column)
+        for column, key in TOPIC_COLUMNS.items()
+        if (raw.get(column) or "").strip()
+    }
+    return chosen or None
 
 
 def parse_email(value: str) -> str | None:
@@ -177,6 +195,7 @@ def customer_row(
         "sms_consent_source": "import",
         "open_complaints": 0,
         "attributes": attributes,
+        "topic_consent": parse_topic_consent(raw),
         "created_at": now,
         "updated_at": now,
     }
@@ -331,6 +350,10 @@ def _upsert_customers(db: Engine, rows: list[dict[str, Any]]) -> int:
             "updated_at",
         )  # fmt: skip
     }
+    # A file without topic columns keeps the topics a customer chose.
+    update_cols["topic_consent"] = sa.func.coalesce(
+        stmt.excluded.topic_consent, customers_t.c.topic_consent
+    )
     with db.begin() as conn:
         conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=update_cols), rows)
     return len(rows)

@@ -47,6 +47,7 @@ from campaigns.conditions import (
 from campaigns.conditions import customer_view as customer_view  # re-exported
 from campaigns.conditions import evaluate as evaluate  # re-exported
 from campaigns.conditions import previous_view as previous_view  # re-exported
+from campaigns.consent import DEFAULT_TOPIC, TOPICS
 from campaigns.durations import (
     EXAMPLES,
     Duration,
@@ -267,7 +268,17 @@ class Journey(_Model):
     holdout: str | None = None
     goal: str | None = None
     offer_cost: str | None = None
+    # What the journey's marketing is about, for customers who keep some topics and drop
+    # others (campaigns.consent.TOPICS); a journey without one counts as offers.
+    topic: str | None = None
     steps: list[Step] = Field(min_length=1)
+
+    @field_validator("topic", mode="before")
+    @classmethod
+    def _topic(cls, value: Any) -> str | None:
+        if value is not None and value not in TOPICS:
+            raise ValueError(f"unknown topic {value!r}: one of {', '.join(TOPICS)}")
+        return value
 
     _min_gap = field_validator("min_gap", mode="before")(
         lambda v: checked_duration(v, sign="positive", calendar=False)
@@ -358,11 +369,16 @@ class Journey(_Model):
     def step(self, step_id: str) -> Step | None:
         return next((step for step in self.steps if step.id == step_id), None)
 
+    @property
+    def consent_topic(self) -> str:
+        """The topic a customer's consent is asked for: ``topic``, else offers."""
+        return self.topic or DEFAULT_TOPIC
+
     def digest(self) -> str:
         # Settings left out of a file stay out of its digest: adding a setting with a
         # default makes no new version of every journey that does not use it.
         definition = self.model_dump(by_alias=True)
-        for key in ("min_gap", "bundle_within", "holdout", "goal", "offer_cost"):
+        for key in ("min_gap", "bundle_within", "holdout", "goal", "offer_cost", "topic"):
             if definition[key] is None:  # as before the setting existed
                 del definition[key]
         for step in definition["steps"]:

@@ -16,7 +16,9 @@ Rules, in order (first match decides):
    marketing message whose customer still has an open complaint, because the complaint is
    why it never went out.
 2. Channel suppressed (bounce, spam report, STOP; any category) → ``Skip("suppressed:<why>")``.
-3. Marketing without consent for the channel → ``Skip("no_consent:<channel>")``.
+3. Marketing without consent for the channel → ``Skip("no_consent:<channel>")``; with it,
+   but not for the message's topic on the channel (``Candidate.topic``, see
+   :mod:`campaigns.consent`) → ``Skip("no_consent:<channel>:<topic>")``.
 4. Marketing while a complaint is open → ``Defer(expires_at, "complaint_open")``. The caller
    re-dues the message when the complaint is resolved; if it is still open at expiry, rule 1
    skips it as ``complaint_open``.
@@ -72,6 +74,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
+from campaigns.consent import consents_to
 from campaigns.timewindows import (
     NoFreeTime,
     QuietCalendar,
@@ -103,6 +106,7 @@ __all__ = [
     "SKIP_REASONS",
     "SKIP_REASON_PREFIXES",
     "Skip",
+    "no_consent_reason",
     "TRANSACTIONAL_QUIET",
     "order_competitors",
     "parse_weekdays",
@@ -347,6 +351,7 @@ class Candidate:
     priority: int = 0
     # The step's own window (``send_window: "10:00-18:00 mon-fri"``), None: any time.
     send_window: SendWindow | None = None
+    topic: str | None = None  # its journey's consent topic (campaigns.consent.TOPICS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +369,9 @@ class Recipient:
     suppressed: Mapping[str, str]
     complaint_open: bool = False
     region: str | None = None
+    # Consent per channel and topic ({"email:offers": False}); a pair not named follows
+    # the channel's consent.
+    topic_consent: Mapping[str, bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,6 +406,12 @@ Decision = Allow | Defer | Skip
 _ALLOW = Allow()
 
 T = TypeVar("T")
+
+
+def no_consent_reason(channel: str, topic: str | None = None) -> str:
+    """The skip reason of marketing without consent for a channel (``no_consent:email``)
+    or, with ``topic``, for that topic on it (``no_consent:email:offers``)."""
+    return f"no_consent:{channel}:{topic}" if topic else f"no_consent:{channel}"
 
 
 def _itself(item: Any) -> Any:
@@ -477,7 +491,9 @@ class ContactPolicy:
             return Skip(f"suppressed:{r.suppressed[c.channel] or 'unknown'}")
         if c.category == "marketing":
             if not r.consent.get(c.channel, False):
-                return Skip(f"no_consent:{c.channel}")
+                return Skip(no_consent_reason(c.channel))
+            if c.topic and not consents_to(True, r.topic_consent, c.channel, c.topic):
+                return Skip(no_consent_reason(c.channel, c.topic))
             if r.complaint_open:
                 return Defer(c.expires_at, "complaint_open")
         try:

@@ -70,6 +70,7 @@ class CustomerRow(NamedTuple):
     sms_consent: bool
     open_complaints: int
     attributes: dict[str, Any]
+    topic_consent: dict[str, bool] | None = None
 
 
 class DueEvent(NamedTuple):

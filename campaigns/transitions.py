@@ -51,7 +51,7 @@ suppression before it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any
@@ -60,6 +60,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaigns.bulk import executemany
+from campaigns.consent import consents_to
 from campaigns.models import (
     BOUNCED,
     CANCELLED,
@@ -75,6 +76,7 @@ from campaigns.models import (
     Suppression,
     UTCDateTime,
 )
+from campaigns.policy import no_consent_reason
 
 __all__ = [
     "MOVES",
@@ -250,13 +252,39 @@ def hand_over(conn: Connection, ids: Collection[int], at: datetime) -> set[int]:
     return set(conn.execute(HAND_OVER, {"ids": list(ids), "at": at}).scalars())
 
 
-def withdrawn(conn: Connection, ids: Collection[int]) -> dict[int, str]:
+# Marketing messages whose customer decided on topics: checked against their topic.
+TOPIC_CONSENT = (
+    sa.select(_m.id, _m.channel, _m.journey_id, _m.journey_version, customers_t.c.topic_consent)
+    .join(customers_t, customers_t.c.id == _m.customer_id)
+    .where(
+        _m.id.in_(sa.bindparam("ids", expanding=True)),
+        _m.category == "marketing",
+        customers_t.c.topic_consent.is_not(None),
+    )
+)
+TopicOf = Callable[[Connection, str, int], str | None]
+
+
+def withdrawn(
+    conn: Connection, ids: Collection[int], topic_of: TopicOf | None = None
+) -> dict[int, str]:
     """The last check before the hand-off: of these messages, those whose customer has
-    since withdrawn consent (marketing) or whose channel has since been suppressed (any),
-    with the reason to skip them: ``suppressed:<why>`` or ``no_consent:<channel>``."""
+    since withdrawn consent (marketing; for the channel, or for the message's topic on it)
+    or whose channel has since been suppressed (any), with the reason to skip them:
+    ``suppressed:<why>``, ``no_consent:<channel>`` or ``no_consent:<channel>:<topic>``.
+
+    ``topic_of(conn, journey_id, version)`` names a journey version's consent topic;
+    without it topics are not checked."""
     if not ids:
         return {}
-    return {
-        mid: f"suppressed:{suppressed}" if suppressed else f"no_consent:{channel}"
-        for mid, channel, suppressed in conn.execute(WITHDRAWN, {"ids": list(ids)})
-    }
+    params = {"ids": list(ids)}
+    found = {}
+    for mid, channel, suppressed in conn.execute(WITHDRAWN, params):
+        found[mid] = f"suppressed:{suppressed}" if suppressed else no_consent_reason(channel)
+    if topic_of is None:
+        return found
+    for mid, channel, journey, version, chosen in conn.execute(TOPIC_CONSENT, params):
+        topic = topic_of(conn, journey, version)
+        if mid not in found and topic and not consents_to(True, chosen, channel, topic):
+            found[mid] = no_consent_reason(channel, topic)
+    return found

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from campaigns.consent import unsubscribe_url
+from campaigns.consent import preferences_url, unsubscribe_url
 from campaigns.engine import (
     CustomerRow,
     customer_context,
@@ -249,7 +249,10 @@ def render_context(
     total = order.get("total") or 0
     # One secret, a derived key per purpose (templates.signing).
     unsubscribe_key = purpose_key(secret_key, "unsubscribe")
-    links = {"unsubscribe": unsubscribe_url(public_url, unsubscribe_key, row.customer_id)}
+    links = {
+        "unsubscribe": unsubscribe_url(public_url, unsubscribe_key, row.customer_id),
+        "preferences": preferences_url(public_url, unsubscribe_key, row.customer_id),
+    }
     if short_links and row.channel != "email":  # SMS, or a preview of either
         links["short"] = short_link_base(public_url, purpose_key(secret_key, "links"), row.id)
     return {

@@ -638,10 +638,12 @@ class Dispatcher:
             send_window=self.journeys.send_window(
                 contexts.conn, row.journey_id, row.journey_version, row.step
             ),
+            topic=self._topic(contexts.conn, row.journey_id, row.journey_version),
         )
         recipient = Recipient(
             timezone=customer.timezone,
             consent={"email": customer.email_consent, "sms": customer.sms_consent},
+            topic_consent=customer.topic_consent,
             suppressed=suppressed,
             complaint_open=customer.open_complaints > 0,
             region=self._region(customer),
@@ -653,6 +655,11 @@ class Dispatcher:
         if row.category == "marketing" and not isinstance(decision, Skip):
             return self._spaced(contexts.conn, row, decision, latest, now)
         return decision
+
+    def _topic(self, conn: Connection, journey_id: str, version: int) -> str | None:
+        """The consent topic of a journey version (campaigns.consent)."""
+        journey = self.journeys.journey_at(conn, journey_id, version)
+        return journey.consent_topic if journey else None
 
     def _spaced(self, conn, row, decision, latest, now):
         """``decision``, unless the journey's ``min_gap`` since its last marketing message to
@@ -808,7 +815,7 @@ class Dispatcher:
     def _withdrawn(self, ids: list[int]) -> dict[int, str]:
         try:
             with reading(self.db) as conn:
-                return transitions.withdrawn(conn, ids)
+                return transitions.withdrawn(conn, ids, self._topic)
         except DBAPIError as exc:  # the reservation's own check stands
             log.warning("last check before the hand-off not read: %s", exc.orig)
             return {}

@@ -20,8 +20,6 @@ from html.parser import HTMLParser
 from typing import Literal, Protocol
 
 import css_inline
-import html2text
-import lxml.html
 from markupsafe import Markup
 
 __all__ = [
@@ -29,7 +27,6 @@ __all__ = [
     "Inliner",
     "PremailerInliner",
     "ShapeCache",
-    "html_to_text",
     "make_inliner",
 ]
 
@@ -330,25 +327,3 @@ class _TokenContexts(HTMLParser):
             self.unsafe = True
 
     handle_pi = unknown_decl = handle_decl
-
-
-def _visible_body(html: str) -> str:
-    """Drop what a reader never sees (head, hidden preheader) before converting."""
-    doc = lxml.html.document_fromstring(html)
-    for head in doc.xpath("//head"):
-        head.drop_tree()
-    for element in doc.xpath("//*[@style]"):
-        if _HIDDEN.search(element.get("style", "")):
-            element.drop_tree()
-    return lxml.html.tostring(doc, encoding="unicode")
-
-
-def html_to_text(html: str) -> str:
-    """Plain-text part for an HTML e-mail that has no text template of its own."""
-    converter = html2text.HTML2Text()  # stateful, hence one per call
-    converter.body_width = 0
-    converter.ignore_images = True
-    converter.ignore_emphasis = True
-    converter.unicode_snob = True
-    converter.protect_links = True
-    return converter.handle(_visible_body(html))

@@ -56,8 +56,9 @@ import jinja2
 from jinja2.sandbox import SecurityError
 
 from .formatting import FILTERS, fallback_chain, language_of, normalise_locale
-from .inlining import InlinerName, ShapeCache, html_to_text, make_inliner
+from .inlining import InlinerName, ShapeCache, make_inliner
 from .links import numbered, with_utm
+from .plaintext import html_to_text
 from .results import RenderedEmail, RenderedSms, ShopInfo, TemplateError, TemplateIssue
 from .sandbox import TemplateSandbox
 from .sms import append_opt_out, normalise_sms_body, sms_segments

@@ -12,6 +12,7 @@ purpose         signs
 ``links``       the MAC of an SMS's short links
 ``coupons``     the personal coupon code of each enrolment
 ``guests``      the pseudonymous customer id of a shop's guest checkout
+``experiments`` the hashes that hold customers out and draw their variants
 ==============  ===============================================
 """
 
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 __all__ = ["PURPOSES", "purpose_key"]
 
-PURPOSES = ("sessions", "unsubscribe", "links", "coupons", "guests")
+PURPOSES = ("sessions", "unsubscribe", "links", "coupons", "guests", "experiments")
 _SALT = b"aftersale signing keys v1"
 
 

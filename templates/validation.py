@@ -78,6 +78,13 @@ def sms_issues(
     return issues
 
 
+def _no_text(template: str, locale: str) -> str:
+    return (
+        f"no text part: write {template}.email.{normalise_locale(locale) or locale}.txt.j2 "
+        "beside the HTML; until then the text part is made from the HTML"
+    )
+
+
 def _locale_issues(
     renderer: TemplateRenderer, template: str, channel: Literal["email", "sms"], locale: str
 ) -> tuple[str | None, list[TemplateIssue]]:
@@ -129,7 +136,7 @@ def _sample_issues(
             )
             if not renderer.has_text_template(template, locale):
                 issues.append(
-                    TemplateIssue("info", template, file, None, "no text template; text from HTML")
+                    TemplateIssue("warning", template, file, None, _no_text(template, locale))
                 )
             return issues
         sms = renderer.compose_sms(template, locale, context, marketing=marketing)

@@ -158,6 +158,7 @@ def gdpr_export(conn: Connection, customer_id: str) -> dict[str, Any] | None:
         "purchases": [_plain(o) for o in orders],
         "purchase_items": [_plain(i) for i in items],
         "enrollments": [_plain(e) for e in t.enrollments],
+        "not_enrolled": [_plain(n) for n in t.not_enrolled],
         "messages": [
             {**_plain(m), "decisions": [_plain(d) for d in t.decisions.get(m.id, [])]}
             for m in t.messages
@@ -189,7 +190,8 @@ def erase(conn: Connection, customer_id: str, actor: str, now: datetime) -> str 
 
     Messages, purchases and counts stay (they hold no contact data; the subjects they kept,
     which may greet the customer by name, are blanked), so aggregates remain true; active
-    enrolments end so nothing more is planned. Event payloads are emptied (pending events
+    enrolments end so nothing more is planned. The records of why a journey did not start
+    for them go (they name the events and conditions about the customer). Event payloads are emptied (pending events
     discarded), provider reports lose their raw text, and the address is
     replaced in reasons that quote it. An id that is itself the address (a guest's, from
     before guest ids were pseudonyms) is replaced by a random one wherever it is used.
@@ -246,6 +248,7 @@ def erase(conn: Connection, customer_id: str, actor: str, now: datetime) -> str 
         .where(events_t.c.customer_id == customer_id, events_t.c.applied.is_(False))
         .values(payload={}, applied=True, applied_at=now)
     )
+    conn.execute(not_enrolled_t.delete().where(not_enrolled_t.c.customer_id == customer_id))
     _note(conn, customer_id, "admin_erased", actor, now)
     return customer_id
 

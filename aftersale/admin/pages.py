@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextvars import ContextVar
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -48,8 +48,16 @@ from aftersale.admin.upcoming import PERIODS, upcoming_sends
 from aftersale.app import CLOCK_KEY, Project, state_t
 from aftersale.choices import known_steps, unknown_value
 from aftersale.eventlog import EVENT_STATUSES, count_failed, query_events
-from aftersale.sendlog import LogFilter, csv_writer, customer_timeline, iter_log, logged, messages_t
-from aftersale.sendlog import query_log as read_log
+from aftersale.sendlog import (
+    LogFilter,
+    csv_writer,
+    customer_timeline,
+    decided_log,
+    iter_log,
+    logged,
+    messages_t,
+    upcoming_log,
+)
 from aftersale.stats import (
     Prices,
     dashboard,
@@ -192,8 +200,18 @@ def clock_now(project: Project) -> datetime:
         return simulated_clock(conn) or project.now()
 
 
+MAX_RANGE_DAYS = 366
+
+
 @router.get("/")
-def home(request: Request, user: PageUser, days: int = 30) -> HTMLResponse:
+def home(
+    request: Request,
+    user: PageUser,
+    days: int = 30,
+    since: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    to: Annotated[str | None, Query(max_length=40)] = None,
+) -> HTMLResponse:
+    """The dashboard over the last 7, 30 or 90 days, or a range of days (``from``, ``to``)."""
     project = project_of(request)
     note = None
     if days not in PERIODS:
@@ -202,7 +220,15 @@ def home(request: Request, user: PageUser, days: int = 30) -> HTMLResponse:
     with reading(project.db) as conn:
         simulated = simulated_clock(conn)
         now = simulated or project.now()
-        board = dashboard(conn, now, days=days, heartbeat_now=datetime.now(UTC))
+        span, problem = (None, None)
+        if since or to:
+            span, problem = day_range(since, to, now.date())
+        until = None
+        if span is not None:
+            first, last = span
+            days = (last - first).days + 1
+            until = datetime.combine(last, time.max, tzinfo=UTC)
+        board = dashboard(conn, now, days=days, heartbeat_now=datetime.now(UTC), until=until)
         ahead = upcoming_sends(conn, now)
         failed_events = count_failed(conn)
     chart = {"days": board.days, "per_day": board.per_day, "deferrals": board.deferrals_per_day,
@@ -213,10 +239,36 @@ def home(request: Request, user: PageUser, days: int = 30) -> HTMLResponse:
                   periods=PERIODS, simulated=simulated is not None, upcoming=ahead,
                   # no red "0 alive" on a simulated project, where none need run
                   show_dispatchers=simulated is None or bool(board.dispatchers),
-                  note=note, failed_events=failed_events)  # fmt: skip
+                  note=note or problem, failed_events=failed_events, span=span,
+                  range_from=since or "", range_to=to or "")  # fmt: skip
+
+
+def day_range(
+    since: str | None, to: str | None, today: date
+) -> tuple[tuple[date, date] | None, str | None]:
+    """``(first, last)`` day of a custom range, or None and why it cannot be shown."""
+    parsed = []
+    for name, text in (("from", since), ("to", to)):
+        if not text:
+            return None, f"A range needs both days: '{name}' is missing (YYYY-MM-DD)."
+        try:
+            parsed.append(date.fromisoformat(text.strip()))
+        except ValueError:
+            return None, f"'{name}' is not a day: {text!r}; write it as YYYY-MM-DD."
+    first, last = parsed
+    if first > last:
+        return None, f"The range starts ({first}) after it ends ({last})."
+    if last > today:
+        return None, f"The range ends after today ({today}): nothing is decided there yet."
+    if (last - first).days + 1 > MAX_RANGE_DAYS:
+        return None, f"A range covers at most {MAX_RANGE_DAYS} days."
+    return (first, last), None
 
 
 # ------------------------------------------------------------------------------ send log
+
+
+LOG_VIEWS = {"decided": "Decided", "upcoming": "Upcoming"}
 
 
 @router.get("/log")
@@ -224,17 +276,48 @@ def send_log(
     request: Request,
     user: PageUser,
     flt: Filter,
-    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    view: Annotated[str, Query(max_length=20)] = "decided",
+    after: Annotated[str | None, Query(max_length=80)] = None,
 ) -> HTMLResponse:
+    """Decided messages, newest decision first, or the upcoming (planned) ones, soonest
+    first; ``after`` is where the previous page ended."""
     project = project_of(request)
+    if flt.status == "planned":  # planned messages are what the upcoming view shows
+        view = "upcoming"
+    problem = None
+    rows: list[Any] = []
     with reading(project.db) as conn:
-        rows = read_log(conn, flt, limit=PAGE_SIZE, before_id=before_id)
-        problem = None if rows else _filter_problem(project, conn, flt)
-    older = filter_query(flt, before_id=rows[-1].id) if len(rows) == PAGE_SIZE else None
+        if view not in LOG_VIEWS:
+            problem = f"no view {view!r}; choose one of: {', '.join(LOG_VIEWS)}"
+        else:
+            read = upcoming_log if view == "upcoming" else decided_log
+            rows = read(conn, flt, limit=PAGE_SIZE, after=_position(after))
+            problem = None if rows else _filter_problem(project, conn, flt)
+    older = None
+    if len(rows) == PAGE_SIZE:
+        last = rows[-1]
+        at = last.due_at if view == "upcoming" else last.updated_at
+        older = filter_query(flt, view=view, after=f"{at.isoformat() if at else ''}|{last.id}")
     until_day = f"{flt.until - timedelta(days=1):%Y-%m-%d}" if flt.until else None
     return render(request, "log.html", user, rows=rows, flt=flt, statuses=STATUSES, older=older,
-                  export=filter_query(flt), before_id=before_id, until_day=until_day,
-                  problem=problem)  # fmt: skip
+                  export=filter_query(flt), view=view, views=LOG_VIEWS, after=after,
+                  view_links={v: filter_query(flt, view=v) for v in LOG_VIEWS},
+                  until_day=until_day, problem=problem)  # fmt: skip
+
+
+def _position(after: str | None) -> tuple[datetime | None, int] | None:
+    """``"<ISO time>|<id>"`` from an "older" link; None (the first page) when malformed."""
+    if not after or "|" not in after:
+        return None
+    at, _, last_id = after.rpartition("|")
+    try:
+        moment = datetime.fromisoformat(at) if at else None
+        number = int(last_id)
+    except ValueError:
+        return None
+    if moment is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment, number) if 0 < number < 2**62 else None
 
 
 def _filter_problem(project: Project, conn: Any, flt: LogFilter) -> str | None:
@@ -273,14 +356,27 @@ def send_log_csv(request: Request, user: PageUser, flt: Filter) -> StreamingResp
 # ------------------------------------------------------------------------------ customers
 
 
+TIMES = ("local", "utc")
+
+
 @router.get("/customers/{customer_id}")
-def customer_page(request: Request, user: PageUser, customer_id: str) -> HTMLResponse:
+def customer_page(
+    request: Request,
+    user: PageUser,
+    customer_id: str,
+    times: Annotated[str, Query(max_length=20)] = "local",
+) -> HTMLResponse:
+    """Everything about one customer; times in their zone, or in UTC with ``times=utc``."""
     project = project_of(request)
+    problem = None
+    if times not in TIMES:
+        problem = f"no times {times!r}; choose one of: {', '.join(TIMES)}"
     with reading(project.db) as conn:
         timeline = customer_timeline(conn, customer_id)
     if timeline is None:
         raise HTTPException(404, f"no customer {customer_id!r}")
-    return render(request, "customer.html", user, t=timeline,
+    return render(request, "customer.html", user, t=timeline, in_utc=times == "utc",
+                  times_problem=problem,
                   contact=contact_view(user, timeline.customer), why_not=not_enrolled_text,
                   zone=_zone(timeline.customer.timezone, project.settings.policy.get(
                       "default_timezone", "Europe/Berlin")),

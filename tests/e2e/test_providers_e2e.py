@@ -18,6 +18,7 @@ from aftersale.providers import TWILIO_FROM, FakeProviders
 from campaigns.consent import verify_unsubscribe_token
 from campaigns.models import Message
 from templates.signing import purpose_key
+from tests.live_shop import live_shop_env
 
 PUBLIC_URL = "https://shop.example"
 SECRET = "e2e-8Hq2Lr5Vx1Nc7Zt4Wp9Bm3Kd6Fs0Gy"
@@ -84,7 +85,7 @@ def test_run_once_sends_through_the_official_clients(
     project_dir: Path, fakes: FakeProviders
 ) -> None:
     runner = CliRunner()
-    env = {**fakes.environment(), "AFTERSALE_PUBLIC_URL": PUBLIC_URL}
+    env = {**fakes.environment(), **live_shop_env(), "AFTERSALE_PUBLIC_URL": PUBLIC_URL}
     for args in (
         ["import", "customers", str(project_dir / "customers.csv")],
         ["import", "events", str(project_dir / "events.jsonl")],
@@ -108,7 +109,7 @@ def test_run_once_sends_through_the_official_clients(
 
     offer = mails[str(by_step["offer_email"].id)]
     assert offer["personalizations"] == [{"to": [{"email": "anna@example.org"}]}]
-    assert offer["from"] == {"email": "service@elektro-sommer.example", "name": "Elektro Sommer"}
+    assert offer["from"] == {"email": "service@kuechenwelt-berger.de", "name": "Küchenwelt Berger"}
     assert [c["type"] for c in offer["content"]] == ["text/plain", "text/html"]
     assert offer["content"][1]["value"].lstrip().lower().startswith("<!doctype html")
     assert offer["categories"] == ["extended_warranty", "offer_email"]

@@ -31,6 +31,7 @@ from tests.integration.test_scale_channels import (
     ledger_channels,
     ledger_counts,
 )
+from tests.live_shop import live_shop_env
 
 messages_t = Message.__table__
 CHANNELS = "tests.integration.test_scale_channels:ledger_channels"
@@ -230,7 +231,12 @@ def test_sigkill_of_run_with_two_workers_resends_nothing_and_loses_only_the_in_f
             at = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
             h.events([purchase(f"e{n}", f"c{n}", at, f"o{n}") for n in range(TOTAL)])
             _ = h.project.journeys  # the project is migrated and its journeys synced
-            env = {**os.environ, **fakes.environment(), "AFTERSALE_DATABASE_URL": database_url}
+            env = {
+                **os.environ,
+                **fakes.environment(),
+                **live_shop_env(),
+                "AFTERSALE_DATABASE_URL": database_url,
+            }
             run = subprocess.Popen(
                 [AFTERSALE, "--project", str(h.directory), "run", "--workers", "2"],
                 env=env,

@@ -140,3 +140,20 @@ def test_a_full_claim_reads_its_customers_due_messages_by_customer(tmp_path: Pat
     [(_, steps)] = [(sql, steps) for sql, steps in plans if "customer_id IN" in sql]
     assert any("ix_messages_customer_sent (customer_id=?)" in step for step in steps), steps
     assert not any("ix_messages_due" in step for step in steps), steps
+
+
+def test_the_decided_log_and_the_figures_read_indexes_without_sorting_the_log(tmp_path: Path):
+    from aftersale.sendlog import LogFilter, decided_log
+    from aftersale.stats import log_groups
+
+    def work(conn):
+        decided_log(conn, LogFilter(), limit=50)
+        decided_log(conn, LogFilter(status="failed"), limit=50)
+        log_groups(conn)
+
+    plans = explained(tmp_path, work)
+    first, failed, groups = (steps for _, steps in plans[:3])
+    assert "SCAN messages USING INDEX ix_messages_decided" in first
+    assert not any("TEMP B-TREE" in step for step in first)  # no sort of the whole log
+    assert failed  # a narrow filter may search its own index and sort what it found
+    assert groups == ["SCAN messages USING INDEX ix_messages_journey_figures"]

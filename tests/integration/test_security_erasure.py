@@ -9,7 +9,7 @@ from sqlmodel import SQLModel
 
 from aftersale.admin.customers import erase, gdpr_export
 from campaigns.delivery import apply_delivery_events
-from campaigns.models import Message
+from campaigns.models import Message, NotEnrolled
 from channels import DeliveryEvent, EventType
 from tests.conftest import Harness, item, purchase, utc
 
@@ -88,3 +88,21 @@ def test_a_guest_id_made_of_the_address_is_replaced_everywhere(harness: Harness)
     assert data is not None and data["enrollments"]
     assert all(e["id"].split(":")[1:3] != ["shopify", "guest"] or "gina" not in e["id"]
                for e in data["enrollments"])  # fmt: skip
+
+
+def test_the_export_holds_why_journeys_did_not_start_and_erasure_deletes_it(
+    harness: Harness,
+) -> None:
+    _shop(harness)
+    with harness.project.db.connect() as conn:
+        data = gdpr_export(conn, "c9")
+    assert data is not None
+    reasons = {(n["journey_id"], n["reason"]) for n in data["not_enrolled"]}
+    assert ("inspection_invitation", "item_condition") in reasons
+    assert all(n["customer_id"] == "c9" and n["event_id"] == "e1" for n in data["not_enrolled"])
+    with harness.project.db.begin() as conn:
+        assert erase(conn, "c9", "alice", utc("2026-01-08T00:00:00"))
+    with harness.project.db.connect() as conn:
+        left = conn.execute(sa.select(NotEnrolled.__table__)).all()
+        assert left == []
+        assert gdpr_export(conn, "c9")["not_enrolled"] == []

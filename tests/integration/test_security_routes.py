@@ -26,7 +26,7 @@ from tests.integration.test_webhooks import WEB_TOML
 
 # Open by design: they carry their own proof (a signature, a token) or none is needed.
 PUBLIC = re.compile(
-    r"^/(|favicon\.ico|healthz|webhooks/.*|unsubscribe/\{token\}|l/\{token\}|api/events|admin|admin/login"
+    r"^/(|favicon\.ico|healthz|webhooks/.*|unsubscribe/\{token\}|preferences/\{token\}|l/\{token\}|api/events|admin|admin/login"
     r"|admin/static)$"
 )
 SAMPLES = {"customer_id": "c1", "journey_id": "thank_you", "action": "pause", "token": "x",

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from campaigns.delivery import apply_delivery_events, set_consent, suppress
-from campaigns.models import Enrollment, Message, MessageDecision, Suppression
+from campaigns.models import Customer, Enrollment, Message, MessageDecision, Suppression
 from campaigns.transitions import MOVES, allowed, sources
 from channels import (
     DeliveryEvent,
@@ -232,6 +232,14 @@ WITHDRAWALS = {
     "suppressed": (
         lambda conn, cid, at: suppress(conn, cid, "email", "bounce", "provider", at),
         "suppressed:bounce",
+    ),
+    "offers_dropped": (  # the preference page: service kept, offers dropped
+        lambda conn, cid, at: conn.execute(
+            Customer.__table__.update()
+            .where(Customer.__table__.c.id == cid)
+            .values(topic_consent={"email:service": True, "email:offers": False})
+        ),
+        "no_consent:email:offers",
     ),
 }
 # Both offers in one batch, each checked after waiting for the rate limiter; or one batch

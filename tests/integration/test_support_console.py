@@ -59,6 +59,23 @@ def test_the_customer_page_shows_times_in_the_customers_zone_with_utc_on_hover(
     assert local.utcoffset() and f"{local:%H:%M}" != f"{sent:%H:%M}"
 
 
+def test_a_link_switches_the_customer_page_to_utc_and_back(
+    client: TestClient, shop: Harness
+) -> None:
+    login(client, VIEWER)
+    local_page = client.get("/admin/customers/c1").text
+    assert 'id="zone-toggle" href="?times=utc">show in UTC</a>' in local_page
+    page = client.get("/admin/customers/c1", params={"times": "utc"}).text
+    assert "times in UTC, Europe/Berlin (the project's zone) on hover" in page
+    sent = [m for m in shop.messages(customer_id="c1") if m.sent_at][0].sent_at
+    local = sent.astimezone(ZoneInfo("Europe/Berlin"))
+    assert f'title="{local:%Y-%m-%d %H:%M} Europe/Berlin">{sent:%Y-%m-%d %H:%M}</time>' in page
+    assert 'href="?times=local">show in Europe/Berlin</a>' in page
+    odd = client.get("/admin/customers/c1", params={"times": "mars"}).text
+    assert "no times &#39;mars&#39;; choose one of: local, utc" in odd
+    assert f'title="{sent:%Y-%m-%d %H:%M} UTC">{local:%Y-%m-%d %H:%M}</time>' in odd
+
+
 @pytest.mark.parametrize(
     ("query", "lands_on"),
     [
@@ -149,6 +166,46 @@ def chart_data(page: str) -> dict[str, Any]:
     return json.loads(found.group(1))
 
 
+def test_the_dashboard_shows_a_custom_range_of_days(client: TestClient, shop: Harness) -> None:
+    login(client, VIEWER)
+    page = client.get("/admin/", params={"from": "2026-01-05", "to": "2026-01-11"}).text
+    assert "2026-01-05 to 2026-01-11 (7 days)" in page and 'id="period-range"' in page
+    data = chart_data(page)
+    assert data["days"][0] == "2026-01-05" and data["days"][-1] == "2026-01-11"
+    drawn = sum(sum(counts) for per in data["per_day"].values() for counts in per.values())
+    decided = [m for m in shop.messages() if m.status != "planned"
+               and "2026-01-05" <= f"{m.sent_at or m.due_at:%Y-%m-%d}" <= "2026-01-11"]  # fmt: skip
+    assert decided and drawn == len(decided)
+    later = chart_data(client.get("/admin/?from=2026-02-01&to=2026-02-28").text)
+    assert len(later["days"]) == 28 and later["days"][0] == "2026-02-01"
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        (
+            {"from": "2026-13-01", "to": "2026-02-01"},
+            "&#39;from&#39; is not a day: &#39;2026-13-01&#39;; write it as YYYY-MM-DD.",
+        ),
+        ({"from": "2026-02-01", "to": "yesterday"}, "&#39;to&#39; is not a day"),
+        (
+            {"from": "2026-02-10", "to": "2026-02-01"},
+            "The range starts (2026-02-10) after it ends (2026-02-01).",
+        ),
+        ({"from": "2026-02-01", "to": "2026-04-01"}, "The range ends after today (2026-03-01)"),
+        ({"from": "2026-02-01"}, "A range needs both days: &#39;to&#39; is missing"),
+        ({"from": "2020-01-01", "to": "2026-02-01"}, "A range covers at most 366 days."),
+    ],
+)
+def test_a_bad_range_says_what_is_wrong_and_shows_the_last_30_days(
+    client: TestClient, query: dict[str, str], says: str
+) -> None:
+    login(client, VIEWER)
+    response = client.get("/admin/", params=query)
+    assert response.status_code == 200 and says in response.text
+    assert "last 30 days" in response.text and len(chart_data(response.text)["days"]) == 30
+
+
 def test_the_dashboard_period_upcoming_sends_and_no_dispatcher_card_when_simulated(
     client: TestClient, shop: Harness
 ) -> None:
@@ -216,7 +273,7 @@ def test_the_log_names_the_valid_choices_for_unknown_values(
 def test_the_log_says_no_messages_when_known_values_match_none(client: TestClient) -> None:
     login(client, VIEWER)
     page = client.get("/admin/log", params={"journey": "thank_you", "status": "bounced"}).text
-    assert "No messages match this filter." in page and "filter-problem" not in page
+    assert "No decided messages match this filter." in page and "filter-problem" not in page
 
 
 def test_erasure_blanks_the_subjects_that_greet_the_customer(

@@ -1,4 +1,4 @@
-"""Unsubscribe links: a page that asks, a POST that acts, RFC 8058 one-click."""
+"""Unsubscribe links: a preference page that asks, a POST that acts, RFC 8058 one-click."""
 
 from __future__ import annotations
 
@@ -23,15 +23,16 @@ def planned_marketing_email(web: Web) -> Any:
     return loyalty
 
 
-def test_get_shows_a_confirmation_page_and_changes_nothing(web: Web) -> None:
+def test_get_shows_the_preference_page_and_changes_nothing(web: Web) -> None:
     planned_marketing_email(web)
     before = web.snapshot()
 
     page = web.client.get(f"/unsubscribe/{token_for(web)}")
 
     assert page.status_code == 200
-    assert "Keine Werbe-E-Mails mehr?" in page.text  # the customer's language: de
-    assert f'<form method="post" action="{token_for(web)}">' in page.text
+    assert "Gar keine Werbe-E-Mails mehr?" in page.text  # the customer's language: de
+    leave = f'<form class="leave" method="post" action="../unsubscribe/{token_for(web)}">'
+    assert leave in page.text
     assert "anna@example.org" in page.text
     assert web.snapshot() == before
 
@@ -39,7 +40,7 @@ def test_get_shows_a_confirmation_page_and_changes_nothing(web: Web) -> None:
 def test_english_customers_get_the_english_page(web: Web) -> None:
     web.h.customers([{"id": "c2", "email": "ann@example.org", "locale": "en-GB"}])
     page = web.client.get(f"/unsubscribe/{token_for(web, 'c2')}")
-    assert "No more marketing e-mails?" in page.text
+    assert "No more marketing e-mails at all?" in page.text
     assert '<html lang="en">' in page.text
 
 

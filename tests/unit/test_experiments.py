@@ -7,6 +7,8 @@ ones convert with a known higher probability, and the report's own functions jud
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import random
 
 import pytest
@@ -14,9 +16,11 @@ import pytest
 from aftersale.uplift import Outcome, beats, compare, compare_variants, customers_needed
 from campaigns.experiments import assign, choose_variant, held_out, parse_share
 from campaigns.journeys import Journey
+from templates.signing import purpose_key
 
 SECRET = "world-secret"
 SEEDS = range(200)
+PINNED_CONTROL = ["c0", "c3", "c4", "c6", "c7", "c9"]
 
 
 def world(seed: int, *, customers: int, share: float, base: float, effect: float,
@@ -119,6 +123,21 @@ def test_the_holdout_share_is_kept_and_assignment_depends_only_on_journey_and_cu
     assert control != [c for c in ids if held_out("other", "loyalty_offer", c, 0.1)]
     # Growing the share keeps everyone who was held out held out.
     assert set(control) <= {c for c in ids if held_out(SECRET, "loyalty_offer", c, 0.2)}
+
+
+def _raw_unit(key: bytes, *parts: str) -> float:
+    digest = hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def test_assignment_is_keyed_with_the_experiments_key_never_the_secret_itself():
+    ids = [f"c{i}" for i in range(2000)]
+    derived = purpose_key(SECRET, "experiments").encode()
+    control = [c for c in ids if held_out(SECRET, "offer", c, 0.5)]
+    assert control == [c for c in ids if _raw_unit(derived, "holdout", "offer", c) < 0.5]
+    assert control != [c for c in ids if _raw_unit(SECRET.encode(), "holdout", "offer", c) < 0.5]
+    # Stable: the same customers, every time and in every process (pinned).
+    assert control[:6] == PINNED_CONTROL
 
 
 def journey(text_holdout: str = "10%", variants: list | None = None) -> Journey:

@@ -9,6 +9,7 @@ import pytest
 from channels.errors import ConfigurationError
 from channels.redaction import redact, redact_logs
 from channels.smtp import SMTPServer
+from tests.live_shop import live_shop_env
 
 PASSWORD = "s3cr3t-Pa55"
 
@@ -57,7 +58,8 @@ def test_the_cli_names_the_bad_setting_without_the_password(tmp_path) -> None:
     directory = tmp_path / "shop"
     assert CliRunner().invoke(app, ["init", str(directory)]).exit_code == 0
     env = {"AFTERSALE_EMAIL_PROVIDER": "smtp",
-           "AFTERSALE_SMTP_URL": f"smtp://mailer:{PASSWORD}@mail.example:notaport"}  # fmt: skip
+           "AFTERSALE_SMTP_URL": f"smtp://mailer:{PASSWORD}@mail.example:notaport",
+           **live_shop_env()}  # fmt: skip
     done = CliRunner().invoke(app, ["-p", str(directory), "run", "--once"], env=env)
     assert done.exit_code == 2
     assert PASSWORD not in done.output and "mailer:***@" in done.output

@@ -122,7 +122,8 @@ def test_subject_rules(tmp_path: Path) -> None:
     )
     [empty] = levels(r.validate("empty", "email", marketing=False, locales=("de",)), "error")
     assert empty.message.startswith("subject is empty")
-    [long] = levels(r.validate("long", "email", marketing=False, locales=("de",)), "warning")
+    warnings = levels(r.validate("long", "email", marketing=False, locales=("de",)), "warning")
+    [long] = [w for w in warnings if not w.message.startswith("no text part")]
     assert (
         long.message
         == f"subject has {len(long_subject.strip())} characters (over {MAX_SUBJECT_CHARS})"
@@ -140,7 +141,21 @@ def test_html_over_100_kb_is_a_warning(tmp_path: Path) -> None:
         },
     )
     warnings = levels(r.validate("big", "email", marketing=False, locales=("de",)), "warning")
-    assert len(warnings) == 1 and "Gmail clips" in warnings[0].message
+    assert [w.message.split(";")[0] for w in warnings] == [
+        "HTML is 163 KB",
+        "no text part: write big.email.de.txt.j2 beside the HTML",
+    ]
+
+
+def test_an_email_without_a_text_part_is_a_warning_naming_the_file(tmp_path: Path) -> None:
+    r = project(tmp_path, {"plain.email.de.html.j2": LAYOUT + "{% block subject %}Hi{% endblock %}"
+                           "{% block content %}<p>Hallo</p>{% endblock %}",
+                           "plain.email.de.txt.j2": "Hallo"})  # fmt: skip
+    assert not levels(r.validate("plain", "email", marketing=False, locales=("de",)), "warning")
+    (tmp_path / "plain.email.de.txt.j2").unlink()
+    r = project(tmp_path, {})
+    [warning] = levels(r.validate("plain", "email", marketing=False, locales=("de",)), "warning")
+    assert warning.message.startswith("no text part: write plain.email.de.txt.j2")
 
 
 def test_sms_over_the_segment_limit_and_ucs2_are_reported(tmp_path: Path) -> None:
