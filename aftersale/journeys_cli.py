@@ -68,7 +68,7 @@ def add_journey_commands(app: typer.Typer, open_project: Callable[[], Project], 
         try:
             loaded, problems = proj.load_journeys()
             problems += guarded(lambda: template_problems(proj, loaded))
-            problems += window_problems(proj.policy, loaded)
+            problems += guarded(lambda: window_problems(proj.policy, loaded))
             problems += data_problems(proj, loaded)
         finally:
             proj.close()

@@ -59,8 +59,9 @@ def test_an_unknown_template_names_the_files_and_where_built_ins_live(shop: Path
     done = cli("journeys", "validate", project=shop)
     assert done.exit_code == 1
     [said] = [line for line in done.output.splitlines() if "sms_promo" in line]
+    line = path.read_text().splitlines().index("      template: sms_promo") + 1
     assert said.startswith(
-        f"{path}:28: error: steps.1.send.template: sms_promo: no sms template named"
+        f"{path}:{line}: error: steps.1.send.template: sms_promo: no sms template named"
     )
     assert str(shop / "templates" / "sms_promo.sms.de.j2") in said
     assert str(BUILTIN_DIR) in said
@@ -95,8 +96,13 @@ def test_after_an_import_names_no_row_carries_are_warned_about(shop: Path, tmp_p
     done = cli("journeys", "validate", project=shop)
     assert done.exit_code == 0, done.output  # warnings only
     warnings = sorted(line for line in done.output.splitlines() if ": warning: " in line)
-    assert any("inspection_invitation.yaml:11: warning: trigger.item_condition" in w
-               for w in warnings)  # fmt: skip
+    invitation = shop / "journeys" / "inspection_invitation.yaml"
+    line = next(n for n, text in enumerate(invitation.read_text().splitlines(), 1)
+                if "item_condition" in text)  # fmt: skip
+    assert (
+        f"{invitation}:{line}: warning: trigger.item_condition: no imported item has "
+        "`inspection_interval_days`, so it is always empty"
+    ) in warnings
     assert [w for w in warnings if w.startswith(str(path))] == [
         f"{path}:2: warning: trigger.condition: no imported customer has the attribute "
         "`stadt`, so it is always empty — did you mean `customer.city`?",
