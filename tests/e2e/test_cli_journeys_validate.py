@@ -139,6 +139,9 @@ def test_templates_copy_refuses_what_is_no_built_in(shop: Path, name: str):
     done = cli("templates", "copy", name, project=shop)
     assert done.exit_code == 2
     assert f"no built-in template {name!r}" in done.output
-    assert "built-ins: inspection_invite, inspection_reminder, loyalty_offer" in done.output
+    assert (
+        "built-ins: complaint_followup, inspection_invite, inspection_reminder, loyalty_offer"
+        in done.output
+    )
     assert ("did you mean 'warranty_offer'?" in done.output) == (name == "waranty_offer")
     assert not (shop / "templates").exists() or not any((shop / "templates").iterdir())

@@ -256,7 +256,10 @@ def test_pause_and_resume_ask_first(client: TestClient) -> None:
     ("query", "named"),
     [
         ({"status": "sennt"}, "no status &#39;sennt&#39;; choose one of: planned, sending, sent"),
-        ({"journey": "nope"}, "choose one of: extended_warranty, inspection_invitation"),
+        (
+            {"journey": "nope"},
+            "choose one of: complaint_followup, extended_warranty, inspection_invitation",
+        ),
         ({"journey": "thank_you", "step": "nope"}, "no step &#39;nope&#39;; choose one of: thanks"),
         ({"customer": "k99"}, "no customer &#39;k99&#39;"),
         ({"channel": "fax"}, "choose one of: email, sms"),
