@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import random
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -20,7 +22,6 @@ from rich.table import Table
 
 from aftersale.app import Project
 from aftersale.sendlog import summary
-from aftersale.settings import load_settings
 from aftersale.terminal import safe
 from campaigns.experiments import held_out
 from campaigns.importing import import_customers, import_events
@@ -347,6 +348,17 @@ def add_experiments(directory: Path) -> None:
         settings.write_text(text.rstrip() + "\n\n[stats]\nmargin = 0.25\n", encoding="utf-8")
 
 
+def _seeded_key(settings: Path, seed: int) -> str:
+    """A ``secret_key`` that follows from the seed, so that one seed gives one demo: who is
+    held out, and so every figure and example the summary prints. Only the demo does this;
+    ``init`` writes a random key."""
+    key = hashlib.sha256(f"aftersale demo {seed}".encode()).hexdigest()
+    text = settings.read_text(encoding="utf-8")
+    text = re.sub(r'(?m)^secret_key = ".*"$', f'secret_key = "{key}"', text, count=1)
+    settings.write_text(text, encoding="utf-8")
+    return key
+
+
 def _plant_effects(
     rng: random.Random, events: list[dict], held_out: Callable[[str, str], bool]
 ) -> list[dict]:
@@ -398,7 +410,7 @@ def run_demo(
             (directory / name).unlink(missing_ok=True)
     write_project(directory, shop=SAMPLE_SHOP)
     add_experiments(directory)
-    secret = load_settings(directory).require("secret_key")
+    secret = _seeded_key(directory / "aftersale.toml", seed)
     shop = generate_shop(
         directory, customers=customers, months=months, seed=seed,
         held_out=lambda journey, customer: held_out(secret, journey, customer, 0.1),

@@ -6,7 +6,10 @@ group; every other customer with a marketing message of the journey that has com
 treated, whatever then became of the message (intention to treat: a treated customer whose
 e-mail bounced or who gave no consent still counts as treated). A message cancelled before
 its time (the journey's exit, a return) never came due, in either group, and counts for
-nothing.
+nothing; but one the policy deferred had come due, and counts from its first due time even
+when the journey's exit cancelled it later. A held-out message is never deferred, so without
+this a treated customer who bought while their offer waited (and so left the journey) would
+drop out of the treated group with their purchase, and the offer would look worse than it is.
 
 A customer converts when the journey's goal event happens between their first message's
 due time and ``attribution_days`` after their last one, the same window for both groups:
@@ -41,9 +44,10 @@ from aftersale.stats import SENT_STATUSES, Prices, _money
 from aftersale.uplift import HoldoutResult, Outcome, VariantFigures, compare, compare_variants
 from campaigns.experiments import HOLDOUT
 from campaigns.journeys import Journey, conversion_context, offer_cost
-from campaigns.models import Event, Message, Purchase
+from campaigns.models import Event, Message, MessageDecision, Purchase
 
 messages_t = Message.__table__
+decisions_t = MessageDecision.__table__
 events_t = Event.__table__
 purchases_t = Purchase.__table__
 CHUNK = 500
@@ -102,14 +106,30 @@ def _outcome(c: _Customer) -> Outcome:
     return Outcome(c.converted, float(c.revenue), float(c.cost + c.offer_cost))
 
 
+def _deferred(message_id: Any) -> Any:
+    """The decisions that deferred a message: it came due, whatever became of it then."""
+    d = decisions_t.c
+    return sa.and_(d.message_id == message_id, d.action == "deferred")
+
+
 def _exposed(journey_id: str) -> Any:
     """The journey's marketing messages that came due (see the module's rules)."""
     m = messages_t.c
     return sa.and_(
         m.journey_id == journey_id,
         m.category == "marketing",
-        m.status.not_in(("planned", "sending", "cancelled")),
+        sa.or_(
+            m.status.not_in(("planned", "sending", "cancelled")),
+            sa.exists().where(_deferred(m.id)),
+        ),
     )
+
+
+def _first_due() -> Any:
+    """When a message first came due: before any deferral moved it."""
+    m, d = messages_t.c, decisions_t.c
+    before = sa.select(sa.func.min(d.due_before)).where(_deferred(m.id)).scalar_subquery()
+    return sa.func.coalesce(before, m.due_at)
 
 
 def _customers(conn: Connection, journey_id: str, prices: Prices) -> dict[str, _Customer]:
@@ -127,7 +147,7 @@ def _customers(conn: Connection, journey_id: str, prices: Prices) -> dict[str, _
             m.customer_id,
             m.step,
             sa.func.max(sa.case((m.reason == HOLDOUT, 1), else_=0)),
-            sa.func.min(m.due_at),
+            sa.func.min(_first_due()),
             sa.func.max(sa.func.coalesce(m.sent_at, m.due_at)),
             sa.func.count(sa.case((sa.and_(sent, m.channel != "sms"), 1))),
             sa.func.sum(sa.case((sa.and_(sent, m.channel == "sms"), segments), else_=0)),

@@ -68,8 +68,9 @@ def add_journey_commands(app: typer.Typer, open_project: Callable[[], Project], 
         try:
             loaded, problems = proj.load_journeys()
             problems += guarded(lambda: template_problems(proj, loaded))
-            problems += window_problems(proj.policy, loaded)
+            problems += guarded(lambda: window_problems(proj.policy, loaded))
             problems += data_problems(proj, loaded)
+            problems += topic_problems(loaded)
         finally:
             proj.close()
         for problem in problems:
@@ -255,6 +256,24 @@ def has_database(proj: Project) -> bool:
     if proj.settings.database_url:
         return True
     return (proj.directory / "aftersale.db").exists()
+
+
+def topic_problems(loaded: list[LoadedJourney]) -> list[JourneyProblem]:
+    """A warning for each journey with marketing steps and no ``topic``: it counts as
+    ``offers``, so customers who keep only service messages do not get it (journeys copied
+    into a project before topics existed have none)."""
+    return [
+        JourneyProblem(
+            item.source,
+            1,
+            "topic: not set, so its marketing counts as `offers` and customers who keep only "
+            "service messages will not get it; add `topic: service` or `topic: offers`",
+            "warning",
+        )  # fmt: skip
+        for item in loaded
+        if item.journey.topic is None
+        and any(step.send.category == "marketing" for step in item.journey.steps)
+    ]
 
 
 def data_problems(proj: Project, loaded: list[LoadedJourney]) -> list[JourneyProblem]:

@@ -54,7 +54,7 @@ def _backup_sqlite(source: Engine, target: Path) -> None:
     path = source.url.database
     if not path or path == ":memory:":
         raise ValueError("an in-memory database has no file to copy")
-    reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    reader = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
     writer = sqlite3.connect(target)
     try:
         reader.backup(writer)

@@ -3,23 +3,25 @@
 For each row of an ``executemany`` SQLAlchemy builds the full parameter dictionary and
 runs every bound value through its type's processor: on SQLite that costs more than the
 insert or update itself. :func:`executemany` compiles a statement once per set of row keys
-and hands the driver plain tuples, converted only where a type needs it, exactly as the
-statement's own processors would. PostgreSQL takes the ordinary path.
+into the SQL and one function that turns a row into the driver's tuple, converting only
+where a type needs it, exactly as the statement's own processors would. Times are
+converted once per distinct value within a call (a batch's rows share their planning
+time and trigger). PostgreSQL takes the ordinary path.
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ClauseElement
-from sqlalchemy.types import JSON
+from sqlalchemy.types import JSON, DateTime
 
 __all__ = ["executemany"]
 
-_Prepared = tuple[str, Callable[[Mapping[str, Any]], Any], tuple[tuple[int, Any], ...]]
+# (SQL, a function (converters...) -> (row -> tuple), each converter's factory)
+_Prepared = tuple[str, Callable[..., Callable[[Mapping[str, Any]], tuple]], tuple[Any, ...]]
 _PREPARED: dict[tuple[ClauseElement, tuple[str, ...]], _Prepared] = {}
 
 
@@ -36,14 +38,9 @@ def executemany(
         return 0
     if conn.dialect.name != "sqlite":
         return conn.execute(statement, list(rows)).rowcount
-    sql, values, converters = _prepare(conn, statement, tuple(rows[0]))
-    params = []
-    for row in rows:
-        row_values = list(values(row))
-        for index, convert in converters:
-            row_values[index] = convert(row_values[index])
-        params.append(tuple(row_values))
-    return conn.exec_driver_sql(sql, params).rowcount
+    sql, make_row, factories = _prepare(conn, statement, tuple(rows[0]))
+    as_tuple = make_row(*(factory() for factory in factories))
+    return conn.exec_driver_sql(sql, [as_tuple(row) for row in rows]).rowcount
 
 
 def _prepare(conn: Connection, statement: ClauseElement, keys: tuple[str, ...]) -> _Prepared:
@@ -52,25 +49,63 @@ def _prepare(conn: Connection, statement: ClauseElement, keys: tuple[str, ...]) 
         dialect = conn.dialect
         compiled = statement.compile(dialect=dialect, column_keys=list(keys))
         order = tuple(compiled.positiontup or ())
-        get = operator.itemgetter(*order) if len(order) > 1 else lambda r: (r[order[0]],)
         # Values the statement fixes itself (a status in its WHERE clause) are not in the rows.
         fixed = {name: compiled.params[name] for name in order if name not in keys}
         missing = [name for name in fixed if compiled.binds[name].required]
         if missing:
             raise ValueError(f"the rows give no value for {', '.join(missing)}")
-        values = (lambda r: get({**fixed, **r})) if fixed else get
-        converters = tuple(
-            (index, convert)
-            for index, name in enumerate(order)
-            if (convert := _converter(compiled.binds[name].type, dialect)) is not None
+        factories = {
+            name: factory
+            for name in order
+            if (factory := _converter(compiled.binds[name].type, dialect)) is not None
+        }
+        _PREPARED[cache_key] = (
+            compiled.string,
+            _row_function(order, fixed, list(factories)),
+            tuple(factories.values()),
         )
-        _PREPARED[cache_key] = (compiled.string, values, converters)
     return _PREPARED[cache_key]
 
 
-def _converter(type_: Any, dialect: Any) -> Any:
-    """The type's bind processor on this dialect, with a fast path for empty JSON."""
+def _row_function(
+    order: tuple[str, ...], fixed: Mapping[str, Any], converted: list[str]
+) -> Callable[..., Callable[[Mapping[str, Any]], tuple]]:
+    """A function taking one converter per name in ``converted`` and giving the function
+    that turns a row into the statement's parameter tuple: one tuple display, written out
+    for these names (as ``collections.namedtuple`` writes its classes), instead of a loop
+    over the names per row."""
+    parts = []
+    for name in order:
+        value = f"f[{name!r}]" if name in fixed else f"r[{name!r}]"
+        if name in converted:
+            value = f"c{converted.index(name)}({value})"
+        parts.append(value)
+    arguments = ", ".join(f"c{i}" for i in range(len(converted)))
+    source = f"lambda {arguments}: lambda r: ({''.join(part + ', ' for part in parts)})"
+    return eval(source, {"f": dict(fixed)})  # noqa: S307 - names are the statement's own, quoted
+
+
+def _converter(type_: Any, dialect: Any) -> Callable[[], Callable[[Any], Any]] | None:
+    """A factory of the type's bind processor on this dialect, or None when it has none:
+    JSON with a fast path for the empty object, times memoised per call."""
     processor = type_.dialect_impl(dialect).bind_processor(dialect)
-    if processor is not None and isinstance(type_, JSON):
-        return lambda value: "{}" if type(value) is dict and not value else processor(value)
-    return processor
+    if processor is None:
+        return None
+    if isinstance(type_, JSON):
+        return lambda: lambda value: "{}" if type(value) is dict and not value else processor(value)
+    if isinstance(type_, DateTime) or isinstance(getattr(type_, "impl_instance", None), DateTime):
+        return lambda: _memoised(processor)
+    return lambda: processor
+
+
+def _memoised(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``processor`` remembering its results: equal times give equal text."""
+    memo: dict[Any, Any] = {}
+
+    def convert(value: Any) -> Any:
+        text = memo.get(value)
+        if text is None:
+            text = memo[value] = processor(value)
+        return text
+
+    return convert

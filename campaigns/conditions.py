@@ -198,6 +198,21 @@ def evaluate(source: str | None, context: Mapping[str, Any]) -> bool:
     return bool(compile_condition(source)(**context))
 
 
+def sample_value(now: datetime) -> dict[str, Any]:
+    """What a customer is worth (campaigns.value), as a sample for validation."""
+    from campaigns.value import Money
+
+    return {
+        "orders": 3,
+        "revenue": Money("1249.00", "EUR"),
+        "first_purchase_at": now - timedelta(days=400),
+        "last_purchase_at": now - timedelta(days=20),
+        "complaints": {"total": 1, "open": 0},
+        "satisfaction": 4,
+        "segment": "loyal",
+    }
+
+
 def sample_condition_context() -> dict[str, Any]:
     """Names a condition may use, with plausible values (the same shape the engine builds)."""
     now = datetime(2026, 3, 1, 10, tzinfo=UTC)
@@ -227,14 +242,7 @@ def sample_condition_context() -> dict[str, Any]:
         "birth_year": 1980,
         "age": 46,
         "purchase_count": 1,
-        # What the customer is worth (campaigns.value).
-        "orders": 3,
-        "revenue": Money("1249.00", "EUR"),
-        "first_purchase_at": now - timedelta(days=400),
-        "last_purchase_at": now - timedelta(days=20),
-        "complaints": {"total": 1, "open": 0},
-        "satisfaction": 4,
-        "segment": "loyal",
+        **sample_value(now),
     }
     order = {
         "id": "o1",
@@ -253,7 +261,7 @@ def sample_condition_context() -> dict[str, Any]:
         "occurrence": 1,
         "purchases_since_enrollment": 0,
         "previous": previous_view("sent", now),
-        "alerts": frozenset({"WM-9"}),  # the SKUs under alert (campaigns.warning)
+        "alerts": frozenset({"WM-9"}),
     }
 
 

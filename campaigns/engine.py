@@ -237,14 +237,42 @@ class Engine:
         own, so that every other event still lands and the one at fault is set aside as
         failed (:func:`fail_events`). ``stats.events`` counts both.
         """
+        return self._apply_due(conn, now, limit, _GUARDED)
+
+    def apply_due_events_in(self, db: sa.Engine, now: datetime, *, limit: int = 2000) -> ApplyStats:
+        """:meth:`apply_due_events` in a transaction of its own, without a savepoint while
+        nothing fails.
+
+        On SQLite a savepoint copies every page its writes touch to a sub-journal, which
+        cost a tenth of the database's time on a large ingest. So the batch is applied
+        bare; if anything in it raises, the transaction is rolled back and the same events
+        are applied again in a new one, each under its own savepoint, so that a bad event
+        still fails alone.
+        """
+        try:
+            with db.begin() as conn:
+                return self._apply_due(conn, now, limit, _BARE)
+        except _BatchFailed:
+            pass
+        with db.begin() as conn:
+            return self._apply_due(conn, now, limit, _EACH)
+
+    def _apply_due(self, conn: Connection, now: datetime, limit: int, how: str) -> ApplyStats:
         rows = [DueEvent._make(r) for r in conn.execute(DUE_EVENTS, {"now": now, "limit": limit})]
         failed: dict[str, BaseException] = {}
         try:
-            with conn.begin_nested():
+            if how == _EACH:
+                stats, failed = self._apply_one_by_one(conn, rows)
+            elif how == _BARE:
                 stats = self._apply_rows(conn, rows)
+            else:
+                with conn.begin_nested():
+                    stats = self._apply_rows(conn, rows)
         except Exception as exc:
             if _connection_lost(exc):
                 raise
+            if how == _BARE:
+                raise _BatchFailed from exc
             stats, failed = self._apply_one_by_one(conn, rows)
         applied = [r.id for r in rows if r.id not in failed]
         if applied:
@@ -476,6 +504,14 @@ class Engine:
             .where(customers_t.c.id == row.customer_id)
             .values({column: CONSENT_EVENTS[row.type], f"{column}_source": f"event:{row.id}"})
         )
+
+
+# How a batch of events is applied: under one savepoint, bare, or each under its own.
+_GUARDED, _BARE, _EACH = "guarded", "bare", "each"
+
+
+class _BatchFailed(Exception):
+    """An event of a batch applied bare raised: its transaction must be rolled back."""
 
 
 def _connection_lost(exc: BaseException) -> bool:

@@ -168,8 +168,10 @@ def describe_schema_error(err: Mapping[str, Any], root: type[BaseModel]) -> str:
         hint = f" — did you mean `{guess}`?" if guess else ""
         return f"{where}: {given!r} is not allowed; use {expected}{hint}"
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "id":
+        pattern = err.get("ctx", {}).get("pattern", "")
         return (
-            f"{where}: {err.get('input')!r} must be lower-case letters, digits and _ (offer_email)"
+            f"{where}: {err.get('input')!r} must be lower-case letters, digits and _, "
+            f"like offer_email (pattern {pattern!r})"
         )
     message = str(err["msg"])
     message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")

@@ -111,16 +111,14 @@ def event_context(
     alerts: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], dict[str, Any], list[dict]]:
     """What a journey's expressions see for event ``row`` (``id``, ``type``, ``at``,
-    ``payload``) of a customer: the context without ``item``, the order and its items.
-    The customer's value is scored at the event's time; ``alerts`` are the SKUs under alert
-    (campaigns.warning)."""
+    ``payload``) of a customer: the context without ``item``, the order and its items;
+    ``alerts``: the SKUs under an early-warning alert (``item.sku in alerts``)."""
     customer = customer_context(customer_row, row.at.year, row.at, segments)
     raw_order = row.payload.get("order") if isinstance(row.payload.get("order"), dict) else {}
     zone = resolve_zone(customer_row.timezone, default_zone)
     order, items = order_context(raw_order or {}, row.at, zone)
     event = {"id": row.id, "type": row.type, "at": row.at, **row.payload}
-    base = {"customer": customer, "order": order, "event": event, "now": row.at,
-            "alerts": alerts}  # fmt: skip
+    base = {"customer": customer, "order": order, "event": event, "now": row.at, "alerts": alerts}
     return base, order, items
 
 
@@ -135,14 +133,18 @@ class Planner:
         self.messages_planned = 0
         self.not_enrolled: list[dict[str, Any]] = []
         self._keys: dict[str, str] = {}  # enrolment id -> the event that took it
-        # (event, journey) -> the enrolments it asked for, told apart from re-entries at flush
-        self._asked: dict[tuple[str, str], tuple[str, datetime, list[str]]] = {}
+        # (event, journey, enrolment) asked for, told apart from re-entries at flush when an
+        # entry key was contested: by two events of the batch, or by one before it
+        self._asked: list[tuple[Any, str, str]] = []
+        self._contested = False
+        self._purchase_journeys: list[ActiveJourney] | None = None
 
     def purchase(self, row: Any) -> None:
-        journeys = [
-            j for j in self.engine.journeys.values() if j.journey.trigger.event == "purchase"
-        ]
-        self.event(row, journeys)
+        if self._purchase_journeys is None:
+            self._purchase_journeys = [
+                j for j in self.engine.journeys.values() if j.journey.trigger.event == "purchase"
+            ]
+        self.event(row, self._purchase_journeys)
 
     def event(self, row: Any, journeys: Sequence[ActiveJourney]) -> None:
         customer_row = self.customers.get(row.customer_id)
@@ -192,13 +194,13 @@ class Planner:
         order_id = order.get("id")
         key = _entry_key(journey.effective_reentry, row.id, order_id, item)
         enrollment_id = f"{journey.id}:{row.customer_id}:{key}"
-        asked = self._asked.setdefault((row.id, journey.id), (row.customer_id, row.at, []))[2]
         if enrollment_id in self._keys:
-            if self._keys[enrollment_id] != row.id:
-                asked.append(enrollment_id)  # an earlier event of this batch took the entry
+            if self._keys[enrollment_id] != row.id:  # an earlier event of this batch took it
+                self._asked.append((row, journey.id, enrollment_id))
+                self._contested = True
             return  # else another item of this order already enrolled the customer
         self._keys[enrollment_id] = row.id
-        asked.append(enrollment_id)
+        self._asked.append((row, journey.id, enrollment_id))
         plan = self.engine.plans.timetable(journey, row.at, order, item, ctx)
         at = row.at
         if len(plan.entries) > 1:
@@ -249,8 +251,8 @@ class Planner:
             )
 
     def flush(self, conn: Connection) -> int:
-        self._reentries(conn)
-        _insert_ignore(conn, enrollments_t, self.enrollments, ["id"])
+        inserted = _insert_ignore(conn, enrollments_t, self.enrollments, ["id"])
+        self._reentries(conn, inserted)
         _insert_ignore(conn, messages_t, self.messages, ["enrollment_id", "step", "occurrence"])
         _insert_ignore(conn, not_enrolled_t, self.not_enrolled, ["event_id", "journey_id"])
         self.messages_planned = len(self.messages)
@@ -258,33 +260,39 @@ class Planner:
         self.enrollments, self.messages, self.not_enrolled = [], [], []
         self._keys.clear()
         self._asked.clear()
+        self._contested = False
         return count
 
-    def _reentries(self, conn: Connection) -> None:
+    def _reentries(self, conn: Connection, inserted: int) -> None:
         """A ``reentry`` row for each (event, journey) whose every enrolment was taken
-        before: by an earlier event of the batch, or already in the database. Only entry
-        keys an event shares with others (``once``, per order or item) are looked up."""
-        shared = [e["id"] for e in self.enrollments if not e["entry_key"].startswith("event:")]
+        before: by an earlier event of the batch, or already in the database.
+
+        Run after the batch's enrolments are inserted: an enrolment of this batch then
+        names its own event, one taken before names another. Only entry keys an event
+        shares with others (``once``, per order or item) are looked up, and on SQLite only
+        when the insert left some rows alone (its row count says how many it wrote).
+        """
         taken: dict[str, str | None] = {}  # enrolment id -> the event that started it
+        if conn.dialect.name != "sqlite" or inserted < len(self.enrollments):
+            taken = self._taken(conn)
+        if not taken and not self._contested:
+            return
+        asked: dict[tuple[str, str], tuple[Any, list[str]]] = {}
+        for row, journey_id, enrollment_id in self._asked:
+            asked.setdefault((row.id, journey_id), (row, []))[1].append(enrollment_id)
+        for (event_id, journey_id), (row, ids) in asked.items():
+            if all(self._keys[i] != event_id or taken.get(i, event_id) != event_id for i in ids):
+                self._miss(row, journey_id, "reentry")
+
+    def _taken(self, conn: Connection) -> dict[str, str | None]:
+        shared = [e["id"] for e in self.enrollments if not e["entry_key"].startswith("event:")]
+        taken: dict[str, str | None] = {}
         e = enrollments_t.c
         for start in range(0, len(shared), 500):
             chunk = shared[start : start + 500]
             query = sa.select(e.id, e.trigger_event_id).where(e.id.in_(chunk))
             taken.update((i, event) for i, event in conn.execute(query))
-        for (event_id, journey_id), (customer_id, at, ids) in self._asked.items():
-            if ids and all(
-                self._keys[i] != event_id or taken.get(i, event_id) != event_id for i in ids
-            ):
-                self.not_enrolled.append(
-                    {
-                        "customer_id": customer_id,
-                        "journey_id": journey_id,
-                        "event_id": event_id,
-                        "at": at,
-                        "reason": "reentry",
-                        "expression": None,
-                    }
-                )
+        return taken
 
 
 def message_row(

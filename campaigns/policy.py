@@ -148,7 +148,7 @@ SKIP_REASONS: frozenset[str] = frozenset(
         "send_window",
         "unsatisfied",
         "fatigue",
-    }  # fmt: skip
+    }
 )
 SKIP_REASON_PREFIXES: tuple[str, ...] = ("suppressed:", "no_consent:", "frequency_cap:")
 

@@ -213,13 +213,16 @@ def load_customers(conn: Connection, ids: Iterable[str]) -> dict[str, CustomerRo
     return {r.id: CustomerRow._make(r) for r in conn.execute(CUSTOMERS, {"ids": ids})}
 
 
-def _insert_ignore(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]):
+def _insert_ignore(
+    conn: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]
+) -> int:
     """Bulk insert that leaves rows with an existing unique key alone.
 
     Rows go in key order: side by side in the indexes they touch far fewer pages than
     scattered, and the sort is stable, so of two rows with one key the first still wins.
+    Returns the driver's row count (see :func:`campaigns.bulk.executemany`).
     """
     if not rows:
-        return
+        return 0
     rows = sorted(rows, key=operator.itemgetter(*keys))
-    executemany(conn, insert_ignore_statement(conn, table, tuple(keys)), rows)
+    return executemany(conn, insert_ignore_statement(conn, table, tuple(keys)), rows)

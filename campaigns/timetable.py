@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from campaigns.durations import Duration, add_months, parse_span
+from campaigns.durations import Duration, add_months, is_duration, parse_span
 from campaigns.journeys import Journey, Step, resolve_duration
 
 __all__ = ["add_months", "plan_steps", "PlanCache", "RelativePlan", "warranty_end"]
@@ -185,6 +185,8 @@ class PlanCache:
         self.kept = kept
         self._plans: dict[tuple[Any, ...], RelativePlan] = {}
         self._fixed_limits: dict[int, tuple[Journey, bool]] = {}
+        # id(journey) -> (journey, its durations when none depends on the context, else None)
+        self._fixed: dict[int, tuple[Journey, tuple[Any, ...] | None]] = {}
 
     def timetable(
         self,
@@ -194,7 +196,10 @@ class PlanCache:
         item: Mapping[str, Any] | None,
         ctx: Mapping[str, Any],
     ) -> RelativePlan:
-        durations = step_durations(journey, ctx)
+        fixed = self._fixed.get(id(journey))
+        if fixed is None or fixed[0] is not journey:
+            fixed = self._fixed[id(journey)] = (journey, _fixed_durations(journey))
+        durations = fixed[1] if fixed[1] is not None else step_durations(journey, ctx)
         _, purchased_at, warranty_end = _anchors(trigger_at, order, item)
         # Months and years are calendar steps: their timetable holds for its trigger only.
         calendar = self._calendar_dependent(journey, durations)
@@ -231,6 +236,15 @@ class PlanCache:
                 any(parse_span(text).calendar for text in limits),
             )
         return fixed[1]
+
+
+def _fixed_durations(journey: Journey) -> tuple[Any, ...] | None:
+    """Each step's (wait, every) when all are duration literals (the same for every
+    enrolment), else None."""
+    specs = [s.wait for s in journey.steps] + [s.repeat.every for s in journey.steps if s.repeat]
+    if not all(is_duration(spec) for spec in specs):
+        return None
+    return step_durations(journey, {})
 
 
 def _relative_plan(

@@ -275,7 +275,7 @@ def render_context(
     total = order.get("total") or 0
     # One secret, a derived key per purpose (templates.signing).
     unsubscribe_key = purpose_key(secret_key, "unsubscribe")
-    links: dict[str, Any] = {
+    links = {
         "unsubscribe": unsubscribe_url(public_url, unsubscribe_key, row.customer_id),
         "preferences": preferences_url(public_url, unsubscribe_key, row.customer_id),
         # Signed only when a template uses one (campaigns.ratings).

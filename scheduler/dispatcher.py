@@ -303,8 +303,7 @@ class Dispatcher:
                 return applied
 
     def _apply_events_tx(self, now: datetime) -> int:
-        with self.db.begin() as conn:
-            return self.journeys.apply_due_events(conn, now, limit=EVENTS_BATCH).events
+        return self.journeys.apply_due_events_in(self.db, now, limit=EVENTS_BATCH).events
 
     def _with_retry(self, work: Callable[[], T], what: str) -> T:
         """Run one transaction, again after a connection fault, a bounded number of times."""
@@ -464,8 +463,9 @@ class Dispatcher:
 
         A batch takes whole customers: every due message of each customer it claims, so
         that priority decides among a customer's competing messages wherever the batch
-        boundary falls and whichever dispatcher claims them. A claim that saw fewer rows
-        than a batch took everything due.
+        boundary falls and whichever dispatcher claims them; on SQLite, as many whole
+        customers as fit in a batch. A claim that saw fewer rows than a batch took
+        everything due.
         """
         if self._postgres:
             return self._claim_skip_locked(conn, now)
@@ -474,7 +474,8 @@ class Dispatcher:
         if len(rows) < limit:  # everything due is in hand: no boundary to fall between
             return rows, len(rows)
         ids = sorted({r.customer_id for r in rows})
-        return conn.execute(CUSTOMERS_DUE, {"ids": ids, "now": now}).all(), len(rows)
+        due = conn.execute(CUSTOMERS_DUE, {"ids": ids, "now": now}).all()
+        return _whole_customers(due, limit), len(rows)
 
     def _claim_skip_locked(self, conn: Connection, now: datetime) -> tuple[list[Any], int]:
         """PostgreSQL: decide a customer only holding its advisory lock and every one of its
@@ -1019,6 +1020,24 @@ def _unrecorded(conn: Connection, reserved: list[_Reserved]) -> list[_Reserved]:
         elif attempts == item.row.attempts:
             pending.append(item)
     return pending
+
+
+def _whole_customers(rows: list[Any], limit: int) -> list[Any]:
+    """The rows of the customers whose first due message comes first, whole, as many as fit
+    in ``limit`` rows (the first customer always): a batch of whole customers stays the size
+    of a batch, and what it holds in memory with it. The rest stay planned for the next."""
+    sizes = Counter(r.customer_id for r in rows)
+    kept: set[str] = set()
+    total = 0
+    for row in rows:  # in due order
+        customer = row.customer_id
+        if customer in kept:
+            continue
+        if kept and total + sizes[customer] > limit:
+            break
+        kept.add(customer)
+        total += sizes[customer]
+    return rows if len(kept) == len(sizes) else [r for r in rows if r.customer_id in kept]
 
 
 def _not_paused() -> Any:

@@ -34,7 +34,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -100,11 +100,18 @@ def journal_for(db: Engine) -> Journal:
     return TableJournal(db)
 
 
+def _held_lock() -> Any:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass
 class _Ticket:
     message_id: int
     lease: datetime
     verdict: Verdict | None = None
+    wake: Any = field(default_factory=_held_lock)  # released once the thread may go on
 
 
 class HandOffs:
@@ -120,36 +127,54 @@ class HandOffs:
         self.journal = journal
         self._now = now
         self._retry = retry
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._waiting: list[_Ticket] = []
         self._answers: list[dict[str, Any]] = []
         self._busy = False
 
     def enter(self, message_id: int, lease: datetime) -> Verdict:
         """Block until the hand-off of ``message_id`` (reserved until ``lease``) is recorded
-        or refused."""
+        or refused.
+
+        One thread at a time writes a group; the threads arriving meanwhile wait, each on a
+        lock of its own, and are woken only when their own group is decided (or, the first
+        of them, to write the next group): a wake-up costs a waiting thread the interpreter
+        lock, and waking every waiter after every write had cost more than the writes.
+        """
         ticket = _Ticket(message_id, lease)
-        with self._cond:
+        with self._lock:
             self._waiting.append(ticket)
-            while ticket.verdict is None:
-                if self._busy:
-                    self._cond.wait()
-                    continue
-                self._busy = True
-                group, self._waiting = self._waiting, []
-                answers, self._answers = self._answers, []
-                self._cond.release()
-                try:
-                    self._commit(group, answers)
-                finally:
-                    self._cond.acquire()
-                    self._busy = False
-                    self._cond.notify_all()
+            lead = not self._busy
+            self._busy = True
+        if not lead:
+            ticket.wake.acquire()  # released when decided, or to write the next group
+            if ticket.verdict is not None:
+                return ticket.verdict
+        self._lead()
+        assert ticket.verdict is not None
         return ticket.verdict
+
+    def _lead(self) -> None:
+        """Write the waiting group, then wake it and hand the writing on to a later one."""
+        with self._lock:
+            group, self._waiting = self._waiting, []
+            answers, self._answers = self._answers, []
+        try:
+            self._commit(group, answers)
+        finally:
+            with self._lock:
+                following = self._waiting[0] if self._waiting else None
+                self._busy = following is not None
+            for ticket in group:
+                if ticket.verdict is None:  # only an interrupt gets here: not sent
+                    ticket.verdict = Verdict.NOT_MARKED
+                ticket.wake.release()
+            if following is not None:
+                following.wake.release()
 
     def journal_answer(self, answer: dict[str, Any]) -> None:
         """Queue a provider's answer (``_id`` and outcome columns) for the next commit."""
-        with self._cond:
+        with self._lock:
             self._answers.append(answer)
 
     def _commit(self, group: list[_Ticket], answers: list[dict[str, Any]]) -> None:
@@ -220,8 +245,11 @@ _MARK = (
     "INSERT INTO handoffs (message_id, lease, at) VALUES {} "
     "ON CONFLICT (message_id) DO UPDATE SET lease = excluded.lease, at = excluded.at, "
     "answer = NULL, released = 0 "
-    "WHERE handoffs.released = 1 AND handoffs.lease <> excluded.lease "
-    "RETURNING message_id"
+    "WHERE handoffs.released = 1 AND handoffs.lease <> excluded.lease"
+)
+# After a mark that did not land everywhere: the entries it wrote carry its lease and time.
+_MARKED = (
+    "SELECT message_id, lease FROM handoffs WHERE message_id IN ({}) AND released = 0 AND at = ?"
 )
 # Lease expiry fences a reservation it releases, so its dispatcher cannot hand it over late
 # (a fence of an earlier reservation moves to this one; a hand-off stays as it is).
@@ -230,8 +258,12 @@ _RELEASE = (
     "ON CONFLICT (message_id) DO UPDATE SET lease = excluded.lease, at = excluded.at "
     "WHERE handoffs.released = 1"
 )
-_ANSWER = "UPDATE handoffs SET answer = ? WHERE message_id = ?"
-_FORGET = "DELETE FROM handoffs WHERE message_id = ?"
+_ANSWERS = (
+    "UPDATE handoffs SET answer = v.column2 FROM (VALUES {}) AS v "
+    "WHERE handoffs.message_id = v.column1"
+)
+_FORGET = "DELETE FROM handoffs WHERE message_id IN ({})"
+_CHUNK = 500  # rows per statement, well within SQLite's limit on parameters
 _ENTRIES = "SELECT message_id, answer, released FROM handoffs WHERE message_id IN ({})"
 
 
@@ -278,18 +310,34 @@ class FileJournal:
             return result
 
     def mark(self, tickets, answers, at):
-        stamp = sqlite_datetime(at)
-        insert = _MARK.format(",".join("(?, ?, ?)" for _ in tickets))
-        params = [v for mid, lease in tickets for v in (mid, sqlite_datetime(lease), stamp)]
-
-        def write(conn: sqlite3.Connection) -> set[int]:
-            if answers:
-                conn.executemany(
-                    _ANSWER, [(json.dumps(_answer(a), default=str), a["_id"]) for a in answers]
+        """Each write is one statement, a transaction of its own: the answers are facts of
+        their own, and each call into SQLite lets go of the interpreter lock, which a
+        sending thread then waits to get back while the dispatcher's thread works."""
+        with self._lock:
+            conn = self._conn()
+            for start in range(0, len(answers), _CHUNK):
+                chunk = answers[start : start + _CHUNK]
+                conn.execute(
+                    _ANSWERS.format(",".join("(?, ?)" for _ in chunk)),
+                    [v for a in chunk for v in (a["_id"], json.dumps(_answer(a), default=str))],
                 )
-            return {row[0] for row in conn.execute(insert, params).fetchall()}
+            if not tickets:
+                return set()
+            stamp = sqlite_datetime(at)
+            leases = {lease: sqlite_datetime(lease) for lease in {lease for _, lease in tickets}}
+            insert = _MARK.format(",".join("(?, ?, ?)" for _ in tickets))
+            params = [v for mid, lease in tickets for v in (mid, leases[lease], stamp)]
+            if conn.execute(insert, params).rowcount == len(tickets):
+                return {mid for mid, _ in tickets}  # every one landed: nothing to read back
+            return self._marked(conn, tickets, stamp)
 
-        return self._write(write)
+    @staticmethod
+    def _marked(conn: sqlite3.Connection, tickets, stamp: str) -> set[int]:
+        """Which of ``tickets`` the last mark wrote: those whose entry is now theirs."""
+        ids = [mid for mid, _ in tickets]
+        found = conn.execute(_MARKED.format(",".join("?" * len(ids))), [*ids, stamp])
+        leases = {mid: sqlite_datetime(lease) for mid, lease in tickets}
+        return {mid for mid, lease in found if leases[mid] == lease}
 
     def entries(self, rows):
         """Fence the reservations of ``rows`` not handed over, then read what each has."""
@@ -319,10 +367,12 @@ class FileJournal:
         return found
 
     def forget(self, ids):
-        if not ids:
-            return
-        rows = [(i,) for i in ids]
-        self._write(lambda conn: conn.executemany(_FORGET, rows))
+        ids = list(ids)
+        with self._lock:
+            conn = self._conn()
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                conn.execute(_FORGET.format(",".join("?" * len(chunk))), chunk)
 
 
 def _answer(answer: Mapping[str, Any]) -> dict[str, Any]:

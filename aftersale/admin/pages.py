@@ -201,13 +201,13 @@ def clock_now(project: Project) -> datetime:
         return simulated_clock(conn) or project.now()
 
 
+MAX_RANGE_DAYS = 366
+
+
 def dashboard_counts(conn: Any) -> tuple[int, int]:
     from aftersale.admin.listening import dashboard_counts as counts
 
     return counts(conn)
-
-
-MAX_RANGE_DAYS = 366
 
 
 @router.get("/")
@@ -248,8 +248,8 @@ def home(
                   # no red "0 alive" on a simulated project, where none need run
                   show_dispatchers=simulated is None or bool(board.dispatchers),
                   note=note or problem, failed_events=failed_events, span=span,
-                  range_from=since or "", range_to=to or "", alerts=alerts,
-                  attention=attention)  # fmt: skip
+                  range_from=since or "", range_to=to or "",
+                  alerts=alerts, attention=attention)  # fmt: skip
 
 
 def day_range(
@@ -385,7 +385,7 @@ def customer_page(
         value = timeline and customer_value(project, conn, timeline.customer, clock_now(project))
     if timeline is None:
         raise HTTPException(404, f"no customer {customer_id!r}")
-    return render(request, "customer.html", user, t=timeline, in_utc=times == "utc", value=value,
+    return render(request, "customer.html", user, t=timeline, value=value, in_utc=times == "utc",
                   times_problem=problem,
                   contact=contact_view(user, timeline.customer), why_not=not_enrolled_text,
                   zone=_zone(timeline.customer.timezone, project.settings.policy.get(

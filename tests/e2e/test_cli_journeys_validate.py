@@ -53,14 +53,27 @@ def test_the_built_in_journeys_are_valid(shop: Path):
     assert "5 journeys valid" in done.output
 
 
+def test_a_marketing_journey_without_a_topic_is_warned_about(shop: Path):
+    # A journey copied into a project before topics existed.
+    offer = shop / "journeys" / "loyalty_offer.yaml"
+    offer.write_text(offer.read_text(encoding="utf-8").replace("topic: offers\n", ""))
+    done = cli("journeys", "validate", project=shop)
+    assert done.exit_code == 0, done.output
+    said = " ".join(done.output.split())
+    assert f"{offer}:1: warning: topic: not set" in said
+    assert "add `topic: service` or `topic: offers`" in said
+    assert said.count("topic: not set") == 1  # thank_you is transactional; the rest name one
+
+
 def test_an_unknown_template_names_the_files_and_where_built_ins_live(shop: Path):
     path = shop / "journeys" / "extended_warranty.yaml"
     path.write_text(path.read_text().replace("template: warranty_reminder", "template: sms_promo"))
     done = cli("journeys", "validate", project=shop)
     assert done.exit_code == 1
     [said] = [line for line in done.output.splitlines() if "sms_promo" in line]
+    line = path.read_text().splitlines().index("      template: sms_promo") + 1
     assert said.startswith(
-        f"{path}:28: error: steps.1.send.template: sms_promo: no sms template named"
+        f"{path}:{line}: error: steps.1.send.template: sms_promo: no sms template named"
     )
     assert str(shop / "templates" / "sms_promo.sms.de.j2") in said
     assert str(BUILTIN_DIR) in said
@@ -95,9 +108,14 @@ def test_after_an_import_names_no_row_carries_are_warned_about(shop: Path, tmp_p
     done = cli("journeys", "validate", project=shop)
     assert done.exit_code == 0, done.output  # warnings only
     warnings = sorted(line for line in done.output.splitlines() if ": warning: " in line)
-    assert any("inspection_invitation.yaml:11: warning: trigger.item_condition" in w
-               for w in warnings)  # fmt: skip
-    assert [w for w in warnings if w.startswith(str(path))] == [
+    invitation = shop / "journeys" / "inspection_invitation.yaml"
+    line = next(n for n, text in enumerate(invitation.read_text().splitlines(), 1)
+                if "item_condition" in text)  # fmt: skip
+    assert (
+        f"{invitation}:{line}: warning: trigger.item_condition: no imported item has "
+        "`inspection_interval_days`, so it is always empty"
+    ) in warnings
+    assert [w for w in warnings if w.startswith(str(path)) and "topic: not set" not in w] == [
         f"{path}:2: warning: trigger.condition: no imported customer has the attribute "
         "`stadt`, so it is always empty — did you mean `customer.city`?",
         f"{path}:2: warning: trigger.event: no imported event has the type `purchse` — did "
@@ -113,7 +131,8 @@ def test_without_data_nothing_is_said_about_names(shop: Path):
     (shop / "journeys" / "berlin_only.yaml").write_text(BERLIN_ONLY)
     done = cli("journeys", "validate", project=shop)
     assert done.exit_code == 0, done.output
-    assert ": warning: " not in done.output
+    names = [line for line in done.output.splitlines() if ": warning: " in line]
+    assert all("topic: not set" in line for line in names)  # no word about names
     assert not (shop / "aftersale.db").exists()  # validating creates no database
 
 
@@ -133,6 +152,9 @@ def test_templates_copy_refuses_what_is_no_built_in(shop: Path, name: str):
     done = cli("templates", "copy", name, project=shop)
     assert done.exit_code == 2
     assert f"no built-in template {name!r}" in done.output
-    assert "built-ins: complaint_followup, inspection_invite, inspection_reminder, loyalty_offer" in done.output
+    assert (
+        "built-ins: complaint_followup, inspection_invite, inspection_reminder, loyalty_offer"
+        in done.output
+    )
     assert ("did you mean 'warranty_offer'?" in done.output) == (name == "waranty_offer")
     assert not (shop / "templates").exists() or not any((shop / "templates").iterdir())

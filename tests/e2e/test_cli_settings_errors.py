@@ -68,9 +68,11 @@ def test_a_bad_policy_value_names_its_line(shop: Path):
     index = next(i for i, line in enumerate(lines) if line.startswith("per = "))
     lines[index] = 'per = "a fortnight"'
     toml.write_text("\n".join(lines) + "\n")
-    done = run(shop, "journeys", "list")
+    done = run(shop, "run", "--once")
     assert done.returncode == 2
     assert done.stderr.startswith(f"error: {toml}:{index + 1}: policy.caps[0].per: ")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert run(shop, "journeys", "validate").stderr == done.stderr
     assert "Traceback" not in done.stderr
 
 

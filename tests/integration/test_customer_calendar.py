@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from aftersale.accounts import create_user
 from aftersale.cli import app as cli
+from aftersale.errors import ConfigurationError
 from tests.conftest import Harness, utc
 from tests.integration.admin_data import VIEWER, client_for, login
 
@@ -83,14 +84,18 @@ def test_a_bad_transactional_quiet_is_refused_naming_the_allowed_values(
     )
 
 
-def test_broken_policy_settings_leave_the_customer_view_readable(
+def test_broken_policy_settings_are_named_before_the_customer_view(
     make_harness: Callable[..., Harness],
 ) -> None:
+    """Every command checks the settings first: the customer view names the bad value and
+    its line instead of showing a calendar it cannot know."""
     h = make_harness(toml=AUTO + 'transactional_quiet = "weekends"\n')
     try:
         assert h.customers(CUSTOMERS[:1]).ok
         shown = CliRunner().invoke(cli, ["--project", str(h.directory), "customer", "ny"])
     finally:
         h.project.close()
-    assert shown.exit_code == 0, shown.output
-    assert "public holidays: unknown: the [policy] settings are invalid" in shown.output
+    # The installed command prints this one line and exits 2 (aftersale.cli._Shell).
+    assert isinstance(shown.exception, ConfigurationError), shown.output
+    said = str(shown.exception)
+    assert "aftersale.toml:" in said and "policy.transactional_quiet" in said

@@ -1,7 +1,7 @@
 """the figures of a journey read from one index; the send log's decided view by decision time
 
 Revision ID: 0017
-Revises: 0013
+Revises: 0016
 Create Date: 2026-12-02 14:10:00
 """
 
