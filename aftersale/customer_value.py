@@ -12,10 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from aftersale.app import Project
-from aftersale.errors import ConfigurationError
 from campaigns.models import Complaint
 from campaigns.policy import Recipient
-from campaigns.value import DEFAULT_SEGMENTS, rating_of, value_view
+from campaigns.value import rating_of, value_view
 
 __all__ = ["CustomerValue", "customer_value"]
 
@@ -34,20 +33,14 @@ class CustomerValue:
 
 def customer_value(project: Project, conn: Connection, row: Any, now: datetime) -> CustomerValue:
     """What ``row`` (a customers row) is worth at ``now``, and what holds their offers."""
-    try:
-        segments = project.settings.segment_rules()
-        policy = project.policy
-    except ConfigurationError:  # a broken setting must not hide the customer's story
-        segments, policy = DEFAULT_SEGMENTS, None
-    figures = value_view(row, now, segments)
+    figures = value_view(row, now, project.settings.segment_rules())
     k = complaints_t.c
     complaints = list(
         conn.execute(
             sa.select(complaints_t).where(k.customer_id == row.id).order_by(k.opened_at.desc())
         )
     )
-    if policy is None:
-        return CustomerValue(figures, complaints, None)
+    policy = project.policy
     unanswered: list[datetime] = []
     if policy.rules.fatigue is not None:
         from campaigns.fatigue import unanswered_emails

@@ -245,12 +245,6 @@ def _events(rng: random.Random, people: list[dict], start: datetime, until: date
                     order=order_id,
                 )
         first = start + timedelta(seconds=rng.random() * span * 0.6)
-        # Draws once spent on complaints without a subject, kept so that every customer's
-        # purchases stay as they were; complaints now come from _complaints below.
-        if rng.random() < 0.06:
-            rng.randrange(20, 120)
-            if rng.random() < 0.8:
-                rng.randrange(5, 40)
         if rng.random() < 0.05:
             add(
                 "unsubscribed", cid, first + timedelta(days=rng.randrange(30, 200)), channel="email"

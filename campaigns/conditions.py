@@ -30,8 +30,6 @@ from jinja2 import StrictUndefined
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from campaigns.value import Money
-
 __all__ = [
     "CONDITION_ENV",
     "KNOWN_FIELDS",

@@ -142,6 +142,7 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
             proj.close()
         if format == "json":
             doc = stats_document(prices, reports, returns, funnels, skips, deferrals)
+            doc["resting"] = held
             typer.echo(json.dumps(doc, indent=2))
             return
         for report in reports:

@@ -1,7 +1,7 @@
 """complaints with their subject; what each customer is worth
 
 Revision ID: 0014
-Revises: 0017
+Revises: 0013
 Create Date: 2026-12-02 14:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 import campaigns.models
 
 revision = "0014"
-down_revision = "0017"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
