@@ -8,6 +8,7 @@ seconds left, which the web layer turns into ``429`` with ``Retry-After``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import threading
@@ -29,8 +30,13 @@ sessions_t = AdminSession.__table__
 SESSION_TOUCH = timedelta(seconds=60)
 ROLES = ("admin", "viewer")
 _hasher = PasswordHasher()
-# Verified against when the user does not exist, so both paths cost one argon2 check.
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so both paths cost one argon2 check.
+    Made on first use: hashing costs a tenth of a second, which every command paid at start."""
+    return _hasher.hash("not a password of anyone")
 
 
 class AccountError(ValueError):
@@ -203,7 +209,7 @@ def authenticate(
     with db.begin() as conn:
         user = conn.execute(sa.select(users_t).where(users_t.c.name == name)).first()
         # An unknown name costs the same argon2 check as a wrong password.
-        matches = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+        matches = verify_password(user.password_hash if user else _dummy_hash(), password)
         if user is None or not matches:
             if user is not None:  # kept for `users list`; it locks nothing
                 conn.execute(

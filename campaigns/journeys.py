@@ -69,6 +69,8 @@ from campaigns.journey_problems import source_line as source_line  # re-exported
 from campaigns.timewindows import SendWindow
 
 BUILTIN_DIR = Path(__file__).with_name("builtin_journeys")
+# libyaml's safe loader where it is built in: five times the pure-Python one's speed.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 ANCHORS = ("trigger", "previous", "warranty_end", "purchase")
 DEFAULT_MIN_GAP = "24h"
 DEFAULT_BUNDLE_WITHIN = "24h"
@@ -425,8 +427,8 @@ _line_for = line_for
 def parse_journey(text: str, source: str) -> tuple[Journey | None, list[JourneyProblem]]:
     """Parse and validate one journey document; problems carry the file and line."""
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=YAML_LOADER)
+        data = yaml.load(text, Loader=YAML_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None

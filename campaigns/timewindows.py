@@ -20,7 +20,6 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import holidays
 import phonenumbers
 
 __all__ = [
@@ -241,6 +240,8 @@ def holiday_dates(region: str, year: int) -> frozenset[date]:
     """
     country, subdiv = split_region(region)
     try:
+        import holidays  # its calendars take a tenth of a second to load: only when asked
+
         calendar = holidays.country_holidays(country, subdiv=subdiv, years=year)
     except NotImplementedError as exc:
         raise ValueError(f"unknown public holiday region {region!r}: {exc}") from exc
