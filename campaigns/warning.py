@@ -1,9 +1,11 @@
 """Early warning: complaint rates that rise above their own past, or above a ceiling.
 
 A complaint is counted against its subjects: the SKU and category it names (when it names
-an item), and every journey whose message reached the customer within
-``journey_window_days`` (14) before it was opened. Rates are per 1,000 exposures: orders
-of the SKU or category (an order line), messages sent by the journey.
+an item), and every journey whose marketing message reached the customer within
+``journey_window_days`` (14) before it was opened. Transactional messages are left out: the
+thank-you after every purchase precedes every early complaint about what was bought, and
+would make it look as if the thank-you drew them. Rates are per 1,000 exposures: orders
+of the SKU or category (an order line), marketing messages sent by the journey.
 
 For each subject, the last ``window_days`` (30) are compared with its own baseline, the
 ``baseline_days`` (180) before them. With ``k_r`` complaints over ``n_r`` exposures recently
@@ -242,7 +244,10 @@ def complaint_figures(conn: Connection, now: datetime, rules: AlertRules) -> lis
 def _sent_by_customer(conn: Connection, since: datetime, now: datetime):
     m = messages_t.c
     query = sa.select(m.customer_id, m.sent_at, m.journey_id).where(
-        m.sent_at >= since, m.sent_at <= now, m.status.in_(COUNTING_STATUSES)
+        m.sent_at >= since,
+        m.sent_at <= now,
+        m.status.in_(COUNTING_STATUSES),
+        m.category == "marketing",
     )
     sent: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     for customer_id, sent_at, journey in conn.execute(query):

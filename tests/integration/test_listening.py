@@ -345,3 +345,20 @@ def test_the_demo_plants_complaints_with_skus_and_a_spike(tmp_path: Path) -> Non
     assert len(spiked) >= 5
     ratings = [e["value"] for e in events if e["type"] == "satisfaction_rated"]
     assert ratings and set(ratings) <= {1, 2, 3, 4, 5}
+
+
+def test_a_journey_is_blamed_for_complaints_only_through_its_marketing(harness: Harness) -> None:
+    """The thank-you after every purchase precedes every early complaint about what was
+    bought: transactional messages do not count as a journey's exposure."""
+    from campaigns.models import reading
+    from campaigns.warning import _sent_by_customer
+
+    h = harness
+    h.customers([{"id": "c1", "email": "anna@example.org"}])
+    h.events([purchase("p1", "c1", "2026-01-05T10:00:00+01:00", "o1", item("WM-1"))])
+    h.simulate(utc("2026-02-20T00:00:00"))
+    went = {m.journey_id for m in h.messages() if m.status == "sent"}
+    assert {"thank_you", "loyalty_offer"} <= went  # one transactional, one marketing
+    with reading(h.project.db) as conn:
+        sent = _sent_by_customer(conn, utc("2026-01-01T00:00:00"), utc("2026-02-20T00:00:00"))
+    assert {journey for _, journey in sent["c1"]} == went - {"thank_you"}
