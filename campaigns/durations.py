@@ -141,3 +141,14 @@ def is_duration(text: object) -> bool:
 def parse_duration(text: str) -> timedelta:
     """A fixed duration (``"90d"``, ``"-60d"``, ``"2h"``) as a ``timedelta``."""
     return parse_span(text).fixed()
+
+
+# A span in the settings (a cap's ``per``, a hold's length): a whole number and one unit.
+SETTING_SPAN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+SETTING_UNITS = {
+    "w": timedelta(weeks=1),
+    "d": timedelta(days=1),
+    "h": timedelta(hours=1),
+    "m": timedelta(minutes=1),
+    "s": timedelta(seconds=1),
+}

@@ -19,11 +19,12 @@ The unsatisfied hold is checked first: a customer who is both is reported ``unsa
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from campaigns.durations import SETTING_SPAN, SETTING_UNITS
 
 __all__ = [
     "FATIGUE_AFTER",
@@ -37,14 +38,6 @@ __all__ = [
     "parse_hold",
 ]
 
-_SPAN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {
-    "w": timedelta(weeks=1),
-    "d": timedelta(days=1),
-    "h": timedelta(hours=1),
-    "m": timedelta(minutes=1),
-    "s": timedelta(seconds=1),
-}
 _OFF = ("", "none", "off")
 
 
@@ -96,10 +89,10 @@ def held(
 
 
 def span(value: Any) -> timedelta:
-    match = _SPAN.match(value) if isinstance(value, str) else None
+    match = SETTING_SPAN.match(value) if isinstance(value, str) else None
     if not match:
         raise ValueError(f"must look like 12h, 30d or 4w, got {value!r}")
-    span = int(match.group(1)) * _UNITS[match.group(2)]
+    span = int(match.group(1)) * SETTING_UNITS[match.group(2)]
     if span <= timedelta(0):
         raise ValueError(f"must be positive, got {value!r}")
     return span

@@ -71,7 +71,6 @@ When messages compete for one slot, the dispatcher decides them in
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -80,6 +79,7 @@ from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from campaigns.consent import consents_to
+from campaigns.durations import SETTING_SPAN, SETTING_UNITS
 from campaigns.holds import (
     FATIGUE_AFTER,
     FATIGUE_REST,
@@ -153,14 +153,6 @@ SKIP_REASONS: frozenset[str] = frozenset(
 SKIP_REASON_PREFIXES: tuple[str, ...] = ("suppressed:", "no_consent:", "frequency_cap:")
 
 _CAP_CHANNELS = ("email", "sms", "any")
-_SPAN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {
-    "w": timedelta(weeks=1),
-    "d": timedelta(days=1),
-    "h": timedelta(hours=1),
-    "m": timedelta(minutes=1),
-    "s": timedelta(seconds=1),
-}
 _POLICY_KEYS = (
     "default_timezone",
     "quiet_hours",
@@ -201,11 +193,11 @@ class FrequencyCap:
     @classmethod
     def parse(cls, channel: str, max: int, per: str) -> FrequencyCap:
         """Build a cap from configuration values; ``per`` like "30m", "24h", "7d", "2w"."""
-        match = _SPAN.match(per) if isinstance(per, str) else None
+        match = SETTING_SPAN.match(per) if isinstance(per, str) else None
         if not match:
             raise ValueError(f"cap window must look like 30m, 24h, 7d or 2w, got {per!r}")
         amount, unit = int(match.group(1)), match.group(2)
-        return cls(channel, max, amount * _UNITS[unit], f"{amount}{unit}")  # type: ignore[arg-type]
+        return cls(channel, max, amount * SETTING_UNITS[unit], f"{amount}{unit}")  # type: ignore[arg-type]
 
     @property
     def reason(self) -> str:
@@ -243,7 +235,7 @@ class FrequencyCap:
 def _format_span(span: timedelta) -> str:
     seconds = int(span.total_seconds())
     for unit in ("d", "h", "m"):
-        size = int(_UNITS[unit].total_seconds())
+        size = int(SETTING_UNITS[unit].total_seconds())
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"

@@ -19,6 +19,8 @@ import hashlib
 import hmac
 from collections.abc import Iterator, Mapping
 
+from templates.links import base36
+
 __all__ = ["MAX_RATING", "MIN_RATING", "RatingLinks", "rating_event_id", "rating_token", "verify"]
 
 MIN_RATING = 1
@@ -34,7 +36,7 @@ def _mac(key: str, message_id: int, customer_id: str) -> bytes:
 def rating_token(key: str, message_id: int, customer_id: str) -> str:
     """The token of ``message_id``'s rating links for ``customer_id``."""
     mac = base64.urlsafe_b64encode(_mac(key, message_id, customer_id)).rstrip(b"=").decode()
-    return f"{_base36(message_id)}.{mac}"
+    return f"{base36(message_id)}.{mac}"
 
 
 def message_of(token: str) -> int | None:
@@ -61,16 +63,6 @@ def verify(keys: list[str], token: str, message_id: int, customer_id: str) -> bo
 def rating_event_id(message_id: int) -> str:
     """The id of the event a message's rating is stored as: one rating per message."""
     return f"rating:{message_id}"
-
-
-def _base36(number: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    text = ""
-    while True:
-        number, rest = divmod(number, 36)
-        text = digits[rest] + text
-        if not number:
-            return text
 
 
 class RatingLinks(Mapping[int, str]):

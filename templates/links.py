@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-__all__ = ["numbered", "parse_short_link", "short_link_base", "with_utm"]
+__all__ = ["base36", "numbered", "parse_short_link", "short_link_base", "with_utm"]
 
 
 def with_utm(base_url: str, path_or_url: str, params: Mapping[str, str | None]) -> str:
@@ -54,7 +54,8 @@ def _mac(secret: str, message_id: int) -> str:
     return base64.urlsafe_b64encode(digest[:_MAC_BYTES]).rstrip(b"=").decode()
 
 
-def _base36(number: int) -> str:
+def base36(number: int) -> str:
+    """``number`` in base 36, lower case: a short id in a link."""
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     text = ""
     while True:
@@ -66,7 +67,7 @@ def _base36(number: int) -> str:
 
 def short_link_base(public_url: str, secret: str, message_id: int) -> str:
     """The first link of one message; :func:`numbered` gives the others."""
-    return f"{public_url.rstrip('/')}/l/{_base36(message_id)}.{_mac(secret, message_id)}"
+    return f"{public_url.rstrip('/')}/l/{base36(message_id)}.{_mac(secret, message_id)}"
 
 
 def numbered(base: str, link: int) -> str:

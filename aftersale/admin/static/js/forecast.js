@@ -5,21 +5,7 @@
   const palette = ["#1d4ed8", "#0f766e", "#b26a00", "#7a4bd1", "#c2185b", "#475569", "#65a30d"];
   const contacts = { "1": "#93c5fd", "2": "#3b82f6", "3": "#ca8a04", "4+": "#b91c1c" };
 
-  function stripes(colour) {
-    const tile = document.createElement("canvas");
-    tile.width = tile.height = 8;
-    const g = tile.getContext("2d");
-    g.fillStyle = colour;
-    g.fillRect(0, 0, 8, 8);
-    g.strokeStyle = "rgba(0,0,0,0.55)";
-    g.lineWidth = 2;
-    g.beginPath();
-    g.moveTo(0, 8); g.lineTo(8, 0);
-    g.moveTo(-2, 2); g.lineTo(2, -2);
-    g.moveTo(6, 10); g.lineTo(10, 6);
-    g.stroke();
-    return g.createPattern(tile, "repeat");
-  }
+  const stripes = window.aftersaleCharts.stripes;
 
   const options = (stacked, yTitle) => ({
     responsive: true, maintainAspectRatio: false, animation: false,
