@@ -27,6 +27,7 @@ from channels.registry import build_channel
 from scheduler.clock import Clock, SimulatedClock, SystemClock
 from scheduler.dispatcher import DispatchConfig, Dispatcher
 from scheduler.rendering import RendererFactory, RenderPool, render_processes
+from scheduler.workers import Chore
 from templates import ShopInfo, TemplateRenderer
 
 state_t = ProjectState.__table__
@@ -214,6 +215,15 @@ class Project:
                 self._render_pool(dispatchers) if getattr(kind, "render_processes", True) else None
             ),
         )
+
+    def chores(self) -> list[Chore]:
+        """What the leading dispatcher of ``run`` does now and then beside sending: evaluate
+        the complaint alerts every ``[alerts] every_hours`` (keeping the SKUs that
+        ``item.sku in alerts`` reads current, and mailing support when ``[alerts] email``)."""
+        from aftersale import alerts  # statistics are loaded only when the chore runs
+
+        every = alerts.alert_rules(self).every_hours * 3600.0
+        return [Chore("complaint alerts", every, partial(alerts.evaluate, self))]
 
     def _render_pool(self, dispatchers: int = 1) -> RenderPool | None:
         """Render processes for one of ``dispatchers`` dispatchers (``dispatch.render_processes``)."""

@@ -378,7 +378,7 @@ def run(
         spec = WorkerSpec(directory=str(proj.directory), once=once)
         raise typer.Exit(run_guarded(lambda: run_workers(spec, workers)))
     dispatcher = run_guarded(lambda: proj.dispatcher(proj.system_clock()))
-    worker = Worker.for_dispatcher(dispatcher)
+    worker = Worker.for_dispatcher(dispatcher, [] if once else proj.chores())
     if once:
         stats = worker.tick()
         worker.close()

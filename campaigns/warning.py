@@ -70,6 +70,7 @@ class AlertRules:
     min_exposures: int = 30
     ceiling: float | None = None  # complaints per 1,000 exposures
     email: bool = False  # send new alerts to the shop's support address
+    every_hours: int = 1  # how often the leading dispatcher of ``run`` evaluates them
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> AlertRules:

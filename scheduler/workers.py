@@ -44,6 +44,20 @@ PRUNE_AFTER = timedelta(hours=1)
 BEAT_EVERY = 5.0
 
 
+@dataclass
+class Chore:
+    """Housekeeping the leader does now and then beside dispatching (e.g. evaluating the
+    complaint alerts): ``run`` at most once every ``every`` seconds of real time."""
+
+    name: str
+    every: float
+    run: Callable[[], object]
+    last: float | None = None
+
+    def due(self, now: float) -> bool:
+        return self.last is None or now - self.last >= self.every
+
+
 class Heartbeat:
     """This process's row in ``dispatchers``; times are real time, even in a simulation."""
 
@@ -104,21 +118,28 @@ class Worker:
     """One dispatcher taking part with others: heartbeat, leadership, then dispatch."""
 
     def __init__(
-        self, dispatcher: Dispatcher, *, leadership: Leadership, heartbeat: Heartbeat
+        self,
+        dispatcher: Dispatcher,
+        *,
+        leadership: Leadership,
+        heartbeat: Heartbeat,
+        chores: list[Chore] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.leadership = leadership
         self.heartbeat = heartbeat
+        self.chores = list(chores or ())
         self.leading = False
         self._counted = 0  # sends of this tick already in the heartbeat
         dispatcher.on_batch = self._between_batches
 
     @classmethod
-    def for_dispatcher(cls, dispatcher: Dispatcher) -> Worker:
+    def for_dispatcher(cls, dispatcher: Dispatcher, chores: list[Chore] | None = None) -> Worker:
         return cls(
             dispatcher,
             leadership=leadership_for(dispatcher.db),
             heartbeat=Heartbeat(dispatcher.db),
+            chores=chores,
         )
 
     def tick(self) -> DispatchStats:
@@ -128,9 +149,22 @@ class Worker:
         stats = self.dispatcher.tick(housekeeping=self.leading)
         if self.leading:
             self.heartbeat.prune()
+            self._do_chores()
         self.heartbeat.beat(leader=self.leading, sent=stats.sent - self._counted)
         self._counted = 0
         return stats
+
+    def _do_chores(self) -> None:
+        """The leader's chores that are due; one that fails is logged and tried next time."""
+        for chore in self.chores:
+            now = time.monotonic()
+            if self.stopping or not chore.due(now):
+                continue
+            chore.last = now
+            try:
+                chore.run()
+            except Exception:  # never fatal: dispatching goes on
+                log.exception("%s failed; trying again in %.0f s", chore.name, chore.every)
 
     def _between_batches(self, stats: DispatchStats) -> None:
         self.heartbeat.beat(leader=self.leading, sent=stats.sent - self._counted, throttle=True)
@@ -195,7 +229,7 @@ def run_worker(spec: WorkerSpec) -> None:
     if spec.channels:
         project.channel_overrides = dict(_resolve(spec.channels)(project))
     dispatcher = project.dispatcher(project.system_clock(), dispatchers=spec.dispatchers)
-    worker = Worker.for_dispatcher(dispatcher)
+    worker = Worker.for_dispatcher(dispatcher, [] if spec.once else project.chores())
     try:
         if spec.once:
             signal.signal(signal.SIGTERM, lambda *_: worker.request_stop())

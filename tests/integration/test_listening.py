@@ -15,6 +15,10 @@ import sqlalchemy as sa
 from aftersale.alerts import evaluate
 from campaigns.models import Complaint, Customer, Event, Message
 from campaigns.ratings import rating_token
+from campaigns.warning import alert_skus
+from scheduler.clock import SimulatedClock
+from scheduler.simulation import SimulationDispatcher
+from scheduler.workers import Chore, Heartbeat, Worker
 from tests.conftest import Harness, item, purchase, utc
 from tests.integration.listening_data import NOW, SPIKED, seed_listening
 from tests.integration.test_webhooks import Web
@@ -362,3 +366,49 @@ def test_a_journey_is_blamed_for_complaints_only_through_its_marketing(harness: 
     with reading(h.project.db) as conn:
         sent = _sent_by_customer(conn, utc("2026-01-01T00:00:00"), utc("2026-02-20T00:00:00"))
     assert {journey for _, journey in sent["c1"]} == went - {"thank_you"}
+
+
+class _Leads:
+    def __init__(self, leads: bool) -> None:
+        self.leads = leads
+
+    def holds(self) -> bool:
+        return self.leads
+
+    def release(self) -> None:
+        pass
+
+
+def test_the_leading_dispatcher_evaluates_alerts_hourly(make_harness: Any, caplog: Any) -> None:
+    """`run` keeps `item.sku in alerts` current without anyone running `aftersale alerts`:
+    the leader evaluates them as a chore; a follower does not; a failing chore never stops
+    the dispatch."""
+    h = make_harness(journeys={"accessories.yaml": GUARDED}, builtin_journeys=False)
+    seed_listening(h)
+    h.project.settings.alerts = {"email": True, "every_hours": 2}
+    clock = SimulatedClock(NOW)
+    dispatcher = h.project.dispatcher(clock, kind=SimulationDispatcher)
+    chores = h.project.chores()
+    assert [c.every for c in chores] == [7200.0]
+    follower = Worker(dispatcher, leadership=_Leads(False), heartbeat=Heartbeat(h.project.db),
+                      chores=chores)  # fmt: skip
+    follower.tick()
+    with h.project.db.connect() as conn:
+        assert alert_skus(conn) == frozenset()
+    leader = Worker(dispatcher, leadership=_Leads(True), heartbeat=Heartbeat(h.project.db),
+                    chores=chores)  # fmt: skip
+    leader.tick()
+    leader.tick()  # not due again for two hours: support is mailed once
+    with h.project.db.connect() as conn:
+        assert alert_skus(conn) == frozenset({SPIKED})
+    mails = [m for m in h.email.sent if m.to == h.project.settings.shop_support_email]
+    assert len(mails) == 1 and SPIKED in mails[0].body_text
+
+    def broken() -> None:
+        raise RuntimeError("statistics unavailable")
+
+    leader.chores = [Chore("broken", 0.0, broken)]
+    stats = leader.tick()  # logged, and the tick still returns its figures
+    assert stats is not None and "broken failed" in caplog.text
+    dispatcher.close()
+    h.project.close()
