@@ -120,8 +120,14 @@ COMPLETE = (
     .where(
         _e.id.in_(sa.bindparam("ids", expanding=True)),
         _e.status == "active",
+        # The status as text, as in ENROLMENT_PLANNED: PostgreSQL's planner, its statistics
+        # not yet current after a bulk import, otherwise compares every enrolment with every
+        # planned and sending message (0.5 s a batch at 3,000 messages).
         ~sa.select(messages_t.c.id)
-        .where(messages_t.c.enrollment_id == _e.id, messages_t.c.status.in_((PLANNED, SENDING)))
+        .where(
+            messages_t.c.enrollment_id == _e.id,
+            messages_t.c.status.concat("").in_((PLANNED, SENDING)),
+        )
         .exists(),
     )
     .values(status="completed", ended_at=sa.bindparam("now", type_=UTCDateTime()))
