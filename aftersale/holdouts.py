@@ -29,7 +29,8 @@ intervals and a verdict.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -319,11 +320,8 @@ def _goal_events(conn: Connection, journey: Journey, customers: dict[str, _Custo
     """``(customer, at, value, event fields)`` of every goal event of exposed customers."""
     if not customers:
         return
-    m = messages_t.c
-    # The customers with a marketing message of the journey: all those exposed and maybe
-    # more, whose events the caller passes over (one index range, nothing else read).
-    exposed = sa.select(m.customer_id).where(m.journey_id == journey.id, m.category == "marketing")
     p, e = purchases_t.c, events_t.c
+    exposed = _listed(conn, customers)
     goal = journey.goal_event
     if goal == "purchase":
         query = sa.select(p.id, p.customer_id, _raw(p.purchased_at), p.total).where(
@@ -351,6 +349,17 @@ def _goal_events(conn: Connection, journey: Journey, customers: dict[str, _Custo
             value = totals.get(str(order))
         amount = _money(None if value is None else str(value))
         yield row.customer_id, row.at, amount, {"type": goal, **payload, "value": amount}
+
+
+def _listed(conn: Connection, ids: Iterable[str]) -> Any:
+    """The given ids as a subquery, passed as one JSON array that the database unpacks
+    (rather than reading the journey's messages again to find its customers)."""
+    array = sa.literal(json.dumps(list(ids)), sa.Text())
+    if conn.dialect.name == "sqlite":
+        values = sa.func.json_each(array).table_valued("value")
+    else:
+        values = sa.func.json_array_elements_text(sa.cast(array, sa.JSON)).table_valued("value")
+    return sa.select(values.c.value)
 
 
 def _order_totals(conn: Connection, rows: list[Any]) -> dict[str, str]:
