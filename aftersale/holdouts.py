@@ -29,8 +29,10 @@ intervals and a verdict.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -40,7 +42,7 @@ import sqlalchemy as sa
 from jinja2 import meta
 from sqlalchemy.engine import Connection
 
-from aftersale.stats import SENT_STATUSES, Prices, _money
+from aftersale.stats import SENT_STATUSES, Prices, _money, priced_units
 from aftersale.uplift import HoldoutResult, Outcome, VariantFigures, compare, compare_variants
 from campaigns.experiments import HOLDOUT
 from campaigns.journeys import Journey, conversion_context, offer_cost
@@ -51,14 +53,17 @@ decisions_t = MessageDecision.__table__
 events_t = Event.__table__
 purchases_t = Purchase.__table__
 CHUNK = 500
+# What has not come due (or, while sending, not yet reached an outcome).
+NOT_DUE = ("planned", "sending", "cancelled")
 
 
 @dataclass
 class _Customer:
     control: bool = False
-    start: datetime | None = None
-    end: datetime | None = None
+    start: Any = None  # the first due time and the last, as _raw gives them
+    end: Any = None
     cost: Decimal = Decimal("0")
+    first: tuple[str, str] = ("", "")  # the first step and channel it was found in
     variants: set[tuple[str, str]] = field(default_factory=set)  # (step, variant) sent
     converted: bool = False
     revenue: Decimal = Decimal("0")
@@ -102,86 +107,156 @@ def experiment_report(conn: Connection, journey: Journey, prices: Prices) -> Exp
     return ExperimentReport(journey.id, journey.goal_event, holdout, _variants(journey, customers))
 
 
+def _raw(moment: Any) -> Any:
+    """A time as the driver reads it, without :class:`campaigns.models.UTCDateTime`'s
+    conversion of every value: text on SQLite (UTC, in the one stored format, which sorts
+    as time does and as SQL compares it), an aware datetime on PostgreSQL. Merged as they
+    come; :func:`_moment` turns one into a time where a window needs it."""
+    return sa.type_coerce(moment, sa.String())
+
+
+def _moment(value: Any) -> datetime:
+    """A time from :func:`_raw`, in UTC."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
 def _outcome(c: _Customer) -> Outcome:
     return Outcome(c.converted, float(c.revenue), float(c.cost + c.offer_cost))
-
-
-def _deferred(message_id: Any) -> Any:
-    """The decisions that deferred a message: it came due, whatever became of it then."""
-    d = decisions_t.c
-    return sa.and_(d.message_id == message_id, d.action == "deferred")
-
-
-def _exposed(journey_id: str) -> Any:
-    """The journey's marketing messages that came due (see the module's rules)."""
-    m = messages_t.c
-    return sa.and_(
-        m.journey_id == journey_id,
-        m.category == "marketing",
-        sa.or_(
-            m.status.not_in(("planned", "sending", "cancelled")),
-            sa.exists().where(_deferred(m.id)),
-        ),
-    )
-
-
-def _first_due() -> Any:
-    """When a message first came due: before any deferral moved it."""
-    m, d = messages_t.c, decisions_t.c
-    before = sa.select(sa.func.min(d.due_before)).where(_deferred(m.id)).scalar_subquery()
-    return sa.func.coalesce(before, m.due_at)
 
 
 def _customers(conn: Connection, journey_id: str, prices: Prices) -> dict[str, _Customer]:
     """Each exposed customer's group, window, message cost and variants.
 
-    Grouped in SQL by step, channel and customer, the order of ix_messages_journey_figures:
-    one pass over the journey's part of that index, no sort; the rows of a customer's steps
-    and channels are merged here.
+    Two passes. The first reads the journey's marketing messages that reached an outcome,
+    grouped by step, channel and customer, the order of ix_messages_journey_figures: one
+    pass over the journey's part of that index, no sort. The second reads the deferrals
+    of the journey's messages, whatever became of those: each deferred message came due
+    at its first due time (module docstring). A message's due time only moves later once
+    it has come due, so its first due time is the earliest of its deferrals' and merging
+    the second pass into the first (earliest start, latest end) gives each customer's
+    window as one pass over both would.
     """
     m = messages_t.c
     sent = sa.and_(m.sent_at.is_not(None), m.status.in_(SENT_STATUSES))
-    segments = sa.func.coalesce(m.details["segments"].as_integer(), 1)
+    marketing = sa.and_(m.journey_id == journey_id, m.category == "marketing")
     query = (
         sa.select(
             m.customer_id,
             m.step,
+            m.channel,
             sa.func.max(sa.case((m.reason == HOLDOUT, 1), else_=0)),
-            sa.func.min(_first_due()),
-            sa.func.max(sa.func.coalesce(m.sent_at, m.due_at)),
-            sa.func.count(sa.case((sa.and_(sent, m.channel != "sms"), 1))),
-            sa.func.sum(sa.case((sa.and_(sent, m.channel == "sms"), segments), else_=0)),
+            _raw(sa.func.min(m.due_at)),
+            _raw(sa.func.max(sa.func.coalesce(m.sent_at, m.due_at))),
+            sa.func.sum(sa.case((sent, priced_units(m)), else_=0)),
             sa.func.max(sa.case((sent, m.variant))),
         )
-        .where(_exposed(journey_id))
+        .where(marketing, m.status.not_in(NOT_DUE))
         .group_by(m.step, m.channel, m.customer_id)
     )
     customers: dict[str, _Customer] = {}
-    for cid, step, control, start, end, emails, sms_segments, variant in conn.execute(query):
-        cost = emails * prices.email + int(sms_segments or 0) * prices.sms_segment
+    email, segment = prices.email, prices.sms_segment
+    costs: dict[tuple[bool, Any], Decimal] = {}  # cost per number of e-mails or segments
+    for cid, step, channel, control, start, end, units, variant in conn.execute(query):
+        key = (channel == "sms", units)
+        cost = costs.get(key)
+        if cost is None:
+            cost = costs[key] = int(units or 0) * (segment if key[0] else email)
         c = customers.get(cid)
         if c is None:
-            customers[cid] = c = _Customer(bool(control), start, end, cost)
+            customers[cid] = c = _Customer(bool(control), start, end, cost, (step, channel))
         else:
             c.control = c.control or bool(control)
             c.start, c.end, c.cost = min(c.start, start), max(c.end, end), c.cost + cost
         if variant is not None:
             c.variants.add((step, variant))
+    _merge_deferred(conn, marketing, customers)
     return customers
+
+
+def _merge_deferred(conn: Connection, marketing: Any, customers: dict[str, _Customer]) -> None:
+    """Add the windows of the journey's deferred messages (see :func:`_customers`)."""
+    m, d = messages_t.c, decisions_t.c
+    query = (
+        sa.select(
+            m.customer_id,
+            m.step,
+            m.channel,
+            sa.func.max(sa.case((m.reason == HOLDOUT, 1), else_=0)),
+            _raw(sa.func.min(sa.func.coalesce(d.due_before, m.due_at))),
+            _raw(sa.func.max(sa.func.coalesce(m.sent_at, m.due_at))),
+        )
+        .select_from(decisions_t.join(messages_t, m.id == d.message_id))
+        .where(d.action == "deferred", marketing)
+        .group_by(m.step, m.channel, m.customer_id)
+    )
+    rows = conn.execute(query).all()
+    if not rows:
+        return
+    for cid, step, channel, control, start, end in rows:
+        c = customers.get(cid)
+        if c is None:
+            customers[cid] = _Customer(bool(control), start, end, Decimal("0"), (step, channel))
+        else:
+            c.control = c.control or bool(control)
+            c.start, c.end = min(c.start, start), max(c.end, end)
+            c.first = min(c.first, (step, channel))
+    # In the order one pass over both would have found them: by the first step and
+    # channel they were found in, then by customer.
+    ordered = sorted(customers.items(), key=lambda item: (item[1].first, item[0]))
+    customers.clear()
+    customers.update(ordered)
 
 
 def _conversions(
     conn: Connection, journey: Journey, customers: dict[str, _Customer], span: timedelta
 ) -> None:
     costs: dict[tuple[Any, ...], Decimal] = {}
+    known: dict[Any, Decimal] = {}  # the cost per the fields of a conversion it reads
+    windows: dict[str, tuple[datetime, datetime]] = {}
+    names = _names_read(journey.offer_cost or "")
+    by_fields = _fixed_cost(journey.offer_cost) is None and names is not None
+    raw = _raw_key if by_fields and names <= {"value", "offer"} else None
     for customer_id, at, value, conversion in _goal_events(conn, journey, customers):
         c = customers.get(customer_id)
-        if c is None or c.start is None or c.end is None or not c.start < at <= c.end + span:
+        if c is None or c.start is None or c.end is None:
+            continue
+        window = windows.get(customer_id)
+        if window is None:
+            window = windows[customer_id] = (_moment(c.start), _moment(c.end) + span)
+        if not window[0] < _moment(at) <= window[1]:
             continue
         c.converted = True
         c.revenue += value
         if not c.control:
-            c.offer_cost += _offer_cost(journey, conversion, costs)
+            key = raw(conversion) if raw else None
+            if key is None:
+                c.offer_cost += _offer_cost(journey, conversion, costs)
+                continue
+            cost = known.get(key)
+            if cost is None:
+                cost = known[key] = _offer_cost(journey, conversion, costs)
+            c.offer_cost += cost
+
+
+def _raw_key(conversion: dict[str, Any]) -> tuple[Any, ...] | None:
+    """Every field of a conversion that an ``offer_cost`` over ``value`` and ``offer``
+    reads (see campaigns.journeys.conversion_context), as it came; None when unhashable."""
+    order, offer, value = conversion.get("order"), conversion.get("offer"), conversion.get("value")
+    total = order.get("total") if isinstance(order, Mapping) else None
+    key = (
+        type(value),
+        value,
+        type(total),
+        total,  # True == 1, but not as an amount
+        tuple((k, type(v), v) for k, v in offer.items()) if isinstance(offer, Mapping) else None,
+    )
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def _offer_cost(
@@ -245,22 +320,21 @@ def _goal_events(conn: Connection, journey: Journey, customers: dict[str, _Custo
     """``(customer, at, value, event fields)`` of every goal event of exposed customers."""
     if not customers:
         return
-    m = messages_t.c
-    exposed = sa.select(m.customer_id).where(_exposed(journey.id))
     p, e = purchases_t.c, events_t.c
+    exposed = _listed(conn, customers)
     goal = journey.goal_event
     if goal == "purchase":
-        query = sa.select(p.id, p.customer_id, p.purchased_at, p.total).where(
+        query = sa.select(p.id, p.customer_id, _raw(p.purchased_at), p.total).where(
             p.customer_id.in_(exposed), p.returned_at.is_(None)
         )
         costed = journey.offer_cost is not None
-        for order in conn.execute(query):
-            total = _money(order.total)
-            event = ({"type": "purchase", "value": total, "order": {"id": order.id, "total": total}}
+        for order_id, customer_id, at, text in conn.execute(query):
+            total = _money(text)
+            event = ({"type": "purchase", "value": total, "order": {"id": order_id, "total": total}}
                      if costed else {})  # fmt: skip
-            yield order.customer_id, order.purchased_at, total, event
+            yield customer_id, at, total, event
         return
-    query = sa.select(e.customer_id, e.at, e.payload).where(
+    query = sa.select(e.customer_id, _raw(e.at).label("at"), e.payload).where(
         e.customer_id.in_(exposed), e.type == goal
     )
     rows = list(conn.execute(query))
@@ -275,6 +349,17 @@ def _goal_events(conn: Connection, journey: Journey, customers: dict[str, _Custo
             value = totals.get(str(order))
         amount = _money(None if value is None else str(value))
         yield row.customer_id, row.at, amount, {"type": goal, **payload, "value": amount}
+
+
+def _listed(conn: Connection, ids: Iterable[str]) -> Any:
+    """The given ids as a subquery, passed as one JSON array that the database unpacks
+    (rather than reading the journey's messages again to find its customers)."""
+    array = sa.literal(json.dumps(list(ids)), sa.Text())
+    if conn.dialect.name == "sqlite":
+        values = sa.func.json_each(array).table_valued("value")
+    else:
+        values = sa.func.json_array_elements_text(sa.cast(array, sa.JSON)).table_valued("value")
+    return sa.select(values.c.value)
 
 
 def _order_totals(conn: Connection, rows: list[Any]) -> dict[str, str]:

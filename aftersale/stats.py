@@ -149,10 +149,10 @@ def log_groups(conn: Connection, journey_id: str | None = None) -> list[LogGroup
     due = m.status != "planned"
     sent = sa.and_(m.sent_at.is_not(None), m.status.in_(SENT_STATUSES))
     reporting = sa.and_(m.sent_at.is_not(None), m.provider.not_in(SILENT_PROVIDERS))
-    segments = sa.func.coalesce(m.details["segments"].as_integer(), 1)
     # Grouped in the order of ix_messages_journey_figures, which holds every column read
-    # here but the segments of a sent SMS: one pass over the index, no sort, and a row is
-    # read only for those segments.
+    # here but a sent SMS's segments: one pass over the index, no sort, and a row is read
+    # only for those segments. A group has one channel, so what its sent messages cost
+    # is one sum: e-mails, or SMS segments.
     journey = m.journey_id
     query = sa.select(
         journey, m.step, m.channel,
@@ -160,15 +160,23 @@ def log_groups(conn: Connection, journey_id: str | None = None) -> list[LogGroup
         sa.func.count(sa.case((due, m.sent_at))),
         sa.func.count(m.delivered_at), sa.func.count(m.opened_at), sa.func.count(m.clicked_at),
         sa.func.count(sa.case((reporting, 1))),
-        sa.func.count(sa.case((sa.and_(sent, m.channel != "sms"), 1))),
-        sa.func.coalesce(
-            sa.func.sum(sa.case((sa.and_(sent, m.channel == "sms"), segments), else_=0)), 0
-        ),
+        sa.func.coalesce(sa.func.sum(sa.case((sent, priced_units(m)), else_=0)), 0),
         sa.func.min(m.id),
     ).group_by(journey, m.step, m.channel)  # fmt: skip
     if journey_id:
         query = query.where(m.journey_id == journey_id)
-    return [LogGroup(*row[:10], int(row[10]), row[11]) for row in conn.execute(query)]
+    groups = []
+    for *counts, units, first_id in conn.execute(query):
+        sms = counts[2] == "sms"
+        units = int(units)
+        groups.append(LogGroup(*counts, 0 if sms else units, units if sms else 0, first_id))
+    return groups
+
+
+def priced_units(m: Any) -> Any:
+    """What a sent message is priced by, in SQL: its segments for an SMS (one where none
+    were recorded), else one e-mail."""
+    return sa.case((m.channel == "sms", sa.func.coalesce(m.segments, 1)), else_=1)
 
 
 def step_funnels(

@@ -343,6 +343,9 @@ class Message(SQLModel, table=True):
     provider: str | None = None
     provider_message_id: str | None = Field(default=None, index=True)
     details: dict[str, Any] = json_field()
+    # A sent SMS's segments, as its details give them: what the figures price it by, read
+    # without parsing the details of every sent SMS (None: one segment; e-mails have none).
+    segments: int | None = None
     delivered_at: datetime | None = utc_field()
     opened_at: datetime | None = utc_field()
     clicked_at: datetime | None = utc_field()

@@ -106,8 +106,8 @@ MOVES: Mapping[str, frozenset[str]] = {
 }
 # What a send's outcome writes whatever the status has become (see the module docstring).
 OUTCOME_COLUMNS = frozenset(
-    {"provider", "provider_message_id", "details", "locale", "subject", "attempts", "lease_until",
-     "handed_over_at"}
+    {"provider", "provider_message_id", "details", "segments", "locale", "subject", "attempts",
+     "lease_until", "handed_over_at"}
 )  # fmt: skip
 
 

@@ -870,6 +870,7 @@ class Dispatcher:
             elif item.result is not None:
                 answer = self._answer(item)
                 del answer["_id"]
+                answer["segments"] = answer["details"].get("segments")  # for the figures
                 moves[SENT].append(
                     _update(
                         row.id, reason=None, lease_until=None, attempts=row.attempts + 1, **answer
@@ -989,6 +990,7 @@ def _accepted(entry: Entry) -> dict[str, Any]:
         "provider": entry.provider,
         "provider_message_id": entry.provider_message_id,
         "details": entry.details or {},
+        "segments": (entry.details or {}).get("segments"),  # for the figures
         "locale": entry.locale,
         "subject": entry.subject,
     }
