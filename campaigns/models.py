@@ -291,7 +291,7 @@ class Enrollment(SQLModel, table=True):
 
 FIGURE_COLUMNS = (
     "journey_id", "step", "channel", "customer_id", "category", "status", "reason", "due_at",
-    "sent_at", "provider", "delivered_at", "opened_at", "clicked_at", "variant",
+    "sent_at", "provider", "delivered_at", "opened_at", "clicked_at", "variant", "segments",
 )  # fmt: skip
 
 
