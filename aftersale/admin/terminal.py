@@ -131,13 +131,7 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
         try:
             with reading(proj.db) as conn:
                 _known_journey(proj, conn, journey, console)
-                groups = log_groups(conn, journey)  # one pass over the log for both
-                returns = journey_returns(conn, prices, journey, groups)
-                funnels = step_funnels(conn, journey, groups)
-                skips = skip_reasons(conn, journey)
-                deferrals = deferral_reasons(conn, journey)
-                reports = experiments(conn, prices, journey)
-                held = resting(proj, conn, _project_time(proj))
+            reports, returns, funnels, skips, deferrals, held = stats_figures(proj, prices, journey)
         finally:
             proj.close()
         if format == "json":
@@ -156,6 +150,36 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
             f"Resting now (offers held): {held['unsatisfied']} unsatisfied after a complaint, "
             f"{held['fatigue']} tired of unanswered e-mails"
         )
+
+
+def stats_figures(proj: Project, prices: Prices, journey: str | None = None) -> tuple:
+    """Everything ``stats`` reports: (experiments, returns, funnels, skip reasons, deferral
+    reasons, resting).
+
+    Two halves on connections of their own, side by side: the holdout and variant reports,
+    and the one pass over the log with what is drawn from it. The database works outside
+    the interpreter's lock, so on two cores the answer takes about as long as the longer
+    half; the work (CPU) is the same as one after the other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    now = _project_time(proj)
+
+    def from_the_log() -> tuple:
+        with reading(proj.db) as conn:
+            groups = log_groups(conn, journey)  # one pass over the log for both
+            return (
+                journey_returns(conn, prices, journey, groups),
+                step_funnels(conn, journey, groups),
+                skip_reasons(conn, journey),
+                deferral_reasons(conn, journey),
+                resting(proj, conn, now),
+            )
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        log_half = pool.submit(from_the_log)
+        with reading(proj.db) as conn:
+            reports = experiments(conn, prices, journey)
+        return (reports, *log_half.result())
 
 
 def _project_time(proj: Project) -> datetime:
