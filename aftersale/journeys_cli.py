@@ -8,20 +8,22 @@ import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from aftersale.app import Project
 from aftersale.errors import AftersaleError
 from aftersale.terminal import clean, safe
 from campaigns.journey_problems import JourneyProblem, nearest, source_line
-from campaigns.journeys import LoadedJourney
-from campaigns.policy import ContactPolicy
 from templates.renderer import BUILTIN_DIR as TEMPLATES_BUILTIN
+
+if TYPE_CHECKING:  # validate and templates copy never load the database stack
+    from aftersale.app import Project
+    from campaigns.journeys import LoadedJourney
+    from campaigns.policy import ContactPolicy
 
 err = Console(stderr=True, emoji=False)
 
@@ -278,11 +280,11 @@ def topic_problems(loaded: list[LoadedJourney]) -> list[JourneyProblem]:
 
 def data_problems(proj: Project, loaded: list[LoadedJourney]) -> list[JourneyProblem]:
     """Warnings about names that no imported customer, item or event carries."""
+    if not loaded or not has_database(proj):
+        return []  # before any import: no database to read, nor its stack to load
     from campaigns.journey_data import data_warnings, imported_names
     from campaigns.models import reading
 
-    if not loaded or not has_database(proj):
-        return []
     with reading(proj.db) as conn:
         names = imported_names(conn)
     return [w for item in loaded for w in data_warnings(item.journey, item.source, names)]
