@@ -28,7 +28,7 @@ from channels.redaction import redact, redact_logs
 
 # What only some commands need is imported inside them (here and in the modules above):
 # `--help`, `init`, `journeys validate` and `templates copy` never load the database stack
-# (SQLAlchemy, the models, migrations); tests/e2e/test_cli_imports.py keeps it so.
+# (SQLAlchemy, the models, migrations); tests/e2e/test_cli_startup.py keeps it so.
 if TYPE_CHECKING:
     from aftersale.app import Project
     from aftersale.sendlog import LogFilter
