@@ -7,32 +7,38 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-
-from aftersale.database import create_engine, migrate
 from aftersale.errors import ConfigurationError
-from aftersale.keys import SigningKeys, require_strong_key
 from aftersale.settings import Settings, load_settings
-from campaigns.engine import Engine as JourneyEngine
-from campaigns.engine import sync_journeys
-from campaigns.journeys import JourneyProblem, LoadedJourney, load_journeys
-from campaigns.models import Event, ProjectState, reading
-from campaigns.policy import ContactPolicy
-from channels import Channel
-from channels.errors import ConfigurationError as ChannelConfigurationError
-from channels.registry import build_channel
-from scheduler.clock import Clock, SimulatedClock, SystemClock
-from scheduler.dispatcher import DispatchConfig, Dispatcher
-from scheduler.rendering import RendererFactory, RenderPool, render_processes
-from scheduler.workers import Chore
-from templates import ShopInfo, TemplateRenderer
 
-state_t = ProjectState.__table__
-events_t = Event.__table__
+# Each part is imported when it is first built: a command that needs only the settings,
+# the journeys and the templates (`journeys validate`) never loads the database stack.
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from aftersale.keys import SigningKeys
+    from campaigns.engine import Engine as JourneyEngine
+    from campaigns.journeys import JourneyProblem, LoadedJourney
+    from campaigns.policy import ContactPolicy
+    from channels import Channel
+    from scheduler.clock import Clock, SimulatedClock
+    from scheduler.dispatcher import Dispatcher
+    from scheduler.rendering import RendererFactory, RenderPool
+    from scheduler.workers import Chore
+    from templates import TemplateRenderer
+
 CLOCK_KEY = "simulated_clock"
+
+
+def __getattr__(name: str) -> Any:
+    """``state_t`` and ``events_t``, the tables of the clock, built on first use."""
+    if name in ("state_t", "events_t"):
+        from campaigns.models import Event, ProjectState
+
+        return (ProjectState if name == "state_t" else Event).__table__
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -52,12 +58,16 @@ class Project:
 
     @cached_property
     def db(self) -> Engine:
+        from aftersale.database import create_engine, migrate
+
         engine = create_engine(self.settings.effective_database_url)
         migrate(engine)
         return engine
 
     @cached_property
     def policy(self) -> ContactPolicy:
+        from campaigns.policy import ContactPolicy
+
         return ContactPolicy(self.settings.policy_rules())
 
     @cached_property
@@ -67,6 +77,8 @@ class Project:
     @property
     def renderer_factory(self) -> RendererFactory:
         """Builds a renderer from the settings; picklable, for render processes."""
+        from templates import ShopInfo, TemplateRenderer
+
         s = self.settings
         shop = ShopInfo(
             name=s.shop_name,
@@ -88,10 +100,15 @@ class Project:
         )
 
     def load_journeys(self) -> tuple[list[LoadedJourney], list[JourneyProblem]]:
+        from campaigns.journeys import load_journeys
+
         return load_journeys(self.settings.journeys_dir)
 
     @cached_property
     def journeys(self) -> JourneyEngine:
+        from campaigns.engine import Engine as JourneyEngine
+        from campaigns.engine import sync_journeys
+
         loaded, problems = self.load_journeys()
         errors = [p for p in problems if p.level == "error"]
         if errors:
@@ -125,6 +142,9 @@ class Project:
 
     @cached_property
     def channels(self) -> dict[str, Channel]:
+        from channels.errors import ConfigurationError as ChannelConfigurationError
+        from channels.registry import build_channel
+
         built: dict[str, Channel] = {}
         providers = (("email", self.settings.email_provider), ("sms", self.settings.sms_provider))
         for kind, provider in providers:
@@ -155,6 +175,8 @@ class Project:
 
     def signing_keys(self) -> SigningKeys:
         """The keys that sign sessions, links and coupons (``aftersale.keys``)."""
+        from aftersale.keys import SigningKeys
+
         return SigningKeys(self.secret_key(), self.settings.secret_key_previous or None)
 
     def sends_for_real(self) -> bool:
@@ -166,6 +188,8 @@ class Project:
 
     def require_strong_key(self) -> None:
         """Refuse to sign anything real with a weak ``secret_key`` (``aftersale.keys``)."""
+        from aftersale.keys import require_strong_key
+
         require_strong_key(self.settings.secret_key)
         if self.settings.secret_key_previous:
             require_strong_key(self.settings.secret_key_previous, setting="secret_key_previous")
@@ -185,12 +209,15 @@ class Project:
             )
 
     def dispatcher(
-        self, clock: Clock, *, dispatchers: int = 1, kind: type[Dispatcher] = Dispatcher
+        self, clock: Clock, *, dispatchers: int = 1, kind: type[Dispatcher] | None = None
     ) -> Dispatcher:
         """A dispatcher on ``clock``, one of ``dispatchers`` processes on this machine.
 
-        ``kind``: another class of dispatcher (a simulation's, a forecast's); one whose
-        ``render_processes`` is false renders in its own thread."""
+        ``kind``: another class of dispatcher (a simulation's, a forecast's) than the plain
+        :class:`Dispatcher`; one whose ``render_processes`` is false renders in its own thread."""
+        from scheduler.dispatcher import DispatchConfig, Dispatcher
+
+        kind = kind or Dispatcher
         s = self.settings
         config = DispatchConfig(
             batch_size=s.dispatch_batch_size,
@@ -221,12 +248,15 @@ class Project:
         the complaint alerts every ``[alerts] every_hours`` (keeping the SKUs that
         ``item.sku in alerts`` reads current, and mailing support when ``[alerts] email``)."""
         from aftersale import alerts  # statistics are loaded only when the chore runs
+        from scheduler.workers import Chore
 
         every = alerts.alert_rules(self).every_hours * 3600.0
         return [Chore("complaint alerts", every, partial(alerts.evaluate, self))]
 
     def _render_pool(self, dispatchers: int = 1) -> RenderPool | None:
         """Render processes for one of ``dispatchers`` dispatchers (``dispatch.render_processes``)."""
+        from scheduler.rendering import RenderPool, render_processes
+
         processes = render_processes(
             self.settings.dispatch_render_processes, dispatchers=dispatchers
         )
@@ -236,6 +266,11 @@ class Project:
 
     def simulated_now(self) -> datetime | None:
         """Where the simulated clock stands; on a fresh project, the earliest event."""
+        import sqlalchemy as sa
+
+        from campaigns.models import Event, ProjectState, reading
+
+        state_t, events_t = ProjectState.__table__, Event.__table__
         with reading(self.db) as conn:
             stored = conn.execute(
                 sa.select(state_t.c.value).where(state_t.c.key == CLOCK_KEY)
@@ -245,6 +280,9 @@ class Project:
             return conn.execute(sa.select(sa.func.min(events_t.c.at))).scalar()
 
     def save_simulated_now(self, moment: datetime) -> None:
+        from campaigns.models import ProjectState
+
+        state_t = ProjectState.__table__
         with self.db.begin() as conn:
             updated = conn.execute(
                 state_t.update().where(state_t.c.key == CLOCK_KEY).values(value=moment.isoformat())
@@ -256,10 +294,14 @@ class Project:
         return datetime.now(UTC)
 
     def simulated_clock(self) -> SimulatedClock | None:
+        from scheduler.clock import SimulatedClock
+
         start = self.simulated_now()
         return SimulatedClock(start) if start else None
 
     def system_clock(self) -> Clock:
+        from scheduler.clock import SystemClock
+
         return SystemClock()
 
     def close(self) -> None:

@@ -9,36 +9,30 @@ import shutil
 import sys
 from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from aftersale.admin.terminal import add_commands
-from aftersale.app import Project
 from aftersale.errors import AftersaleError, ConfigurationError
 from aftersale.forecast_cli import add_commands as add_forecast
 from aftersale.journeys_cli import add_journey_commands
 from aftersale.listening import add_listening_commands
 from aftersale.marketing import add_commands as add_marketing_commands
-from aftersale.sendlog import (
-    LogFilter,
-    customer_timeline,
-    customer_timezone,
-    decided_log,
-    reason_text,
-    upcoming_log,
-    write_export,
-)
 from aftersale.terminal import clean, safe
-from campaigns.importing import ImportReport, import_customers, import_events
-from campaigns.journeys import BUILTIN_DIR
-from campaigns.models import reading
 from channels.redaction import redact, redact_logs
+
+# What only some commands need is imported inside them (here and in the modules above):
+# `--help`, `init`, `journeys validate` and `templates copy` never load the database stack
+# (SQLAlchemy, the models, migrations); tests/e2e/test_cli_startup.py keeps it so.
+if TYPE_CHECKING:
+    from aftersale.app import Project
+    from aftersale.sendlog import LogFilter
+    from campaigns.importing import ImportReport
 
 
 class _Shell(typer.Typer):
@@ -105,6 +99,8 @@ def check_settings() -> None:
 
 
 def project() -> Project:
+    from aftersale.app import Project
+
     return Project.open(STATE["project"])
 
 
@@ -197,6 +193,8 @@ def write_project(directory: Path, *, shop: dict[str, str] | None = None) -> lis
 
     The ``[shop]`` table holds ``shop`` (the demo's sample shop), else placeholders.
     """
+    from campaigns.journeys import BUILTIN_DIR
+
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     config = directory / "aftersale.toml"
@@ -236,6 +234,8 @@ def init(directory: Annotated[Path | None, typer.Argument(help="Where to create 
 
 
 def _progress_import(label: str, path: Path, run: Any) -> ImportReport:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     if not path.exists():
         fail(f"{path}: no such file")
     total = path.stat().st_size
@@ -279,6 +279,8 @@ StrictOpt = Annotated[
 @import_app.command("customers")
 def import_customers_cmd(file: Path, strict: StrictOpt = False) -> None:
     """Import customers.csv (id,email,phone,first_name,last_name,locale,timezone,email_consent,sms_consent,...)."""
+    from campaigns.importing import import_customers
+
     proj = project()
     s = proj.settings
     report = run_guarded(
@@ -301,6 +303,8 @@ def import_customers_cmd(file: Path, strict: StrictOpt = False) -> None:
 @import_app.command("events")
 def import_events_cmd(file: Path, strict: StrictOpt = False) -> None:
     """Import events.jsonl (one event a line; re-importing an id is a no-op)."""
+    from campaigns.importing import import_events
+
     proj = project()
     report = run_guarded(
         lambda: _progress_import(
@@ -456,6 +460,7 @@ def simulate(
 
 def _warn_failed_events(proj: Project) -> None:
     from aftersale.eventlog import count_failed
+    from campaigns.models import reading
 
     with reading(proj.db) as conn:
         failed = count_failed(conn)
@@ -481,6 +486,8 @@ def _filter(
     since: str | None,
     until: str | None,
 ) -> LogFilter:
+    from aftersale.sendlog import LogFilter
+
     def when(value: str | None) -> datetime | None:
         return parse_until(value, "UTC") if value else None
 
@@ -534,6 +541,9 @@ def log(
     """Search the send log: every decided message, the latest decision first, with its
     reason; planned messages with --upcoming. Times in the customer's zone with --customer,
     else the project's (--utc for UTC)."""
+    from aftersale.sendlog import decided_log, upcoming_log
+    from campaigns.models import reading
+
     flt = _filter(customer, contact, journey, step, channel, status, reason, since, until)
     ctx.obj = flt
     proj = project()
@@ -574,6 +584,7 @@ def _check_filter(proj: Project, conn: Any, flt: LogFilter) -> None:
 def _log_zone(proj: Project, conn: Any, customer_id: str | None, utc: bool) -> ZoneInfo:
     """The zone the log's times are shown in: UTC when asked, else the customer's when the
     log is one customer's, else the project's."""
+    from aftersale.sendlog import customer_timezone
     from aftersale.views import _zone
 
     if utc:
@@ -585,6 +596,7 @@ def _log_zone(proj: Project, conn: Any, customer_id: str | None, utc: bool) -> Z
 def _log_table(rows: list[Any], zone: ZoneInfo, *, upcoming: bool, wide: bool) -> Table:
     """The log at 80 columns: what, who, when and why, long values wrapped; ``wide``
     shows every column."""
+    from aftersale.sendlog import reason_text
 
     def at(moment: datetime | None) -> str:
         return f"{moment.astimezone(zone):%Y-%m-%d %H:%M}" if moment else ""
@@ -619,6 +631,7 @@ def _log_table(rows: list[Any], zone: ZoneInfo, *, upcoming: bool, wide: bool) -
 
 def _log_events(proj: Project, status: str | None, customer: str | None, limit: int) -> None:
     from aftersale.eventlog import EVENT_STATUSES, event_status, query_events
+    from campaigns.models import reading
 
     if status is not None and status not in EVENT_STATUSES:
         fail(f"--status with --events must be one of {', '.join(EVENT_STATUSES)}")
@@ -652,6 +665,9 @@ def log_export(
     ] = None,
 ) -> None:
     """Export the (filtered) send log, one record a message, times in UTC."""
+    from aftersale.sendlog import LogFilter, write_export
+    from campaigns.models import reading
+
     if format not in ("jsonl", "csv"):
         fail("--format must be jsonl or csv")
     proj = project()
@@ -701,6 +717,8 @@ def customer(
     reason, in the customer's time zone."""
     from aftersale.admin.pages import clock_now
     from aftersale.customer_value import customer_value, value_lines
+    from aftersale.sendlog import customer_timeline
+    from campaigns.models import reading
 
     proj = project()
     try:
@@ -727,8 +745,10 @@ def why(
 ) -> None:
     """Why a customer did or did not get a journey: enrolled or not and why, each message
     with its decisions, and what is planned next and when."""
+    from aftersale.sendlog import customer_timeline
     from aftersale.views import _zone
     from aftersale.why import known_journeys, print_why
+    from campaigns.models import reading
 
     proj = project()
     try:

@@ -8,24 +8,29 @@ from contextlib import nullcontext
 from datetime import UTC, datetime, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from aftersale.app import Project
 from aftersale.errors import AftersaleError
-from aftersale.forecast import Forecast, ForecastInputError, run_forecast
-from aftersale.forecast_figures import WINDOWS, Figures
 from aftersale.terminal import safe
+
+# The forecast (and the database under it) is imported when one is asked for.
+if TYPE_CHECKING:
+    from aftersale.app import Project
+    from aftersale.forecast import Forecast
+    from aftersale.forecast_figures import Figures
 
 SPREAD = ("median", "p90", "p99", "max", "at_max")
 
 
 def parse_date(value: str, tz: str) -> datetime:
     """``2026-12-31`` (end of that day in ``tz``) or an ISO 8601 time, as UTC."""
+    from aftersale.forecast import ForecastInputError
+
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -53,6 +58,8 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
     ) -> None:
         """What the journeys would send, defer, skip and cost up to UNTIL — nothing is sent,
         and the project's database, clock and outbox stay as they are."""
+        from aftersale.forecast import ForecastInputError, run_forecast
+
         errors = Console(stderr=True)
         if format not in ("table", "json"):
             _refuse(errors, "--format must be table or json")
@@ -91,6 +98,8 @@ def print_forecast(console: Console, result: Forecast) -> None:
 
 
 def _print_figures(console: Console, title: str, figures: Figures) -> None:
+    from aftersale.forecast_figures import WINDOWS
+
     statuses = " · ".join(f"{safe(k)} {v}" for k, v in figures.statuses.items())
     console.print(f"\n[bold]{title}[/]  messages at the end: {statuses or 'none'}")
     table = Table("journey", "channel", "sent", "deferred (by reason)", "skipped (by reason)")
@@ -129,6 +138,8 @@ def _reasons(counts: Any) -> str:
 
 
 def _print_comparison(console: Console, current: Figures, proposed: Figures) -> None:
+    from aftersale.forecast_figures import WINDOWS
+
     table = Table("", "current", "proposed", "difference", title="current → proposed")
     before = {(j.journey, j.channel): j for j in current.journeys}
     after = {(j.journey, j.channel): j for j in proposed.journeys}

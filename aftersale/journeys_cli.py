@@ -8,20 +8,23 @@ import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from aftersale.app import Project
 from aftersale.errors import AftersaleError
 from aftersale.terminal import clean, safe
-from campaigns.journey_problems import JourneyProblem, nearest, source_line
-from campaigns.journeys import LoadedJourney
-from campaigns.policy import ContactPolicy
-from templates.renderer import BUILTIN_DIR as TEMPLATES_BUILTIN
+
+# Registering the commands imports neither the journeys' models nor the templates (`--help`
+# stays quick); the database stack is loaded only to read a project's database.
+if TYPE_CHECKING:
+    from aftersale.app import Project
+    from campaigns.journey_problems import JourneyProblem
+    from campaigns.journeys import LoadedJourney
+    from campaigns.policy import ContactPolicy
 
 err = Console(stderr=True, emoji=False)
 
@@ -153,12 +156,17 @@ def _store_edits(proj: Project) -> None:
 
 def builtin_template_names() -> list[str]:
     """The names of the built-in templates (``warranty_offer``, ``thank_you``...)."""
+    from templates.renderer import BUILTIN_DIR as TEMPLATES_BUILTIN
+
     names = {p.name.split(".")[0] for p in TEMPLATES_BUILTIN.glob("*.j2")}
     return sorted(name for name in names if not name.startswith("_"))
 
 
 def copy_template(name: str, target: Path, *, force: bool = False) -> list[Path]:
     """Copy built-in template ``name``'s files into ``target``; refuses to overwrite."""
+    from campaigns.journey_problems import nearest
+    from templates.renderer import BUILTIN_DIR as TEMPLATES_BUILTIN
+
     plain = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name) is not None
     files = sorted(TEMPLATES_BUILTIN.glob(f"{name}.*.j2")) if plain else []
     if not files:
@@ -175,6 +183,8 @@ def copy_template(name: str, target: Path, *, force: bool = False) -> list[Path]
 
 def template_problems(proj: Project, loaded: list[LoadedJourney]) -> list[JourneyProblem]:
     """Each step's template (and its variants' templates) checked in every locale."""
+    from campaigns.journey_problems import JourneyProblem, source_line
+
     renderer = proj.renderer
     locales = proj.settings.locales
     found: list[JourneyProblem] = []
@@ -211,6 +221,9 @@ def template_problems(proj: Project, loaded: list[LoadedJourney]) -> list[Journe
 def missing_template(proj: Project, name: str, channel: str, locales: list[str]) -> str:
     """What to do about a template that exists nowhere: the files to create, the nearest
     built-in, where the built-ins live and the command that copies one."""
+    from campaigns.journey_problems import nearest
+    from templates.renderer import BUILTIN_DIR as TEMPLATES_BUILTIN
+
     folder = proj.settings.templates_dir
     if channel == "email":
         files = [f"{name}.email.{loc}.html.j2 (and .txt.j2)" for loc in locales[:1]]
@@ -229,6 +242,8 @@ def missing_template(proj: Project, name: str, channel: str, locales: list[str])
 
 def window_problems(policy: ContactPolicy, loaded: list[LoadedJourney]) -> list[JourneyProblem]:
     """A step whose send window lies wholly in the policy's quiet hours can never send."""
+    from campaigns.journey_problems import JourneyProblem, source_line
+
     found = []
     for item in loaded:
         for i, step in enumerate(item.journey.steps):
@@ -262,6 +277,8 @@ def topic_problems(loaded: list[LoadedJourney]) -> list[JourneyProblem]:
     """A warning for each journey with marketing steps and no ``topic``: it counts as
     ``offers``, so customers who keep only service messages do not get it (journeys copied
     into a project before topics existed have none)."""
+    from campaigns.journey_problems import JourneyProblem
+
     return [
         JourneyProblem(
             item.source,
@@ -278,11 +295,11 @@ def topic_problems(loaded: list[LoadedJourney]) -> list[JourneyProblem]:
 
 def data_problems(proj: Project, loaded: list[LoadedJourney]) -> list[JourneyProblem]:
     """Warnings about names that no imported customer, item or event carries."""
+    if not loaded or not has_database(proj):
+        return []  # before any import: no database to read, nor its stack to load
     from campaigns.journey_data import data_warnings, imported_names
     from campaigns.models import reading
 
-    if not loaded or not has_database(proj):
-        return []
     with reading(proj.db) as conn:
         names = imported_names(conn)
     return [w for item in loaded for w in data_warnings(item.journey, item.source, names)]

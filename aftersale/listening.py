@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from aftersale.alerts import evaluate
-from aftersale.app import Project
 from aftersale.terminal import safe
+
+if TYPE_CHECKING:
+    from aftersale.app import Project
 
 
 def add_listening_commands(
@@ -29,6 +30,8 @@ def add_listening_commands(
     ) -> None:
         """Complaint rates by SKU, category and journey that rose significantly over the
         last 30 days (p-value shown) or passed the configured ceiling. Exit 1 with alerts."""
+        from aftersale.alerts import evaluate
+
         if format not in ("table", "json"):
             console.print("--format must be table or json", style="red", markup=False)
             raise typer.Exit(2)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from aftersale.app import Project
 from aftersale.errors import AftersaleError
 from aftersale.terminal import safe
 from channels.redaction import redact
+
+if TYPE_CHECKING:
+    from aftersale.app import Project
 
 
 def add_commands(app: typer.Typer, open_project: Callable[[], Project], console: Console) -> None:

@@ -96,7 +96,7 @@ from campaigns.timewindows import (
     QuietCalendar,
     QuietHours,
     SendWindow,
-    holiday_dates,
+    check_region,
     known_region,
     known_zone,
     own_region,
@@ -344,7 +344,7 @@ def _holiday_region(value: Any) -> str | None:
         raise ValueError(f"expected a region like 'DE' or 'DE-BY', got {value!r}")
     country, subdiv = split_region(value)
     region = f"{country}-{subdiv}" if subdiv else country
-    holiday_dates(region, 2026)  # raises ValueError for an unknown country or subdivision
+    check_region(region)  # raises ValueError for an unknown country or subdivision
     return region
 
 

@@ -20,8 +20,6 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import phonenumbers
-
 __all__ = [
     "NoFreeTime",
     "SendWindow",
@@ -29,6 +27,7 @@ __all__ = [
     "QuietCalendar",
     "WEEKDAYS",
     "first_instant_at_wall",
+    "check_region",
     "holiday_dates",
     "known_region",
     "known_zone",
@@ -248,6 +247,26 @@ def holiday_dates(region: str, year: int) -> frozenset[date]:
     return frozenset(calendar.keys())
 
 
+@lru_cache(maxsize=1)
+def _calendar_countries() -> frozenset[str]:
+    """The ISO 3166-1 alpha-2 codes the ``holidays`` package has a calendar for, read from
+    its registry: no calendar is loaded (loading the first loads every country's module,
+    a tenth of a second)."""
+    from holidays.registry import COUNTRIES
+
+    return frozenset(codes[1] for codes in COUNTRIES.values())
+
+
+def check_region(region: str) -> None:
+    """Raise ``ValueError`` unless the ``holidays`` package has a calendar for ``region``
+    (``"DE"``, ``"DE-BY"``): a whole country is looked up in its registry, a subdivision by
+    building that calendar."""
+    country, subdiv = split_region(region)
+    if subdiv is None and country in _calendar_countries():
+        return
+    holiday_dates(region, 2026)
+
+
 @lru_cache(maxsize=1024)
 def known_region(region: str) -> str | None:
     """``region`` written the canonical way (``"de-by"`` → ``"DE-BY"``) when the ``holidays``
@@ -258,7 +277,7 @@ def known_region(region: str) -> str | None:
     country, subdiv = split_region(region)
     for candidate in (f"{country}-{subdiv}" if subdiv else country, country):
         try:
-            holiday_dates(candidate, 2026)
+            check_region(candidate)
         except ValueError:
             continue
         return candidate
@@ -270,6 +289,8 @@ def phone_region(phone: str | None) -> str | None:
     """The country (ISO 3166-1 alpha-2) of an international phone number, or None."""
     if not phone:
         return None
+    import phonenumbers  # its metadata takes a tenth of a second to load: only when asked
+
     try:
         number = phonenumbers.parse(phone, None)
     except phonenumbers.NumberParseException:

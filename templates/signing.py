@@ -22,9 +22,6 @@ from __future__ import annotations
 import base64
 from functools import lru_cache
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 __all__ = ["PURPOSES", "purpose_key"]
 
 PURPOSES = ("sessions", "unsubscribe", "links", "coupons", "guests", "experiments", "ratings")
@@ -38,5 +35,8 @@ def purpose_key(secret: str, purpose: str) -> str:
         raise ValueError(f"no signing purpose {purpose!r}; one of {', '.join(PURPOSES)}")
     if not secret:
         raise ValueError("a signing key needs a non-empty secret")
+    from cryptography.hazmat.primitives import hashes  # loaded by the first key derived
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=_SALT, info=purpose.encode())
     return base64.urlsafe_b64encode(hkdf.derive(secret.encode())).rstrip(b"=").decode()

@@ -7,37 +7,30 @@ import os
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import Connection
 
-from aftersale.accounts import AccountError, create_user, list_users, remove_user, set_password
-from aftersale.app import Project
-from aftersale.customer_value import resting
-from aftersale.holdouts import ExperimentReport, experiment_report
-from aftersale.stats import (
-    JourneyReturn,
-    Prices,
-    deferral_reasons,
-    journey_returns,
-    list_journeys,
-    log_groups,
-    skip_reasons,
-    step_funnels,
-)
 from aftersale.terminal import clean, safe
-from aftersale.uplift import Estimate
-from campaigns.journeys import Journey
-from campaigns.models import reading
+
+# The database stack is imported by the commands that use it: registering them stays cheap.
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from aftersale.app import Project
+    from aftersale.holdouts import ExperimentReport
+    from aftersale.stats import JourneyReturn, Prices
+    from aftersale.uplift import Estimate
 
 PASSWORD_ENV = "AFTERSALE_USER_PASSWORD"
 
 
 def project_prices(project: Project) -> Prices:
     """Message prices and the attribution window from the project's settings."""
+    from aftersale.stats import Prices
+
     s = project.settings
     return Prices(Decimal(s.email_price), Decimal(s.sms_segment_price), s.attribution_days,
                   s.stats_currency, Decimal(str(s.stats_margin)))  # fmt: skip
@@ -45,6 +38,10 @@ def project_prices(project: Project) -> Prices:
 
 def experiments(conn: Any, prices: Prices, journey_id: str | None = None) -> list[ExperimentReport]:
     """The experiment figures of every journey (or one), from its current definition."""
+    from aftersale.holdouts import experiment_report
+    from aftersale.stats import list_journeys
+    from campaigns.journeys import Journey
+
     return [
         experiment_report(conn, Journey.model_validate(j.definition), prices)
         for j in list_journeys(conn)
@@ -66,6 +63,8 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
         ] = None,
     ) -> None:
         """Add a user (or reset the password and role of an existing one)."""
+        from aftersale.accounts import create_user
+
         secret = password or os.environ.get(PASSWORD_ENV)
         if not secret:
             secret = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -75,6 +74,8 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
     @users_app.command("list")
     def users_list() -> None:
         """Every user with role, last login and live sessions."""
+        from aftersale.accounts import list_users
+
         table = Table("user", "role", "created", "last login", "sessions")
         proj = open_project()
         try:
@@ -89,6 +90,8 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
     @users_app.command("remove")
     def users_remove(name: str) -> None:
         """Delete a user; its sessions end at once."""
+        from aftersale.accounts import remove_user
+
         _account(lambda proj: remove_user(proj.db, name), f"user {name} removed")
 
     @users_app.command("passwd")
@@ -99,6 +102,8 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
         ] = None,
     ) -> None:
         """Set a new password; the user's sessions end at once."""
+        from aftersale.accounts import set_password
+
         secret = password or os.environ.get(PASSWORD_ENV)
         if not secret:
             secret = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -106,6 +111,8 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
                  f"password of {name} changed; its sessions ended")  # fmt: skip
 
     def _account(change: Callable[[Project], object], done: str) -> None:
+        from aftersale.accounts import AccountError
+
         proj = open_project()
         try:
             change(proj)
@@ -126,6 +133,8 @@ def add_commands(app: typer.Typer, open_project: Callable[[], Project], console:
         ] = "table",
     ) -> None:
         """Holdout results with intervals, variants, funnels and attributed returns."""
+        from campaigns.models import reading
+
         proj = open_project()
         prices = project_prices(proj)
         try:
@@ -161,6 +170,16 @@ def stats_figures(proj: Project, prices: Prices, journey: str | None = None) -> 
     the interpreter's lock, so on two cores the answer takes about as long as the longer
     half; the work (CPU) is the same as one after the other."""
     from concurrent.futures import ThreadPoolExecutor
+
+    from aftersale.customer_value import resting
+    from aftersale.stats import (
+        deferral_reasons,
+        journey_returns,
+        log_groups,
+        skip_reasons,
+        step_funnels,
+    )
+    from campaigns.models import reading
 
     now = _project_time(proj)
 
@@ -205,6 +224,8 @@ def _when(moment: datetime | None) -> str:
 
 def stats_document(prices, reports, returns, funnels, skips, deferrals) -> dict[str, Any]:
     """``aftersale stats --format json``: per journey, its experiments and attributed figures."""
+    from aftersale.stats import JourneyReturn
+
     by_journey = {r.journey_id: r for r in returns}
     journeys = []
     for report in reports:

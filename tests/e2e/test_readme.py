@@ -136,3 +136,9 @@ def test_the_quick_start_commands_run_on_the_demo_project(tmp_path: Path) -> Non
         )  # fmt: skip
         assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
         assert done.stdout.strip() or (tmp_path / "log.csv").is_file(), line
+
+
+def test_the_readme_stays_short_enough_to_read() -> None:
+    # Detail belongs in docs/*.md, linked from the README (issue: "at most ~250 lines").
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 250, f"README.md has {len(lines)} lines; move detail into docs/"

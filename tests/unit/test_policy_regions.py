@@ -19,7 +19,13 @@ from campaigns.policy import (
     Recipient,
     Skip,
 )
-from campaigns.timewindows import known_region, own_region, phone_region
+from campaigns.timewindows import (
+    check_region,
+    holiday_dates,
+    known_region,
+    own_region,
+    phone_region,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -116,6 +122,18 @@ def test_own_region_prefers_the_country_then_the_phone() -> None:
     assert own_region(None, "not a number") == (None, None)
     assert phone_region("+442071838750") == "GB"
     assert known_region("DE-ZZ") == "DE"  # an unknown subdivision keeps its country
+
+
+@pytest.mark.parametrize("region", ["DE", "US", "GB", "JP", "DE-BY", "US-NY", "XX", "DE-ZZ"])
+def test_a_region_is_checked_as_building_its_calendar_would(region: str) -> None:
+    # A whole country is looked up in the holidays registry, without loading any calendar.
+    try:
+        holiday_dates(region, 2026)
+    except ValueError:
+        with pytest.raises(ValueError, match="unknown public holiday region"):
+            check_region(region)
+    else:
+        check_region(region)
 
 
 def test_the_calendar_that_applies_is_described_with_its_source() -> None:
