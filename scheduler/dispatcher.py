@@ -149,6 +149,7 @@ class _Reserved:
     locale: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     result: SendResult | None = None
+    answer: dict[str, Any] | None = None  # the acceptance's columns, as journalled
     error: Exception | None = None
     lease: datetime | None = None  # until when it is reserved: the reservation's token
     verdict: Verdict | None = None  # the hand-off's, once the message reached it
@@ -385,6 +386,10 @@ class Dispatcher:
             )
             self._plan_next(conn, [*accepted, *refused, *doubt], now)
         self._forget([r.id for r in [*accepted, *retried, *refused, *doubt]])  # fences stay
+        try:
+            self._handoffs.journal.settled(now)
+        except OSError:  # what dead dispatchers left stays until the next expiry
+            log.warning("hand-off journal: settled files not removed", exc_info=True)
         return len(doubt)
 
     def next_due(self) -> datetime | None:
@@ -410,6 +415,7 @@ class Dispatcher:
 
     def _reserve_tx(self, now: datetime, stats: DispatchStats) -> tuple[list[_Reserved], int]:
         """One reservation transaction: what to send, and how many due rows it claimed."""
+        self._handoffs.journal.open()  # before anything is reserved: see scheduler.handoff
         with self.db.begin() as conn:
             reserved, claimed = self._reserve(conn, now, stats)
         for item in reserved:  # as MARK_SENDING wrote it
@@ -800,9 +806,11 @@ class Dispatcher:
             log.exception("channel %s raised unexpectedly", channel.name)
             item.error = MessageError.of(exc)
         if item.result is not None:
-            self._handoffs.journal_answer(self._answer(item))
+            item.answer = self._answer(item)
+            self._handoffs.journal_answer(item.answer, item.lease)
         elif not isinstance(item.error, AmbiguousChannelError):  # no answer: unknown, rightly
-            self._handoffs.journal_answer({"_id": item.row.id, "reason": _refusal(item.error)})
+            answer = {"_id": item.row.id, "reason": _refusal(item.error)}
+            self._handoffs.journal_answer(answer, item.lease)
 
     def _last_check(self, item: _Reserved, *, each: bool) -> str | None:
         """Why this message may no longer be sent (consent withdrawn, channel suppressed
@@ -868,12 +876,9 @@ class Dispatcher:
                 stats.retried += 1
                 unfinished.add(row.id)
             elif item.result is not None:
-                answer = self._answer(item)
-                del answer["_id"]
+                answer = item.answer or self._answer(item)  # (a copy: the journal has it too)
                 moves[SENT].append(
-                    _update(
-                        row.id, reason=None, lease_until=None, attempts=row.attempts + 1, **answer
-                    )
+                    {**answer, "reason": None, "lease_until": None, "attempts": row.attempts + 1}
                 )
                 decisions.append((row.id, "sent", None, None, None, item.result.provider))
                 stats.sent += 1
