@@ -479,9 +479,13 @@ class Dispatcher:
         rows = conn.execute(CLAIM, {"now": now, "limit": limit}).all()
         if len(rows) < limit:  # everything due is in hand: no boundary to fall between
             return rows, len(rows)
+        # The claim is the head of the due order: what these customers have beyond it
+        # comes after its last row (read once, not the whole claim again).
+        last = rows[-1]
         ids = sorted({r.customer_id for r in rows})
-        due = conn.execute(CUSTOMERS_DUE, {"ids": ids, "now": now}).all()
-        return _whole_customers(due, limit), len(rows)
+        after = {"ids": ids, "now": now, "due": last.due_at, "priority": last.priority}
+        beyond = conn.execute(CUSTOMERS_DUE_AFTER, {**after, "id": last.id}).all()
+        return _whole_customers([*rows, *beyond], limit), len(rows)
 
     def _claim_skip_locked(self, conn: Connection, now: datetime) -> tuple[list[Any], int]:
         """PostgreSQL: decide a customer only holding its advisory lock and every one of its
@@ -1095,6 +1099,19 @@ _DUE_OF_CUSTOMERS = (
 )
 CUSTOMERS_DUE = sa.select(*CLAIMED).where(*_DUE_OF_CUSTOMERS).order_by(*_DUE_ORDER)
 CUSTOMERS_DUE_SKIP_LOCKED = CUSTOMERS_DUE.with_for_update(skip_locked=True, of=messages_t)
+# The same, only after a claimed row in the due order (due_at, then priority descending, id).
+CUSTOMERS_DUE_AFTER = CUSTOMERS_DUE.where(
+    sa.or_(
+        _m.due_at > _moment("due"),
+        sa.and_(
+            _m.due_at == _moment("due"),
+            sa.or_(
+                _m.priority < sa.bindparam("priority"),
+                sa.and_(_m.priority == sa.bindparam("priority"), _m.id > sa.bindparam("id")),
+            ),
+        ),
+    )
+)
 DUE_OF = sa.select(_m.id, _m.customer_id).where(*_DUE_OF_CUSTOMERS)
 # The customers whose lock this transaction could take now, without waiting for anyone.
 TRY_LOCKS = sa.text(
