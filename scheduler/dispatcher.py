@@ -7,8 +7,8 @@ One batch goes through three phases (DESIGN.md, "Reserve, then send, then record
    contact policy counting what is already ``sending``/``sent``/``unknown``, and mark each
    message ``sending``, deferred (new ``due_at``) or skipped. Commit.
 2. **send** — outside any transaction, concurrently, under each channel's rate limit.
-   Just before each provider call, the message's hand-off is committed (in small groups,
-   :mod:`scheduler.handoff`), which also checks consent and suppression once more.
+   Just before each provider call, consent and suppression are checked once more and the
+   message's hand-off is recorded (:mod:`scheduler.handoff`).
 3. **record** — one transaction writes every result, through the transition table
    (:mod:`campaigns.transitions`).
 

@@ -1,10 +1,12 @@
 """Hand-offs recorded as they happen, so a crash loses only the sends in flight.
 
 Before a sending thread calls the provider, :meth:`HandOffs.enter` records that the message
-is being handed over. Threads arriving while a record is being written wait and go in the
-next one together (a group commit), which also journals the answers of the sends that
-finished since (provider and message id, links, locale; or a refusal's reason). A message
-is handed over at most once per reservation: only the dispatcher whose mark lands sends it.
+is being handed over, together with the answers of the sends that finished since
+(provider and message id, links, locale; or a refusal's reason). Where a record is a
+transaction (PostgreSQL), threads arriving while one is being written wait and go in the
+next together (a group commit); where it is a line appended to a file (SQLite), each
+thread writes its own. A message is handed over at most once per reservation: only the
+dispatcher whose mark lands sends it.
 
 Where the record goes depends on the database:
 
