@@ -163,6 +163,7 @@ class _Batch:
     """What the messages of one batch share while they are sent."""
 
     ids: list[int]
+    marketing: bool = True  # whether any of them is marketing
     withdrawn: dict[int, str] | None = None  # the last check, read once before the sends
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -426,7 +427,10 @@ class Dispatcher:
         # Render and send each message on the pool, so rendering overlaps network waits;
         # with render processes, the chunks render there while this process goes on.
         jobs = [self._job(item) for item in reserved]
-        batch = _Batch([item.row.id for item in reserved])
+        batch = _Batch(
+            [item.row.id for item in reserved],
+            marketing=any(item.row.category == "marketing" for item in reserved),
+        )
         for item in reserved:
             item.batch = batch
         self._enqueue(reserved)
@@ -822,16 +826,19 @@ class Dispatcher:
         for each message on its own (``each``) after waiting for a rate limiter."""
         batch = item.batch
         if each or batch is None:
-            return self._withdrawn([item.row.id]).get(item.row.id)
+            marketing = item.row.category == "marketing"
+            return self._withdrawn([item.row.id], topics=marketing).get(item.row.id)
         with batch.lock:
             if batch.withdrawn is None:
-                batch.withdrawn = self._withdrawn(batch.ids)
+                batch.withdrawn = self._withdrawn(batch.ids, topics=batch.marketing)
         return batch.withdrawn.get(item.row.id)
 
-    def _withdrawn(self, ids: list[int]) -> dict[int, str]:
+    def _withdrawn(self, ids: list[int], *, topics: bool) -> dict[int, str]:
+        """``topics``: whether any of them is marketing, the only kind with a consent topic
+        (without, its query is not asked)."""
         try:
             with reading(self.db) as conn:
-                return transitions.withdrawn(conn, ids, self._topic)
+                return transitions.withdrawn(conn, ids, self._topic if topics else None)
         except DBAPIError as exc:  # the reservation's own check stands
             log.warning("last check before the hand-off not read: %s", exc.orig)
             return {}
