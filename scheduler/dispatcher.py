@@ -7,8 +7,8 @@ One batch goes through three phases (DESIGN.md, "Reserve, then send, then record
    contact policy counting what is already ``sending``/``sent``/``unknown``, and mark each
    message ``sending``, deferred (new ``due_at``) or skipped. Commit.
 2. **send** — outside any transaction, concurrently, under each channel's rate limit.
-   Just before each provider call, the message's hand-off is committed (in small groups,
-   :mod:`scheduler.handoff`), which also checks consent and suppression once more.
+   Just before each provider call, consent and suppression are checked once more and the
+   message's hand-off is recorded (:mod:`scheduler.handoff`).
 3. **record** — one transaction writes every result, through the transition table
    (:mod:`campaigns.transitions`).
 
@@ -149,6 +149,7 @@ class _Reserved:
     locale: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     result: SendResult | None = None
+    answer: dict[str, Any] | None = None  # the acceptance's columns, as journalled
     error: Exception | None = None
     lease: datetime | None = None  # until when it is reserved: the reservation's token
     verdict: Verdict | None = None  # the hand-off's, once the message reached it
@@ -162,6 +163,7 @@ class _Batch:
     """What the messages of one batch share while they are sent."""
 
     ids: list[int]
+    marketing: bool = True  # whether any of them is marketing
     withdrawn: dict[int, str] | None = None  # the last check, read once before the sends
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -385,6 +387,10 @@ class Dispatcher:
             )
             self._plan_next(conn, [*accepted, *refused, *doubt], now)
         self._forget([r.id for r in [*accepted, *retried, *refused, *doubt]])  # fences stay
+        try:
+            self._handoffs.journal.settled(now)
+        except OSError:  # what dead dispatchers left stays until the next expiry
+            log.warning("hand-off journal: settled files not removed", exc_info=True)
         return len(doubt)
 
     def next_due(self) -> datetime | None:
@@ -410,6 +416,7 @@ class Dispatcher:
 
     def _reserve_tx(self, now: datetime, stats: DispatchStats) -> tuple[list[_Reserved], int]:
         """One reservation transaction: what to send, and how many due rows it claimed."""
+        self._handoffs.journal.open()  # before anything is reserved: see scheduler.handoff
         with self.db.begin() as conn:
             reserved, claimed = self._reserve(conn, now, stats)
         for item in reserved:  # as MARK_SENDING wrote it
@@ -420,7 +427,10 @@ class Dispatcher:
         # Render and send each message on the pool, so rendering overlaps network waits;
         # with render processes, the chunks render there while this process goes on.
         jobs = [self._job(item) for item in reserved]
-        batch = _Batch([item.row.id for item in reserved])
+        batch = _Batch(
+            [item.row.id for item in reserved],
+            marketing=any(item.row.category == "marketing" for item in reserved),
+        )
         for item in reserved:
             item.batch = batch
         self._enqueue(reserved)
@@ -473,9 +483,13 @@ class Dispatcher:
         rows = conn.execute(CLAIM, {"now": now, "limit": limit}).all()
         if len(rows) < limit:  # everything due is in hand: no boundary to fall between
             return rows, len(rows)
+        # The claim is the head of the due order: what these customers have beyond it
+        # comes after its last row (read once, not the whole claim again).
+        last = rows[-1]
         ids = sorted({r.customer_id for r in rows})
-        due = conn.execute(CUSTOMERS_DUE, {"ids": ids, "now": now}).all()
-        return _whole_customers(due, limit), len(rows)
+        after = {"ids": ids, "now": now, "due": last.due_at, "priority": last.priority}
+        beyond = conn.execute(CUSTOMERS_DUE_AFTER, {**after, "id": last.id}).all()
+        return _whole_customers([*rows, *beyond], limit), len(rows)
 
     def _claim_skip_locked(self, conn: Connection, now: datetime) -> tuple[list[Any], int]:
         """PostgreSQL: decide a customer only holding its advisory lock and every one of its
@@ -800,9 +814,11 @@ class Dispatcher:
             log.exception("channel %s raised unexpectedly", channel.name)
             item.error = MessageError.of(exc)
         if item.result is not None:
-            self._handoffs.journal_answer(self._answer(item))
+            item.answer = self._answer(item)
+            self._handoffs.journal_answer(item.answer, item.lease)
         elif not isinstance(item.error, AmbiguousChannelError):  # no answer: unknown, rightly
-            self._handoffs.journal_answer({"_id": item.row.id, "reason": _refusal(item.error)})
+            answer = {"_id": item.row.id, "reason": _refusal(item.error)}
+            self._handoffs.journal_answer(answer, item.lease)
 
     def _last_check(self, item: _Reserved, *, each: bool) -> str | None:
         """Why this message may no longer be sent (consent withdrawn, channel suppressed
@@ -810,16 +826,19 @@ class Dispatcher:
         for each message on its own (``each``) after waiting for a rate limiter."""
         batch = item.batch
         if each or batch is None:
-            return self._withdrawn([item.row.id]).get(item.row.id)
+            marketing = item.row.category == "marketing"
+            return self._withdrawn([item.row.id], topics=marketing).get(item.row.id)
         with batch.lock:
             if batch.withdrawn is None:
-                batch.withdrawn = self._withdrawn(batch.ids)
+                batch.withdrawn = self._withdrawn(batch.ids, topics=batch.marketing)
         return batch.withdrawn.get(item.row.id)
 
-    def _withdrawn(self, ids: list[int]) -> dict[int, str]:
+    def _withdrawn(self, ids: list[int], *, topics: bool) -> dict[int, str]:
+        """``topics``: whether any of them is marketing, the only kind with a consent topic
+        (without, its query is not asked)."""
         try:
             with reading(self.db) as conn:
-                return transitions.withdrawn(conn, ids, self._topic)
+                return transitions.withdrawn(conn, ids, self._topic if topics else None)
         except DBAPIError as exc:  # the reservation's own check stands
             log.warning("last check before the hand-off not read: %s", exc.orig)
             return {}
@@ -868,13 +887,15 @@ class Dispatcher:
                 stats.retried += 1
                 unfinished.add(row.id)
             elif item.result is not None:
-                answer = self._answer(item)
-                del answer["_id"]
-                answer["segments"] = answer["details"].get("segments")  # for the figures
+                answer = item.answer or self._answer(item)  # (a copy: the journal has it too)
                 moves[SENT].append(
-                    _update(
-                        row.id, reason=None, lease_until=None, attempts=row.attempts + 1, **answer
-                    )
+                    {
+                        **answer,
+                        "segments": answer["details"].get("segments"),  # for the figures
+                        "reason": None,
+                        "lease_until": None,
+                        "attempts": row.attempts + 1,
+                    }
                 )
                 decisions.append((row.id, "sent", None, None, None, item.result.provider))
                 stats.sent += 1
@@ -1092,6 +1113,19 @@ _DUE_OF_CUSTOMERS = (
 )
 CUSTOMERS_DUE = sa.select(*CLAIMED).where(*_DUE_OF_CUSTOMERS).order_by(*_DUE_ORDER)
 CUSTOMERS_DUE_SKIP_LOCKED = CUSTOMERS_DUE.with_for_update(skip_locked=True, of=messages_t)
+# The same, only after a claimed row in the due order (due_at, then priority descending, id).
+CUSTOMERS_DUE_AFTER = CUSTOMERS_DUE.where(
+    sa.or_(
+        _m.due_at > _moment("due"),
+        sa.and_(
+            _m.due_at == _moment("due"),
+            sa.or_(
+                _m.priority < sa.bindparam("priority"),
+                sa.and_(_m.priority == sa.bindparam("priority"), _m.id > sa.bindparam("id")),
+            ),
+        ),
+    )
+)
 DUE_OF = sa.select(_m.id, _m.customer_id).where(*_DUE_OF_CUSTOMERS)
 # The customers whose lock this transaction could take now, without waiting for anyone.
 TRY_LOCKS = sa.text(

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from aftersale.admin.customers import erase, gdpr_export
@@ -130,13 +131,16 @@ def test_bundling_finds_its_candidates_by_customer(sqlite_harness: Harness):
         )
 
 
-def test_a_full_claim_reads_its_customers_due_messages_by_customer(tmp_path: Path):
-    from scheduler.dispatcher import CUSTOMERS_DUE
+@pytest.mark.parametrize("after", [False, True], ids=["all", "after_the_claim"])
+def test_a_full_claim_reads_its_customers_due_messages_by_customer(tmp_path: Path, after: bool):
+    from scheduler.dispatcher import CUSTOMERS_DUE, CUSTOMERS_DUE_AFTER
 
     now = datetime(2026, 3, 2, 9, tzinfo=UTC)
-    plans = explained(
-        tmp_path, lambda conn: conn.execute(CUSTOMERS_DUE, {"ids": ["c1", "c2"], "now": now})
-    )
+    params = {"ids": ["c1", "c2"], "now": now}
+    if after:  # what the customers have beyond a claimed row, in the due order
+        params.update(due=now, priority=10, id=7)
+    query = CUSTOMERS_DUE_AFTER if after else CUSTOMERS_DUE
+    plans = explained(tmp_path, lambda conn: conn.execute(query, params))
     [(_, steps)] = [(sql, steps) for sql, steps in plans if "customer_id IN" in sql]
     assert any("ix_messages_customer_sent (customer_id=?)" in step for step in steps), steps
     assert not any("ix_messages_due" in step for step in steps), steps

@@ -55,8 +55,11 @@ def test_the_hand_off_journal_is_private(tmp_path: Path) -> None:
     project = Project.open(directory)
     journal = journal_for(project.db)
     try:
-        journal.forget([1])  # the first use opens (and creates) the journal
-        assert mode(directory / "aftersale.db.handoffs") == 0o600
+        journal.open()  # a dispatcher opens it before its first reservation
+        files = directory / "aftersale.db.handoffs"
+        assert mode(files) == 0o700
+        assert {mode(path) for path in files.iterdir()} == {0o600}
+        assert len(list(files.iterdir())) == 2  # the fences, and this dispatcher's file
     finally:
         journal.close()
         project.db.dispose()
