@@ -1,7 +1,8 @@
 """bench_simulate: a forecast and a simulation over a generated shop, each in a process of its own.
 
     python -m bench bench_simulate [--quick]
-    python -m bench.bench_simulate [--quick] [--customers N] [--base COMMIT]
+    python -m bench.bench_simulate [--quick] [--customers N] [--base COMMIT] [--forecast-only]
+    BENCH_SIMULATE_CUSTOMERS=100000 python -m bench bench_simulate
 
 The demo generator (``aftersale.demo.generate_shop``) writes a shop of 5,000 customers
 (``--quick``: 300; the targets below are for ``--customers 100000``, which takes hours
@@ -26,14 +27,13 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from bench.compare import run_child, worktree
 
 HERE = Path(__file__).resolve().parent.parent
 FULL_CUSTOMERS = 5_000
@@ -91,41 +91,34 @@ def measure(tree: Path, mode: str, template: Path, until: str, work: Path) -> di
     directory = work / f"{mode}-{tree.name}"
     shutil.rmtree(directory, ignore_errors=True)
     shutil.copytree(template, directory)
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    env.pop("AFTERSALE_DATABASE_URL", None)
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, mode, str(directory), until],
-        cwd=tree,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("@@")]
-    if done.returncode != 0 or not lines:
-        raise SystemExit(f"{mode} failed in {tree}:\n{done.stderr[-3000:]}")
-    shutil.rmtree(directory, ignore_errors=True)
-    return json.loads(lines[-1][2:])
-
-
-@contextmanager
-def worktree(commit: str):
-    with tempfile.TemporaryDirectory(prefix="bench-base-") as tmp:
-        tree = Path(tmp) / "base"
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(tree), commit],
-                       cwd=HERE, check=True)  # fmt: skip
-        try:
-            yield tree
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)],
-                           cwd=HERE, check=False)  # fmt: skip
+    try:
+        return run_child(
+            tree,
+            CHILD,
+            [mode, str(directory), until],
+            what=mode,
+            drop_env=("AFTERSALE_DATABASE_URL",),
+        )
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def run(
-    quick: bool = False, customers: int | None = None, base: str | None = None, rounds: int = 2
+    quick: bool = False,
+    customers: int | None = None,
+    base: str | None = None,
+    rounds: int = 2,
+    forecast_only: bool = False,
 ) -> dict:
-    """The figures: import, forecast and simulate (and the base's simulate, if asked)."""
-    size = customers or (QUICK_CUSTOMERS if quick else FULL_CUSTOMERS)
+    """The figures: import, forecast and simulate (and the base's simulate, if asked).
+
+    ``customers`` defaults to ``$BENCH_SIMULATE_CUSTOMERS``, else the full or quick size.
+    """
+    size = (
+        customers
+        or int(os.environ.get("BENCH_SIMULATE_CUSTOMERS") or 0)
+        or (QUICK_CUSTOMERS if quick else FULL_CUSTOMERS)
+    )
     figures: dict[str, Any] = {"customers": size}
     with tempfile.TemporaryDirectory(prefix="bench-simulate-") as tmp:
         work = Path(tmp)
@@ -139,6 +132,8 @@ def run(
         figures["forecast_cpu_seconds"] = round(forecast["cpu_seconds"], 1)
         figures["forecast_sent"] = forecast["sent"]
         figures["forecast_peak_rss_mb"] = round(forecast["rss_mb"])
+        if forecast_only:
+            return figures
         if not base:
             figures.update(
                 _simulate("simulate", [measure(HERE, "simulate", template, until, work)])
@@ -181,8 +176,12 @@ def main() -> None:
     parser.add_argument("--customers", type=int, help="another size")
     parser.add_argument("--base", help="also simulate with this commit's code (e.g. main)")
     parser.add_argument("--rounds", type=int, default=2, help="simulations per side (default 2)")
+    parser.add_argument(
+        "--forecast-only", action="store_true", help="no simulate (for the 100,000-customer size)"
+    )
     args = parser.parse_args()
-    print(json.dumps(run(args.quick, args.customers, args.base, args.rounds), indent=2))
+    figures = run(args.quick, args.customers, args.base, args.rounds, args.forecast_only)
+    print(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +39,19 @@ PROBE = (
 
 def run_once(tree: Path, name: str, quick: bool) -> dict[str, Any]:
     """One benchmark's figures, measured in a fresh process importing ``tree``'s source."""
+    return run_child(tree, PROBE, [name, "1" if quick else "0"], what=name)
+
+
+def run_child(
+    tree: Path, code: str, args: list[str], *, what: str, drop_env: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Run ``code`` (``python -c``) in a fresh process importing ``tree``'s source; it
+    prints its figures as one JSON line after ``@@``, which this returns."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    for name in drop_env:
+        env.pop(name, None)
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, name, "1" if quick else "0"],
+        [sys.executable, "-c", code, *args],
         cwd=tree,
         env=env,
         capture_output=True,
@@ -48,7 +60,7 @@ def run_once(tree: Path, name: str, quick: bool) -> dict[str, Any]:
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("@@")]
     if done.returncode != 0 or not lines:
-        raise SystemExit(f"{name} failed in {tree.name}:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"{what} failed in {tree}:\n{done.stderr[-3000:]}")
     return json.loads(lines[-1][2:])
 
 
@@ -56,27 +68,32 @@ def best(values: list[float], key: str) -> float:
     return max(values) if key.endswith(HIGHER_IS_BETTER) else min(values)
 
 
-def compare(base: str, names: list[str], quick: bool, rounds: int, console: Console) -> None:
+@contextmanager
+def worktree(commit: str) -> Iterator[Path]:
+    """``commit``'s tree, checked out into a temporary worktree for the block."""
     with tempfile.TemporaryDirectory(prefix="bench-base-") as tmp:
-        base_tree = Path(tmp) / "base"
+        tree = Path(tmp) / "base"
         subprocess.run(
-            ["git", "worktree", "add", "--detach", "-q", str(base_tree), base],
-            cwd=HERE,
-            check=True,
+            ["git", "worktree", "add", "--detach", "-q", str(tree), commit], cwd=HERE, check=True
         )
         try:
-            for name in names:
-                sides: dict[str, list[dict[str, Any]]] = {"base": [], "now": []}
-                for r in range(rounds):
-                    order = [("base", base_tree), ("now", HERE)]
-                    for side, tree in order if r % 2 == 0 else reversed(order):
-                        console.print(f"[dim]{name} round {r + 1}/{rounds}: {side}[/]")
-                        sides[side].append(run_once(tree, name, quick))
-                console.print(_table(name, base, sides))
+            yield tree
         finally:
             subprocess.run(
-                ["git", "worktree", "remove", "--force", str(base_tree)], cwd=HERE, check=False
+                ["git", "worktree", "remove", "--force", str(tree)], cwd=HERE, check=False
             )
+
+
+def compare(base: str, names: list[str], quick: bool, rounds: int, console: Console) -> None:
+    with worktree(base) as base_tree:
+        for name in names:
+            sides: dict[str, list[dict[str, Any]]] = {"base": [], "now": []}
+            for r in range(rounds):
+                order = [("base", base_tree), ("now", HERE)]
+                for side, tree in order if r % 2 == 0 else reversed(order):
+                    console.print(f"[dim]{name} round {r + 1}/{rounds}: {side}[/]")
+                    sides[side].append(run_once(tree, name, quick))
+            console.print(_table(name, base, sides))
 
 
 def _table(name: str, base: str, sides: dict[str, list[dict[str, Any]]]) -> Table:

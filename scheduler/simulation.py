@@ -9,19 +9,87 @@ e-mail and hands nothing over, for :class:`CountingChannel`, which sends nothing
 from __future__ import annotations
 
 import itertools
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from campaigns.policy import Contact
+from campaigns.bulk import executemany
+from campaigns.bundling import BUNDLED
+from campaigns.engine import load_customers, messages_t
+from campaigns.experiments import HOLDOUT
+from campaigns.models import COUNTING_STATUSES, PLANNED, SENDING, SKIPPED, UTCDateTime
+from campaigns.policy import Allow, Contact, Defer, Skip
 from channels import AmbiguousChannelError, Channel, OutgoingMessage, SendResult
 from channels.base import ChannelKind
 from scheduler.clock import SimulatedClock
-from scheduler.dispatcher import UPCOMING, Dispatcher, DispatchStats, MessageError
+from scheduler.context import ContextLoader
+from scheduler.dispatcher import (
+    _DUE_ORDER,
+    CLAIMED,
+    CUSTOMERS_DUE,
+    DECIDE,
+    HELD,
+    HISTORY,
+    SET_VARIANT,
+    UPCOMING,
+    Dispatcher,
+    DispatchStats,
+    MessageError,
+    _apply_updates,
+    _bundled,
+    _not_paused,
+    _Reserved,
+    _suppressions,
+    _update,
+    _variant,
+)
 from scheduler.handoff import Verdict
 from scheduler.rendering import PendingRender, RenderJob
+
+# A window's claim reads this many batches' worth of due messages at most.
+WINDOW_CLAIM_FACTOR = 4
+_m = messages_t.c
+WINDOW_CLAIM = (
+    sa.select(*CLAIMED)
+    .where(
+        _m.status == PLANNED, _m.due_at < sa.bindparam("end", type_=UTCDateTime()), _not_paused()
+    )
+    .order_by(*_DUE_ORDER)
+    .limit(sa.bindparam("limit"))
+)
+WINDOW_CLAIM_INCLUSIVE = (
+    sa.select(*CLAIMED)
+    .where(
+        _m.status == PLANNED, _m.due_at <= sa.bindparam("end", type_=UTCDateTime()), _not_paused()
+    )
+    .order_by(*_DUE_ORDER)
+    .limit(sa.bindparam("limit"))
+)
+# MARK_SENDING, each message at its own instant.
+MARK_SENDING_EACH = (
+    messages_t.update()
+    .where(_m.id == sa.bindparam("_id"))
+    .values(status=SENDING, sent_at=sa.bindparam("at", type_=UTCDateTime()),
+            lease_until=sa.bindparam("lease", type_=UTCDateTime()), handed_over_at=None,
+            reason=None, updated_at=sa.bindparam("at", type_=UTCDateTime()))
+)  # fmt: skip
+
+
+def _decide_each(conn: Connection, rows: list[tuple]) -> None:
+    """The dispatcher's ``_decide_rows``, each decision at its own instant."""
+    executemany(
+        conn,
+        DECIDE,
+        [
+            {"message_id": mid, "at": at, "action": action, "reason": reason,
+             "due_before": before, "due_after": after, "detail": detail}
+            for mid, at, action, reason, before, after, detail in rows
+        ],
+    )  # fmt: skip
 
 
 def simulate(
@@ -40,6 +108,7 @@ def simulate(
     """
     total = DispatchStats()
     stats = dispatcher.tick()
+    windows = isinstance(dispatcher, SimulationDispatcher) and dispatcher.decides_windows()
     while True:
         total.add(stats)
         if on_step is not None:
@@ -52,11 +121,13 @@ def simulate(
             clock.advance_to(upcoming)
         message_due = message_at is not None and message_at <= upcoming
         lease_due = lease_at is not None and lease_at <= upcoming
-        if message_due or lease_due:
-            stats = dispatcher.tick(
-                apply_events=event_at is not None and event_at <= upcoming,
-                expire_leases=lease_due,
-            )
+        event_due = event_at is not None and event_at <= upcoming
+        if windows and message_due and not (lease_due or event_due):
+            # Every message due before the next event or lease, each at its own instant.
+            ends = [t for t in (event_at, lease_at) if t is not None and t <= until]
+            stats = dispatcher.tick_window(min(ends) if ends else until, inclusive=not ends)
+        elif message_due or lease_due:
+            stats = dispatcher.tick(apply_events=event_due, expire_leases=lease_due)
         else:
             stats = DispatchStats(events=dispatcher.apply_due_events(clock.now()))
     clock.advance_to(until)
@@ -91,6 +162,222 @@ class SimulationDispatcher(Dispatcher):
         super().__init__(**parts)
         self._memory = CapHistories()
         self._reader: Any = None  # SQLite: one connection the simulation asks what is next
+        # While a window is decided (:meth:`tick_window`): its end, and whether it is in it.
+        self._window: tuple[datetime, bool] | None = None
+        # The instant each customer was last decided at within the current stretch between
+        # events: a message planned then but due earlier is decided at that instant, as
+        # the tick after it would (the simulation's clock stands there).
+        self._floor: dict[str, datetime] = {}
+        self._busy: set[str] = set()  # customers of the batches reserved, not yet recorded
+
+    # -- windows: the messages of many instants decided in one batch ----------------------
+
+    def decides_windows(self) -> bool:
+        """Whether :meth:`tick_window` may decide several instants at once. Not with rate
+        limits (they count real seconds per batch), nor with fatigue (its unanswered
+        e-mails are read for one instant a batch)."""
+        return not self._limiters and self.policy.rules.fatigue is None
+
+    def tick_window(self, end: datetime, *, inclusive: bool) -> DispatchStats:
+        """Decide every message due from the clock up to ``end`` (``inclusive`` or not),
+        each at its own due time, as a tick at each of those instants would.
+
+        Nothing but this dispatcher's own decisions happens between two events, and one
+        customer's decisions touch no other customer's, so a batch takes customers' due
+        messages at different instants: for each customer, the messages of their first due
+        instant only (all of them, as a tick claims whole customers). What a decision plans
+        or defers for the same customer within the window comes up in a later batch; the
+        tick claims again until the window is empty. The clock stays at the window's start.
+        """
+        self._window = (end, inclusive)
+        try:
+            return self.tick(apply_events=False, expire_leases=False)
+        finally:
+            self._window = None
+
+    def _reserve_tx(self, now: datetime, stats: DispatchStats) -> Any:
+        reserved, claimed = super()._reserve_tx(now, stats)
+        for item in reserved:  # each at its own instant
+            item.lease = getattr(item, "at", now) + self.config.lease
+        return reserved, claimed
+
+    def _finish(self, reserved, futures, now: datetime, stats: DispatchStats) -> None:
+        try:
+            super()._finish(reserved, futures, now, stats)
+        finally:
+            for item in reserved:
+                self._busy.discard(item.row.customer_id)
+
+    def _claim_window(self, conn: Connection, now: datetime) -> tuple[list[Any], dict, int]:
+        """The window's due messages this batch decides, each customer's at their first
+        instant, with that instant per customer; and a count that tells the tick to claim
+        again (a batch's size) when the window may hold more."""
+        assert self._window is not None
+        end, inclusive = self._window
+        limit = self.config.batch_size * WINDOW_CLAIM_FACTOR
+        statement = WINDOW_CLAIM_INCLUSIVE if inclusive else WINDOW_CLAIM
+        rows = conn.execute(statement, {"end": end, "limit": limit}).all()
+        more = False
+        if len(rows) == limit:  # every message due before the last one's time is in hand
+            more = True
+            cut = rows[-1].due_at
+            complete = [r for r in rows if r.due_at < cut]
+            if complete:
+                rows = complete
+            else:  # one instant fills the claim: its customers' rows, whole
+                ids = sorted({r.customer_id for r in rows})
+                rows = conn.execute(CUSTOMERS_DUE, {"ids": ids, "now": cut}).all()
+        floor = self._floor
+        at: dict[str, datetime] = {}
+        for row in rows:  # in due order: a customer's first row sets their instant
+            cid = row.customer_id
+            if cid not in at:
+                at[cid] = max(row.due_at, now, floor.get(cid, now))
+        if self.policy.rules.fatigue is not None and at:  # one instant a batch
+            first = min(at.values())
+            at = {cid: t for cid, t in at.items() if t == first}
+        kept: list[Any] = []
+        customers: dict[str, datetime] = {}
+        size = self.config.batch_size
+        for row in rows:
+            cid = row.customer_id
+            if cid in self._busy or cid not in at:
+                more = True  # decided once the batch in flight is recorded
+                continue
+            if row.due_at > at[cid]:
+                more = True  # a later instant of this customer: a later batch
+                continue
+            if cid not in customers:
+                if len(kept) >= size:
+                    more = True
+                    continue
+                customers[cid] = at[cid]
+            kept.append(row)
+        if not kept and not self._busy:
+            more = False
+        return kept, customers, size if more else len(kept)
+
+    def _reserve(self, conn: Connection, now: datetime, stats: DispatchStats) -> Any:
+        if self._window is None:
+            reserved, claimed = super()._reserve(conn, now, stats)
+        else:
+            reserved, claimed = self._reserve_window(conn, now, stats)
+        self._memory.keep()  # what the reservation added to the batch's view
+        return reserved, claimed
+
+    def _reserve_window(self, conn: Connection, now: datetime, stats: DispatchStats) -> Any:
+        """The dispatcher's reservation (``Dispatcher._reserve``), each customer's messages
+        decided at that customer's instant; read once for the batch, written in bulk."""
+        rows, instants, claimed = self._claim_window(conn, now)
+        if not rows:
+            return [], claimed
+        customer_ids = sorted(instants)
+        stats.claimed += len(rows)
+        self._floor.update(instants)
+        customers = load_customers(conn, customer_ids)
+        suppressed = _suppressions(conn, customer_ids)
+        history, latest = self._histories(conn, instants)
+        bundles = self._bundles(conn, rows)
+        contexts = ContextLoader(conn, [*rows, *bundles.outside], self.journeys.segments)
+        sending: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        variants: list[dict[str, Any]] = []
+        decisions: list[tuple] = []
+        reserved: list[Any] = []
+        skipped: dict[datetime, list[Any]] = defaultdict(list)
+        by_customer: dict[str, list[Any]] = defaultdict(list)
+        for row in rows:
+            by_customer[row.customer_id].append(row)
+        lease = self.config.lease
+        for cid, competing in by_customer.items():
+            customer = customers.get(cid)
+            at = instants[cid]
+            for row in sorted(competing, key=lambda r: (-r.priority, r.due_at, r.id)):
+                if bundles.taken(row) or bundles.held_elsewhere(row):
+                    continue
+                bundles.settle(row)
+                assignment = self._experiment(contexts.conn, row)
+                decision = (
+                    Skip(HOLDOUT)
+                    if assignment.held_out
+                    else self._decide(
+                        row, customer, suppressed.get(cid, {}), history[cid], contexts, at, latest
+                    )
+                )
+                if isinstance(decision, Allow):
+                    sending.append({"_id": row.id, "at": at, "lease": at + lease})
+                    if row.category == "marketing":
+                        history[cid].append(Contact(row.channel, at))
+                        latest[(cid, row.journey_id)] = at
+                    item = _Reserved(row, assignment)
+                    item.at = at  # type: ignore[attr-defined]
+                    reserved.append(item)
+                    if assignment.variant is not None:
+                        variants.append(_variant(row, assignment.variant))
+                    for sibling in bundles.pull(
+                        row,
+                        at,
+                        lambda s, c=customer, t=at: self._condition_holds(s, c, contexts, t),
+                    ):
+                        updates.append(_bundled(sibling, row) | {"updated_at": at})
+                        decisions.append(
+                            (sibling.id, at, "skipped", BUNDLED, sibling.due_at, None, None)
+                        )
+                        stats.skipped += 1
+                        skipped[at].append(sibling)
+                elif isinstance(decision, Defer):
+                    until = decision.until or at + HELD
+                    updates.append(
+                        _update(row.id, due_at=until, reason=decision.reason, updated_at=at)
+                    )
+                    decisions.append(
+                        (row.id, at, "deferred", decision.reason, row.due_at, until, None)
+                    )
+                    stats.deferred += 1
+                else:
+                    updates.append(
+                        _update(row.id, status=SKIPPED, reason=decision.reason, updated_at=at)
+                    )
+                    decisions.append(
+                        (row.id, at, "skipped", decision.reason, row.due_at, None, None)
+                    )
+                    stats.skipped += 1
+                    skipped[at].append(row)
+        if sending:
+            executemany(conn, MARK_SENDING_EACH, sending)
+        _apply_updates(conn, updates, now)  # each update names its own instant
+        if variants:
+            executemany(conn, SET_VARIANT, variants)
+        _decide_each(conn, decisions)
+        for at, rows_skipped in sorted(skipped.items()):
+            stats.planned += self._plan_next(conn, rows_skipped, at)
+        for item in reserved:
+            self._busy.add(item.row.customer_id)  # until its batch is recorded
+            customer = customers[item.row.customer_id]
+            item.parts = contexts.parts_for(item.row, customer, item.at, bundles.carried(item.row))
+        return reserved, claimed
+
+    def _histories(self, conn: Connection, instants: dict[str, datetime]) -> tuple[Any, Any]:
+        """``_history`` for customers each at an instant of their own (kept in memory)."""
+        window = max(self.policy.history_window(), self.journeys.longest_min_gap())
+        if window <= timedelta(0):
+            return defaultdict(list), {}
+        unknown = self._memory.unknown(list(instants))
+        if unknown:
+            since = min(instants[cid] for cid in unknown) - window
+            history: dict[str, list[Contact]] = defaultdict(list)
+            latest: dict[tuple[str, str], datetime] = {}
+            for cid, channel, sent_at, category, status, journey_id in conn.execute(
+                HISTORY, {"ids": unknown, "since": since}
+            ):
+                if category != "marketing" or status not in COUNTING_STATUSES:
+                    continue
+                at = min(sent_at, instants[cid])
+                history[cid].append(Contact(channel, at))
+                if at > latest.get((cid, journey_id), at - timedelta(1)):
+                    latest[(cid, journey_id)] = at
+            self._memory.load(unknown, history, latest)
+        return self._memory.of_each(instants, window)
 
     def upcoming(self) -> tuple[datetime | None, datetime | None, datetime | None]:
         """As the dispatcher's, asked once an instant: on SQLite as one plain statement
@@ -121,13 +408,12 @@ class SimulationDispatcher(Dispatcher):
             self._memory.load(unknown, *super()._history(conn, unknown, now))
         return self._memory.of(customer_ids, now - window)
 
-    def _reserve(self, conn: Connection, now: datetime, stats: DispatchStats) -> Any:
-        reserved, claimed = super()._reserve(conn, now, stats)
-        self._memory.keep()  # what the reservation added to the batch's view
-        return reserved, claimed
-
     def _record(self, conn: Connection, reserved: list[Any], now: datetime, stats: Any) -> None:
-        super()._record(conn, reserved, now, stats)
+        by_instant: dict[datetime, list[Any]] = defaultdict(list)
+        for item in reserved:
+            by_instant[getattr(item, "at", now)].append(item)
+        for at, items in sorted(by_instant.items()):
+            super()._record(conn, items, at, stats)
         for item in reserved:
             if item.row.category == "marketing" and not _counts(item):
                 self._memory.forget(item.row.customer_id)  # read again when next needed
@@ -186,6 +472,21 @@ class CapHistories:
             history[cid] = contacts
             for journey, at in self._latest[cid].items():
                 handed[(cid, journey)] = at
+        self._handed = handed
+        return history, handed
+
+    def of_each(self, instants: dict[str, datetime], window: timedelta) -> tuple[Any, Any]:
+        """:meth:`of` for customers each at an instant of their own."""
+        history = {}
+        handed: dict[tuple[str, str], datetime] = {}
+        for cid, at in instants.items():
+            since = at - window
+            contacts = self._contacts[cid]
+            if any(c.at <= since for c in contacts):
+                contacts[:] = [c for c in contacts if c.at > since]
+            history[cid] = contacts
+            for journey, last in self._latest[cid].items():
+                handed[(cid, journey)] = last
         self._handed = handed
         return history, handed
 
