@@ -185,8 +185,9 @@ class PlanCache:
         self.kept = kept
         self._plans: dict[tuple[Any, ...], RelativePlan] = {}
         self._fixed_limits: dict[int, tuple[Journey, bool]] = {}
-        # id(journey) -> (journey, its durations when none depends on the context, else None)
-        self._fixed: dict[int, tuple[Journey, tuple[Any, ...] | None]] = {}
+        # id(journey) -> (journey, its durations when none depends on the context, else None,
+        # and then whether they count calendar months)
+        self._fixed: dict[int, tuple[Journey, tuple[Any, ...] | None, bool]] = {}
 
     def timetable(
         self,
@@ -198,14 +199,19 @@ class PlanCache:
     ) -> RelativePlan:
         fixed = self._fixed.get(id(journey))
         if fixed is None or fixed[0] is not journey:
-            fixed = self._fixed[id(journey)] = (journey, _fixed_durations(journey))
-        durations = fixed[1] if fixed[1] is not None else step_durations(journey, ctx)
+            durations = _fixed_durations(journey)
+            calendar = durations is not None and self._calendar_dependent(journey, durations)
+            fixed = self._fixed[id(journey)] = (journey, durations, calendar)
+        if fixed[1] is not None:  # the same for every enrolment: decided once, keyed by None
+            durations, calendar, durations_key = fixed[1], fixed[2], None
+        else:
+            durations = durations_key = step_durations(journey, ctx)
+            # Months and years are calendar steps: their timetable holds for its trigger only.
+            calendar = self._calendar_dependent(journey, durations)
         _, purchased_at, warranty_end = _anchors(trigger_at, order, item)
-        # Months and years are calendar steps: their timetable holds for its trigger only.
-        calendar = self._calendar_dependent(journey, durations)
         key = (
             id(journey),
-            durations,
+            durations_key,
             purchased_at - trigger_at,
             None if warranty_end is None else warranty_end - trigger_at,
             trigger_at if calendar else None,
