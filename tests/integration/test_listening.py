@@ -377,7 +377,9 @@ def test_journeys_that_never_name_a_figure_plan_without_scoring(make_harness: An
     days = ["2026-01-05", "2026-02-05", "2026-03-05", "2026-04-05"]
     h.events(
         [
-            purchase(f"e{n}", "c1", f"{day}T10:00:00+01:00", f"o{n}", item(f"S-{n}"), total="500.00")
+            purchase(
+                f"e{n}", "c1", f"{day}T10:00:00+01:00", f"o{n}", item(f"S-{n}"), total="500.00"
+            )
             for n, day in enumerate(days)
         ]
     )
