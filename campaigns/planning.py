@@ -142,6 +142,8 @@ class Planner:
         self._asked: list[tuple[Any, str, str]] = []
         self._contested = False
         self._purchase_journeys: list[ActiveJourney] | None = None
+        # The journeys of the last event, and whether any of them reads a customer's value.
+        self._reading: tuple[Sequence[ActiveJourney], bool] | None = None
 
     def purchase_journeys(self) -> list[ActiveJourney]:
         """The journeys a purchase triggers."""
@@ -159,9 +161,11 @@ class Planner:
         if customer_row is None:
             return
         engine = self.engine
+        if self._reading is None or self._reading[0] is not journeys:  # a batch's one list
+            self._reading = (journeys, engine.reads_value(journeys))
         base, order, items = event_context(
             customer_row, row, engine.zone, engine.segments, engine.alerts,
-            value=engine.reads_value(journeys),
+            value=self._reading[1],
         )  # fmt: skip
         whole = {**base, "item": None}
         for active in journeys:

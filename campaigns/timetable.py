@@ -185,6 +185,8 @@ class PlanCache:
         self.kept = kept
         self._plans: dict[tuple[Any, ...], RelativePlan] = {}
         self._fixed_limits: dict[int, tuple[Journey, bool]] = {}
+        # durations -> whether any of them counts calendar months
+        self._counts_months: dict[tuple[Any, ...], bool] = {}
         # id(journey) -> (journey, its durations when none depends on the context, else None,
         # and then whether they count calendar months)
         self._fixed: dict[int, tuple[Journey, tuple[Any, ...] | None, bool]] = {}
@@ -227,7 +229,14 @@ class PlanCache:
 
     def _calendar_dependent(self, journey: Journey, durations: tuple[Any, ...]) -> bool:
         """Whether any wait, repeat or expiry of ``journey`` counts calendar months."""
-        if any(span.calendar for pair in durations if pair for span in pair if span):
+        counts_months = self._counts_months.get(durations)
+        if counts_months is None:
+            if len(self._counts_months) >= self.kept:
+                self._counts_months.clear()
+            counts_months = self._counts_months[durations] = any(
+                span.calendar for pair in durations if pair for span in pair if span
+            )
+        if counts_months:
             return True
         fixed = self._fixed_limits.get(id(journey))
         if fixed is None or fixed[0] is not journey:
