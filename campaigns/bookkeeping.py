@@ -58,12 +58,18 @@ SET_FIGURES = (
 
 
 def count_purchases(
-    conn: Connection, customers: Mapping[str, Any], orders: Sequence[Mapping[str, Any]]
+    conn: Connection,
+    customers: Mapping[str, Any],
+    orders: Sequence[Mapping[str, Any]],
+    *,
+    each: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """Add ``orders`` (purchase rows about to be stored) to their customers' figures.
+    """Add ``orders`` (purchase rows about to be stored) to their customers' figures, in
+    one statement for the batch: one row per customer, whatever their orders in it.
 
     Returns each counted order's customer figures as they stand with it (and the orders
-    before it in ``orders``), for the conditions its purchase is planned with.
+    before it in ``orders``), for the conditions its purchase is planned with; with
+    ``each=False`` (no journey reads them) nothing.
     """
     after: dict[str, dict[str, Any]] = {}
     ids = [o["id"] for o in orders]
@@ -85,7 +91,8 @@ def count_purchases(
         at = order["purchased_at"]
         now["first_purchase_at"] = min(filter(None, (now["first_purchase_at"], at)))
         now["last_purchase_at"] = max(filter(None, (now["last_purchase_at"], at)))
-        after[order["id"]] = dict(now)
+        if each:
+            after[order["id"]] = dict(now)
     rows = [
         {"_id": cid, **{f"v_{k}": v for k, v in values.items()}} for cid, values in figures.items()
     ]

@@ -75,7 +75,7 @@ from campaigns.timetable import (
     to_micros,
 )
 from campaigns.timewindows import SendWindow
-from campaigns.value import DEFAULT_SEGMENTS, SegmentRules
+from campaigns.value import DEFAULT_SEGMENTS, SegmentRules, names_value
 from campaigns.warning import alert_skus
 
 __all__ = [
@@ -154,6 +154,22 @@ class Engine:
         self.segments = segments
         # The SKUs under alert (campaigns.warning), read again for each batch of events.
         self.alerts: frozenset[str] = frozenset()
+        # id(journey) -> (journey, whether its definition names a customer's value)
+        self._names_value: dict[int, tuple[Journey, bool]] = {}
+
+    def reads_value(self, journeys: Iterable[ActiveJourney]) -> bool:
+        """Whether any of ``journeys`` may read what a customer is worth (``customer.orders``,
+        ``customer.segment``, …: campaigns.value), so that planning must score the customer.
+        Decided once per journey version from its definition's text."""
+        for active in journeys:
+            journey = active.journey
+            known = self._names_value.get(id(journey))
+            if known is None or known[0] is not journey:
+                known = (journey, names_value(journey.model_dump_json()))
+                self._names_value[id(journey)] = known
+            if known[1]:
+                return True
+        return False
 
     def journey_for_version(self, conn: Connection, version_id: int) -> Journey:
         if version_id not in self._versions:
@@ -353,14 +369,17 @@ class Engine:
             )
             for position, item in enumerate(order.get("items") or []):
                 items.append(_item_row(order["id"], position, item))
-        counted = count_purchases(conn, customers, orders)
+        plan = Planner(self, customers)
+        # Each order's figures as they stand with it, only for journeys that may read them.
+        reading = self.reads_value(plan.purchase_journeys())
+        counted = count_purchases(conn, customers, orders, each=reading)
         _insert_ignore(conn, purchases_t, orders, ["id"])
         _insert_ignore(conn, items_t, items, ["order_id", "position"])
-        plan = Planner(self, customers)
         for row in rows:
-            figures = counted.get((row.payload.get("order") or {}).get("id"))
-            if figures and row.customer_id in customers:  # as they stand with this order
-                customers[row.customer_id] = customers[row.customer_id]._replace(**figures)
+            if counted:
+                figures = counted.get((row.payload.get("order") or {}).get("id"))
+                if figures and row.customer_id in customers:  # as they stand with this order
+                    customers[row.customer_id] = customers[row.customer_id]._replace(**figures)
             plan.purchase(row)
         stats.enrollments += plan.flush(conn)
         stats.messages += plan.messages_planned

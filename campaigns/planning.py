@@ -109,11 +109,15 @@ def event_context(
     default_zone: tzinfo,
     segments: SegmentRules | None = None,
     alerts: frozenset[str] = frozenset(),
+    *,
+    value: bool = True,
 ) -> tuple[dict[str, Any], dict[str, Any], list[dict]]:
     """What a journey's expressions see for event ``row`` (``id``, ``type``, ``at``,
     ``payload``) of a customer: the context without ``item``, the order and its items;
-    ``alerts``: the SKUs under an early-warning alert (``item.sku in alerts``)."""
-    customer = customer_context(customer_row, row.at.year, row.at, segments)
+    ``alerts``: the SKUs under an early-warning alert (``item.sku in alerts``).
+    ``value=False`` leaves out what the customer is worth, for journeys that never read it
+    (:meth:`campaigns.engine.Engine.reads_value`)."""
+    customer = customer_context(customer_row, row.at.year, row.at if value else None, segments)
     raw_order = row.payload.get("order") if isinstance(row.payload.get("order"), dict) else {}
     zone = resolve_zone(customer_row.timezone, default_zone)
     order, items = order_context(raw_order or {}, row.at, zone)
@@ -138,21 +142,31 @@ class Planner:
         self._asked: list[tuple[Any, str, str]] = []
         self._contested = False
         self._purchase_journeys: list[ActiveJourney] | None = None
+        # The journeys of the last event, and whether any of them reads a customer's value.
+        self._reading: tuple[Sequence[ActiveJourney], bool] | None = None
 
-    def purchase(self, row: Any) -> None:
+    def purchase_journeys(self) -> list[ActiveJourney]:
+        """The journeys a purchase triggers."""
         if self._purchase_journeys is None:
             self._purchase_journeys = [
                 j for j in self.engine.journeys.values() if j.journey.trigger.event == "purchase"
             ]
-        self.event(row, self._purchase_journeys)
+        return self._purchase_journeys
+
+    def purchase(self, row: Any) -> None:
+        self.event(row, self.purchase_journeys())
 
     def event(self, row: Any, journeys: Sequence[ActiveJourney]) -> None:
         customer_row = self.customers.get(row.customer_id)
         if customer_row is None:
             return
+        engine = self.engine
+        if self._reading is None or self._reading[0] is not journeys:  # a batch's one list
+            self._reading = (journeys, engine.reads_value(journeys))
         base, order, items = event_context(
-            customer_row, row, self.engine.zone, self.engine.segments, self.engine.alerts
-        )
+            customer_row, row, engine.zone, engine.segments, engine.alerts,
+            value=self._reading[1],
+        )  # fmt: skip
         whole = {**base, "item": None}
         for active in journeys:
             journey = active.journey

@@ -185,8 +185,11 @@ class PlanCache:
         self.kept = kept
         self._plans: dict[tuple[Any, ...], RelativePlan] = {}
         self._fixed_limits: dict[int, tuple[Journey, bool]] = {}
-        # id(journey) -> (journey, its durations when none depends on the context, else None)
-        self._fixed: dict[int, tuple[Journey, tuple[Any, ...] | None]] = {}
+        # durations -> whether any of them counts calendar months
+        self._counts_months: dict[tuple[Any, ...], bool] = {}
+        # id(journey) -> (journey, its durations when none depends on the context, else None,
+        # and then whether they count calendar months)
+        self._fixed: dict[int, tuple[Journey, tuple[Any, ...] | None, bool]] = {}
 
     def timetable(
         self,
@@ -198,14 +201,19 @@ class PlanCache:
     ) -> RelativePlan:
         fixed = self._fixed.get(id(journey))
         if fixed is None or fixed[0] is not journey:
-            fixed = self._fixed[id(journey)] = (journey, _fixed_durations(journey))
-        durations = fixed[1] if fixed[1] is not None else step_durations(journey, ctx)
+            durations = _fixed_durations(journey)
+            calendar = durations is not None and self._calendar_dependent(journey, durations)
+            fixed = self._fixed[id(journey)] = (journey, durations, calendar)
+        if fixed[1] is not None:  # the same for every enrolment: decided once, keyed by None
+            durations, calendar, durations_key = fixed[1], fixed[2], None
+        else:
+            durations = durations_key = step_durations(journey, ctx)
+            # Months and years are calendar steps: their timetable holds for its trigger only.
+            calendar = self._calendar_dependent(journey, durations)
         _, purchased_at, warranty_end = _anchors(trigger_at, order, item)
-        # Months and years are calendar steps: their timetable holds for its trigger only.
-        calendar = self._calendar_dependent(journey, durations)
         key = (
             id(journey),
-            durations,
+            durations_key,
             purchased_at - trigger_at,
             None if warranty_end is None else warranty_end - trigger_at,
             trigger_at if calendar else None,
@@ -221,7 +229,14 @@ class PlanCache:
 
     def _calendar_dependent(self, journey: Journey, durations: tuple[Any, ...]) -> bool:
         """Whether any wait, repeat or expiry of ``journey`` counts calendar months."""
-        if any(span.calendar for pair in durations if pair for span in pair if span):
+        counts_months = self._counts_months.get(durations)
+        if counts_months is None:
+            if len(self._counts_months) >= self.kept:
+                self._counts_months.clear()
+            counts_months = self._counts_months[durations] = any(
+                span.calendar for pair in durations if pair for span in pair if span
+            )
+        if counts_months:
             return True
         fixed = self._fixed_limits.get(id(journey))
         if fixed is None or fixed[0] is not journey:

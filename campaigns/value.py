@@ -30,15 +30,39 @@ dispatch time at send), so a segment is always current without anything rewritin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["SEGMENTS", "Money", "SegmentRules", "rating_of", "segment_of", "value_view"]
+__all__ = [
+    "SEGMENTS",
+    "VALUE_FIELDS",
+    "Money",
+    "SegmentRules",
+    "names_value",
+    "rating_of",
+    "segment_of",
+    "value_view",
+]
 
 SEGMENTS = ("new", "loyal", "champion", "at_risk", "lost")
+# The ``customer.*`` names :func:`value_view` adds.
+VALUE_FIELDS = (
+    "orders", "revenue", "first_purchase_at", "last_purchase_at", "complaints",
+    "satisfaction", "segment",
+)  # fmt: skip
+_VALUE_NAMED = re.compile(r"\b(?:" + "|".join(VALUE_FIELDS) + r")\b")
+
+
+def names_value(definition: str) -> bool:
+    """Whether a journey's definition (its text, every expression in it) names any of
+    :data:`VALUE_FIELDS`. A journey that names none cannot read them, so the engine need
+    not score its customers when it plans: a conservative test by name, that a description
+    or a step id using one of these words only makes it score them needlessly."""
+    return _VALUE_NAMED.search(definition) is not None
 
 
 class Money(Decimal):
@@ -119,7 +143,7 @@ def segment_of(
 
 def value_view(row: Any, now: datetime, rules: SegmentRules = DEFAULT_SEGMENTS) -> dict[str, Any]:
     """The ``customer.*`` figures of a customer row (see the module docstring)."""
-    revenue = Money(_decimal(row.revenue), row.revenue_currency or "")
+    revenue = _money(row.revenue, row.revenue_currency or "")
     return {
         "orders": row.orders,
         "revenue": revenue,
@@ -129,6 +153,21 @@ def value_view(row: Any, now: datetime, rules: SegmentRules = DEFAULT_SEGMENTS) 
         "satisfaction": row.satisfaction,
         "segment": segment_of(row.orders, revenue, row.last_purchase_at, now, rules),
     }
+
+
+_MONEY: dict[tuple[Any, str], Money] = {}
+
+
+def _money(revenue: Any, currency: str) -> Money:
+    """``revenue`` as :class:`Money`, made once per distinct amount and currency: a batch
+    of messages or events reads the same few amounts many times over."""
+    key = (revenue, currency)
+    money = _MONEY.get(key)
+    if money is None:
+        if len(_MONEY) >= 4096:
+            _MONEY.clear()
+        money = _MONEY[key] = Money(_decimal(revenue), currency)
+    return money
 
 
 def rating_of(row: Any) -> tuple[int, datetime] | None:

@@ -411,4 +411,31 @@ def test_the_leading_dispatcher_evaluates_alerts_hourly(make_harness: Any, caplo
     stats = leader.tick()  # logged, and the tick still returns its figures
     assert stats is not None and "broken failed" in caplog.text
     dispatcher.close()
+
+
+def test_journeys_that_never_name_a_figure_plan_without_scoring(make_harness: Any) -> None:
+    """The built-in purchase journeys name no figure: planning leaves the customer's value
+    out of their context, and still counts the figures a journey naming them reads."""
+    h = make_harness(journeys={"champions.yaml": SEGMENT_JOURNEY})
+    engine = h.project.journeys
+    bought = [a for a in engine.journeys.values() if a.journey.trigger.event == "purchase"]
+    builtins = [a for a in bought if a.journey.id != "champions_only"]
+    assert len(builtins) == 4 and not engine.reads_value(builtins)
+    assert engine.reads_value(engine.journeys.values())
+    h.customers([{"id": "c1", "email": "anna@example.org"}])
+    days = ["2026-01-05", "2026-02-05", "2026-03-05", "2026-04-05"]
+    h.events(
+        [
+            purchase(
+                f"e{n}", "c1", f"{day}T10:00:00+01:00", f"o{n}", item(f"S-{n}"), total="500.00"
+            )
+            for n, day in enumerate(days)
+        ]
+    )
+    h.simulate(utc("2026-04-10T00:00:00"))
+    customer = row(h, customers_t, id="c1")
+    assert customer.orders == 4 and customer.revenue == "2000.00"
+    enrolled = {m.enrollment_id.split(":")[-1] for m in h.messages(journey_id="champions_only")}
+    assert enrolled == {"o3"}  # 2,000 over four orders: a champion from the fourth
+    assert h.messages(journey_id="thank_you")
     h.project.close()

@@ -64,3 +64,20 @@ def test_bad_segment_settings_name_their_key(config, message) -> None:
     assert SegmentRules.from_config({"champion_revenue": "2500.50"}).champion_revenue == Decimal(
         "2500.50"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("audience: \"customer.segment == 'champion'\"", True),
+        ('wait: "{{ 30 if customer.orders > 2 else 90 }}d"', True),
+        ("audience: customer.complaints.open == 0", True),
+        ("audience: customer.attributes.city == 'Berlin'", False),
+        ("trigger: {event: complaint_resolved}", False),  # complaint, not complaints
+        ("id: preorders_segmented", False),  # the names as parts of other words
+    ],
+)
+def test_a_journey_reads_value_only_when_its_text_names_a_figure(text: str, named: bool) -> None:
+    from campaigns.value import names_value
+
+    assert names_value(text) is named
