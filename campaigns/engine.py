@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from campaigns import transitions
 from campaigns.bookkeeping import (
     close_complaint,
     count_purchases,
@@ -589,10 +590,13 @@ def end_enrollments(conn: Connection, ends: Mapping[str, datetime], reason: str)
     status = "exited" if reason.startswith("journey_exit") else "cancelled"
     params = [{"eid": eid, "at": at} for eid, at in sorted(ends.items())]
     at_param = sa.bindparam("at", type_=UTCDateTime())
-    planned = sa.and_(messages_t.c.enrollment_id == sa.bindparam("eid"), ENROLMENT_PLANNED)
+    # The enrolment's messages that may be cancelled (those still planned), as the
+    # transition table says; the decision rows and the move read the same condition.
+    enrolment = messages_t.c.enrollment_id == sa.bindparam("eid")
+    planned = sa.and_(enrolment, transitions.movable(CANCELLED))
     counted = conn.execute(
         sa.select(sa.func.count()).where(
-            messages_t.c.enrollment_id.in_(list(ends)), ENROLMENT_PLANNED
+            messages_t.c.enrollment_id.in_(list(ends)), transitions.movable(CANCELLED)
         )
     ).scalar_one()
     conn.execute(
@@ -610,11 +614,8 @@ def end_enrollments(conn: Connection, ends: Mapping[str, datetime], reason: str)
         ),
         params,
     )
-    conn.execute(
-        messages_t.update()
-        .where(planned)
-        .values(status=CANCELLED, reason=reason, updated_at=at_param),
-        params,
+    transitions.move_where(
+        conn, CANCELLED, enrolment, {"reason": reason, "updated_at": at_param}, params
     )
     return counted
 

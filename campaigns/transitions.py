@@ -2,8 +2,8 @@
 
 The dispatcher (reserve, record), lease expiry and the provider's delivery reports move a
 message's status through :func:`move`, which changes it only where this table allows the
-move; the engine's cancellations (an exit, a return) touch only ``planned`` messages, as the
-table says. A status only moves forward:
+move; the engine's cancellations (an exit, a return) go through :func:`move_where`, its
+set-based form, and so touch only ``planned`` messages, as the table says. A status only moves forward:
 
 ====================  ====================================================================
 from                  to (who moves it, and why)
@@ -85,6 +85,8 @@ __all__ = [
     "hand_over",
     "journal_outcomes",
     "move",
+    "move_where",
+    "movable",
     "sources",
     "withdrawn",
 ]
@@ -146,6 +148,23 @@ def move(
     for columns, params in groups.items():
         kept = tuple(sorted(c for c in columns if c in always))
         executemany(conn, _move_statement(to, columns, kept), params)
+
+
+def movable(to: str) -> Any:
+    """In SQL: the message's status may move to ``to``. The status is compared as text, so
+    next to a condition on an enrolment it never draws the planner to the status index."""
+    status = messages_t.c.status.concat("")
+    return sa.or_(*(status == source for source in sources(to)))  # no expanding IN: executemany
+
+
+def move_where(
+    conn: Connection, to: str, where: Any, values: Mapping[str, Any], params: Any = None
+) -> None:
+    """Move every message matching ``where`` to ``to`` where the table allows it: the
+    set-based :func:`move`, for the engine's cancellations of an enrolment's planned
+    messages (an exit, a return). ``params``: one set of bind values, or a list of them."""
+    stmt = messages_t.update().where(where, movable(to)).values(status=to, **values)
+    conn.execute(stmt, params) if params is not None else conn.execute(stmt)
 
 
 @lru_cache(maxsize=128)

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from campaigns.delivery import apply_delivery_events, set_consent, suppress
+from campaigns.engine import end_enrollments
 from campaigns.models import Customer, Enrollment, Message, MessageDecision, Suppression
 from campaigns.transitions import MOVES, allowed, sources
 from channels import (
@@ -472,3 +473,24 @@ def test_a_next_step_that_cannot_be_planned_fails_only_its_message(
         assert (stats.sent, stats.planned) == (2, 1)
     finally:
         h.project.close()
+
+
+def test_an_exit_cancels_only_what_the_table_lets_it(shop: Harness) -> None:
+    """The engine's cancellations go through the transition table: a planned message of an
+    ended enrolment is cancelled, one already being sent is left to its dispatcher."""
+    at = utc("2026-03-02T12:00:00+01:00")
+    journeys = shop.project.journeys  # synced in a transaction of its own, before ours
+    with shop.project.db.begin() as conn:
+        journeys.apply_due_events(conn, at, limit=100)
+    (first,), (second,) = shop.messages(customer_id="c1"), shop.messages(customer_id="c2")
+    with shop.project.db.begin() as conn:
+        conn.execute(
+            messages_t.update().where(messages_t.c.id == second.id).values(status="sending")
+        )
+        ends = {first.enrollment_id: at, second.enrollment_id: at}
+        assert end_enrollments(conn, ends, "journey_exit:return") == 1
+    (first,), (second,) = shop.messages(customer_id="c1"), shop.messages(customer_id="c2")
+    assert (first.status, first.reason) == ("cancelled", "journey_exit:return")
+    assert second.status == "sending" and second.reason is None
+    assert history(shop, first.id) == [("cancelled", "journey_exit:return")]
+    assert history(shop, second.id) == []
