@@ -20,7 +20,10 @@ What it reports (:mod:`aftersale.forecast_figures` computes it from the copy):
   contacted, the customers at the maximum, and the caps' pressure (the deferrals each cap
   caused, and what became of the messages it held);
 * ``cost`` — e-mails times ``stats.email_price``, SMS segments times
-  ``stats.sms_segment_price``, in ``stats.currency``.
+  ``stats.sms_segment_price``, in ``stats.currency``;
+* ``resting`` — the customers whose offers rest at ``until``, by reason: ``unsatisfied``
+  (a low rating after a complaint) and ``fatigue`` (unanswered e-mails), as ``stats`` counts
+  them now.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 
 from aftersale.admin.terminal import project_prices
 from aftersale.app import Project
+from aftersale.customer_value import resting
 from aftersale.errors import AftersaleError
 from aftersale.forecast_figures import Figures, decision_mark, differences, figures
 from aftersale.snapshot import snapshot
@@ -153,6 +157,8 @@ def _run(project: Project, until: datetime, journeys: Path | None) -> Figures:
             finally:
                 dispatcher.close()
             with reading(copy.db) as conn:
-                return figures(conn, mark, project_prices(project))
+                found = figures(conn, mark, project_prices(project))
+                found.resting = resting(copy, conn, clock.now())
+                return found
         finally:
             copy.close()

@@ -131,6 +131,11 @@ def _print_figures(console: Console, title: str, figures: Figures) -> None:
         f"({cost['email']['messages']} e-mails {cost['email']['cost']}, "
         f"{cost['sms']['segments']} SMS segments {cost['sms']['cost']})"
     )
+    held = figures.resting
+    console.print(
+        f"resting at the end (offers held): {held.get('unsatisfied', 0)} unsatisfied after a "
+        f"complaint, {held.get('fatigue', 0)} tired of unanswered e-mails"
+    )
 
 
 def _reasons(counts: Any) -> str:

@@ -71,6 +71,8 @@ class Figures:
     per_customer: dict[str, Any]
     cost: dict[str, Any]
     weeks: list[Week]
+    # Customers whose offers rest at the forecast's end, by reason (unsatisfied, fatigue).
+    resting: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +80,7 @@ class Figures:
             "journeys": [j.as_json() for j in self.journeys],
             "per_customer": self.per_customer,
             "cost": self.cost,
+            "resting": self.resting,
         }
 
 
@@ -299,5 +302,10 @@ def differences(current: Figures, proposed: Figures) -> dict[str, Any]:
         old_spread, new_spread = current.per_customer[name], proposed.per_customer[name]
         per_customer[name] = {k: new_spread[k] - old_spread[k] for k in old_spread}
     total = Decimal(proposed.cost["total"]) - Decimal(current.cost["total"])
+    resting = {
+        k: proposed.resting.get(k, 0) - current.resting.get(k, 0)
+        for k in sorted({*current.resting, *proposed.resting})
+    }
     return {"statuses": statuses, "journeys": journeys, "per_customer": per_customer,
-            "cost": {"currency": current.cost["currency"], "total": str(total)}}  # fmt: skip
+            "cost": {"currency": current.cost["currency"], "total": str(total)},
+            "resting": resting}  # fmt: skip

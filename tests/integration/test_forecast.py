@@ -16,6 +16,7 @@ from sqlmodel import SQLModel
 from typer.testing import CliRunner
 
 from aftersale.cli import app as cli
+from aftersale.customer_value import resting
 from aftersale.forecast import ForecastInputError, run_forecast
 from aftersale.sendlog import LogFilter, write_export
 from campaigns.models import reading
@@ -87,7 +88,15 @@ def test_the_figures_count_what_the_caps_held_back(sqlite_harness: Harness) -> N
     shop(sqlite_harness)
     result = run_forecast(sqlite_harness.project, UNTIL).as_json()
 
-    assert set(result) == {"until", "statuses", "journeys", "per_customer", "cost", "proposed"}
+    assert set(result) == {
+        "until",
+        "statuses",
+        "journeys",
+        "per_customer",
+        "cost",
+        "resting",
+        "proposed",
+    }
     assert result["proposed"] is None
     deferred = Counter()
     for row in result["journeys"]:
@@ -232,3 +241,21 @@ def test_the_simulation_dispatcher_decides_as_the_dispatcher_does(make_harness) 
         h.project.close()
     assert ends[0] == ends[1]
     assert any(r and r.startswith("frequency_cap") for *_, r, _, _ in ends[0])  # caps held
+
+
+def test_the_forecast_counts_the_customers_resting_at_its_end(harness: Harness) -> None:
+    """Issue: the forecast shows how many customers rest (offers held) at its end — the
+    same count `stats` gives after `simulate --until` the same date."""
+    shop(harness, again=False)
+    harness.events([
+        {"id": "r1", "type": "satisfaction_rated", "customer": "c2",
+         "at": "2026-09-20T10:00:00+02:00", "value": 1},
+        {"id": "r2", "type": "satisfaction_rated", "customer": "c3",
+         "at": "2026-09-21T10:00:00+02:00", "value": 4},
+    ])  # fmt: skip
+    result = run_forecast(harness.project, UNTIL)
+    assert result.current.resting == {"unsatisfied": 1, "fatigue": 0}
+    assert result.as_json()["resting"] == {"unsatisfied": 1, "fatigue": 0}
+    harness.simulate(UNTIL)
+    with reading(harness.project.db) as conn:
+        assert resting(harness.project, conn, UNTIL) == result.current.resting
