@@ -94,4 +94,5 @@ def summary(result: Forecast | None) -> dict[str, Any] | None:
         "week": f.per_customer["7d"],
         "held": held,
         "cost": f.cost,
+        "resting": f.resting,
     }

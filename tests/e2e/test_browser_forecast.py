@@ -31,6 +31,7 @@ def test_a_forecast_runs_from_the_form_and_shows_charts(console, page) -> None:
     )
     assert all(n > 0 for n in drawn)
     assert int(page.inner_text(".cards .card strong")) > 0  # messages sent
+    assert "0 unsatisfied" in page.inner_text(".cards")  # customers resting, by reason
     page.wait_for_timeout(300)
     shot(page, "forecast")
     no_sideways_scroll(page)
