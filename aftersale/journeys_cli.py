@@ -297,11 +297,15 @@ def data_problems(proj: Project, loaded: list[LoadedJourney]) -> list[JourneyPro
     """Warnings about names that no imported customer, item or event carries."""
     if not loaded or not has_database(proj):
         return []  # before any import: no database to read, nor its stack to load
-    from campaigns.journey_data import data_warnings, imported_names
-    from campaigns.models import reading
+    from campaigns.journey_data import data_warnings, imported_names, imported_names_in_file
 
-    with reading(proj.db) as conn:
-        names = imported_names(conn)
+    if proj.settings.database_url:
+        from campaigns.models import reading
+
+        with reading(proj.db) as conn:
+            names = imported_names(conn)
+    else:  # the embedded default: read with the standard library, no database stack
+        names = imported_names_in_file(proj.directory / "aftersale.db")
     return [w for item in loaded for w in data_warnings(item.journey, item.source, names)]
 
 

@@ -9,19 +9,27 @@ carry. Nothing is said about a kind of data not imported yet.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from sqlalchemy.engine import Connection
 
 from campaigns.journey_problems import JourneyProblem, nearest, source_line
 from campaigns.journeys import Journey
 
-__all__ = ["ImportedNames", "data_warnings", "imported_names", "references"]
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+__all__ = [
+    "ImportedNames",
+    "data_warnings",
+    "imported_names",
+    "imported_names_in_file",
+    "references",
+]
 
 # What every customer has, besides the attributes the import brought along.
 CUSTOMER_FIELDS = frozenset(
@@ -47,28 +55,53 @@ class ImportedNames:
     event_types: frozenset[str] | None
 
 
+# A query's rows: the same statements run through SQLAlchemy or the standard library.
+Rows = Callable[[str], list[tuple]]
+
+
 def imported_names(conn: Connection) -> ImportedNames:
-    """Read, in three statements, the attribute names, filled item fields and event types."""
-    customers = conn.execute(sa.text("SELECT count(*) FROM customers")).scalar()
-    events = conn.execute(sa.text("SELECT count(*) FROM events")).scalar()
-    items = events and conn.execute(sa.text(_ITEMS[_dialect(conn)] + " LIMIT 1")).first()
+    """Read, in a few statements, the attribute names, filled item fields and event types."""
+    import sqlalchemy as sa
+
+    dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
+    return _names(lambda query: [tuple(r) for r in conn.execute(sa.text(query))], dialect)
+
+
+def imported_names_in_file(path: Path) -> ImportedNames:
+    """The same from a SQLite file, read-only through the standard library: what
+    ``journeys validate`` reads for its warnings without loading the database stack. A file
+    without the tables yet has nothing imported."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.OperationalError:  # no file
+        return ImportedNames(None, None, None)
+    try:
+        return _names(lambda query: conn.execute(query).fetchall(), "sqlite")
+    except sqlite3.OperationalError:  # no tables yet
+        return ImportedNames(None, None, None)
+    finally:
+        conn.close()
+
+
+def _names(rows: Rows, dialect: str) -> ImportedNames:
+    customers = rows("SELECT count(*) FROM customers")[0][0]
+    events = rows("SELECT count(*) FROM events")[0][0]
+    items = events and rows(_ITEMS[dialect] + " LIMIT 1")
     return ImportedNames(
-        attributes=frozenset(_attribute_names(conn)) if customers else None,
-        item_fields=frozenset(_filled_item_fields(conn)) if items else None,
-        event_types=frozenset(conn.execute(sa.text("SELECT DISTINCT type FROM events")).scalars())
+        attributes=frozenset(r[0] for r in rows(_ATTRIBUTES[dialect])) if customers else None,
+        item_fields=frozenset(_filled_item_fields(rows, dialect)) if items else None,
+        event_types=frozenset(r[0] for r in rows("SELECT DISTINCT type FROM events"))
         if events
         else None,
     )
 
 
-def _attribute_names(conn: Connection) -> Iterable[str]:
-    if conn.dialect.name == "postgresql":
-        query = "SELECT DISTINCT json_object_keys(attributes::json) FROM customers"
-    else:
-        query = "SELECT DISTINCT j.key FROM customers, json_each(customers.attributes) AS j"
-    return conn.execute(sa.text(query)).scalars()
-
-
+_ATTRIBUTES = {
+    "postgresql": "SELECT DISTINCT json_object_keys(attributes::json) FROM customers",
+    "sqlite": "SELECT DISTINCT j.key FROM customers, json_each(customers.attributes) AS j",
+}
 # Every imported item, applied or not: the items of each event's order.
 _ITEMS = {
     "sqlite": "SELECT 1 FROM events, json_each(events.payload, '$.order.items') AS i",
@@ -82,16 +115,11 @@ _ITEM_FIELD = {
 }
 
 
-def _dialect(conn: Connection) -> str:
-    return "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
-
-
-def _filled_item_fields(conn: Connection) -> Iterator[str]:
-    dialect = _dialect(conn)
+def _filled_item_fields(rows: Rows, dialect: str) -> Iterator[str]:
     joiner = " AND " if dialect == "postgresql" else " WHERE "
     for field in OPTIONAL_ITEM_FIELDS:
         query = _ITEMS[dialect] + joiner + _ITEM_FIELD[dialect].format(field=field) + " LIMIT 1"
-        if conn.execute(sa.text(query)).first():
+        if rows(query):
             yield field
 
 

@@ -109,3 +109,25 @@ def test_a_settings_error_still_ends_in_one_line_and_exit_2(broken_shop: Path, t
     [line] = output.strip().splitlines()
     assert line.startswith(f"error: {toml}:") and "dispatch.lease_seconds = 3" in line
     assert loaded == []
+
+
+def test_validating_against_imported_data_loads_no_database(tmp_path: Path):
+    """With customers imported, `validate` warns about a name no row carries (reading the
+    embedded database with the standard library) and still loads no database stack."""
+    shop = tmp_path / "shop"
+    assert probe("init", str(shop))[0] == 0
+    customers = tmp_path / "customers.csv"
+    customers.write_text(
+        "id,email,locale,email_consent,city\nc1,anna@example.org,de,yes,Berlin\n",
+        encoding="utf-8",
+    )
+    code, _, output = probe("--project", str(shop), "import", "customers", str(customers))
+    assert code == 0, output
+    (shop / "journeys" / "berlin.yaml").write_text(
+        "id: berlin\ntrigger: {event: purchase}\naudience: 'customer.stadt == \"Berlin\"'\n"
+        "steps:\n  - id: one\n    send: {channel: email, template: thank_you}\n",
+        encoding="utf-8",
+    )
+    code, loaded, output = probe("--project", str(shop), "journeys", "validate")
+    assert "stadt" in output and "city" in output, output  # the warning and its hint
+    assert loaded == [], f"`journeys validate` imported {loaded}"

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from campaigns.journey_data import ImportedNames, data_warnings, imported_names
+from pathlib import Path
+
+from campaigns.journey_data import (
+    ImportedNames,
+    data_warnings,
+    imported_names,
+    imported_names_in_file,
+)
 from campaigns.journeys import parse_journey
 from campaigns.models import reading
 from tests.conftest import Harness, item, purchase
@@ -52,3 +59,16 @@ def test_references_read_attributes_however_they_are_written():
         "and customer.attributes['ort'] and item.sku and order.items[0]"
     ) == {("customer", "stadt"), ("customer", "plz"), ("customer", "land"),
           ("customer", "ort"), ("item", "sku"), ("order", "items")}  # fmt: skip
+
+
+def test_the_standard_library_reads_the_same_names_from_a_sqlite_file(sqlite_harness: Harness):
+    h = sqlite_harness
+    path = Path(h.project.db.url.database)
+    assert imported_names_in_file(path) == ImportedNames(None, None, None)
+    h.customers([{"id": "c1", "email": "a@example.com", "city": "Berlin"}])
+    h.events([purchase("e1", "c1", "2026-01-05T10:00:00+01:00", "o1", item(warranty_months=24))])
+    with reading(h.project.db) as conn:
+        through_the_stack = imported_names(conn)
+    assert imported_names_in_file(path) == through_the_stack
+    assert through_the_stack.item_fields == frozenset({"warranty_months"})
+    assert imported_names_in_file(path.with_name("missing.db")) == ImportedNames(None, None, None)
