@@ -6,7 +6,14 @@ insert or update itself. :func:`executemany` compiles a statement once per set o
 into the SQL and one function that turns a row into the driver's tuple, converting only
 where a type needs it, exactly as the statement's own processors would. Times are
 converted once per distinct value within a call (a batch's rows share their planning
-time and trigger). PostgreSQL takes the ordinary path.
+time and trigger).
+
+On PostgreSQL an update of rows named by ``_id`` runs as one statement: each parameter's
+values bound as one array, the rows read from ``unnest`` of those arrays
+(``UPDATE … FROM unnest(:a, :b, …) AS v(…) WHERE messages.id = v._id``). psycopg's
+executemany sends one statement per row (in a pipeline), with SQLAlchemy's and psycopg's
+per-row parameter handling; the arrays are converted in one go. Rows naming the same
+``_id`` twice, which one statement would apply once, take the ordinary path.
 """
 
 from __future__ import annotations
@@ -14,8 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, visitors
+from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import JSON, DateTime
 
 __all__ = ["executemany"]
@@ -36,11 +47,50 @@ def executemany(
     """
     if not rows:
         return 0
+    if conn.dialect.name == "postgresql" and _unnestable(statement, rows):
+        keys = tuple(rows[0])
+        arrays = {f"a{i}": [row[key] for row in rows] for i, key in enumerate(keys)}
+        return conn.execute(_unnested(conn, statement, keys), arrays).rowcount
     if conn.dialect.name != "sqlite":
         return conn.execute(statement, list(rows)).rowcount
     sql, make_row, factories = _prepare(conn, statement, tuple(rows[0]))
     as_tuple = make_row(*(factory() for factory in factories))
     return conn.exec_driver_sql(sql, [as_tuple(row) for row in rows]).rowcount
+
+
+def _unnestable(statement: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> bool:
+    if len(rows) < 2 or not isinstance(statement, Update) or "_id" not in rows[0]:
+        return False
+    return len({row["_id"] for row in rows}) == len(rows)
+
+
+_UNNESTED: dict[tuple[ClauseElement, tuple[str, ...]], ClauseElement] = {}
+
+
+def _unnested(conn: Connection, statement: ClauseElement, keys: tuple[str, ...]) -> ClauseElement:
+    """``statement`` with each parameter named in ``keys`` read from the rows of
+    ``unnest`` of one array per key (bound as ``a0``, ``a1``, …, in the order of keys)."""
+    cache_key = (statement, keys)
+    if cache_key not in _UNNESTED:
+        compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys))
+        arrays = [
+            sa.bindparam(f"a{i}", type_=ARRAY(compiled.binds[key].type))
+            for i, key in enumerate(keys)
+        ]
+        rows = (
+            sa.func.unnest(*arrays)
+            .table_valued(*(sa.column(f"c{i}") for i in range(len(keys))))
+            .render_derived(name="v")
+        )
+        columns = {key: rows.c[f"c{i}"] for i, key in enumerate(keys)}
+
+        def replace(element: Any) -> Any:
+            if isinstance(element, BindParameter) and element.key in columns:
+                return columns[element.key]
+            return None
+
+        _UNNESTED[cache_key] = visitors.replacement_traverse(statement, {}, replace)
+    return _UNNESTED[cache_key]
 
 
 def _prepare(conn: Connection, statement: ClauseElement, keys: tuple[str, ...]) -> _Prepared:
