@@ -8,12 +8,13 @@ where a type needs it, exactly as the statement's own processors would. Times ar
 converted once per distinct value within a call (a batch's rows share their planning
 time and trigger).
 
-On PostgreSQL an update of rows named by ``_id`` runs as one statement: each parameter's
-values bound as one array, the rows read from ``unnest`` of those arrays
-(``UPDATE … FROM unnest(:a, :b, …) AS v(…) WHERE messages.id = v._id``). psycopg's
-executemany sends one statement per row (in a pipeline), with SQLAlchemy's and psycopg's
-per-row parameter handling; the arrays are converted in one go. Rows naming the same
-``_id`` twice, which one statement would apply once, take the ordinary path.
+On PostgreSQL an insert, or an update of rows named by ``_id``, runs as one statement:
+each parameter's values bound as one array, the rows read from ``unnest`` of those arrays
+(``INSERT … SELECT … FROM unnest(:a, :b, …)``, ``UPDATE … FROM unnest(…) AS v(…) WHERE
+messages.id = v._id``). psycopg's executemany sends one statement per row (in a
+pipeline), with SQLAlchemy's and psycopg's per-row parameter handling; the arrays are
+converted in one go. Rows of an update naming the same ``_id`` twice, which one statement
+would apply once, take the ordinary path.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ClauseElement, visitors
-from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import JSON, DateTime
 
@@ -41,8 +42,9 @@ def executemany(
 ) -> int:
     """Run ``statement`` once for each of ``rows`` (all with the same keys).
 
-    Returns the driver's row count: on SQLite, how many rows the statement changed in all
-    (an insert's conflict clause leaves some alone); psycopg counts only the last row's.
+    Returns the driver's row count: on SQLite, and on PostgreSQL where the rows go as
+    arrays, how many rows the statement changed in all (an insert's conflict clause leaves
+    some alone); psycopg's executemany counts only the last row's.
     ``statement`` should be built once, not per call: compilations are kept per statement.
     """
     if not rows:
@@ -59,7 +61,11 @@ def executemany(
 
 
 def _unnestable(statement: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> bool:
-    if len(rows) < 2 or not isinstance(statement, Update) or "_id" not in rows[0]:
+    if len(rows) < 2:
+        return False
+    if isinstance(statement, Insert):  # columns given by the rows, nothing returned
+        return statement.select is None and not statement._values and not statement._returning
+    if not isinstance(statement, Update) or "_id" not in rows[0]:
         return False
     return len({row["_id"] for row in rows}) == len(rows)
 
@@ -72,16 +78,22 @@ def _unnested(conn: Connection, statement: ClauseElement, keys: tuple[str, ...])
     ``unnest`` of one array per key (bound as ``a0``, ``a1``, …, in the order of keys)."""
     cache_key = (statement, keys)
     if cache_key not in _UNNESTED:
-        compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys))
-        arrays = [
-            sa.bindparam(f"a{i}", type_=ARRAY(compiled.binds[key].type))
-            for i, key in enumerate(keys)
-        ]
+        if isinstance(statement, Insert):
+            types = [statement.table.c[key].type for key in keys]
+        else:
+            compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys))
+            types = [compiled.binds[key].type for key in keys]
+        arrays = [sa.bindparam(f"a{i}", type_=ARRAY(type_)) for i, type_ in enumerate(types)]
         rows = (
             sa.func.unnest(*arrays)
             .table_valued(*(sa.column(f"c{i}") for i in range(len(keys))))
             .render_derived(name="v")
         )
+        if isinstance(statement, Insert):  # the table's own defaults fill the rest
+            insert = statement.from_select(list(keys), sa.select(*rows.c))
+            # An insert's row count is kept only when asked for.
+            _UNNESTED[cache_key] = insert.execution_options(preserve_rowcount=True)
+            return _UNNESTED[cache_key]
         columns = {key: rows.c[f"c{i}"] for i, key in enumerate(keys)}
 
         def replace(element: Any) -> Any:
