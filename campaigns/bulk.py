@@ -83,7 +83,10 @@ def _unnested(conn: Connection, statement: ClauseElement, keys: tuple[str, ...])
         else:
             compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys))
             types = [compiled.binds[key].type for key in keys]
-        arrays = [sa.bindparam(f"a{i}", type_=ARRAY(type_)) for i, type_ in enumerate(types)]
+        # One dimension: a JSON value that is a list is one element, not a nested array.
+        arrays = [
+            sa.bindparam(f"a{i}", type_=ARRAY(type_, dimensions=1)) for i, type_ in enumerate(types)
+        ]
         rows = (
             sa.func.unnest(*arrays)
             .table_valued(*(sa.column(f"c{i}") for i in range(len(keys))))
