@@ -6,7 +6,15 @@ insert or update itself. :func:`executemany` compiles a statement once per set o
 into the SQL and one function that turns a row into the driver's tuple, converting only
 where a type needs it, exactly as the statement's own processors would. Times are
 converted once per distinct value within a call (a batch's rows share their planning
-time and trigger). PostgreSQL takes the ordinary path.
+time and trigger).
+
+On PostgreSQL an insert, or an update of rows named by ``_id``, runs as one statement:
+each parameter's values bound as one array, the rows read from ``unnest`` of those arrays
+(``INSERT … SELECT … FROM unnest(:a, :b, …)``, ``UPDATE … FROM unnest(…) AS v(…) WHERE
+messages.id = v._id``). psycopg's executemany sends one statement per row (in a
+pipeline), with SQLAlchemy's and psycopg's per-row parameter handling; the arrays are
+converted in one go. Rows of an update naming the same ``_id`` twice, which one statement
+would apply once, take the ordinary path.
 """
 
 from __future__ import annotations
@@ -14,8 +22,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, visitors
+from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import JSON, DateTime
 
 __all__ = ["executemany"]
@@ -30,17 +42,70 @@ def executemany(
 ) -> int:
     """Run ``statement`` once for each of ``rows`` (all with the same keys).
 
-    Returns the driver's row count: on SQLite, how many rows the statement changed in all
-    (an insert's conflict clause leaves some alone); psycopg counts only the last row's.
+    Returns the driver's row count: on SQLite, and on PostgreSQL where the rows go as
+    arrays, how many rows the statement changed in all (an insert's conflict clause leaves
+    some alone); psycopg's executemany counts only the last row's.
     ``statement`` should be built once, not per call: compilations are kept per statement.
     """
     if not rows:
         return 0
+    if conn.dialect.name == "postgresql" and _unnestable(statement, rows):
+        keys = tuple(rows[0])
+        arrays = {f"a{i}": [row[key] for row in rows] for i, key in enumerate(keys)}
+        return conn.execute(_unnested(conn, statement, keys), arrays).rowcount
     if conn.dialect.name != "sqlite":
         return conn.execute(statement, list(rows)).rowcount
     sql, make_row, factories = _prepare(conn, statement, tuple(rows[0]))
     as_tuple = make_row(*(factory() for factory in factories))
     return conn.exec_driver_sql(sql, [as_tuple(row) for row in rows]).rowcount
+
+
+def _unnestable(statement: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> bool:
+    if len(rows) < 2:
+        return False
+    if isinstance(statement, Insert):  # columns given by the rows, nothing returned
+        return statement.select is None and not statement._values and not statement._returning
+    if not isinstance(statement, Update) or "_id" not in rows[0]:
+        return False
+    return len({row["_id"] for row in rows}) == len(rows)
+
+
+_UNNESTED: dict[tuple[ClauseElement, tuple[str, ...]], ClauseElement] = {}
+
+
+def _unnested(conn: Connection, statement: ClauseElement, keys: tuple[str, ...]) -> ClauseElement:
+    """``statement`` with each parameter named in ``keys`` read from the rows of
+    ``unnest`` of one array per key (bound as ``a0``, ``a1``, …, in the order of keys)."""
+    cache_key = (statement, keys)
+    if cache_key not in _UNNESTED:
+        if isinstance(statement, Insert):
+            types = [statement.table.c[key].type for key in keys]
+        else:
+            compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys))
+            types = [compiled.binds[key].type for key in keys]
+        # One dimension: a JSON value that is a list is one element, not a nested array.
+        arrays = [
+            sa.bindparam(f"a{i}", type_=ARRAY(type_, dimensions=1)) for i, type_ in enumerate(types)
+        ]
+        rows = (
+            sa.func.unnest(*arrays)
+            .table_valued(*(sa.column(f"c{i}") for i in range(len(keys))))
+            .render_derived(name="v")
+        )
+        if isinstance(statement, Insert):  # the table's own defaults fill the rest
+            insert = statement.from_select(list(keys), sa.select(*rows.c))
+            # An insert's row count is kept only when asked for.
+            _UNNESTED[cache_key] = insert.execution_options(preserve_rowcount=True)
+            return _UNNESTED[cache_key]
+        columns = {key: rows.c[f"c{i}"] for i, key in enumerate(keys)}
+
+        def replace(element: Any) -> Any:
+            if isinstance(element, BindParameter) and element.key in columns:
+                return columns[element.key]
+            return None
+
+        _UNNESTED[cache_key] = visitors.replacement_traverse(statement, {}, replace)
+    return _UNNESTED[cache_key]
 
 
 def _prepare(conn: Connection, statement: ClauseElement, keys: tuple[str, ...]) -> _Prepared:

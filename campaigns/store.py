@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaigns.bulk import executemany
+from campaigns.idlists import id_in
 from campaigns.importing import insert_ignore_statement
 from campaigns.journeys import Journey
 from campaigns.models import (
@@ -100,9 +101,7 @@ class DueEvent(NamedTuple):
 ENROLMENT_PLANNED = messages_t.c.status.concat("") == PLANNED
 
 # Statements run every tick or batch, built once: building one costs more than running it.
-CUSTOMERS = select_fields(customers_t, CustomerRow).where(
-    customers_t.c.id.in_(sa.bindparam("ids", expanding=True))
-)
+CUSTOMERS = select_fields(customers_t, CustomerRow).where(id_in(customers_t.c.id))
 DUE_EVENTS = (
     select_fields(events_t, DueEvent)
     .where(events_t.c.applied.is_(False), events_t.c.at <= sa.bindparam("now", type_=UTCDateTime()))
@@ -111,14 +110,14 @@ DUE_EVENTS = (
 )
 _e = enrollments_t.c
 TIMETABLES = sa.select(_e.id, _e.customer_id, _e.order_id, _e.schedule).where(
-    _e.id.in_(sa.bindparam("ids", expanding=True)),
+    id_in(_e.id),
     _e.status == "active",
     _e.schedule.is_not(None),
 )
 COMPLETE = (
     enrollments_t.update()
     .where(
-        _e.id.in_(sa.bindparam("ids", expanding=True)),
+        id_in(_e.id),
         _e.status == "active",
         # The status as text, as in ENROLMENT_PLANNED: PostgreSQL's planner, its statistics
         # not yet current after a bulk import, otherwise compares every enrolment with every

@@ -61,6 +61,7 @@ from sqlalchemy.engine import Connection
 
 from campaigns.bulk import executemany
 from campaigns.consent import consents_to
+from campaigns.idlists import id_in
 from campaigns.models import (
     BOUNCED,
     CANCELLED,
@@ -237,7 +238,7 @@ _m = messages_t.c
 HAND_OVER = (
     messages_t.update()
     .where(
-        _m.id.in_(sa.bindparam("ids", expanding=True)),
+        id_in(_m.id),
         _m.status == SENDING,
         _m.handed_over_at.is_(None),
     )
@@ -255,7 +256,7 @@ WITHDRAWN = (
             ),
         )
     )
-    .where(_m.id.in_(sa.bindparam("ids", expanding=True)), ~_still_allowed())
+    .where(id_in(_m.id), ~_still_allowed())
 )
 
 
@@ -276,7 +277,7 @@ TOPIC_CONSENT = (
     sa.select(_m.id, _m.channel, _m.journey_id, _m.journey_version, customers_t.c.topic_consent)
     .join(customers_t, customers_t.c.id == _m.customer_id)
     .where(
-        _m.id.in_(sa.bindparam("ids", expanding=True)),
+        id_in(_m.id),
         _m.category == "marketing",
         customers_t.c.topic_consent.is_not(None),
     )

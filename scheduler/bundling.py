@@ -26,15 +26,12 @@ from sqlalchemy.engine import Connection
 
 from campaigns.bundling import bundle_key, bundled_with
 from campaigns.engine import messages_t
+from campaigns.idlists import id_in
 from campaigns.models import PLANNED
 
 __all__ = ["BatchBundles", "candidates_query"]
 
 _m = messages_t.c
-
-
-def _ids(name: str) -> Any:
-    return sa.bindparam(name, expanding=True)
 
 
 def candidates_query(columns: Sequence[Any]) -> Any:
@@ -45,17 +42,15 @@ def candidates_query(columns: Sequence[Any]) -> Any:
     every message of the journey's step or every planned message.
     """
     return sa.select(*columns, _m.bundled_into).where(
-        _m.customer_id.in_(_ids("customers")),
-        _m.journey_id.concat("").in_(_ids("journeys")),
-        _m.step.concat("").in_(_ids("steps")),
-        sa.or_(_m.status.concat("") == PLANNED, _m.bundled_into.in_(_ids("carriers"))),
+        id_in(_m.customer_id, "customers"),
+        id_in(_m.journey_id.concat(""), "journeys"),
+        id_in(_m.step.concat(""), "steps"),
+        sa.or_(_m.status.concat("") == PLANNED, id_in(_m.bundled_into, "carriers")),
     )
 
 
 LOCK_CANDIDATES = (
-    sa.select(_m.id)
-    .where(_m.id.in_(_ids("ids")), _m.status == PLANNED)
-    .with_for_update(skip_locked=True)
+    sa.select(_m.id).where(id_in(_m.id), _m.status == PLANNED).with_for_update(skip_locked=True)
 )
 
 

@@ -31,6 +31,7 @@ from campaigns.engine import (
     select_fields,
 )
 from campaigns.fatigue import unanswered_of
+from campaigns.idlists import id_in
 from campaigns.ratings import RatingLinks
 from campaigns.timetable import warranty_end
 from campaigns.timewindows import resolve_zone
@@ -44,10 +45,6 @@ from templates.signing import purpose_key
 UTC_ZONE = ZoneInfo("UTC")  # a customer without a time zone sees dates in UTC
 
 __all__ = ["ContextLoader", "ContextParts", "LinkSettings", "render_context"]
-
-
-def _ids() -> Any:
-    return sa.bindparam("ids", expanding=True)
 
 
 class Order(NamedTuple):
@@ -69,12 +66,10 @@ class Item(NamedTuple):
     inspection_interval_days: int | None
 
 
-ORDERS = select_fields(purchases_t, Order).where(purchases_t.c.id.in_(_ids()))
-ITEMS = (
-    select_fields(items_t, Item).where(items_t.c.order_id.in_(_ids())).order_by(items_t.c.position)
-)
+ORDERS = select_fields(purchases_t, Order).where(id_in(purchases_t.c.id))
+ITEMS = select_fields(items_t, Item).where(id_in(items_t.c.order_id)).order_by(items_t.c.position)
 POSITIONS = sa.select(enrollments_t.c.id, enrollments_t.c.item_position).where(
-    enrollments_t.c.id.in_(_ids())
+    id_in(enrollments_t.c.id)
 )
 
 

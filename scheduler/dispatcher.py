@@ -51,6 +51,7 @@ from campaigns.engine import (
     messages_t,
 )
 from campaigns.experiments import HOLDOUT, Assignment, assign
+from campaigns.idlists import id_in
 from campaigns.importing import insert_ignore_statement
 from campaigns.journeys import evaluate
 from campaigns.models import (
@@ -1070,10 +1071,6 @@ def _not_paused() -> Any:
 
 # The statements a tick runs, built once: building a SQLAlchemy statement costs more than
 # SQLite takes to run it (up to 0.7 ms for the one below), and a tick runs a dozen.
-def _ids() -> Any:
-    return sa.bindparam("ids", expanding=True)
-
-
 def _moment(name: str) -> Any:
     return sa.bindparam(name, type_=UTCDateTime())
 
@@ -1106,7 +1103,7 @@ BUNDLE_CANDIDATES = candidates_query(CLAIMED)
 # SQLite's planner to ix_messages_due (every due message of every customer) rather than
 # the customer's own index.
 _DUE_OF_CUSTOMERS = (
-    _m.customer_id.in_(_ids()),
+    id_in(_m.customer_id),
     _m.status.concat("") == PLANNED,
     _m.due_at <= _moment("now"),
     _not_paused(),
@@ -1135,19 +1132,19 @@ LEASE_EXPIRED = sa.select(messages_t).where(_m.status == SENDING, _m.lease_until
 DECIDE = decisions_t.insert()
 MARK_SENDING = (
     messages_t.update()
-    .where(_m.id.in_(_ids()))
+    .where(id_in(_m.id))
     .values(status=SENDING, sent_at=_moment("now"), lease_until=_moment("lease"),
             handed_over_at=None, reason=None, updated_at=_moment("now"))
 )  # fmt: skip
 SUPPRESSIONS = sa.select(
     suppressions_t.c.customer_id, suppressions_t.c.channel, suppressions_t.c.reason
-).where(suppressions_t.c.customer_id.in_(_ids()))
+).where(id_in(suppressions_t.c.customer_id))
 # Only (customer, sent_at) in SQL: with a status condition there, SQLite's planner (without
 # statistics) walks ix_messages_due over every sent message of the log — 160 ms a batch at
 # a million messages. The window holds few rows; they are filtered in Python.
 HISTORY = sa.select(
     _m.customer_id, _m.channel, _m.sent_at, _m.category, _m.status, _m.journey_id
-).where(_m.customer_id.in_(_ids()), _m.sent_at > _moment("since"))
+).where(id_in(_m.customer_id), _m.sent_at > _moment("since"))
 
 
 def _bundled(sibling: Any, carrier: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from campaigns.bulk import executemany
+from campaigns.idlists import id_in
 from campaigns.models import UTCDateTime
 
 metadata = sa.MetaData()
@@ -61,8 +62,8 @@ def test_inserts_and_updates_store_what_sqlalchemy_stores(engine) -> None:
         conn.execute(twins.insert(), ROWS)
         updated = executemany(conn, _update(things), changes)
         conn.execute(_update(twins), changes)
-    if engine.dialect.name == "sqlite":  # psycopg counts only the last row's
-        assert (inserted, updated) == (3, 1)
+    # Every row written: SQLite's driver sums them, PostgreSQL runs the rows as one statement.
+    assert (inserted, updated) == (3, 1)
     columns = "id, status, at, flag, details, note"
     with engine.connect() as conn:
         ours = conn.execute(sa.text(f"SELECT {columns} FROM things ORDER BY id")).all()
@@ -83,3 +84,39 @@ def test_nothing_to_do_for_no_rows(engine) -> None:
     with engine.begin() as conn:
         assert executemany(conn, things.insert(), []) == 0
         assert conn.execute(sa.select(sa.func.count()).select_from(things)).scalar_one() == 0
+
+
+def test_json_lists_and_a_row_named_twice_store_what_sqlalchemy_stores(engine) -> None:
+    """A JSON value that is a list is one value (not a nested array on PostgreSQL); of two
+    updates of one row, the later wins, as one statement per row would have it."""
+    rows = [dict(row, details=[[1], {"x": [2]}]) for row in ROWS]
+    changes = [
+        {"_id": 1, "v_at": None, "v_details": [1, 2]},
+        {"_id": 2, "v_at": None, "v_details": ["first"]},
+        {"_id": 2, "v_at": None, "v_details": ["second"]},  # planned no more: left alone
+    ]
+    with engine.begin() as conn:
+        executemany(conn, things.insert(), rows)
+        conn.execute(twins.insert(), rows)
+        executemany(conn, _update(things), changes)
+        conn.execute(_update(twins), changes)
+    columns = "id, status, at, flag, details, note"
+    with engine.connect() as conn:
+        ours = conn.execute(sa.text(f"SELECT {columns} FROM things ORDER BY id")).all()
+        theirs = conn.execute(sa.text(f"SELECT {columns} FROM twins ORDER BY id")).all()
+        read = conn.execute(sa.select(things.c.details).order_by(things.c.id)).scalars().all()
+    assert ours == theirs
+    assert read == [[1, 2], ["first"], [[1], {"x": [2]}]]
+
+
+def test_id_in_matches_the_listed_ids_only(engine) -> None:
+    query = sa.select(things.c.id).where(id_in(things.c.id)).order_by(things.c.id)
+    by_note = sa.select(things.c.id).where(~id_in(things.c.note, "notes"))
+    with engine.begin() as conn:
+        executemany(conn, things.insert(), ROWS)
+        assert conn.execute(query, {"ids": [3, 1, 9]}).scalars().all() == [1, 3]
+        assert conn.execute(query, {"ids": []}).scalars().all() == []
+        assert conn.execute(query, {"ids": {2}}).scalars().all() == [2]
+        assert conn.execute(by_note, {"notes": ["x"]}).scalars().all() == [3]
+    form = str(query.compile(dialect=engine.dialect))
+    assert ("= ANY" in form) == (engine.dialect.name == "postgresql")
