@@ -378,11 +378,15 @@ def plan_next(
     message's unique key makes a repeat a no-op. Returns how many messages were planned.
     """
     finished = list(finished)
+    # Per version, once: whether its enrolments can plan a next message at all.
+    following: dict[tuple[str, int], Any] = {}
+    for version in {(row.journey_id, row.journey_version) for row in finished}:
+        journey = journey_for(*version)
+        following[version] = journey if journey and journey.has_several_messages else None
     candidates = [
         (row, journey)
         for row in finished
-        if (journey := journey_for(row.journey_id, row.journey_version))
-        and journey.has_several_messages
+        if (journey := following[(row.journey_id, row.journey_version)]) is not None
     ]
     enrolments = _timetables(conn, {row.enrollment_id for row, _ in candidates})
     # (row, enrolment, next entry, its step, how late its anchor ended or the anchor's entry)

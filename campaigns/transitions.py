@@ -140,12 +140,20 @@ def move(
     first). Rows are grouped by the columns they set: one statement per group.
     """
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    # Per shape of row (its keys in order): the parameters' names and the row's group,
+    # worked out once rather than for every row.
+    shapes: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
     for row in rows:
-        if "status" in row:
-            raise ValueError("the status is the move's target, not a column to set")
+        keys = tuple(row)
+        shape = shapes.get(keys)
+        if shape is None:
+            if "status" in row:
+                raise ValueError("the status is the move's target, not a column to set")
+            names = tuple(k if k == "_id" else f"v_{k}" for k in keys)
+            shape = shapes[keys] = (names, tuple(sorted(k for k in keys if k != "_id")))
         params = {"v_updated_at": now}
-        params.update((k if k == "_id" else f"v_{k}", v) for k, v in row.items())
-        groups[tuple(sorted(k for k in row if k != "_id"))].append(params)
+        params.update(zip(shape[0], row.values(), strict=True))
+        groups[shape[1]].append(params)
     for columns, params in groups.items():
         kept = tuple(sorted(c for c in columns if c in always))
         executemany(conn, _move_statement(to, columns, kept), params)

@@ -125,6 +125,12 @@ class BatchBundles:
             held = set(outside) - free
         return cls(windows, candidates, dict(carried), batch, held)
 
+    @property
+    def active(self) -> bool:
+        """Whether any message of the batch may bundle: else :meth:`taken`,
+        :meth:`held_elsewhere` and :meth:`pull` answer no and :meth:`settle` does nothing."""
+        return bool(self._windows)
+
     def window(self, row: Any) -> timedelta | None:
         return self._windows.get(bundle_key(row))
 

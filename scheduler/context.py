@@ -222,7 +222,7 @@ class ContextLoader:
             order=self.orders.get(row.order_id),
             items=tuple(self.items.get(row.order_id, ())),
             position=self.positions.get(row.enrollment_id),
-            bundled=tuple(self._items_of(bundled)),
+            bundled=tuple(self._items_of(bundled)) if bundled else (),
             segments=self.segments,
             alerts=self.alerts,
         )

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -50,7 +50,7 @@ from campaigns.engine import (
     load_customers,
     messages_t,
 )
-from campaigns.experiments import HOLDOUT, Assignment, assign
+from campaigns.experiments import HOLDOUT, SEND, Assignment, assign
 from campaigns.idlists import id_in
 from campaigns.importing import insert_ignore_statement
 from campaigns.journeys import evaluate
@@ -159,6 +159,17 @@ class _Reserved:
     batch: _Batch | None = None
 
 
+class _StepFacts(NamedTuple):
+    """What deciding a message asks of its (journey, version, step), looked up once."""
+
+    journey: Any  # the version's definition, None when it is gone
+    window: Any  # the step's own send window
+    topic: str | None  # the journey's consent topic
+    condition: str | None  # the step's send-time condition
+    min_gap: timedelta
+    assigns: bool  # whether a holdout or a variant can apply: else every message is SEND
+
+
 @dataclass
 class _Batch:
     """What the messages of one batch share while they are sent."""
@@ -217,6 +228,8 @@ class Dispatcher:
         self._handoffs = HandOffs(journal=journal_for(db), now=clock.now, retry=self._with_retry)
         self._queued: Counter[str] = Counter()  # reserved, not yet past the rate limiter
         self._queued_lock = threading.Lock()
+        # Per (journey, version, step): a version's definition never changes once stored.
+        self._steps: dict[tuple[str, int, str], _StepFacts] = {}
         # Called after each recorded batch (heartbeats during a long tick).
         self.on_batch: Callable[[DispatchStats], None] | None = None
 
@@ -546,12 +559,16 @@ class Dispatcher:
         by_customer: dict[str, list[Any]] = defaultdict(list)
         for row in rows:
             by_customer[row.customer_id].append(row)
+        bundling = bundles.active  # else nothing to take along, settle or leave
         for cid, competing in by_customer.items():
             customer = customers.get(cid)
-            for row in sorted(competing, key=lambda r: (-r.priority, r.due_at, r.id)):
-                if bundles.taken(row) or bundles.held_elsewhere(row):
-                    continue  # carried by another, or left for the dispatcher holding a sibling
-                bundles.settle(row)
+            if len(competing) > 1:
+                competing.sort(key=_decision_order)
+            for row in competing:
+                if bundling:
+                    if bundles.taken(row) or bundles.held_elsewhere(row):
+                        continue  # carried by another, or left for the dispatcher holding one
+                    bundles.settle(row)
                 assignment = self._experiment(contexts.conn, row)
                 decision = (
                     Skip(HOLDOUT)
@@ -568,9 +585,16 @@ class Dispatcher:
                     reserved.append(_Reserved(row, assignment))
                     if assignment.variant is not None:
                         variants.append(_variant(row, assignment.variant))
-                    for sibling in bundles.pull(
-                        row, now, lambda s, c=customer: self._condition_holds(s, c, contexts, now)
-                    ):
+                    pulled = (
+                        bundles.pull(
+                            row,
+                            now,
+                            lambda s, c=customer: self._condition_holds(s, c, contexts, now),
+                        )
+                        if bundling
+                        else ()
+                    )
+                    for sibling in pulled:
                         updates.append(_bundled(sibling, row))
                         decisions.append(
                             (sibling.id, "skipped", BUNDLED, sibling.due_at, None, None)
@@ -638,24 +662,45 @@ class Dispatcher:
 
     def _experiment(self, conn: Connection, row: Any) -> Assignment:
         """Whether ``row``'s customer is held out of its journey, else its step's variant."""
-        journey = self.journeys.journey_at(conn, row.journey_id, row.journey_version)
-        return assign(journey, row.step, row.category, row.customer_id, self.config.secret_key)
+        facts = self._step(conn, row)
+        if not facts.assigns:  # no holdout, no variants: what assign() answers for every row
+            return SEND
+        return assign(
+            facts.journey, row.step, row.category, row.customer_id, self.config.secret_key
+        )
+
+    def _step(self, conn: Connection, row: Any) -> _StepFacts:
+        """The facts of ``row``'s step, read from its journey's version once per dispatcher."""
+        key = (row.journey_id, row.journey_version, row.step)
+        facts = self._steps.get(key)
+        if facts is None:
+            journey = self.journeys.journey_at(conn, row.journey_id, row.journey_version)
+            step = journey.step(row.step) if journey else None
+            facts = self._steps[key] = _StepFacts(
+                journey=journey,
+                window=step.window if step else None,
+                topic=journey.consent_topic if journey else None,
+                condition=step.condition if step else None,
+                min_gap=self.journeys.min_gap(conn, row.journey_id, row.journey_version),
+                assigns=journey is not None
+                and (journey.holdout_share > 0 or bool(step is not None and step.variants)),
+            )
+        return facts
 
     def _decide(self, row, customer, suppressed, history, contexts, now, latest):
         if customer is None:
             return Skip("unknown_customer")
         if not self._condition_holds(row, customer, contexts, now):
             return Skip(f"condition:{row.step}")
+        facts = self._step(contexts.conn, row)
         candidate = Candidate(
             channel=row.channel,
             category=row.category,
             due_at=row.due_at,
             expires_at=row.expires_at,
             priority=row.priority,
-            send_window=self.journeys.send_window(
-                contexts.conn, row.journey_id, row.journey_version, row.step
-            ),
-            topic=self._topic(contexts.conn, row.journey_id, row.journey_version),
+            send_window=facts.window,
+            topic=facts.topic,
         )
         recipient = Recipient(
             timezone=customer.timezone,
@@ -687,7 +732,7 @@ class Dispatcher:
         last = latest.get((row.customer_id, row.journey_id))
         if last is None:
             return decision
-        until = last + self.journeys.min_gap(conn, row.journey_id, row.journey_version)
+        until = last + self._step(conn, row).min_gap
         if until <= now or (isinstance(decision, Defer) and _not_before(decision.until, until)):
             return decision
         if row.expires_at is not None and until >= row.expires_at:
@@ -707,9 +752,7 @@ class Dispatcher:
     def _condition_holds(self, row, customer, contexts, now) -> bool:
         """Whether ``row``'s step condition holds for it (for a message of the batch, or one
         a carrier would take along); ``previous`` is read only when the condition asks."""
-        condition = self.journeys.step_condition(
-            contexts.conn, row.journey_id, row.journey_version, row.step
-        )
+        condition = self._step(contexts.conn, row).condition
         if not condition:
             return True
         context = contexts.context_for(row, customer, now)
@@ -1145,6 +1188,11 @@ SUPPRESSIONS = sa.select(
 HISTORY = sa.select(
     _m.customer_id, _m.channel, _m.sent_at, _m.category, _m.status, _m.journey_id
 ).where(id_in(_m.customer_id), _m.sent_at > _moment("since"))
+
+
+def _decision_order(row: Any) -> tuple:
+    """A customer's competing messages are decided highest priority first."""
+    return (-row.priority, row.due_at, row.id)
 
 
 def _bundled(sibling: Any, carrier: Any) -> dict[str, Any]:
