@@ -21,6 +21,7 @@ a lease, so waiting on the rate limiter does not outlast the lease.
 
 from __future__ import annotations
 
+import enum
 import logging
 import random
 import threading
@@ -157,6 +158,26 @@ class _Reserved:
     skip_reason: str | None = None  # why it was withdrawn at the hand-off
     queued: bool = False  # counted as waiting for its channel's rate limiter
     batch: _Batch | None = None
+
+
+class _Outcome(enum.Enum):
+    SEND = "send"
+    BUNDLED = "bundled"  # carried by another message of the batch
+    DEFER = "defer"
+    SKIP = "skip"
+
+
+@dataclass(slots=True)
+class _Decided:
+    """One message decided in a reservation, not yet written."""
+
+    kind: _Outcome
+    row: Any
+    at: datetime  # the instant it was decided at
+    reason: str | None = None  # of a deferral or a skip
+    until: datetime | None = None  # of a deferral
+    item: _Reserved | None = None  # of a send
+    carrier: Any = None  # of a bundled message: the row that carries it
 
 
 class _StepFacts(NamedTuple):
@@ -550,67 +571,38 @@ class Dispatcher:
         history, latest = self._history(conn, customer_ids, now)
         bundles = self._bundles(conn, rows)
         contexts = ContextLoader(conn, [*rows, *bundles.outside], self.journeys.segments)
+        decided = self._decide_batch(
+            rows, lambda _cid: now, customers, suppressed, history, latest, bundles, contexts
+        )
         sending: list[int] = []
         updates: list[dict[str, Any]] = []
         variants: list[dict[str, Any]] = []  # not a move: the message stays ``sending``
         decisions: list[tuple] = []
         reserved: list[_Reserved] = []
         skipped: list[Any] = []
-        by_customer: dict[str, list[Any]] = defaultdict(list)
-        for row in rows:
-            by_customer[row.customer_id].append(row)
-        bundling = bundles.active  # else nothing to take along, settle or leave
-        for cid, competing in by_customer.items():
-            customer = customers.get(cid)
-            if len(competing) > 1:
-                competing.sort(key=_decision_order)
-            for row in competing:
-                if bundling:
-                    if bundles.taken(row) or bundles.held_elsewhere(row):
-                        continue  # carried by another, or left for the dispatcher holding one
-                    bundles.settle(row)
-                assignment = self._experiment(contexts.conn, row)
-                decision = (
-                    Skip(HOLDOUT)
-                    if assignment.held_out
-                    else self._decide(
-                        row, customer, suppressed.get(cid, {}), history[cid], contexts, now, latest
-                    )
+        for outcome in decided:
+            row = outcome.row
+            if outcome.kind is _Outcome.SEND:
+                sending.append(row.id)
+                reserved.append(outcome.item)
+                if outcome.item.assignment.variant is not None:
+                    variants.append(_variant(row, outcome.item.assignment.variant))
+            elif outcome.kind is _Outcome.BUNDLED:
+                updates.append(_bundled(row, outcome.carrier))
+                decisions.append((row.id, "skipped", BUNDLED, row.due_at, None, None))
+                stats.skipped += 1
+                skipped.append(row)
+            elif outcome.kind is _Outcome.DEFER:
+                updates.append(_update(row.id, due_at=outcome.until, reason=outcome.reason))
+                decisions.append(
+                    (row.id, "deferred", outcome.reason, row.due_at, outcome.until, None)
                 )
-                if isinstance(decision, Allow):
-                    sending.append(row.id)
-                    if row.category == "marketing":
-                        history[cid].append(Contact(row.channel, now))
-                        latest[(cid, row.journey_id)] = now
-                    reserved.append(_Reserved(row, assignment))
-                    if assignment.variant is not None:
-                        variants.append(_variant(row, assignment.variant))
-                    pulled = (
-                        bundles.pull(
-                            row,
-                            now,
-                            lambda s, c=customer: self._condition_holds(s, c, contexts, now),
-                        )
-                        if bundling
-                        else ()
-                    )
-                    for sibling in pulled:
-                        updates.append(_bundled(sibling, row))
-                        decisions.append(
-                            (sibling.id, "skipped", BUNDLED, sibling.due_at, None, None)
-                        )
-                        stats.skipped += 1
-                        skipped.append(sibling)
-                elif isinstance(decision, Defer):
-                    until = decision.until or now + HELD
-                    updates.append(_update(row.id, due_at=until, reason=decision.reason))
-                    decisions.append((row.id, "deferred", decision.reason, row.due_at, until, None))
-                    stats.deferred += 1
-                else:
-                    updates.append(_update(row.id, status=SKIPPED, reason=decision.reason))
-                    decisions.append((row.id, "skipped", decision.reason, row.due_at, None, None))
-                    stats.skipped += 1
-                    skipped.append(row)
+                stats.deferred += 1
+            else:
+                updates.append(_update(row.id, status=SKIPPED, reason=outcome.reason))
+                decisions.append((row.id, "skipped", outcome.reason, row.due_at, None, None))
+                stats.skipped += 1
+                skipped.append(row)
         if sending:  # one statement: every reserved message gets the same values
             lease = now + self.config.lease
             conn.execute(MARK_SENDING, {"ids": sending, "now": now, "lease": lease})
@@ -623,6 +615,67 @@ class Dispatcher:
             customer = customers[item.row.customer_id]
             item.parts = contexts.parts_for(item.row, customer, now, bundles.carried(item.row))
         return reserved, claimed
+
+    def _decide_batch(
+        self,
+        rows: list[Any],
+        instant_of: Callable[[str], datetime],
+        customers: Mapping[str, Any],
+        suppressed: Mapping[str, Any],
+        history: dict[str, list[Contact]],
+        latest: dict[tuple[str, str], datetime],
+        bundles: Any,
+        contexts: ContextLoader,
+    ) -> list[_Decided]:
+        """Decide a batch's messages, each customer's at ``instant_of(customer)``, the
+        highest priority first: what to send, defer, skip or carry along in a bundle, in
+        the order decided. Nothing is written; ``history`` and ``latest`` take the sends
+        decided, so the batch's later messages count them."""
+        decided: list[_Decided] = []
+        by_customer: dict[str, list[Any]] = defaultdict(list)
+        for row in rows:
+            by_customer[row.customer_id].append(row)
+        bundling = bundles.active  # else nothing to take along, settle or leave
+        for cid, competing in by_customer.items():
+            customer = customers.get(cid)
+            at = instant_of(cid)
+            if len(competing) > 1:
+                competing.sort(key=_decision_order)
+            for row in competing:
+                if bundling:
+                    if bundles.taken(row) or bundles.held_elsewhere(row):
+                        continue  # carried by another, or left for the dispatcher holding one
+                    bundles.settle(row)
+                assignment = self._experiment(contexts.conn, row)
+                decision = (
+                    Skip(HOLDOUT)
+                    if assignment.held_out
+                    else self._decide(
+                        row, customer, suppressed.get(cid, {}), history[cid], contexts, at, latest
+                    )
+                )
+                if isinstance(decision, Allow):
+                    if row.category == "marketing":
+                        history[cid].append(Contact(row.channel, at))
+                        latest[(cid, row.journey_id)] = at
+                    decided.append(
+                        _Decided(_Outcome.SEND, row, at, item=_Reserved(row, assignment))
+                    )
+                    if not bundling:
+                        continue
+                    pulled = bundles.pull(
+                        row,
+                        at,
+                        lambda s, c=customer, t=at: self._condition_holds(s, c, contexts, t),
+                    )
+                    for sibling in pulled:
+                        decided.append(_Decided(_Outcome.BUNDLED, sibling, at, carrier=row))
+                elif isinstance(decision, Defer):
+                    until = decision.until or at + HELD
+                    decided.append(_Decided(_Outcome.DEFER, row, at, decision.reason, until))
+                else:
+                    decided.append(_Decided(_Outcome.SKIP, row, at, decision.reason))
+        return decided
 
     def _within_rates(self, rows: list[Any]) -> list[Any]:
         """The claimed rows a batch may reserve: of a rate-limited channel, no more than its

@@ -20,9 +20,8 @@ from sqlalchemy.engine import Connection
 from campaigns.bulk import executemany
 from campaigns.bundling import BUNDLED
 from campaigns.engine import load_customers, messages_t
-from campaigns.experiments import HOLDOUT
 from campaigns.models import COUNTING_STATUSES, PLANNED, SENDING, SKIPPED, UTCDateTime
-from campaigns.policy import Allow, Contact, Defer, Skip
+from campaigns.policy import Contact
 from channels import AmbiguousChannelError, Channel, OutgoingMessage, SendResult
 from channels.base import ChannelKind
 from scheduler.clock import SimulatedClock
@@ -32,7 +31,6 @@ from scheduler.dispatcher import (
     CLAIMED,
     CUSTOMERS_DUE,
     DECIDE,
-    HELD,
     HISTORY,
     SET_VARIANT,
     UPCOMING,
@@ -42,7 +40,7 @@ from scheduler.dispatcher import (
     _apply_updates,
     _bundled,
     _not_paused,
-    _Reserved,
+    _Outcome,
     _suppressions,
     _update,
     _variant,
@@ -279,70 +277,45 @@ class SimulationDispatcher(Dispatcher):
         history, latest = self._histories(conn, instants)
         bundles = self._bundles(conn, rows)
         contexts = ContextLoader(conn, [*rows, *bundles.outside], self.journeys.segments)
+        decided = self._decide_batch(
+            rows, instants.__getitem__, customers, suppressed, history, latest, bundles, contexts
+        )
         sending: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         variants: list[dict[str, Any]] = []
         decisions: list[tuple] = []
         reserved: list[Any] = []
         skipped: dict[datetime, list[Any]] = defaultdict(list)
-        by_customer: dict[str, list[Any]] = defaultdict(list)
-        for row in rows:
-            by_customer[row.customer_id].append(row)
         lease = self.config.lease
-        for cid, competing in by_customer.items():
-            customer = customers.get(cid)
-            at = instants[cid]
-            for row in sorted(competing, key=lambda r: (-r.priority, r.due_at, r.id)):
-                if bundles.taken(row) or bundles.held_elsewhere(row):
-                    continue
-                bundles.settle(row)
-                assignment = self._experiment(contexts.conn, row)
-                decision = (
-                    Skip(HOLDOUT)
-                    if assignment.held_out
-                    else self._decide(
-                        row, customer, suppressed.get(cid, {}), history[cid], contexts, at, latest
-                    )
+        for outcome in decided:
+            row, at = outcome.row, outcome.at
+            if outcome.kind is _Outcome.SEND:
+                sending.append({"_id": row.id, "at": at, "lease": at + lease})
+                item = outcome.item
+                item.at = at  # type: ignore[attr-defined]
+                reserved.append(item)
+                if item.assignment.variant is not None:
+                    variants.append(_variant(row, item.assignment.variant))
+            elif outcome.kind is _Outcome.BUNDLED:
+                updates.append(_bundled(row, outcome.carrier) | {"updated_at": at})
+                decisions.append((row.id, at, "skipped", BUNDLED, row.due_at, None, None))
+                stats.skipped += 1
+                skipped[at].append(row)
+            elif outcome.kind is _Outcome.DEFER:
+                updates.append(
+                    _update(row.id, due_at=outcome.until, reason=outcome.reason, updated_at=at)
                 )
-                if isinstance(decision, Allow):
-                    sending.append({"_id": row.id, "at": at, "lease": at + lease})
-                    if row.category == "marketing":
-                        history[cid].append(Contact(row.channel, at))
-                        latest[(cid, row.journey_id)] = at
-                    item = _Reserved(row, assignment)
-                    item.at = at  # type: ignore[attr-defined]
-                    reserved.append(item)
-                    if assignment.variant is not None:
-                        variants.append(_variant(row, assignment.variant))
-                    for sibling in bundles.pull(
-                        row,
-                        at,
-                        lambda s, c=customer, t=at: self._condition_holds(s, c, contexts, t),
-                    ):
-                        updates.append(_bundled(sibling, row) | {"updated_at": at})
-                        decisions.append(
-                            (sibling.id, at, "skipped", BUNDLED, sibling.due_at, None, None)
-                        )
-                        stats.skipped += 1
-                        skipped[at].append(sibling)
-                elif isinstance(decision, Defer):
-                    until = decision.until or at + HELD
-                    updates.append(
-                        _update(row.id, due_at=until, reason=decision.reason, updated_at=at)
-                    )
-                    decisions.append(
-                        (row.id, at, "deferred", decision.reason, row.due_at, until, None)
-                    )
-                    stats.deferred += 1
-                else:
-                    updates.append(
-                        _update(row.id, status=SKIPPED, reason=decision.reason, updated_at=at)
-                    )
-                    decisions.append(
-                        (row.id, at, "skipped", decision.reason, row.due_at, None, None)
-                    )
-                    stats.skipped += 1
-                    skipped[at].append(row)
+                decisions.append(
+                    (row.id, at, "deferred", outcome.reason, row.due_at, outcome.until, None)
+                )
+                stats.deferred += 1
+            else:
+                updates.append(
+                    _update(row.id, status=SKIPPED, reason=outcome.reason, updated_at=at)
+                )
+                decisions.append((row.id, at, "skipped", outcome.reason, row.due_at, None, None))
+                stats.skipped += 1
+                skipped[at].append(row)
         if sending:
             executemany(conn, MARK_SENDING_EACH, sending)
         _apply_updates(conn, updates, now)  # each update names its own instant
