@@ -13,7 +13,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from aftersale.sendlog import LogFilter
-from campaigns.models import PLANNED, SENDING, TERMINAL_STATUSES, Customer, JourneyState, Message
+from campaigns.models import (
+    FIGURED,
+    PLANNED,
+    SENDING,
+    TERMINAL_STATUSES,
+    Customer,
+    JourneyState,
+    Message,
+)
 
 STATUSES = (PLANNED, SENDING, *TERMINAL_STATUSES)
 CHANNELS = ("email", "sms")
@@ -67,8 +75,12 @@ def _step_known(conn: Connection, flt: LogFilter, journeys: Mapping[str, Sequenc
         return True
     if not flt.journey:
         return False
-    m = messages_t.c  # a step of an earlier version, found through (journey_id, step)
-    return _exists(conn, sa.select(m.id).where(m.journey_id == flt.journey, m.step == flt.step))
+    m = messages_t.c  # a step of an earlier version: decided messages are found through
+    # the figures' index (journey_id, step, …), planned ones among the planned.
+    step = sa.and_(m.journey_id == flt.journey, m.step == flt.step)
+    return _exists(conn, sa.select(m.id).where(step, FIGURED)) or _exists(
+        conn, sa.select(m.id).where(step, m.status.in_((PLANNED, SENDING)))
+    )
 
 
 def _exists(conn: Connection, query: sa.Select) -> bool:

@@ -46,7 +46,7 @@ from aftersale.stats import SENT_STATUSES, Prices, _money, priced_units
 from aftersale.uplift import HoldoutResult, Outcome, VariantFigures, compare, compare_variants
 from campaigns.experiments import HOLDOUT
 from campaigns.journeys import Journey, conversion_context, offer_cost
-from campaigns.models import Event, Message, MessageDecision, Purchase
+from campaigns.models import FIGURED, Event, Message, MessageDecision, Purchase
 
 messages_t = Message.__table__
 decisions_t = MessageDecision.__table__
@@ -152,7 +152,7 @@ def _customers(conn: Connection, journey_id: str, prices: Prices) -> dict[str, _
             sa.func.sum(sa.case((sent, priced_units(m)), else_=0)),
             sa.func.max(sa.case((sent, m.variant))),
         )
-        .where(marketing, m.status.not_in(NOT_DUE))
+        .where(marketing, FIGURED, m.status.not_in(NOT_DUE))  # FIGURED: the index
         .group_by(m.step, m.channel, m.customer_id)
     )
     customers: dict[str, _Customer] = {}

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaigns.models import (
+    DECIDED,
     PLANNED,
     Customer,
     Enrollment,
@@ -146,7 +147,7 @@ def decided_log(
 def decided_query(flt: LogFilter) -> sa.Select:
     """The decided messages of ``flt``, newest decision first (no decision time: last)."""
     m = messages_t.c
-    query = logged().where(*flt.where(), m.status != PLANNED)
+    query = logged().where(*flt.where(), DECIDED)  # the condition of ix_messages_decided
     return query.order_by(sa.nulls_last(m.updated_at.desc()), m.id.desc())
 
 

@@ -13,7 +13,7 @@ through providers that report no deliveries (the outbox, SMTP).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaigns.models import (
+    FIGURED,
     DispatcherHeartbeat,
     JourneyState,
     JourneyVersion,
@@ -165,12 +166,38 @@ def log_groups(conn: Connection, journey_id: str | None = None) -> list[LogGroup
     ).group_by(journey, m.step, m.channel)  # fmt: skip
     if journey_id:
         query = query.where(m.journey_id == journey_id)
+    # The index holds the messages with an outcome; those being sent (a dispatcher's batch
+    # in flight) are found through ix_messages_due and added to their groups.
+    found: dict[tuple[str, str, str], list[Any]] = {}
+    for where in (FIGURED, m.status == "sending"):
+        for journey_step_channel, row in _grouped(conn.execute(query.where(where))):
+            known = found.get(journey_step_channel)
+            if known is None:
+                found[journey_step_channel] = row
+            else:
+                known[:-1] = [a + b for a, b in zip(known[:-1], row[:-1], strict=True)]
+                known[-1] = min(known[-1], row[-1])
     groups = []
-    for *counts, units, first_id in conn.execute(query):
-        sms = counts[2] == "sms"
+    for (journey_id_, step, channel), (*counts, units, first_id) in found.items():
+        sms = channel == "sms"
         units = int(units)
-        groups.append(LogGroup(*counts, 0 if sms else units, units if sms else 0, first_id))
+        groups.append(
+            LogGroup(
+                journey_id_,
+                step,
+                channel,
+                *counts,
+                0 if sms else units,
+                units if sms else 0,
+                first_id,
+            )  # fmt: skip
+        )
     return groups
+
+
+def _grouped(rows: Any) -> Iterator[tuple[tuple[str, str, str], list[Any]]]:
+    for journey_id, step, channel, *figures in rows:
+        yield (journey_id, step, channel), figures
 
 
 def priced_units(m: Any) -> Any:

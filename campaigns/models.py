@@ -320,6 +320,12 @@ FIGURE_COLUMNS = (
     "journey_id", "step", "channel", "customer_id", "category", "status", "reason", "due_at",
     "sent_at", "provider", "delivered_at", "opened_at", "clicked_at", "variant", "segments",
 )  # fmt: skip
+# Which messages the figures' and the decided view's indexes hold (partial indexes). A
+# planned message enters neither, so planning one and marking it ``sending`` maintain
+# neither; a query reaches such an index only when its WHERE names the same condition, as
+# literal SQL (``figured`` and ``decided`` in campaigns.store build it).
+FIGURED_SQL = "status NOT IN ('planned', 'sending')"
+DECIDED_SQL = "status != 'planned'"
 
 
 class Message(SQLModel, table=True):
@@ -332,9 +338,20 @@ class Message(SQLModel, table=True):
         sa.Index("ix_messages_customer_sent", "customer_id", "sent_at"),
         # Every column the figures of ``aftersale stats`` read: funnels and experiments are
         # grouped straight off this index, in its order, without reading the rows.
-        sa.Index("ix_messages_journey_figures", *FIGURE_COLUMNS),
+        # Messages planned or being sent are not in it: they carry no figures yet.
+        sa.Index(
+            "ix_messages_journey_figures",
+            *FIGURE_COLUMNS,
+            sqlite_where=sa.text(FIGURED_SQL),
+            postgresql_where=sa.text(FIGURED_SQL),
+        ),
         # The send log's decided view, newest decision first, pages without a sort.
-        sa.Index("ix_messages_decided", "updated_at"),
+        sa.Index(
+            "ix_messages_decided",
+            "updated_at",
+            sqlite_where=sa.text(DECIDED_SQL),
+            postgresql_where=sa.text(DECIDED_SQL),
+        ),
         # An enrolment's messages are found through the unique key's first column; see
         # campaigns.store.ENROLMENT_PLANNED for why its status is compared as text.
     )
@@ -491,3 +508,14 @@ class AdminSession(SQLModel, table=True):
     created_at: datetime | None = utc_field(nullable=False)
     last_seen_at: datetime | None = utc_field(nullable=False)
     client: str = Field(default="", max_length=100)
+
+
+def _literals(*values: str) -> list[Any]:
+    return [sa.literal_column(f"'{value}'") for value in values]
+
+
+# The partial indexes' conditions as query terms, in literal SQL: a planner uses such an
+# index only for a query whose WHERE holds the index's own condition, and a bound
+# parameter in its place would not be recognised.
+FIGURED = Message.__table__.c.status.not_in(_literals("planned", "sending"))
+DECIDED = Message.__table__.c.status != _literals("planned")[0]

@@ -156,9 +156,53 @@ def test_the_decided_log_and_the_figures_read_indexes_without_sorting_the_log(tm
         log_groups(conn)
 
     plans = explained(tmp_path, work)
-    first, failed, groups = (steps for _, steps in plans[:3])
+    first, failed, groups, sending = (steps for _, steps in plans[:4])
     assert "SCAN messages USING INDEX ix_messages_decided" in first
     assert not any("TEMP B-TREE" in step for step in first)  # no sort of the whole log
     assert failed  # a narrow filter may search its own index and sort what it found
     # Off the index alone: every column the figures read is in it (an SMS's segments too).
     assert groups == ["SCAN messages USING COVERING INDEX ix_messages_journey_figures"]
+    # The batch in flight, which that partial index leaves out, by status.
+    assert any("ix_messages_due (status=?)" in step for step in sending), sending
+
+
+def test_experiment_figures_read_the_partial_figures_index(tmp_path: Path):
+    from aftersale.holdouts import _customers
+    from aftersale.stats import Prices
+
+    plans = explained(tmp_path, lambda conn: _customers(conn, "loyalty_offer", Prices()))
+    steps = next(steps for sql, steps in plans if "GROUP BY" in sql)
+    assert any("ix_messages_journey_figures (journey_id=?)" in step for step in steps), steps
+
+
+def test_planning_and_marking_sending_leave_the_partial_indexes_alone(tmp_path: Path):
+    """A planned message is in neither the figures' nor the decided view's index: it enters
+    them once, when it is decided."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'partial.db'}")
+    migrate(engine)
+    counts = []
+
+    def entries(conn) -> tuple[int, ...]:  # each index one page here: its cells, its entries
+        return tuple(
+            conn.exec_driver_sql("SELECT sum(ncell) FROM dbstat WHERE name = ?", (name,)).scalar()
+            for name in ("ix_messages_journey_figures", "ix_messages_decided")
+        )
+
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")  # the rows alone, no enrolment
+        conn.exec_driver_sql(
+            "INSERT INTO messages (id, enrollment_id, customer_id, journey_id, journey_version, "
+            "step, occurrence, channel, category, template, priority, status, due_at, "
+            "attempts, details, updated_at) VALUES (1, 'e', 'c', 'j', 1, 's', 0, 'email', "
+            "'marketing', 't', 0, 'planned', '2026-01-01 00:00:00', 0, '{}', NULL)"
+        )
+        counts.append(entries(conn))
+        for status in ("sending", "sent", "delivered"):
+            conn.exec_driver_sql(
+                "UPDATE messages SET status = ?, updated_at = '2026-01-01 09:00:00' WHERE id = 1",
+                (status,),
+            )
+            counts.append(entries(conn))
+        conn.rollback()
+    engine.dispose()
+    assert counts == [(0, 0), (0, 1), (1, 1), (1, 1)]
