@@ -292,6 +292,7 @@ class Dispatcher:
         # processes keep working while this process records.
         in_flight: deque[tuple[list[_Reserved], list[Future[None]]]] = deque()
         batches = 0
+        self._contended = 0  # counted per tick: a row held elsewhere ends this tick only
         drained = False  # a claim short of a full batch took everything due by now
         try:
             while True:
@@ -300,11 +301,15 @@ class Dispatcher:
                 if not (drained or self.stopping) and (
                     max_batches is None or batches < max_batches
                 ):
+                    if self._contended:  # let the other claim's transaction end first
+                        time.sleep(CONTENDED_PAUSE * min(self._contended, CONTENDED_CLAIMS))
                     reserved, claimed = self._with_retry(
                         lambda: self._reserve_tx(now, stats), "reserve"
                     )
                     batches += 1
-                    drained = claimed < self.config.batch_size
+                    # A contended claim is never the last: what it left is claimed again,
+                    # however short it was (PostgreSQL; see _claim_skip_locked).
+                    drained = claimed < self.config.batch_size and not self._contended
                 if reserved:
                     in_flight.append((reserved, self._start(reserved)))
                 while len(in_flight) > (1 if reserved else 0):
@@ -535,10 +540,11 @@ class Dispatcher:
         A claim whose customers are all locked by others reports none seen, so the tick
         ends: those dispatchers decide them. A claim that holds a customer's lock but not all
         of its rows (another dispatcher claimed some at the same moment, then failed the
-        lock) reports what it saw, so the tick claims again once the other transaction has
-        let go, rather than end with the customer left by both (a ``run --once`` would
-        leave it until the next run) — up to :data:`CONTENDED_CLAIMS` times in a row, so a
-        row held for long elsewhere ends the tick instead of spinning on it.
+        lock) reports what it saw, so the tick claims again, however short the claim, after
+        a pause in which the other transaction lets go, rather than end with the customer
+        left by both (a ``run --once`` would leave it until the next run) — up to
+        :data:`CONTENDED_CLAIMS` times in a row, so a row held for long elsewhere ends the
+        tick instead of spinning on it.
         """
         rows = claimed(
             conn.execute(CLAIM_SKIP_LOCKED, {"now": now, "limit": self.config.batch_size})
@@ -556,7 +562,9 @@ class Dispatcher:
         due = conn.execute(DUE_OF, {"ids": ids, "now": now})
         elsewhere = {cid for mid, cid in due if mid not in mine}
         kept = [r for r in held if r.customer_id not in elsewhere]
-        self._contended = 0 if kept else self._contended + 1
+        # A customer left for its other rows is this dispatcher's to claim again (it holds
+        # the lock; the other claim let go of its rows): the tick goes on, see tick().
+        self._contended = 0 if kept and not elsewhere else self._contended + 1
         return kept, len(rows) if self._contended <= CONTENDED_CLAIMS else 0
 
     def _reserve(
@@ -1293,8 +1301,10 @@ SET_VARIANT = (
 )
 
 
-# Claims in a row that found only customers some of whose rows another claim holds.
+# Claims in a row that found only customers some of whose rows another claim holds, and
+# the pause before the next (times the count): the other claim's transaction ends meanwhile.
 CONTENDED_CLAIMS = 5
+CONTENDED_PAUSE = 0.02
 
 
 def _lock_key(customer_id: str) -> int:

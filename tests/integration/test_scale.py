@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from campaigns.models import Message
+from scheduler.clock import SimulatedClock
 from scheduler.workers import Heartbeat, WorkerSpec, dispatchers_t, run_workers
 from tests.conftest import Harness, _reset_postgres, purchase
 from tests.integration.test_scale_channels import LEDGER_ENV, ledger_counts
@@ -249,3 +250,39 @@ def _json(value: Any) -> str:
     import json
 
     return json.dumps(value)
+
+
+def test_a_customer_whose_rows_another_claim_held_is_claimed_again_in_the_tick(
+    shop: Callable[[int], Harness],
+) -> None:
+    """Two claims at one moment split a customer's due rows: the one holding the
+    customer's lock leaves it, for its other rows, and claims again once the other has let
+    go, however short its claim was. Before, a short claim ended the tick: a ``run --once``
+    of several dispatchers could leave a customer unsent."""
+    h = shop(1)
+    m = messages_t.c
+    holder = h.project.db.connect()
+    other_claim = holder.begin()
+    holder.execute(  # what another dispatcher's claim holds at this moment
+        sa.select(m.id).where(m.customer_id == "c0").order_by(m.id).limit(1).with_for_update()
+    ).scalar_one()
+    dispatcher = h.project.dispatcher(SimulatedClock(datetime.now(UTC)))
+    claim = dispatcher._claim_skip_locked
+    seen: list[int] = []
+
+    def claiming(conn: sa.Connection, now: datetime) -> Any:
+        found = claim(conn, now)
+        seen.append(len(found[0]))
+        if other_claim.is_active:
+            other_claim.rollback()  # that dispatcher failed the lock and let go
+        return found
+
+    dispatcher._claim_skip_locked = claiming  # type: ignore[method-assign]
+    try:
+        stats = dispatcher.tick()
+    finally:
+        dispatcher.close()
+        holder.close()
+    assert seen[0] == 0  # the first claim left the customer to no one
+    assert stats.sent == 1  # one e-mail a week: the highest priority, sent in this tick
+    assert statuses(h).get("sent") == 1
