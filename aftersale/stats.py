@@ -13,7 +13,7 @@ through providers that report no deliveries (the outbox, SMTP).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from campaigns.models import (
     FIGURED,
+    SENDING,
     DispatcherHeartbeat,
     JourneyState,
     JourneyVersion,
@@ -169,35 +170,18 @@ def log_groups(conn: Connection, journey_id: str | None = None) -> list[LogGroup
     # The index holds the messages with an outcome; those being sent (a dispatcher's batch
     # in flight) are found through ix_messages_due and added to their groups.
     found: dict[tuple[str, str, str], list[Any]] = {}
-    for where in (FIGURED, m.status == "sending"):
-        for journey_step_channel, row in _grouped(conn.execute(query.where(where))):
-            known = found.get(journey_step_channel)
-            if known is None:
-                found[journey_step_channel] = row
-            else:
-                known[:-1] = [a + b for a, b in zip(known[:-1], row[:-1], strict=True)]
-                known[-1] = min(known[-1], row[-1])
+    for where in (FIGURED, m.status == SENDING):
+        for journey_, step, channel, *figures in conn.execute(query.where(where)):
+            known = found.setdefault((journey_, step, channel), figures)
+            if known is not figures:  # counts and units add up; the first id is the least
+                known[:-1] = [a + b for a, b in zip(known[:-1], figures[:-1], strict=True)]
+                known[-1] = min(known[-1], figures[-1])
     groups = []
-    for (journey_id_, step, channel), (*counts, units, first_id) in found.items():
-        sms = channel == "sms"
-        units = int(units)
-        groups.append(
-            LogGroup(
-                journey_id_,
-                step,
-                channel,
-                *counts,
-                0 if sms else units,
-                units if sms else 0,
-                first_id,
-            )  # fmt: skip
-        )
+    for (journey_, step, channel), (*counts, units, first_id) in found.items():
+        sms, units = channel == "sms", int(units)
+        priced = (0, units) if sms else (units, 0)  # (e-mails, SMS segments)
+        groups.append(LogGroup(journey_, step, channel, *counts, *priced, first_id))
     return groups
-
-
-def _grouped(rows: Any) -> Iterator[tuple[tuple[str, str, str], list[Any]]]:
-    for journey_id, step, channel, *figures in rows:
-        yield (journey_id, step, channel), figures
 
 
 def priced_units(m: Any) -> Any:

@@ -320,12 +320,27 @@ FIGURE_COLUMNS = (
     "journey_id", "step", "channel", "customer_id", "category", "status", "reason", "due_at",
     "sent_at", "provider", "delivered_at", "opened_at", "clicked_at", "variant", "segments",
 )  # fmt: skip
-# Which messages the figures' and the decided view's indexes hold (partial indexes). A
-# planned message enters neither, so planning one and marking it ``sending`` maintain
-# neither; a query reaches such an index only when its WHERE names the same condition, as
-# literal SQL (``figured`` and ``decided`` in campaigns.store build it).
-FIGURED_SQL = "status NOT IN ('planned', 'sending')"
-DECIDED_SQL = "status != 'planned'"
+
+
+def _literal(status: str) -> Any:
+    return sa.literal_column(f"'{status}'")
+
+
+def _figured(status: Any) -> Any:
+    """Has an outcome: what the figures' index holds."""
+    return status.not_in([_literal(PLANNED), _literal(SENDING)])
+
+
+def _decided(status: Any) -> Any:
+    """No longer planned: what the decided view's index holds."""
+    return status != _literal(PLANNED)
+
+
+# Partial indexes: a planned message enters neither, so planning one and marking it
+# ``sending`` maintain neither. A planner uses such an index only for a query whose WHERE
+# holds the index's own condition, and a bound parameter in its place is not recognised:
+# queries name FIGURED and DECIDED (below), the same conditions in literal SQL.
+_STATUS = sa.column("status")
 
 
 class Message(SQLModel, table=True):
@@ -342,15 +357,15 @@ class Message(SQLModel, table=True):
         sa.Index(
             "ix_messages_journey_figures",
             *FIGURE_COLUMNS,
-            sqlite_where=sa.text(FIGURED_SQL),
-            postgresql_where=sa.text(FIGURED_SQL),
+            sqlite_where=_figured(_STATUS),
+            postgresql_where=_figured(_STATUS),
         ),
         # The send log's decided view, newest decision first, pages without a sort.
         sa.Index(
             "ix_messages_decided",
             "updated_at",
-            sqlite_where=sa.text(DECIDED_SQL),
-            postgresql_where=sa.text(DECIDED_SQL),
+            sqlite_where=_decided(_STATUS),
+            postgresql_where=_decided(_STATUS),
         ),
         # An enrolment's messages are found through the unique key's first column; see
         # campaigns.store.ENROLMENT_PLANNED for why its status is compared as text.
@@ -510,12 +525,6 @@ class AdminSession(SQLModel, table=True):
     client: str = Field(default="", max_length=100)
 
 
-def _literals(*values: str) -> list[Any]:
-    return [sa.literal_column(f"'{value}'") for value in values]
-
-
-# The partial indexes' conditions as query terms, in literal SQL: a planner uses such an
-# index only for a query whose WHERE holds the index's own condition, and a bound
-# parameter in its place would not be recognised.
-FIGURED = Message.__table__.c.status.not_in(_literals("planned", "sending"))
-DECIDED = Message.__table__.c.status != _literals("planned")[0]
+# The partial indexes' conditions as query terms (see _figured and _decided).
+FIGURED = _figured(Message.__table__.c.status)
+DECIDED = _decided(Message.__table__.c.status)

@@ -520,7 +520,7 @@ class Dispatcher:
         if self._postgres:
             return self._claim_skip_locked(conn, now)
         limit = self.config.batch_size
-        rows = claimed(conn.execute(CLAIM, {"now": now, "limit": limit}))
+        rows = as_claimed(conn.execute(CLAIM, {"now": now, "limit": limit}))
         if len(rows) < limit:  # everything due is in hand: no boundary to fall between
             return rows, len(rows)
         # The claim is the head of the due order: what these customers have beyond it
@@ -528,7 +528,7 @@ class Dispatcher:
         last = rows[-1]
         ids = sorted({r.customer_id for r in rows})
         after = {"ids": ids, "now": now, "due": last.due_at, "priority": last.priority}
-        beyond = claimed(conn.execute(CUSTOMERS_DUE_AFTER, {**after, "id": last.id}))
+        beyond = as_claimed(conn.execute(CUSTOMERS_DUE_AFTER, {**after, "id": last.id}))
         return _whole_customers([*rows, *beyond], limit), len(rows)
 
     def _claim_skip_locked(self, conn: Connection, now: datetime) -> tuple[list[Any], int]:
@@ -546,7 +546,7 @@ class Dispatcher:
         :data:`CONTENDED_CLAIMS` times in a row, so a row held for long elsewhere ends the
         tick instead of spinning on it.
         """
-        rows = claimed(
+        rows = as_claimed(
             conn.execute(CLAIM_SKIP_LOCKED, {"now": now, "limit": self.config.batch_size})
         )
         keys: dict[int, list[str]] = defaultdict(list)  # two customers may share a key
@@ -557,7 +557,7 @@ class Dispatcher:
         if not ids:
             return [], 0
         # Read after the locks: what the lock's last holder decided is no longer planned.
-        held = claimed(conn.execute(CUSTOMERS_DUE_SKIP_LOCKED, {"ids": ids, "now": now}))
+        held = as_claimed(conn.execute(CUSTOMERS_DUE_SKIP_LOCKED, {"ids": ids, "now": now}))
         mine = {r.id for r in held}
         due = conn.execute(DUE_OF, {"ids": ids, "now": now})
         elsewhere = {cid for mid, cid in due if mid not in mine}
@@ -1217,7 +1217,7 @@ class Claimed(NamedTuple):
 CLAIMED = tuple(_m[name] for name in Claimed._fields)
 
 
-def claimed(result: Any) -> list[Claimed]:
+def as_claimed(result: Any) -> list[Claimed]:
     """The rows of a select of :data:`CLAIMED` as :class:`Claimed` tuples."""
     return list(map(Claimed._make, result))
 

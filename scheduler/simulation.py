@@ -44,7 +44,7 @@ from scheduler.dispatcher import (
     _suppressions,
     _update,
     _variant,
-    claimed,
+    as_claimed,
 )
 from scheduler.handoff import Verdict
 from scheduler.rendering import PendingRender, RenderJob
@@ -215,7 +215,7 @@ class SimulationDispatcher(Dispatcher):
         end, inclusive = self._window
         limit = self.config.batch_size * WINDOW_CLAIM_FACTOR
         statement = WINDOW_CLAIM_INCLUSIVE if inclusive else WINDOW_CLAIM
-        rows = claimed(conn.execute(statement, {"end": end, "limit": limit}))
+        rows = as_claimed(conn.execute(statement, {"end": end, "limit": limit}))
         more = False
         if len(rows) == limit:  # every message due before the last one's time is in hand
             more = True
@@ -225,7 +225,7 @@ class SimulationDispatcher(Dispatcher):
                 rows = complete
             else:  # one instant fills the claim: its customers' rows, whole
                 ids = sorted({r.customer_id for r in rows})
-                rows = claimed(conn.execute(CUSTOMERS_DUE, {"ids": ids, "now": cut}))
+                rows = as_claimed(conn.execute(CUSTOMERS_DUE, {"ids": ids, "now": cut}))
         floor = self._floor
         at: dict[str, datetime] = {}
         for row in rows:  # in due order: a customer's first row sets their instant
