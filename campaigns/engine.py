@@ -31,6 +31,7 @@ from campaigns.bookkeeping import (
     open_complaint,
     rate,
 )
+from campaigns.bulk import unjournaled
 from campaigns.journeys import DEFAULT_MIN_GAP, Journey, parse_duration, previous_view
 from campaigns.models import CANCELLED, PLANNED, UTCDateTime
 from campaigns.planning import (
@@ -294,7 +295,7 @@ class Engine:
         applied = [r.id for r in rows if r.id not in failed]
         if applied:
             conn.execute(
-                events_t.update()
+                unjournaled(events_t.update())
                 .where(events_t.c.id.in_(applied))
                 .values(applied=True, applied_at=now)
             )

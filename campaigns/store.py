@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from campaigns.bulk import executemany
+from campaigns.bulk import executemany, unjournaled
 from campaigns.idlists import id_in
 from campaigns.importing import insert_ignore_statement
 from campaigns.journeys import Journey
@@ -114,7 +114,7 @@ TIMETABLES = sa.select(_e.id, _e.customer_id, _e.order_id, _e.schedule).where(
     _e.status == "active",
     _e.schedule.is_not(None),
 )
-COMPLETE = (
+COMPLETE = unjournaled(
     enrollments_t.update()
     .where(
         id_in(_e.id),

@@ -59,7 +59,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from campaigns.bulk import executemany
+from campaigns.bulk import executemany, unjournaled
 from campaigns.consent import consents_to
 from campaigns.idlists import id_in
 from campaigns.models import (
@@ -172,7 +172,7 @@ def move_where(
     """Move every message matching ``where`` to ``to`` where the table allows it: the
     set-based :func:`move`, for the engine's cancellations of an enrolment's planned
     messages (an exit, a return). ``params``: one set of bind values, or a list of them."""
-    stmt = messages_t.update().where(where, movable(to)).values(status=to, **values)
+    stmt = unjournaled(messages_t.update().where(where, movable(to)).values(status=to, **values))
     conn.execute(stmt, params) if params is not None else conn.execute(stmt)
 
 
@@ -243,7 +243,7 @@ def _still_allowed() -> Any:
 
 
 _m = messages_t.c
-HAND_OVER = (
+HAND_OVER = unjournaled(
     messages_t.update()
     .where(
         id_in(_m.id),

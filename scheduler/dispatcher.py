@@ -39,7 +39,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from campaigns import transitions
-from campaigns.bulk import executemany
+from campaigns.bulk import executemany, unjournaled
 from campaigns.bundling import BUNDLED
 from campaigns.engine import (
     Engine as JourneyEngine,
@@ -1261,7 +1261,7 @@ TRY_LOCKS = sa.text(
 )
 LEASE_EXPIRED = sa.select(messages_t).where(_m.status == SENDING, _m.lease_until <= _moment("now"))
 DECIDE = decisions_t.insert()
-MARK_SENDING = (
+MARK_SENDING = unjournaled(
     messages_t.update()
     .where(id_in(_m.id))
     .values(status=SENDING, sent_at=_moment("now"), lease_until=_moment("lease"),

@@ -206,3 +206,66 @@ def test_planning_and_marking_sending_leave_the_partial_indexes_alone(tmp_path: 
         conn.rollback()
     engine.dispose()
     assert counts == [(0, 0), (0, 1), (1, 1), (1, 1)]
+
+
+def _written() -> int:
+    """Bytes this thread has written so far (Linux)."""
+    for line in Path("/proc/thread-self/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no wchar in /proc/thread-self/io")
+
+
+@pytest.mark.skipif(
+    not Path("/proc/thread-self/io").exists(), reason="counts writes through Linux's /proc"
+)
+def test_updates_of_many_rows_keep_no_statement_journal(tmp_path: Path):
+    """A batch's claim, its enrolments' completion and a cancellation run as UPDATE OR
+    IGNORE on SQLite: an update of many rows that could stop on a constraint copies every
+    page it changes into a statement journal (a temporary file past 64 KiB); these cannot,
+    and keep none."""
+    from campaigns.bulk import unjournaled
+    from campaigns.models import Message
+    from scheduler.dispatcher import MARK_SENDING
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'journal.db'}")
+    migrate(engine)
+    rows = 4000
+    driver = engine.raw_connection()
+    try:
+        driver.execute("PRAGMA foreign_keys = OFF")  # the rows alone, no enrolment
+        driver.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+            "INSERT INTO messages (id, enrollment_id, customer_id, journey_id, journey_version, "
+            "step, occurrence, channel, category, template, priority, status, due_at, "
+            "attempts, details) SELECT i, 'e' || i, 'c' || i, 'j', 1, 's', 0, 'email', "
+            "'marketing', 't', 0, 'planned', '2026-01-01 00:00:00', 0, '{}' FROM n",
+            (rows,),
+        )
+        driver.commit()
+    finally:
+        driver.close()
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    claim = {"ids": list(range(1, rows + 1)), "now": now, "lease": now}
+    m = Message.__table__
+    cancel = unjournaled(m.update().where(m.c.status == "planned").values(status="cancelled"))
+    journaled = {}
+
+    def as_plain_update(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001
+        return statement.replace("UPDATE OR IGNORE ", "UPDATE ", 1), parameters
+
+    for prefixed in (True, False):
+        if not prefixed:  # the same statements as plain UPDATEs, for comparison
+            sa.event.listen(engine, "before_cursor_execute", as_plain_update, retval=True)
+        for name, statement, params in (("claim", MARK_SENDING, claim), ("cancel", cancel, {})):
+            assert "UPDATE OR IGNORE " in str(statement.compile(dialect=engine.dialect))
+            with engine.connect() as conn:
+                before = _written()
+                assert conn.execute(statement, params).rowcount == rows
+                journaled[name, prefixed] = _written() - before
+                conn.rollback()
+    engine.dispose()
+    for name in ("claim", "cancel"):
+        # The plain UPDATE's journal is there to see; the statements as run keep none.
+        assert journaled[name, False] > 200_000, journaled
+        assert journaled[name, True] < journaled[name, False] / 20, journaled
