@@ -21,6 +21,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
+from functools import lru_cache
 
 __all__ = [
     "DEFAULT_TOPIC",
@@ -68,8 +69,12 @@ def _mac(secret: str, customer_id: str) -> bytes:
     return hmac.new(secret.encode(), message, hashlib.sha256).digest()[:_DIGEST_BYTES]
 
 
+@lru_cache(maxsize=4096)
 def unsubscribe_token(secret: str, customer_id: str) -> str:
-    """``<customer id, base64>.<HMAC>``; the MAC makes another customer's token unguessable."""
+    """``<customer id, base64>.<HMAC>``; the MAC makes another customer's token unguessable.
+
+    Remembered: each message signs it at least twice (its unsubscribe and preference
+    links), and a batch often holds several messages to one customer."""
     return f"{_b64(customer_id.encode())}.{_b64(_mac(secret, customer_id))}"
 
 
