@@ -220,8 +220,9 @@ def _written() -> int:
     not Path("/proc/thread-self/io").exists(), reason="counts writes through Linux's /proc"
 )
 def test_updates_of_many_rows_keep_no_statement_journal(tmp_path: Path):
-    """A batch's claim, its enrolments' completion and a cancellation run as UPDATE OR
-    IGNORE on SQLite: an update of many rows that could stop on a constraint copies every
+    """A batch's claim and a cancellation run as UPDATE OR IGNORE on SQLite (as do the
+    completion of enrolments, the hand-off and marking events applied, built with the same
+    ``unjournaled``): an update of many rows that could stop on a constraint copies every
     page it changes into a statement journal (a temporary file past 64 KiB); these cannot,
     and keep none."""
     from campaigns.bulk import unjournaled
