@@ -33,6 +33,7 @@ from campaigns import bounds
 from campaigns.bounds import RowInvalid
 from campaigns.bulk import executemany
 from campaigns.consent import TOPICS, topic_key
+from campaigns.heap import long_lived_frozen
 from campaigns.models import Customer, Event, PurchaseItem, reading
 
 customers_t = Customer.__table__
@@ -253,6 +254,7 @@ def csv_records(handle: BinaryIO) -> Iterator[tuple[int, list[str] | RowInvalid]
             yield (fetched[0] if fetched else 0), record
 
 
+@long_lived_frozen()
 def import_customers(
     db: Engine,
     path: Path,
@@ -560,6 +562,7 @@ def event_row(data: Any, *, source: str = "import") -> dict[str, Any]:
     }
 
 
+@long_lived_frozen()
 def import_events(
     db: Engine,
     path: Path,

@@ -52,6 +52,7 @@ from campaigns.engine import (
     messages_t,
 )
 from campaigns.experiments import HOLDOUT, SEND, Assignment, assign
+from campaigns.heap import long_lived_frozen
 from campaigns.idlists import id_in
 from campaigns.importing import insert_ignore_statement
 from campaigns.journeys import evaluate
@@ -86,7 +87,6 @@ from scheduler.bundling import BatchBundles, candidates_query
 from scheduler.clock import Clock
 from scheduler.context import ContextLoader, ContextParts, LinkSettings
 from scheduler.handoff import Entry, HandOffs, Verdict, journal_for
-from scheduler.heap import long_lived_frozen
 from scheduler.rendering import PendingRender, RenderFailure, RenderJob, RenderPool, render
 from templates import TemplateError, TemplateRenderer
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from scheduler.heap import YOUNG_THRESHOLD, long_lived_frozen
+from campaigns.heap import YOUNG_THRESHOLD, long_lived_frozen
 
 
 class Node:

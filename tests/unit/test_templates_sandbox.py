@@ -116,7 +116,9 @@ def test_same_outcome_on_a_second_render() -> None:
     expression answers as the first did, and as Jinja's sandbox does."""
     env = TemplateSandbox(undefined=jinja2.StrictUndefined)
     jinja = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
-    source = "{{ lenient.name }} {{ thing.name }} {{ d.keys() | list }} {{ thing._secret is defined }}"
+    source = (
+        "{{ lenient.name }} {{ thing.name }} {{ d.keys() | list }} {{ thing._secret is defined }}"
+    )
     for _ in range(2):
         assert env.from_string(source).render(context()) == jinja.from_string(source).render(
             context()

@@ -1,4 +1,4 @@
-"""Keeping Python's cyclic garbage collector off the objects that outlive a tick.
+"""Keeping Python's cyclic garbage collector off the objects that outlive a tick or an import.
 
 A full (oldest-generation) collection walks every tracked object of the process: the
 modules, SQLAlchemy's metadata and compiled statements, the journeys and the compiled
@@ -16,9 +16,13 @@ and then go all at once, by reference counting. Collected every 700 allocations 
 default), they were walked again and again and soon promoted, and three full collections
 per 5,000 purchase events walked them once more, each freeing next to nothing: 10% of the
 time. During a tick the youngest generation is therefore collected every
-:data:`YOUNG_THRESHOLD` allocations instead, which leaves about one full collection per
-batch; cycles still go, a little later. Nested and concurrent ticks share one freeze and
-one threshold: the first in sets them, the last out restores them.
+:data:`YOUNG_THRESHOLD` allocations instead; cycles still go, a little later. At 10,000
+the collections still took 5 % of applying 10,000 purchase events (45 of them, 0.12 s);
+at 50,000 they take half that (8, none of the older generations). An import of events
+or customers is the same shape (batches of rows that go all at once) and runs in the
+same block: its collections were 20 % of importing 10,000 events. Nested and
+concurrent blocks share one freeze and one threshold: the first in sets them, the last
+out restores them.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-YOUNG_THRESHOLD = 10_000
+YOUNG_THRESHOLD = 50_000
 
 _lock = threading.Lock()
 _depth = 0
