@@ -24,7 +24,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 
 __all__ = [
@@ -67,6 +67,13 @@ def add_months(moment: datetime, months: int) -> datetime:
     year, month = moment.year + month_index // 12, month_index % 12 + 1
     day = min(moment.day, calendar.monthrange(year, month)[1])
     return moment.replace(year=year, month=month, day=day)
+
+
+def warranty_end(purchased_at: datetime, months: int, zone: tzinfo) -> datetime:
+    """When a warranty of ``months`` bought at ``purchased_at`` ends, in UTC: the same time
+    of day on the same day of the month ``months`` later, in the customer's calendar
+    (bought on 1 May at 00:30 in Berlin, one month ends on 1 June at 00:30 there)."""
+    return add_months(purchased_at.astimezone(zone), months).astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from campaigns.journeys import Journey, Step, customer_view, evaluate, previous_view
+from campaigns.customers import customer_context
+from campaigns.journeys import Journey, Step, evaluate, previous_view
 from campaigns.models import COUNTING_STATUSES, PLANNED, SENDING
 from campaigns.store import (
     COMPLETE,
@@ -44,34 +45,13 @@ from campaigns.timetable import (
     warranty_end,
 )
 from campaigns.timewindows import resolve_zone
-from campaigns.value import DEFAULT_SEGMENTS, SegmentRules, value_view
+from campaigns.value import SegmentRules
 
 if TYPE_CHECKING:
     from campaigns.engine import Engine
 
 # The statuses of a message that went out (or may have): its outcome time is its send.
 WENT_OUT = frozenset(COUNTING_STATUSES)
-
-
-def customer_context(
-    row: Any, today_year: int, now: datetime | None = None, segments: SegmentRules | None = None
-) -> dict[str, Any]:
-    """The ``customer`` conditions and templates see: fields, attributes, ``age`` and, with
-    ``now``, what the customer is worth (:func:`campaigns.value.value_view`)."""
-    base = {
-        "id": row.id,
-        "first_name": row.first_name,
-        "last_name": row.last_name,
-        "email": row.email,
-        "phone": row.phone,
-        "locale": row.locale,
-        "timezone": row.timezone,
-        "email_consent": row.email_consent,
-        "sms_consent": row.sms_consent,
-    }
-    if now is not None:
-        base.update(value_view(row, now, segments or DEFAULT_SEGMENTS))
-    return customer_view(base, row.attributes or {}, today_year)
 
 
 def order_context(

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaigns.bulk import executemany, unjournaled
+from campaigns.customers import CustomerRow
 from campaigns.idlists import id_in
 from campaigns.importing import insert_ignore_statement
 from campaigns.journeys import Journey
@@ -54,33 +55,6 @@ def select_fields(table: sa.Table, row: type[tuple]) -> sa.Select:
     costs ten times a tuple's, and planning and dispatching read dozens per event or message.
     """
     return sa.select(*(table.c[name] for name in row._fields))  # type: ignore[attr-defined]
-
-
-class CustomerRow(NamedTuple):
-    """What planning, policy and templates read of a customer: not the bookkeeping times
-    and sources."""
-
-    id: str
-    email: str | None
-    phone: str | None
-    first_name: str
-    last_name: str
-    locale: str
-    timezone: str | None
-    email_consent: bool
-    sms_consent: bool
-    open_complaints: int
-    attributes: dict[str, Any]
-    topic_consent: dict[str, bool] | None = None
-    # What the customer is worth (campaigns.value), kept current by the engine.
-    orders: int = 0
-    revenue: str = "0"
-    revenue_currency: str = ""
-    first_purchase_at: datetime | None = None
-    last_purchase_at: datetime | None = None
-    complaints: int = 0
-    satisfaction: int | None = None
-    satisfaction_at: datetime | None = None
 
 
 class DueEvent(NamedTuple):

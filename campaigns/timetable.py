@@ -9,20 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from campaigns.durations import Duration, add_months, is_duration, parse_span
+from campaigns.durations import Duration, add_months, is_duration, parse_span, warranty_end
 from campaigns.journeys import Journey, Step, resolve_duration
 
 __all__ = ["add_months", "plan_steps", "PlanCache", "RelativePlan", "warranty_end"]
-
-
-def warranty_end(purchased_at: datetime, months: int, zone: tzinfo) -> datetime:
-    """When a warranty of ``months`` bought at ``purchased_at`` ends, in UTC: the same time
-    of day on the same day of the month ``months`` later, in the customer's calendar
-    (bought on 1 May at 00:30 in Berlin, one month ends on 1 June at 00:30 there)."""
-    return add_months(purchased_at.astimezone(zone), months).astimezone(UTC)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from channels import OutgoingMessage, pickled_by_fields
-from scheduler.context import ContextParts, LinkSettings
+from scheduler.parts import ContextParts, LinkSettings
 from templates import TemplateError, TemplateRenderer
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class RenderJob:
     journey: str
     step: str
     context: Mapping[str, Any] | None = None
-    # Or the parts to build it from, here or in a render process (scheduler.context).
+    # Or the parts to build it from, here or in a render process (scheduler.parts).
     parts: ContextParts | None = None
     links: LinkSettings | None = None
     # A step variant's subject (campaigns.experiments): one line, or one per language.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +86,23 @@ def test_a_small_batch_renders_in_process_without_starting_anything() -> None:
 def test_a_pool_needs_a_process() -> None:
     with pytest.raises(ValueError, match="at least one process"):
         RenderPool(TemplateRenderer, processes=0)
+
+
+def test_a_render_process_imports_neither_the_database_nor_the_engine() -> None:
+    """What a render process loads to unpickle its jobs and render them: the templates and
+    the context's parts, not SQLAlchemy, the models or the journey engine (which took
+    most of its start-up time, on the path of the first batch of every dispatcher)."""
+    probe = (
+        "import sys, pickle, scheduler.rendering, scheduler.parts, campaigns.customers; "
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sqlalchemy', 'sqlmodel', 'pydantic', 'alembic') or m in "
+        "('campaigns.engine', 'campaigns.models', 'campaigns.journeys', 'campaigns.store'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.stdout.split() == []
