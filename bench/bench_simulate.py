@@ -7,8 +7,10 @@
 The demo generator (``aftersale.demo.generate_shop``) writes a shop of 5,000 customers
 (``--quick``: 300; the targets below are for ``--customers 100000``, which takes hours
 for ``simulate`` on a 2-core machine and is therefore not the default of ``make bench``)
-with one year of purchases; it is imported once. Then, each on a copy
-of that project and each in a fresh process (so that its peak RSS is its own):
+with one year of purchases; it is imported once per tree compared, by that tree's own
+code (an older commit could not open a database migrated past what it knows). Then,
+each on a copy of that project and each in a fresh process (so that its peak RSS is its
+own):
 
 * ``forecast``: ``aftersale forecast`` from the first purchase to twelve months after the
   last one (targets: at most 5 minutes, peak RSS at most 1 GB at the full size);
@@ -70,19 +72,41 @@ print("@@" + json.dumps({"seconds": seconds, "cpu_seconds": cpu, "decisions": de
 """
 
 
-def build_shop(directory: Path, customers: int) -> str:
-    """Write a project with the generated shop imported; returns the date to run up to."""
-    from aftersale.app import Project
-    from aftersale.cli import write_project
-    from aftersale.demo import generate_shop
-    from campaigns.importing import import_customers, import_events
+# Run in a child of each tree: the project written and the shop imported by that tree's
+# code, so that a commit from before a migration opens a database it knows.
+BUILD = r"""
+import inspect, json, sys
+from pathlib import Path
+directory, customers, events = (Path(a) for a in sys.argv[1:4])
+from aftersale.app import Project
+from aftersale.cli import write_project
+from campaigns.importing import import_customers, import_events
+write_project(directory)
+project = Project.open(directory)
+region = {"region": "DE"} if "region" in inspect.signature(import_customers).parameters else {}
+import_customers(project.db, customers, **region)
+import_events(project.db, events)
+project.close()
+print("@@" + json.dumps({}))
+"""
 
-    write_project(directory)
-    shop = generate_shop(directory, customers=customers, months=12, seed=23)
-    project = Project.open(directory)
-    import_customers(project.db, shop.customers, region="DE")
-    import_events(project.db, shop.events)
-    project.close()
+
+def build_shop(directory: Path, customers: int, tree: Path = HERE) -> str:
+    """Write a project at ``directory`` with the generated shop imported by ``tree``'s
+    code; returns the date to run up to. The shop's files go beside it, into
+    ``<directory>-files``: the same for every tree, the generator being seeded."""
+    from aftersale.demo import generate_shop
+
+    files = directory.parent / f"{directory.name}-files"
+    files.mkdir(parents=True, exist_ok=True)
+    shop = generate_shop(files, customers=customers, months=12, seed=23)
+    run_child(
+        tree,
+        BUILD,
+        [str(directory), str(shop.customers), str(shop.events)],
+        what="import",
+        drop_env=("AFTERSALE_DATABASE_URL",),
+    )
     return (shop.until + timedelta(days=365)).date().isoformat()
 
 
@@ -141,10 +165,12 @@ def run(
             return figures
         sides: dict[str, list[dict[str, Any]]] = {"now": [], "base": []}
         with worktree(base) as tree:
+            templates = {"now": template, "base": work / "shop-base"}
+            build_shop(templates["base"], size, tree)
             for r in range(rounds):  # alternately, so both sides meet the same load
                 order = [("now", HERE), ("base", tree)]
                 for side, where in order if r % 2 == 0 else reversed(order):
-                    sides[side].append(measure(where, "simulate", template, until, work))
+                    sides[side].append(measure(where, "simulate", templates[side], until, work))
         figures.update(_simulate("simulate", sides["now"]))
         figures.update(_simulate("base_simulate", sides["base"]))
         figures["simulate_speedup_ratio"] = round(
