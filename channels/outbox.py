@@ -102,7 +102,12 @@ class OutboxChannel(Channel):
 
 def _private_dir(directory: Path) -> None:
     """Create ``directory`` (and its parents) readable by the owner only: messages hold
-    addresses and personal links. mkstemp already creates each file 0600."""
+    addresses and personal links. mkstemp already creates each file 0600.
+
+    One ``stat`` when it exists, as it does for every message after the first, rather
+    than one for each of its parents per message."""
+    if directory.is_dir():
+        return
     for folder in reversed([directory, *directory.parents]):
         if not folder.exists():
             folder.mkdir(mode=0o700, exist_ok=True)  # another send may create it first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,18 @@ def test_the_outbox_is_private(tmp_path: Path) -> None:
     assert mode(tmp_path / "outbox" / "email") == 0o700
     assert mode(tmp_path / "outbox" / "email" / "m1.eml") == 0o600
     assert mode(tmp_path / "outbox" / "sms.jsonl") == 0o600
+
+
+def test_an_outbox_removed_while_running_comes_back_private(tmp_path: Path) -> None:
+    """The outbox's folder is looked at once per message: removed between two sends, it is
+    made again, still readable by the owner only."""
+    email = OutboxChannel("email", tmp_path / "outbox")
+    email.send(OutgoingMessage("m1", "email", "anna@example.org", "Hallo", subject="Hi"))
+    shutil.rmtree(tmp_path / "outbox")
+    email.send(OutgoingMessage("m2", "email", "anna@example.org", "Hallo", subject="Hi"))
+    assert mode(tmp_path / "outbox") == 0o700
+    assert mode(tmp_path / "outbox" / "email") == 0o700
+    assert mode(tmp_path / "outbox" / "email" / "m2.eml") == 0o600
 
 
 def test_the_hand_off_journal_is_private(tmp_path: Path) -> None:
