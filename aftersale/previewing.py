@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from aftersale.app import Project
 from aftersale.errors import InputError
 from campaigns.models import Customer, Event, Purchase, reading
-from scheduler.context import ContextLoader, render_context
+from scheduler.context import ContextLoader
+from scheduler.parts import render_context
 from templates import PreviewResult, TemplateError, preview, sample_context, write_preview
 
 customers_t = Customer.__table__

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaigns.customers import customer_context
+from campaigns.durations import warranty_end
 from campaigns.journeys import Journey, Step, evaluate, previous_view
 from campaigns.models import COUNTING_STATUSES, PLANNED, SENDING
 from campaigns.store import (
@@ -42,7 +43,6 @@ from campaigns.timetable import (
     rebased,
     to_micros,
     waits_for_previous,
-    warranty_end,
 )
 from campaigns.timewindows import resolve_zone
 from campaigns.value import SegmentRules

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from campaigns.durations import Duration, add_months, is_duration, parse_span, warranty_end
+from campaigns.durations import Duration, add_months, is_duration, parse_span
 from campaigns.journeys import Journey, Step, resolve_duration
 
-__all__ = ["add_months", "plan_steps", "PlanCache", "RelativePlan", "warranty_end"]
+__all__ = ["add_months", "plan_steps", "PlanCache", "RelativePlan"]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

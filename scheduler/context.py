@@ -19,14 +19,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from campaigns.engine import CustomerRow, enrollments_t, items_t, purchases_t, select_fields
+from campaigns.customers import CustomerRow
+from campaigns.engine import enrollments_t, items_t, purchases_t, select_fields
 from campaigns.fatigue import unanswered_of
 from campaigns.idlists import id_in
 from campaigns.value import DEFAULT_SEGMENTS, SegmentRules
 from campaigns.warning import alert_skus
-from scheduler.parts import ContextParts, Item, LinkSettings, Order, render_context
+from scheduler.parts import ContextParts, Item, Order
 
-__all__ = ["ContextLoader", "ContextParts", "Item", "LinkSettings", "Order", "render_context"]
+__all__ = ["ContextLoader"]
 
 
 ORDERS = select_fields(purchases_t, Order).where(id_in(purchases_t.c.id))

@@ -85,8 +85,9 @@ from channels.ratelimit import RateLimiter
 from channels.retry import backoff_delay
 from scheduler.bundling import BatchBundles, candidates_query
 from scheduler.clock import Clock
-from scheduler.context import ContextLoader, ContextParts, LinkSettings
+from scheduler.context import ContextLoader
 from scheduler.handoff import Entry, HandOffs, Verdict, journal_for
+from scheduler.parts import ContextParts, LinkSettings
 from scheduler.rendering import PendingRender, RenderFailure, RenderJob, RenderPool, render
 from templates import TemplateError, TemplateRenderer
 

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 from collections.abc import MutableMapping
+from functools import cache
 from typing import Any
 
 from jinja2.runtime import Undefined
@@ -31,6 +32,7 @@ _DICT_ATTRIBUTES = frozenset(dir(dict))
 _SAFE_KEPT = 4096
 
 
+@cache
 def _adds_only_dunders(cls: type) -> bool:
     """Whether ``cls`` is a dict subclass whose classes above ``dict`` define nothing but
     dunder names (``__getattr__``, ``__module__``, ``__doc__``…)."""
@@ -46,7 +48,6 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._safe: dict[tuple[type, str], bool] = {}
-        self._data_dicts: dict[type, bool] = {}
 
     def getattr(self, obj: Any, attribute: str) -> Any | Undefined:
         """``obj.attribute`` as the sandbox answers it, shorter for dicts.
@@ -68,17 +69,13 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
                     return obj[attribute]
                 except KeyError:
                     pass
-        elif attribute[:1] != "_" and attribute not in _DICT_ATTRIBUTES:
-            data_dict = self._data_dicts.get(cls)
-            if data_dict is None:
-                data_dict = self._data_dicts[cls] = _adds_only_dunders(cls)
-            if data_dict:
-                try:
-                    value = getattr(obj, attribute)
-                except AttributeError:
-                    pass
-                else:  # a str.format found there is wrapped, as the sandbox does
-                    return self.wrap_str_format(value) or value
+        elif attribute[:1] != "_" and attribute not in _DICT_ATTRIBUTES and _adds_only_dunders(cls):
+            try:
+                value = getattr(obj, attribute)
+            except AttributeError:
+                pass
+            else:  # a str.format found there is wrapped, as the sandbox does
+                return self.wrap_str_format(value) or value
         return super().getattr(obj, attribute)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:

@@ -21,7 +21,8 @@ from sqlalchemy.engine import Connection
 from aftersale.app import Project
 from campaigns.models import COUNTING_STATUSES, Message
 from campaigns.store import CUSTOMERS, CustomerRow
-from scheduler.context import ContextLoader, LinkSettings
+from scheduler.context import ContextLoader
+from scheduler.parts import LinkSettings
 from scheduler.rendering import RenderJob, render_message
 from templates import TemplateError
 

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from campaigns.engine import CUSTOMERS, CustomerRow, customers_t
 from campaigns.models import Message
-from scheduler.context import ContextLoader, LinkSettings, render_context
+from scheduler.context import ContextLoader
+from scheduler.parts import LinkSettings, render_context
 from tests.conftest import item, purchase, utc
 
 LINKS = LinkSettings("https://shop.example/after", "test-secret-key", short_links=True)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from campaigns.engine import CustomerRow
 from channels import OutgoingMessage, SendResult, pickled_by_fields
-from scheduler.context import ContextParts, Item, LinkSettings, Order
+from scheduler.parts import ContextParts, Item, LinkSettings, Order
 from scheduler.rendering import Rendered, RenderFailure, RenderJob
 
 
