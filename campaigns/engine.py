@@ -241,25 +241,53 @@ class Engine:
             )
         return batch.previous.get(row.id) or previous_view(None, None)
 
-    def plan_next(self, conn: Connection, finished: Iterable[Any], now: datetime) -> int:
+    def plan_next(
+        self,
+        conn: Connection,
+        finished: Iterable[Any],
+        now: datetime,
+        *,
+        at: Mapping[int, datetime] | None = None,
+    ) -> int:
         """Plan the message that follows each finished one (see ``campaigns.planning``)."""
         return plan_next(
-            conn, lambda jid, version: self._journey_by_number(conn, jid, version), finished, now
+            conn,
+            lambda jid, version: self._journey_by_number(conn, jid, version),
+            finished,
+            now,
+            at=at,
         )
 
-    def apply_due_events(self, conn: Connection, now: datetime, *, limit: int = 2000) -> ApplyStats:
-        """Apply up to ``limit`` events whose time has come, oldest first.
+    def apply_due_events(
+        self,
+        conn: Connection,
+        now: datetime,
+        *,
+        limit: int = 2000,
+        rows: Sequence[DueEvent] | None = None,
+    ) -> ApplyStats:
+        """Apply up to ``limit`` events whose time has come, oldest first (or ``rows``, as
+        :meth:`apply_due_events_in` does).
 
         A bad event fails alone: the batch is applied under one SAVEPOINT, and if anything
         in it raises, it is rolled back and applied again event by event, each under its
         own, so that every other event still lands and the one at fault is set aside as
         failed (:func:`fail_events`). ``stats.events`` counts both.
         """
-        return self._apply_due(conn, now, limit, _GUARDED)
+        return self._apply_due(conn, now, limit, _GUARDED, rows)
 
-    def apply_due_events_in(self, db: sa.Engine, now: datetime, *, limit: int = 2000) -> ApplyStats:
+    def apply_due_events_in(
+        self,
+        db: sa.Engine,
+        now: datetime,
+        *,
+        limit: int = 2000,
+        rows: Sequence[DueEvent] | None = None,
+    ) -> ApplyStats:
         """:meth:`apply_due_events` in a transaction of its own, without a savepoint while
-        nothing fails.
+        nothing fails; or, given ``rows``, apply those pending events, each at its own time
+        where that is later than ``now`` (a simulation taking customers forward each on
+        their own, :mod:`scheduler.simulation`).
 
         On SQLite a savepoint copies every page its writes touch to a sub-journal, which
         cost a tenth of the database's time on a large ingest. So the batch is applied
@@ -269,14 +297,24 @@ class Engine:
         """
         try:
             with db.begin() as conn:
-                return self._apply_due(conn, now, limit, _BARE)
+                return self._apply_due(conn, now, limit, _BARE, rows)
         except _BatchFailed:
             pass
         with db.begin() as conn:
-            return self._apply_due(conn, now, limit, _EACH)
+            return self._apply_due(conn, now, limit, _EACH, rows)
 
-    def _apply_due(self, conn: Connection, now: datetime, limit: int, how: str) -> ApplyStats:
-        rows = [DueEvent._make(r) for r in conn.execute(DUE_EVENTS, {"now": now, "limit": limit})]
+    def _apply_due(
+        self,
+        conn: Connection,
+        now: datetime,
+        limit: int,
+        how: str,
+        rows: Sequence[DueEvent] | None = None,
+    ) -> ApplyStats:
+        if rows is None:
+            rows = [
+                DueEvent._make(r) for r in conn.execute(DUE_EVENTS, {"now": now, "limit": limit})
+            ]
         failed: dict[str, BaseException] = {}
         try:
             if how == _EACH:
@@ -293,13 +331,19 @@ class Engine:
                 raise _BatchFailed from exc
             stats, failed = self._apply_one_by_one(conn, rows)
         applied = [r.id for r in rows if r.id not in failed]
-        if applied:
+        if applied:  # at ``now``, or at its own time if that is later
+            at = events_t.c.at
             conn.execute(
                 unjournaled(events_t.update())
                 .where(events_t.c.id.in_(applied))
-                .values(applied=True, applied_at=now)
+                .values(
+                    applied=True,
+                    applied_at=sa.case((at > now, at), else_=sa.literal(now, UTCDateTime())),
+                )
             )
-        fail_events(conn, failed, now)
+        for row in rows:
+            if row.id in failed:
+                fail_events(conn, {row.id: failed[row.id]}, max(row.at, now))
         stats.events = len(rows)
         stats.failed = len(failed)
         for row in rows:

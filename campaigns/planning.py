@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from campaigns.bulk import executemany
 from campaigns.customers import customer_context
 from campaigns.durations import warranty_end
 from campaigns.journeys import Journey, Step, evaluate, previous_view
 from campaigns.models import COUNTING_STATUSES, PLANNED, SENDING
 from campaigns.store import (
     COMPLETE,
+    COMPLETE_ONE,
     TIMETABLES,
     ActiveJourney,
     _insert_ignore,
@@ -346,11 +348,15 @@ def plan_next(
     journey_for: Callable[[str, int], Journey | None],
     finished: Iterable[Any],
     now: datetime,
+    *,
+    at: Mapping[int, datetime] | None = None,
 ) -> int:
     """Plan the message that follows each finished one in its enrolment's timetable.
 
-    ``finished`` are message rows (enrollment_id, journey_id, journey_version, step,
-    occurrence) that reached their outcome at ``now``: sent, skipped, failed or unknown.
+    ``finished`` are message rows (id, enrollment_id, journey_id, journey_version, step,
+    occurrence) that reached their outcome at ``now``, or each at its own time in ``at``
+    (by message id; a simulation decides its customers each at their own instant): sent,
+    skipped, failed or unknown.
     A step timed ``from: previous`` counts from that outcome, not from when the previous
     message was due: its timetable entry is moved by as much as the previous message was
     late. An enrolment that has ended plans nothing more; one whose timetable is
@@ -386,7 +392,8 @@ def plan_next(
         if anchor is None:
             upcoming.append((row, enrolment, entry, step, None, None))
         elif anchor[0] == row.step and anchor[1] == row.occurrence:
-            upcoming.append((row, enrolment, entry, step, now - from_micros(anchor[2]), None))
+            ended_now = at[row.id] if at else now
+            upcoming.append((row, enrolment, entry, step, ended_now - from_micros(anchor[2]), None))
         else:  # timed from a message that ended before the one that just did
             upcoming.append((row, enrolment, entry, step, None, anchor))
     looked_up = [(u[1].id, u[5][0], u[5][1]) for u in upcoming if u[5] is not None]
@@ -395,8 +402,8 @@ def plan_next(
     for row, enrolment, entry, step, late, anchor in upcoming:
         due = from_micros(entry[2])
         expires = from_micros(entry[3]) if entry[3] is not None else None
-        if anchor is not None and (at := ended.get((enrolment.id, anchor[0], anchor[1]))):
-            late = at - from_micros(anchor[2])
+        if anchor is not None and (ended_when := ended.get((enrolment.id, anchor[0], anchor[1]))):
+            late = ended_when - from_micros(anchor[2])
         if late is not None:
             deadline = from_micros(entry[4]) if len(entry) > 4 else None
             if deadline is None and step.send.expires_at == "warranty_end":
@@ -413,12 +420,19 @@ def plan_next(
                 entry[1],
                 due,
                 expires,
-                now,
+                at[row.id] if at else now,
             )  # fmt: skip
         )
     _insert_ignore(conn, messages_t, messages, ["enrollment_id", "step", "occurrence"])
     going_on = {m["enrollment_id"] for m in messages}
-    complete_enrollments(conn, {r.enrollment_id for r in finished} - going_on, now)
+    if at is None:
+        complete_enrollments(conn, {r.enrollment_id for r in finished} - going_on, now)
+    else:  # each at its message's time (the latest, should an enrolment end twice)
+        ends: dict[str, datetime] = {}
+        for row in finished:
+            if row.enrollment_id not in going_on:
+                ends[row.enrollment_id] = max(at[row.id], ends.get(row.enrollment_id, at[row.id]))
+        complete_each(conn, ends)
     return len(messages)
 
 
@@ -505,3 +519,11 @@ def complete_enrollments(conn: Connection, ids: Iterable[str], now: datetime) ->
     if not ids:
         return 0
     return conn.execute(COMPLETE, {"ids": ids, "now": now}).rowcount
+
+
+def complete_each(conn: Connection, ends: Mapping[str, datetime]) -> None:
+    """:func:`complete_enrollments`, each enrolment at its own time."""
+    if ends:
+        executemany(
+            conn, COMPLETE_ONE, [{"enrollment": eid, "now": t} for eid, t in sorted(ends.items())]
+        )

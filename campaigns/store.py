@@ -88,22 +88,25 @@ TIMETABLES = sa.select(_e.id, _e.customer_id, _e.order_id, _e.schedule).where(
     _e.status == "active",
     _e.schedule.is_not(None),
 )
-COMPLETE = unjournaled(
-    enrollments_t.update()
+_COMPLETABLE = (
+    _e.status == "active",
+    # The status as text, as in ENROLMENT_PLANNED: PostgreSQL's planner, its statistics
+    # not yet current after a bulk import, otherwise compares every enrolment with every
+    # planned and sending message (0.5 s a batch at 3,000 messages).
+    ~sa.select(messages_t.c.id)
     .where(
-        id_in(_e.id),
-        _e.status == "active",
-        # The status as text, as in ENROLMENT_PLANNED: PostgreSQL's planner, its statistics
-        # not yet current after a bulk import, otherwise compares every enrolment with every
-        # planned and sending message (0.5 s a batch at 3,000 messages).
-        ~sa.select(messages_t.c.id)
-        .where(
-            messages_t.c.enrollment_id == _e.id,
-            messages_t.c.status.concat("").in_((PLANNED, SENDING)),
-        )
-        .exists(),
+        messages_t.c.enrollment_id == _e.id,
+        sa.or_(*(messages_t.c.status.concat("") == s for s in (PLANNED, SENDING))),
     )
-    .values(status="completed", ended_at=sa.bindparam("now", type_=UTCDateTime()))
+    .exists(),
+)
+_COMPLETED = {"status": "completed", "ended_at": sa.bindparam("now", type_=UTCDateTime())}
+COMPLETE = unjournaled(enrollments_t.update().where(id_in(_e.id), *_COMPLETABLE).values(_COMPLETED))
+# The same for one enrolment (``enrollment``): a batch of them, each at its own time.
+COMPLETE_ONE = unjournaled(
+    enrollments_t.update()
+    .where(_e.id == sa.bindparam("enrollment"), *_COMPLETABLE)
+    .values(_COMPLETED)
 )
 
 

@@ -159,6 +159,7 @@ class _Reserved:
     skip_reason: str | None = None  # why it was withdrawn at the hand-off
     queued: bool = False  # counted as waiting for its channel's rate limiter
     batch: _Batch | None = None
+    at: datetime | None = None  # decided at this instant, not the tick's (a simulation)
 
 
 class _Outcome(enum.Enum):
@@ -995,16 +996,7 @@ class Dispatcher:
                 stats.retried += 1
                 unfinished.add(row.id)
             elif item.result is not None:
-                answer = item.answer or self._answer(item)  # (a copy: the journal has it too)
-                moves[SENT].append(
-                    {
-                        **answer,
-                        "segments": answer["details"].get("segments"),  # for the figures
-                        "reason": None,
-                        "lease_until": None,
-                        "attempts": row.attempts + 1,
-                    }
-                )
+                moves[SENT].append(self._sent(item))
                 decisions.append((row.id, "sent", None, None, None, item.result.provider))
                 stats.sent += 1
             elif (
@@ -1057,8 +1049,26 @@ class Dispatcher:
         finished = [item.row for item in reserved if item.row.id not in unfinished]
         stats.planned += self._plan_next(conn, finished, now)
 
-    def _plan_next(self, conn: Connection, finished: list[Any], now: datetime) -> int:
+    def _sent(self, item: _Reserved) -> dict[str, Any]:
+        """The columns a send's acceptance moves its message to ``sent`` with."""
+        answer = item.answer or self._answer(item)  # (a copy: the journal has it too)
+        return {
+            **answer,
+            "segments": answer["details"].get("segments"),  # for the figures
+            "reason": None,
+            "lease_until": None,
+            "attempts": item.row.attempts + 1,
+        }
+
+    def _plan_next(
+        self,
+        conn: Connection,
+        finished: list[Any],
+        now: datetime,
+        at: Mapping[int, datetime] | None = None,
+    ) -> int:
         """Plan what follows each finished message; one that cannot be planned fails alone.
+        ``at``: each message's own outcome time, by id, where not ``now``.
 
         The batch is planned in one go. Planning writes only with insert-or-ignore, so when
         that raises (a bug, not the database: a database error still fails the
@@ -1068,20 +1078,21 @@ class Dispatcher:
         if not finished:
             return 0
         try:
-            return self.journeys.plan_next(conn, finished, now)
+            return self.journeys.plan_next(conn, finished, now, at=at)
         except DBAPIError:
             raise
         except Exception:  # noqa: BLE001 - found below, message by message
             log.debug("planning a batch failed; planning message by message", exc_info=True)
         planned = 0
         for row in finished:
+            when = at[row.id] if at else now
             try:
                 with conn.begin_nested():
-                    planned += self.journeys.plan_next(conn, [row], now)
+                    planned += self.journeys.plan_next(conn, [row], when)
             except DBAPIError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one message's next step, not the batch
-                self._plan_failed(conn, row, exc, now)
+                self._plan_failed(conn, row, exc, when)
         return planned
 
     def _plan_failed(self, conn: Connection, row: Any, exc: Exception, now: datetime) -> None:

@@ -9,7 +9,7 @@ e-mail and hands nothing over, for :class:`CountingChannel`, which sends nothing
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,11 +17,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from campaigns import transitions
 from campaigns.bulk import executemany
 from campaigns.bundling import BUNDLED
 from campaigns.engine import load_customers, messages_t
-from campaigns.models import COUNTING_STATUSES, PLANNED, SENDING, SKIPPED, UTCDateTime
+from campaigns.idlists import id_in
+from campaigns.models import COUNTING_STATUSES, PLANNED, SENDING, SENT, SKIPPED, UTCDateTime
 from campaigns.policy import Contact
+from campaigns.store import DueEvent, events_t, select_fields
 from channels import AmbiguousChannelError, Channel, OutgoingMessage, SendResult
 from channels.base import ChannelKind
 from scheduler.clock import SimulatedClock
@@ -29,8 +32,8 @@ from scheduler.context import ContextLoader
 from scheduler.dispatcher import (
     _DUE_ORDER,
     CLAIMED,
-    CUSTOMERS_DUE,
     DECIDE,
+    EVENTS_BATCH,
     HISTORY,
     SET_VARIANT,
     UPCOMING,
@@ -39,6 +42,7 @@ from scheduler.dispatcher import (
     MessageError,
     _apply_updates,
     _bundled,
+    _moment,
     _not_paused,
     _Outcome,
     _suppressions,
@@ -49,25 +53,40 @@ from scheduler.dispatcher import (
 from scheduler.handoff import Verdict
 from scheduler.rendering import PendingRender, RenderJob
 
-# A window's claim reads this many batches' worth of due messages at most.
-WINDOW_CLAIM_FACTOR = 4
-_m = messages_t.c
-WINDOW_CLAIM = (
-    sa.select(*CLAIMED)
-    .where(
-        _m.status == PLANNED, _m.due_at < sa.bindparam("end", type_=UTCDateTime()), _not_paused()
-    )
-    .order_by(*_DUE_ORDER)
-    .limit(sa.bindparam("limit"))
+_m, _e = messages_t.c, events_t.c
+_PLANNED_OF = (id_in(_m.customer_id), _m.status.concat("") == PLANNED, _not_paused())
+# A window's customers' planned messages due before its end (or at it), in due order.
+WINDOW_OF = (
+    sa.select(*CLAIMED).where(*_PLANNED_OF, _m.due_at < _moment("end")).order_by(*_DUE_ORDER)
 )
-WINDOW_CLAIM_INCLUSIVE = (
-    sa.select(*CLAIMED)
-    .where(
-        _m.status == PLANNED, _m.due_at <= sa.bindparam("end", type_=UTCDateTime()), _not_paused()
-    )
-    .order_by(*_DUE_ORDER)
-    .limit(sa.bindparam("limit"))
+WINDOW_OF_INCLUSIVE = (
+    sa.select(*CLAIMED).where(*_PLANNED_OF, _m.due_at <= _moment("end")).order_by(*_DUE_ORDER)
 )
+# Who has planned messages due in a window, and their first due time.
+_DUE_IN = sa.select(_m.customer_id, sa.func.min(_m.due_at)).group_by(_m.customer_id)
+WINDOW_DUE = _DUE_IN.where(_m.status == PLANNED, _m.due_at < _moment("end"), _not_paused())
+WINDOW_DUE_INCLUSIVE = _DUE_IN.where(
+    _m.status == PLANNED, _m.due_at <= _moment("end"), _not_paused()
+)
+# Each customer's next pending event: how far the window takes them.
+HORIZONS = (
+    sa.select(_e.customer_id, sa.func.min(_e.at))
+    .where(_e.applied.is_(False))
+    .group_by(_e.customer_id)
+)
+# Each customer's events of their first pending instant, before a window's end (or at it).
+_FIRST = HORIZONS.with_only_columns(
+    _e.customer_id.label("customer"), sa.func.min(_e.at).label("first")
+).subquery()
+_FIRST_EVENTS = select_fields(events_t, DueEvent).select_from(
+    events_t.join(_FIRST, sa.and_(_FIRST.c.customer == _e.customer_id, _FIRST.c.first == _e.at))
+)
+FIRST_EVENTS = _FIRST_EVENTS.where(_e.applied.is_(False), _e.at < _moment("end")).order_by(
+    _e.at, _e.id
+)
+FIRST_EVENTS_INCLUSIVE = _FIRST_EVENTS.where(
+    _e.applied.is_(False), _e.at <= _moment("end")
+).order_by(_e.at, _e.id)
 # MARK_SENDING, each message at its own instant.
 MARK_SENDING_EACH = (
     messages_t.update()
@@ -121,10 +140,17 @@ def simulate(
         message_due = message_at is not None and message_at <= upcoming
         lease_due = lease_at is not None and lease_at <= upcoming
         event_due = event_at is not None and event_at <= upcoming
-        if windows and message_due and not (lease_due or event_due):
-            # Every message due before the next event or lease, each at its own instant.
-            ends = [t for t in (event_at, lease_at) if t is not None and t <= until]
-            stats = dispatcher.tick_window(min(ends) if ends else until, inclusive=not ends)
+        if windows and not lease_due:
+            # Each customer taken forward on their own: every message due before their own
+            # next event, each at its own instant; then that event. Up to the next lease.
+            inclusive = lease_at is None or lease_at > until
+            end = until if inclusive else lease_at
+            stats = dispatcher.tick_window(end, inclusive=inclusive)
+            stats.events += dispatcher.apply_first_events(end, inclusive=inclusive)
+            if stats.claimed or stats.events:
+                continue
+            # Nothing moved (cannot happen while the two agree on what is due): a plain tick.
+            stats = dispatcher.tick(apply_events=event_due, expire_leases=False)
         elif message_due or lease_due:
             stats = dispatcher.tick(apply_events=event_due, expire_leases=lease_due)
         else:
@@ -168,6 +194,10 @@ class SimulationDispatcher(Dispatcher):
         # the tick after it would (the simulation's clock stands there).
         self._floor: dict[str, datetime] = {}
         self._busy: set[str] = set()  # customers of the batches reserved, not yet recorded
+        # While a window is decided: the customers to claim (each again after a decision,
+        # until nothing of theirs is due in it), and each customer's next pending event.
+        self._queue: deque[str] | None = None
+        self._horizon: dict[str, datetime] = {}
 
     # -- windows: the messages of many instants decided in one batch ----------------------
 
@@ -178,26 +208,54 @@ class SimulationDispatcher(Dispatcher):
         return not self._limiters and self.policy.rules.fatigue is None
 
     def tick_window(self, end: datetime, *, inclusive: bool) -> DispatchStats:
-        """Decide every message due from the clock up to ``end`` (``inclusive`` or not),
-        each at its own due time, as a tick at each of those instants would.
+        """Decide, for every customer, the messages due before their own next event (and
+        before ``end``, or at it if ``inclusive``), each at its own due time, as a tick at
+        each of those instants would.
 
-        Nothing but this dispatcher's own decisions happens between two events, and one
-        customer's decisions touch no other customer's, so a batch takes customers' due
-        messages at different instants: for each customer, the messages of their first due
-        instant only (all of them, as a tick claims whole customers). What a decision plans
-        or defers for the same customer within the window comes up in a later batch; the
-        tick claims again until the window is empty. The clock stays at the window's start.
+        Between two of a customer's events nothing changes for them but their own
+        decisions, and one customer's decisions touch no other customer's, so a batch
+        takes customers at different instants: for each, the messages of their first due
+        instant only (all of them, as a tick claims whole customers). A customer decided
+        comes up again in a later batch, with what that decision planned or deferred,
+        until nothing of theirs is due before their next event. The clock stays where it
+        is: at the earliest time anything is due for anyone.
         """
         self._window = (end, inclusive)
+        self._queue = None
         try:
             return self.tick(apply_events=False, expire_leases=False)
         finally:
             self._window = None
+            self._queue = None
+
+    def apply_first_events(self, end: datetime, *, inclusive: bool) -> int:
+        """Apply, for every customer, the events of their first pending instant before
+        ``end`` (or at it), each at that instant: what :meth:`tick_window` stopped them at.
+        Returns how many."""
+        now = self.clock.now()
+        statement = FIRST_EVENTS_INCLUSIVE if inclusive else FIRST_EVENTS
+        with self.db.connect() as conn:
+            rows = [DueEvent._make(r) for r in conn.execute(statement, {"end": end})]
+        applied = 0
+        for start in range(0, len(rows), EVENTS_BATCH):
+            chunk = rows[start : start + EVENTS_BATCH]
+            applied += self._with_retry(
+                lambda chunk=chunk: (
+                    self.journeys.apply_due_events_in(self.db, now, rows=chunk).events
+                ),
+                "apply events",
+            )
+        floor = self._floor
+        for row in rows:  # their messages planned before it are decided at it, not before
+            at = max(row.at, now)
+            if at > floor.get(row.customer_id, at - timedelta(1)):
+                floor[row.customer_id] = at
+        return applied
 
     def _reserve_tx(self, now: datetime, stats: DispatchStats) -> Any:
         reserved, claimed = super()._reserve_tx(now, stats)
         for item in reserved:  # each at its own instant
-            item.lease = getattr(item, "at", now) + self.config.lease
+            item.lease = (item.at or now) + self.config.lease
         return reserved, claimed
 
     def _finish(self, reserved, futures, now: datetime, stats: DispatchStats) -> None:
@@ -208,53 +266,48 @@ class SimulationDispatcher(Dispatcher):
                 self._busy.discard(item.row.customer_id)
 
     def _claim_window(self, conn: Connection, now: datetime) -> tuple[list[Any], dict, int]:
-        """The window's due messages this batch decides, each customer's at their first
-        instant, with that instant per customer; and a count that tells the tick to claim
-        again (a batch's size) when the window may hold more."""
+        """The messages this batch decides: of up to a batch's customers, each one's first
+        due instant; with that instant per customer; and a count that tells the tick to
+        claim again (a batch's size) while any customer may have more."""
         assert self._window is not None
         end, inclusive = self._window
-        limit = self.config.batch_size * WINDOW_CLAIM_FACTOR
-        statement = WINDOW_CLAIM_INCLUSIVE if inclusive else WINDOW_CLAIM
-        rows = as_claimed(conn.execute(statement, {"end": end, "limit": limit}))
-        more = False
-        if len(rows) == limit:  # every message due before the last one's time is in hand
-            more = True
-            cut = rows[-1].due_at
-            complete = [r for r in rows if r.due_at < cut]
-            if complete:
-                rows = complete
-            else:  # one instant fills the claim: its customers' rows, whole
-                ids = sorted({r.customer_id for r in rows})
-                rows = as_claimed(conn.execute(CUSTOMERS_DUE, {"ids": ids, "now": cut}))
-        floor = self._floor
-        at: dict[str, datetime] = {}
+        if self._queue is None:  # the window's first claim: who has anything due in it
+            self._queue = self._window_customers(conn, end, inclusive)
+        queue, busy, size = self._queue, self._busy, self.config.batch_size
+        ids: list[str] = []
+        for _ in range(len(queue)):  # busy customers (a batch in flight) go round again
+            if len(ids) == size:
+                break
+            cid = queue.popleft()
+            (queue.append if cid in busy else ids.append)(cid)
+        if not ids:
+            return [], {}, size if queue else 0
+        statement = WINDOW_OF_INCLUSIVE if inclusive else WINDOW_OF
+        rows = as_claimed(conn.execute(statement, {"ids": ids, "end": end}))
+        horizon, floor = self._horizon, self._floor
+        at: dict[str, datetime | None] = {}
+        kept: list[Any] = []
         for row in rows:  # in due order: a customer's first row sets their instant
             cid = row.customer_id
             if cid not in at:
-                at[cid] = max(row.due_at, now, floor.get(cid, now))
-        if self.policy.rules.fatigue is not None and at:  # one instant a batch
-            first = min(at.values())
-            at = {cid: t for cid, t in at.items() if t == first}
-        kept: list[Any] = []
-        customers: dict[str, datetime] = {}
-        size = self.config.batch_size
-        for row in rows:
-            cid = row.customer_id
-            if cid in self._busy or cid not in at:
-                more = True  # decided once the batch in flight is recorded
-                continue
-            if row.due_at > at[cid]:
-                more = True  # a later instant of this customer: a later batch
-                continue
-            if cid not in customers:
-                if len(kept) >= size:
-                    more = True
+                next_event = horizon.get(cid)
+                if next_event is not None and row.due_at >= next_event:
+                    at[cid] = None  # their next event comes first
                     continue
-                customers[cid] = at[cid]
-            kept.append(row)
-        if not kept and not self._busy:
-            more = False
-        return kept, customers, size if more else len(kept)
+                at[cid] = max(row.due_at, now, floor.get(cid, now))
+            instant = at[cid]
+            if instant is not None and row.due_at <= instant:
+                kept.append(row)
+        instants = {cid: t for cid, t in at.items() if t is not None}
+        queue.extend(instants)  # what their decisions plan may be due before their next event
+        return kept, instants, size if queue else len(kept)
+
+    def _window_customers(self, conn: Connection, end: datetime, inclusive: bool) -> deque:
+        """The customers with a message due in the window before their own next event;
+        keeps each customer's next event (:data:`HORIZONS`) for the window's claims."""
+        self._horizon = horizon = dict(conn.execute(HORIZONS).all())
+        due = conn.execute(WINDOW_DUE_INCLUSIVE if inclusive else WINDOW_DUE, {"end": end})
+        return deque(cid for cid, first in due if cid not in horizon or first < horizon[cid])
 
     def _reserve(self, conn: Connection, now: datetime, stats: DispatchStats) -> Any:
         if self._window is None:
@@ -286,14 +339,14 @@ class SimulationDispatcher(Dispatcher):
         variants: list[dict[str, Any]] = []
         decisions: list[tuple] = []
         reserved: list[Any] = []
-        skipped: dict[datetime, list[Any]] = defaultdict(list)
+        skipped: list[tuple[Any, datetime]] = []  # (row, at)
         lease = self.config.lease
         for outcome in decided:
             row, at = outcome.row, outcome.at
             if outcome.kind is _Outcome.SEND:
                 sending.append({"_id": row.id, "at": at, "lease": at + lease})
                 item = outcome.item
-                item.at = at  # type: ignore[attr-defined]
+                item.at = at
                 reserved.append(item)
                 if item.assignment.variant is not None:
                     variants.append(_variant(row, item.assignment.variant))
@@ -301,7 +354,7 @@ class SimulationDispatcher(Dispatcher):
                 updates.append(_bundled(row, outcome.carrier) | {"updated_at": at})
                 decisions.append((row.id, at, "skipped", BUNDLED, row.due_at, None, None))
                 stats.skipped += 1
-                skipped[at].append(row)
+                skipped.append((row, at))
             elif outcome.kind is _Outcome.DEFER:
                 updates.append(
                     _update(row.id, due_at=outcome.until, reason=outcome.reason, updated_at=at)
@@ -316,15 +369,16 @@ class SimulationDispatcher(Dispatcher):
                 )
                 decisions.append((row.id, at, "skipped", outcome.reason, row.due_at, None, None))
                 stats.skipped += 1
-                skipped[at].append(row)
+                skipped.append((row, at))
         if sending:
             executemany(conn, MARK_SENDING_EACH, sending)
         _apply_updates(conn, updates, now)  # each update names its own instant
         if variants:
             executemany(conn, SET_VARIANT, variants)
         _decide_each(conn, decisions)
-        for at, rows_skipped in sorted(skipped.items()):
-            stats.planned += self._plan_next(conn, rows_skipped, at)
+        if skipped:
+            rows_skipped = [row for row, _ in skipped]
+            stats.planned += self._plan_next(conn, rows_skipped, now, {r.id: t for r, t in skipped})
         for item in reserved:
             self._busy.add(item.row.customer_id)  # until its batch is recorded
             customer = customers[item.row.customer_id]
@@ -383,11 +437,27 @@ class SimulationDispatcher(Dispatcher):
         return self._memory.of(customer_ids, now - window)
 
     def _record(self, conn: Connection, reserved: list[Any], now: datetime, stats: Any) -> None:
+        """The dispatcher's record, each message at its own instant: the sends (nearly
+        all of a simulation's batch) in one set of statements, anything else per instant."""
+        sent = [item for item in reserved if _plainly_sent(item)]
+        if sent:
+            at = {item.row.id: item.at or now for item in sent}
+            moves = [self._sent(item) | {"handed_over_at": None, "updated_at": at[item.row.id]}
+                     for item in sent]  # fmt: skip
+            transitions.move(conn, SENT, moves, now, always=_SENT_ALWAYS)
+            _decide_each(
+                conn,
+                [(item.row.id, at[item.row.id], "sent", None, None, None, item.result.provider)
+                 for item in sent],
+            )  # fmt: skip
+            stats.sent += len(sent)
+            stats.planned += self._plan_next(conn, [item.row for item in sent], now, at)
         by_instant: dict[datetime, list[Any]] = defaultdict(list)
         for item in reserved:
-            by_instant[getattr(item, "at", now)].append(item)
-        for at, items in sorted(by_instant.items()):
-            super()._record(conn, items, at, stats)
+            if not _plainly_sent(item):
+                by_instant[item.at or now].append(item)
+        for instant, items in sorted(by_instant.items()):
+            super()._record(conn, items, instant, stats)
         for item in reserved:
             if item.row.category == "marketing" and not _counts(item):
                 self._memory.forget(item.row.customer_id)  # read again when next needed
@@ -402,6 +472,19 @@ def _stored_time(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+# What the record of a send writes even where the status stays (as the dispatcher's), and
+# its own time.
+_SENT_ALWAYS = transitions.OUTCOME_COLUMNS | {"updated_at"}
+
+
+def _plainly_sent(item: Any) -> bool:
+    """Whether the dispatcher's record would move this message to ``sent``: handed over
+    (or not journalled at all) and accepted."""
+    if item.verdict in (Verdict.GONE, Verdict.WITHDRAWN, Verdict.NOT_MARKED):
+        return False
+    return item.result is not None
 
 
 def _counts(item: Any) -> bool:
