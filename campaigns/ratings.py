@@ -39,15 +39,17 @@ def rating_token(key: str, message_id: int, customer_id: str) -> str:
     return f"{base36(message_id)}.{mac}"
 
 
+MAX_MESSAGE_ID = 2**63 - 1
+
+
 def message_of(token: str) -> int | None:
     """The message id a token names, unverified; None when it is malformed."""
     head = token.split(".", 1)[0]
-    if not head or len(head) > 13 or not head.isalnum():
+    if not head or len(head) > 13 or not (head.isascii() and head.isalnum()):
         return None
-    try:
-        return int(head, 36)
-    except ValueError:
-        return None
+    message_id = int(head, 36)
+    # Thirteen base-36 digits reach past a database integer (2**63 - 1): no message's id.
+    return message_id if message_id <= MAX_MESSAGE_ID else None
 
 
 def verify(keys: list[str], token: str, message_id: int, customer_id: str) -> bool:

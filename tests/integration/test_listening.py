@@ -204,10 +204,14 @@ def test_forged_reused_and_out_of_range_ratings_store_nothing(web: Web) -> None:
         (f"/rate/{good}/9", 400, "Zahl von 1 bis 5"),
         (f"/rate/{good}/0", 400, "Zahl von 1 bis 5"),
         ("/rate/zz/5", 404, "nicht gültig"),
+        ("/rate/zzzzzzzzzzzzz/5", 404, "nicht gültig"),  # past any database integer
+        ("/rate/2000000000000.x/5", 404, "nicht gültig"),
+        ("/rate/%D9%A1%D9%A2/5", 404, "nicht gültig"),  # digits, but not ASCII ones
     ]:
         page = web.client.get(url)
         assert (page.status_code, words in page.text) == (status, True), url
     assert web.client.post(f"/rate/{forged}", data={"value": "5"}).status_code == 404
+    assert web.client.post("/rate/2000000000000/comment", data={"comment": "x"}).status_code == 404
     assert web.client.post(f"/rate/{good}", data={"value": "6"}).status_code == 400
     assert web.client.post(f"/rate/{good}", data={"value": "-1"}).status_code == 400
     assert web.snapshot() == before
