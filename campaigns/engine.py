@@ -266,8 +266,10 @@ class Engine:
         limit: int = 2000,
         rows: Sequence[DueEvent] | None = None,
     ) -> ApplyStats:
-        """Apply up to ``limit`` events whose time has come, oldest first (or ``rows``, as
-        :meth:`apply_due_events_in` does).
+        """Apply up to ``limit`` events whose time has come, oldest first; or, given
+        ``rows``, those pending events, each at its own time where that is later than
+        ``now`` (a simulation taking customers forward each on their own,
+        :mod:`scheduler.simulation`).
 
         A bad event fails alone: the batch is applied under one SAVEPOINT, and if anything
         in it raises, it is rolled back and applied again event by event, each under its
@@ -276,18 +278,9 @@ class Engine:
         """
         return self._apply_due(conn, now, limit, _GUARDED, rows)
 
-    def apply_due_events_in(
-        self,
-        db: sa.Engine,
-        now: datetime,
-        *,
-        limit: int = 2000,
-        rows: Sequence[DueEvent] | None = None,
-    ) -> ApplyStats:
+    def apply_due_events_in(self, db: sa.Engine, now: datetime, *, limit: int = 2000) -> ApplyStats:
         """:meth:`apply_due_events` in a transaction of its own, without a savepoint while
-        nothing fails; or, given ``rows``, apply those pending events, each at its own time
-        where that is later than ``now`` (a simulation taking customers forward each on
-        their own, :mod:`scheduler.simulation`).
+        nothing fails.
 
         On SQLite a savepoint copies every page its writes touch to a sub-journal, which
         cost a tenth of the database's time on a large ingest. So the batch is applied
@@ -297,11 +290,11 @@ class Engine:
         """
         try:
             with db.begin() as conn:
-                return self._apply_due(conn, now, limit, _BARE, rows)
+                return self._apply_due(conn, now, limit, _BARE)
         except _BatchFailed:
             pass
         with db.begin() as conn:
-            return self._apply_due(conn, now, limit, _EACH, rows)
+            return self._apply_due(conn, now, limit, _EACH)
 
     def _apply_due(
         self,

@@ -33,7 +33,6 @@ from scheduler.dispatcher import (
     _DUE_ORDER,
     CLAIMED,
     DECIDE,
-    EVENTS_BATCH,
     HISTORY,
     SET_VARIANT,
     UPCOMING,
@@ -74,19 +73,14 @@ HORIZONS = (
     .where(_e.applied.is_(False))
     .group_by(_e.customer_id)
 )
-# Each customer's events of their first pending instant, before a window's end (or at it).
-_FIRST = HORIZONS.with_only_columns(
-    _e.customer_id.label("customer"), sa.func.min(_e.at).label("first")
-).subquery()
-_FIRST_EVENTS = select_fields(events_t, DueEvent).select_from(
-    events_t.join(_FIRST, sa.and_(_FIRST.c.customer == _e.customer_id, _FIRST.c.first == _e.at))
+# The pending events of a batch's customers, in the order they are applied.
+PENDING_OF = (
+    select_fields(events_t, DueEvent)
+    .where(id_in(_e.customer_id), _e.applied.is_(False))
+    .order_by(_e.at, _e.id)
 )
-FIRST_EVENTS = _FIRST_EVENTS.where(_e.applied.is_(False), _e.at < _moment("end")).order_by(
-    _e.at, _e.id
-)
-FIRST_EVENTS_INCLUSIVE = _FIRST_EVENTS.where(
-    _e.applied.is_(False), _e.at <= _moment("end")
-).order_by(_e.at, _e.id)
+
+
 # MARK_SENDING, each message at its own instant.
 MARK_SENDING_EACH = (
     messages_t.update()
@@ -141,12 +135,10 @@ def simulate(
         lease_due = lease_at is not None and lease_at <= upcoming
         event_due = event_at is not None and event_at <= upcoming
         if windows and not lease_due:
-            # Each customer taken forward on their own: every message due before their own
-            # next event, each at its own instant; then that event. Up to the next lease.
+            # Each customer taken forward on their own, up to the next lease or the end: their
+            # messages each at its own instant, their events between them.
             inclusive = lease_at is None or lease_at > until
-            end = until if inclusive else lease_at
-            stats = dispatcher.tick_window(end, inclusive=inclusive)
-            stats.events += dispatcher.apply_first_events(end, inclusive=inclusive)
+            stats = dispatcher.tick_window(until if inclusive else lease_at, inclusive=inclusive)
             if stats.claimed or stats.events:
                 continue
             # Nothing moved (cannot happen while the two agree on what is due): a plain tick.
@@ -208,17 +200,18 @@ class SimulationDispatcher(Dispatcher):
         return not self._limiters and self.policy.rules.fatigue is None
 
     def tick_window(self, end: datetime, *, inclusive: bool) -> DispatchStats:
-        """Decide, for every customer, the messages due before their own next event (and
-        before ``end``, or at it if ``inclusive``), each at its own due time, as a tick at
-        each of those instants would.
+        """Take every customer forward to ``end`` (up to it, or to it if ``inclusive``):
+        their messages each at its own due time, their events each at its own time, in the
+        order a tick at each of those instants would.
 
-        Between two of a customer's events nothing changes for them but their own
-        decisions, and one customer's decisions touch no other customer's, so a batch
-        takes customers at different instants: for each, the messages of their first due
-        instant only (all of them, as a tick claims whole customers). A customer decided
-        comes up again in a later batch, with what that decision planned or deferred,
-        until nothing of theirs is due before their next event. The clock stays where it
-        is: at the earliest time anything is due for anyone.
+        One customer's decisions and events touch no other customer's (caps, spacing,
+        bundling, conditions, planning and everything an event changes are the
+        customer's own), so a batch takes customers at different instants: for each, what
+        comes first — the messages of their first due instant (all of them, as a tick
+        claims whole customers), or their events at their next event's time if that is no
+        later. A customer comes up again in a later batch, with what that batch planned,
+        deferred or released, until nothing of theirs is due before ``end``. The clock stays
+        where it is: at the earliest time anything is due for anyone.
         """
         self._window = (end, inclusive)
         self._queue = None
@@ -227,30 +220,6 @@ class SimulationDispatcher(Dispatcher):
         finally:
             self._window = None
             self._queue = None
-
-    def apply_first_events(self, end: datetime, *, inclusive: bool) -> int:
-        """Apply, for every customer, the events of their first pending instant before
-        ``end`` (or at it), each at that instant: what :meth:`tick_window` stopped them at.
-        Returns how many."""
-        now = self.clock.now()
-        statement = FIRST_EVENTS_INCLUSIVE if inclusive else FIRST_EVENTS
-        with self.db.connect() as conn:
-            rows = [DueEvent._make(r) for r in conn.execute(statement, {"end": end})]
-        applied = 0
-        for start in range(0, len(rows), EVENTS_BATCH):
-            chunk = rows[start : start + EVENTS_BATCH]
-            applied += self._with_retry(
-                lambda chunk=chunk: (
-                    self.journeys.apply_due_events_in(self.db, now, rows=chunk).events
-                ),
-                "apply events",
-            )
-        floor = self._floor
-        for row in rows:  # their messages planned before it are decided at it, not before
-            at = max(row.at, now)
-            if at > floor.get(row.customer_id, at - timedelta(1)):
-                floor[row.customer_id] = at
-        return applied
 
     def _reserve_tx(self, now: datetime, stats: DispatchStats) -> Any:
         reserved, claimed = super()._reserve_tx(now, stats)
@@ -265,10 +234,13 @@ class SimulationDispatcher(Dispatcher):
             for item in reserved:
                 self._busy.discard(item.row.customer_id)
 
-    def _claim_window(self, conn: Connection, now: datetime) -> tuple[list[Any], dict, int]:
+    def _claim_window(
+        self, conn: Connection, now: datetime, stats: DispatchStats
+    ) -> tuple[list[Any], dict, int]:
         """The messages this batch decides: of up to a batch's customers, each one's first
         due instant; with that instant per customer; and a count that tells the tick to
-        claim again (a batch's size) while any customer may have more."""
+        claim again (a batch's size) while any customer may have more. Customers whose
+        next event comes first have their events of that instant applied here instead."""
         assert self._window is not None
         end, inclusive = self._window
         if self._queue is None:  # the window's first claim: who has anything due in it
@@ -285,29 +257,63 @@ class SimulationDispatcher(Dispatcher):
         statement = WINDOW_OF_INCLUSIVE if inclusive else WINDOW_OF
         rows = as_claimed(conn.execute(statement, {"ids": ids, "end": end}))
         horizon, floor = self._horizon, self._floor
-        at: dict[str, datetime | None] = {}
+        first_due: dict[str, datetime] = {}
+        for row in rows:  # in due order
+            first_due.setdefault(row.customer_id, row.due_at)
+        eventful = []
+        for cid in ids:
+            next_event = horizon.get(cid)
+            if (
+                next_event is not None
+                and (next_event < end or inclusive and next_event == end)
+                and (cid not in first_due or next_event <= first_due[cid])
+            ):
+                eventful.append(cid)
+        if eventful:
+            stats.events += self._apply_events_of(conn, eventful, now)
+        at: dict[str, datetime] = {}
         kept: list[Any] = []
-        for row in rows:  # in due order: a customer's first row sets their instant
+        for row in rows:  # a customer's first row sets their instant
             cid = row.customer_id
-            if cid not in at:
-                next_event = horizon.get(cid)
-                if next_event is not None and row.due_at >= next_event:
-                    at[cid] = None  # their next event comes first
+            instant = at.get(cid)
+            if instant is None:
+                if cid in eventful:
                     continue
-                at[cid] = max(row.due_at, now, floor.get(cid, now))
-            instant = at[cid]
-            if instant is not None and row.due_at <= instant:
+                instant = at[cid] = max(row.due_at, now, floor.get(cid, now))
+            if row.due_at <= instant:
                 kept.append(row)
-        instants = {cid: t for cid, t in at.items() if t is not None}
-        queue.extend(instants)  # what their decisions plan may be due before their next event
-        return kept, instants, size if queue else len(kept)
+        # Again in a later batch: what their decisions or events planned may be due.
+        queue.extend(at)
+        queue.extend(eventful)
+        return kept, at, size if queue else len(kept)
+
+    def _apply_events_of(self, conn: Connection, customer_ids: list[str], now: datetime) -> int:
+        """Apply these customers' events of their next event's instant (each at its own
+        time), in the batch's transaction; returns how many."""
+        horizon, floor = self._horizon, self._floor
+        pending = [DueEvent._make(r) for r in conn.execute(PENDING_OF, {"ids": customer_ids})]
+        due = [e for e in pending if e.at == horizon[e.customer_id]]
+        applied = self.journeys.apply_due_events(conn, now, rows=due).events
+        for cid in customer_ids:
+            instant = max(horizon.pop(cid), now)
+            if instant > floor.get(cid, instant - timedelta(1)):
+                floor[cid] = instant  # what the events planned before it is decided at it
+        applied_now = {e.id for e in due}
+        for event in pending:  # in time order: each customer's next pending event after these
+            if event.id not in applied_now and event.customer_id not in horizon:
+                horizon[event.customer_id] = event.at
+        return applied
 
     def _window_customers(self, conn: Connection, end: datetime, inclusive: bool) -> deque:
-        """The customers with a message due in the window before their own next event;
-        keeps each customer's next event (:data:`HORIZONS`) for the window's claims."""
+        """The customers with a message or an event due in the window; keeps each
+        customer's next pending event (:data:`HORIZONS`) for the window's claims."""
         self._horizon = horizon = dict(conn.execute(HORIZONS).all())
         due = conn.execute(WINDOW_DUE_INCLUSIVE if inclusive else WINDOW_DUE, {"end": end})
-        return deque(cid for cid, first in due if cid not in horizon or first < horizon[cid])
+        customers = {cid for cid, _ in due}
+        customers.update(
+            cid for cid, at in horizon.items() if at < end or (inclusive and at == end)
+        )
+        return deque(sorted(customers))
 
     def _reserve(self, conn: Connection, now: datetime, stats: DispatchStats) -> Any:
         if self._window is None:
@@ -320,7 +326,7 @@ class SimulationDispatcher(Dispatcher):
     def _reserve_window(self, conn: Connection, now: datetime, stats: DispatchStats) -> Any:
         """The dispatcher's reservation (``Dispatcher._reserve``), each customer's messages
         decided at that customer's instant; read once for the batch, written in bulk."""
-        rows, instants, claimed = self._claim_window(conn, now)
+        rows, instants, claimed = self._claim_window(conn, now, stats)
         if not rows:
             return [], claimed
         customer_ids = sorted(instants)
