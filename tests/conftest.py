@@ -128,10 +128,12 @@ class Harness:
         path.write_text("\n".join(json.dumps(e) for e in events) + "\n", encoding="utf-8")
         return import_events(self.project.db, path)
 
-    def simulate(self, until: datetime, start: datetime | None = None) -> Any:
+    def simulate(
+        self, until: datetime, start: datetime | None = None, kind: type = SimulationDispatcher
+    ) -> Any:
         stored = self.project.simulated_now()
         clock = SimulatedClock(start or stored)
-        dispatcher = self.project.dispatcher(clock, kind=SimulationDispatcher)
+        dispatcher = self.project.dispatcher(clock, kind=kind)
         try:
             stats = simulate(dispatcher, clock, until)
         finally:

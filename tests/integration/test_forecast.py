@@ -216,20 +216,14 @@ def test_a_forecast_needs_events(sqlite_harness: Harness) -> None:
 def test_the_simulation_dispatcher_decides_as_the_dispatcher_does(make_harness) -> None:
     """Cap histories in memory, the next instant asked in one statement: every message
     ends the same, at the same time, as with the dispatcher reading everything back."""
-    from scheduler.clock import SimulatedClock
     from scheduler.dispatcher import Dispatcher
-    from scheduler.simulation import SimulationDispatcher, simulate
+    from scheduler.simulation import SimulationDispatcher
 
     ends = []
     for kind in (Dispatcher, SimulationDispatcher):
         h = make_harness()
         shop(h)
-        clock = SimulatedClock(h.project.simulated_now())
-        dispatcher = h.project.dispatcher(clock, kind=kind)
-        try:
-            simulate(dispatcher, clock, UNTIL)
-        finally:
-            dispatcher.close()
+        h.simulate(UNTIL, kind=kind)
         # By the message's own key: a simulation deciding several instants at once plans
         # follow-ups of different customers in another order, so ids may differ.
         ends.append(

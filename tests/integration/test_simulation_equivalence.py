@@ -22,9 +22,8 @@ from aftersale.cli import write_project
 from aftersale.demo import generate_shop
 from campaigns.importing import import_customers, import_events
 from campaigns.store import decisions_t, events_t, messages_t
-from scheduler.clock import SimulatedClock
 from scheduler.dispatcher import Dispatcher
-from scheduler.simulation import SimulationDispatcher, simulate
+from scheduler.simulation import SimulationDispatcher
 
 
 def _outcome(h: Any) -> dict[str, Any]:
@@ -70,12 +69,7 @@ def test_the_simulation_decides_a_generated_shop_as_the_dispatcher_does(
         h = make_harness(toml=toml)
         import_customers(h.project.db, shop.customers)
         import_events(h.project.db, shop.events)
-        clock = SimulatedClock(h.project.simulated_now())
-        dispatcher = h.project.dispatcher(clock, kind=kind)
-        try:
-            simulate(dispatcher, clock, until)
-        finally:
-            dispatcher.close()
+        h.simulate(until, kind=kind)
         outcomes.append(_outcome(h))
         h.project.close()
     plain, simulated = outcomes
