@@ -446,6 +446,10 @@ def simulate(
     dispatcher = run_guarded(lambda: proj.dispatcher(clock, kind=SimulationDispatcher))
     start = clock.now()
     with console.status("simulating…") as status:
+        # Customers go forward each on their own: what has been decided, not one date.
+        dispatcher.on_batch = lambda s: status.update(
+            f"simulating… {s.sent + s.deferred + s.skipped:,} decisions, {s.events:,} events"
+        )
         stats = run_simulation(
             dispatcher,
             clock,

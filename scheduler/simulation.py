@@ -117,6 +117,9 @@ def simulate(
     died sending. The clock ends at ``until``; what is due later stays where it is. Each
     instant does only what is due then: an instant when only events are due applies them
     without a dispatch round. (Alone on its clock, the simulation knows what is due.)
+    A :class:`SimulationDispatcher` takes each customer forward on their own instead
+    (:meth:`SimulationDispatcher.tick_window`), from one lease to the next or to the end;
+    the clock then moves only where a lease or the end stops every customer.
     """
     total = DispatchStats()
     stats = dispatcher.tick()
@@ -181,9 +184,9 @@ class SimulationDispatcher(Dispatcher):
         self._reader: Any = None  # SQLite: one connection the simulation asks what is next
         # While a window is decided (:meth:`tick_window`): its end, and whether it is in it.
         self._window: tuple[datetime, bool] | None = None
-        # The instant each customer was last decided at within the current stretch between
-        # events: a message planned then but due earlier is decided at that instant, as
-        # the tick after it would (the simulation's clock stands there).
+        # The instant each customer was last decided at, or had their events applied at: a
+        # message planned then but due earlier is decided at that instant, as the tick
+        # after it would (the simulation's clock stands there).
         self._floor: dict[str, datetime] = {}
         self._busy: set[str] = set()  # customers of the batches reserved, not yet recorded
         # While a window is decided: the customers to claim (each again after a decision,
