@@ -448,7 +448,9 @@ class SimulationDispatcher(Dispatcher):
     def _record(self, conn: Connection, reserved: list[Any], now: datetime, stats: Any) -> None:
         """The dispatcher's record, each message at its own instant: the sends (nearly
         all of a simulation's batch) in one set of statements, anything else per instant."""
-        sent = [item for item in reserved if _plainly_sent(item)]
+        sent, others = [], []
+        for item in reserved:
+            (sent if _plainly_sent(item) else others).append(item)
         if sent:
             at = {item.row.id: item.at or now for item in sent}
             moves = [self._sent(item) | {"handed_over_at": None, "updated_at": at[item.row.id]}
@@ -462,9 +464,8 @@ class SimulationDispatcher(Dispatcher):
             stats.sent += len(sent)
             stats.planned += self._plan_next(conn, [item.row for item in sent], now, at)
         by_instant: dict[datetime, list[Any]] = defaultdict(list)
-        for item in reserved:
-            if not _plainly_sent(item):
-                by_instant[item.at or now].append(item)
+        for item in others:
+            by_instant[item.at or now].append(item)
         for instant, items in sorted(by_instant.items()):
             super()._record(conn, items, instant, stats)
         for item in reserved:
@@ -486,21 +487,21 @@ def _stored_time(value: Any) -> datetime | None:
 # What the record of a send writes even where the status stays (as the dispatcher's), and
 # its own time.
 _SENT_ALWAYS = transitions.OUTCOME_COLUMNS | {"updated_at"}
+# The hand-off's verdicts under which nothing went out.
+_NOT_HANDED = (Verdict.GONE, Verdict.WITHDRAWN, Verdict.NOT_MARKED)
 
 
 def _plainly_sent(item: Any) -> bool:
     """Whether the dispatcher's record would move this message to ``sent``: handed over
     (or not journalled at all) and accepted."""
-    if item.verdict in (Verdict.GONE, Verdict.WITHDRAWN, Verdict.NOT_MARKED):
-        return False
-    return item.result is not None
+    return item.verdict not in _NOT_HANDED and item.result is not None
 
 
 def _counts(item: Any) -> bool:
     """Whether a reserved message's outcome counts against caps (sent, or maybe sent)."""
-    if item.verdict in (Verdict.GONE, Verdict.WITHDRAWN, Verdict.NOT_MARKED):
-        return False
-    return item.result is not None or isinstance(item.error, AmbiguousChannelError)
+    if _plainly_sent(item):
+        return True
+    return item.verdict not in _NOT_HANDED and isinstance(item.error, AmbiguousChannelError)
 
 
 class CapHistories:
