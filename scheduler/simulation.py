@@ -180,6 +180,11 @@ class SimulationDispatcher(Dispatcher):
 
     def __init__(self, **parts: Any) -> None:
         super().__init__(**parts)
+        if self.render_pool is not None:
+            # A simulation's batches are a few customers each (a live batch that small
+            # means a quiet hour, better rendered here): every one goes to the render
+            # processes, which render on another core while this one decides the next.
+            self.render_pool.min_batch = 1
         self._memory = CapHistories()
         self._reader: Any = None  # SQLite: one connection the simulation asks what is next
         # While a window is decided (:meth:`tick_window`): its end, and whether it is in it.
