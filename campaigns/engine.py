@@ -32,6 +32,7 @@ from campaigns.bookkeeping import (
     rate,
 )
 from campaigns.bulk import unjournaled
+from campaigns.idlists import id_in
 from campaigns.journeys import DEFAULT_MIN_GAP, Journey, parse_duration, previous_view
 from campaigns.models import CANCELLED, PLANNED, UTCDateTime
 from campaigns.planning import (
@@ -473,12 +474,10 @@ class Engine:
             conn.execute(items_t.update().where(cond).values(warranty_extended_at=row.at))
         elif row.type == "return" and order_id:
             count_return(conn, row.customer_id, order_id, row.at)
-            cond = sa.and_(
-                enrollments_t.c.order_id == order_id,
-                enrollments_t.c.customer_id == row.customer_id,
-                enrollments_t.c.status == "active",
+            params = {"customer": row.customer_id, "order": order_id}
+            stats.cancelled += _end_matching(
+                conn, _ACTIVE_OF_ORDER, params, "journey_exit:return", row.at
             )
-            stats.cancelled += _end_matching(conn, cond, "journey_exit:return", row.at)
         stats.cancelled += self._exit_on_event(conn, row, order_id)
         triggered = [j for j in self.journeys.values() if j.journey.trigger.event == row.type]
         if triggered:
@@ -497,25 +496,13 @@ class Engine:
         ]
         if not exiting:
             return 0
-        e = enrollments_t.c
-        cond = sa.and_(
-            e.customer_id == row.customer_id, e.journey_id.in_(exiting), e.status == "active"
-        )
-        if order_id:
-            cond = sa.and_(cond, e.order_id == order_id)
         sku = (row.payload or {}).get("sku")
+        params = {"customer": row.customer_id, "journeys": exiting, "order": order_id}
         if sku:
-            that_item = (
-                sa.select(items_t.c.position)
-                .where(
-                    items_t.c.order_id == e.order_id,
-                    items_t.c.position == e.item_position,
-                    items_t.c.sku == str(sku),
-                )
-                .exists()
-            )
-            cond = sa.and_(cond, sa.or_(e.item_position.is_(None), that_item))
-        return _end_matching(conn, cond, f"journey_exit:{row.type}", row.at)
+            params["sku"] = str(sku)
+        return _end_matching(
+            conn, _EXITING[(bool(order_id), bool(sku))], params, f"journey_exit:{row.type}", row.at
+        )
 
     def _resolve_complaint(self, conn: Connection, row: Any) -> None:
         conn.execute(
@@ -626,41 +613,81 @@ def end_enrollments(conn: Connection, ends: Mapping[str, datetime], reason: str)
     if not ends:
         return 0
     status = "exited" if reason.startswith("journey_exit") else "cancelled"
-    params = [{"eid": eid, "at": at} for eid, at in sorted(ends.items())]
-    at_param = sa.bindparam("at", type_=UTCDateTime())
-    # The enrolment's messages that may be cancelled (those still planned), as the
-    # transition table says; the decision rows and the move read the same condition.
-    enrolment = messages_t.c.enrollment_id == sa.bindparam("eid")
-    planned = sa.and_(enrolment, transitions.movable(CANCELLED))
-    counted = conn.execute(
-        sa.select(sa.func.count()).where(
-            messages_t.c.enrollment_id.in_(list(ends)), transitions.movable(CANCELLED)
-        )
-    ).scalar_one()
-    conn.execute(
-        enrollments_t.update()
-        .where(enrollments_t.c.id == sa.bindparam("eid"))
-        .values(status=status, reason=reason, ended_at=at_param),
-        params,
-    )
-    history = sa.select(
-        messages_t.c.id, at_param, sa.literal("cancelled"), sa.literal(reason), messages_t.c.due_at
-    ).where(planned)
-    conn.execute(
-        decisions_t.insert().from_select(
-            ["message_id", "at", "action", "reason", "due_before"], history
-        ),
-        params,
-    )
-    transitions.move_where(
-        conn, CANCELLED, enrolment, {"reason": reason, "updated_at": at_param}, params
-    )
+    params = [
+        {"eid": eid, "at": at, "ended_as": status, "reason": reason}
+        for eid, at in sorted(ends.items())
+    ]
+    counted = conn.execute(_CANCELLABLE, {"ids": list(ends)}).scalar_one()
+    conn.execute(_END_ENROLMENT, params)
+    conn.execute(_CANCEL_HISTORY, params)
+    conn.execute(_CANCEL_PLANNED, params)
     return counted
 
 
-def _end_matching(conn: Connection, condition: Any, reason: str, at: datetime) -> int:
-    ids = [r[0] for r in conn.execute(sa.select(enrollments_t.c.id).where(condition))]
+# What ending enrolments runs (one set of bind values per enrolment: ``eid``, ``at``,
+# ``ended_as``, ``reason``), built once: an event that ends one runs them for it alone.
+# (No value may be named ``status``: it would stand for the messages' new status.)
+_AT = sa.bindparam("at", type_=UTCDateTime())
+_REASON = sa.bindparam("reason", type_=sa.String())
+_OF_ENROLMENT = messages_t.c.enrollment_id == sa.bindparam("eid")
+# The enrolments' messages that may be cancelled (those still planned), as the transition
+# table says; the count, the decision rows and the move read the same condition.
+_CANCELLABLE = sa.select(sa.func.count()).where(
+    id_in(messages_t.c.enrollment_id), transitions.movable(CANCELLED)
+)
+_END_ENROLMENT = (
+    enrollments_t.update()
+    .where(enrollments_t.c.id == sa.bindparam("eid"))
+    .values(status=sa.bindparam("ended_as"), reason=_REASON, ended_at=_AT)
+)
+_CANCEL_HISTORY = decisions_t.insert().from_select(
+    ["message_id", "at", "action", "reason", "due_before"],
+    sa.select(messages_t.c.id, _AT, sa.literal("cancelled"), _REASON, messages_t.c.due_at).where(
+        _OF_ENROLMENT, transitions.movable(CANCELLED)
+    ),
+)
+_CANCEL_PLANNED = transitions.move_where_statement(
+    CANCELLED, _OF_ENROLMENT, {"reason": _REASON, "updated_at": _AT}
+)
+
+
+def _end_matching(
+    conn: Connection, select_ids: Any, params: Mapping[str, Any], reason: str, at: datetime
+) -> int:
+    ids = [r[0] for r in conn.execute(select_ids, params)]
     return end_enrollments(conn, dict.fromkeys(ids, at), reason)
+
+
+def _exiting(order: bool, sku: bool) -> Any:
+    """The customer's active enrolments in the exiting journeys: of one order, of the items
+    with one SKU (a per-item journey's), or all of them."""
+    e = enrollments_t.c
+    cond = sa.and_(
+        e.customer_id == sa.bindparam("customer"), id_in(e.journey_id, "journeys"),
+        e.status == "active",
+    )  # fmt: skip
+    if order:
+        cond = sa.and_(cond, e.order_id == sa.bindparam("order"))
+    if sku:
+        that_item = (
+            sa.select(items_t.c.position)
+            .where(
+                items_t.c.order_id == e.order_id,
+                items_t.c.position == e.item_position,
+                items_t.c.sku == sa.bindparam("sku"),
+            )
+            .exists()
+        )
+        cond = sa.and_(cond, sa.or_(e.item_position.is_(None), that_item))
+    return sa.select(e.id).where(cond)
+
+
+_EXITING = {(order, sku): _exiting(order, sku) for order in (False, True) for sku in (False, True)}
+_ACTIVE_OF_ORDER = sa.select(enrollments_t.c.id).where(
+    enrollments_t.c.order_id == sa.bindparam("order"),
+    enrollments_t.c.customer_id == sa.bindparam("customer"),
+    enrollments_t.c.status == "active",
+)
 
 
 def _item_row(order_id: str, position: int, item: Mapping[str, Any]) -> dict[str, Any]:

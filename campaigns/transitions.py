@@ -172,8 +172,14 @@ def move_where(
     """Move every message matching ``where`` to ``to`` where the table allows it: the
     set-based :func:`move`, for the engine's cancellations of an enrolment's planned
     messages (an exit, a return). ``params``: one set of bind values, or a list of them."""
-    stmt = unjournaled(messages_t.update().where(where, movable(to)).values(status=to, **values))
+    stmt = move_where_statement(to, where, values)
     conn.execute(stmt, params) if params is not None else conn.execute(stmt)
+
+
+def move_where_statement(to: str, where: Any, values: Mapping[str, Any]) -> Any:
+    """The statement :func:`move_where` runs, for one to build once and run often (with
+    its bind values as parameters)."""
+    return unjournaled(messages_t.update().where(where, movable(to)).values(status=to, **values))
 
 
 @lru_cache(maxsize=128)

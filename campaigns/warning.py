@@ -267,9 +267,13 @@ def store_alerts(conn: Connection, alerts: Sequence[Alert]) -> None:
         conn.execute(state_t.insert().values(key=ALERTS_KEY, value=value))
 
 
+# Read by every batch of events and of messages: built once.
+_ALERTS = sa.select(state_t.c.value).where(state_t.c.key == ALERTS_KEY)
+
+
 def alert_skus(conn: Connection) -> frozenset[str]:
     """The SKUs under alert at the last evaluation (empty before any)."""
-    value = conn.execute(sa.select(state_t.c.value).where(state_t.c.key == ALERTS_KEY)).scalar()
+    value = conn.execute(_ALERTS).scalar()
     try:
         return frozenset(json.loads(value)) if value else frozenset()
     except (TypeError, ValueError):
