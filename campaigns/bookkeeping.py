@@ -146,15 +146,19 @@ def open_complaint(conn: Connection, row: Any) -> None:
         "reason": _text(payload.get("reason")),
         "opened_at": row.at,
     }
-    known = conn.execute(sa.select(complaints_t.c.id).where(complaints_t.c.id == row.id)).first()
-    if known is not None:
+    if conn.execute(_COMPLAINT_KNOWN, {"id": row.id}).first() is not None:
         return
-    conn.execute(complaints_t.insert().values(**values))
-    conn.execute(
-        customers_t.update()
-        .where(_c.id == row.customer_id)
-        .values(open_complaints=_c.open_complaints + 1, complaints=_c.complaints + 1)
-    )
+    conn.execute(complaints_t.insert(), values)
+    conn.execute(_COUNT_COMPLAINT, {"customer": row.customer_id})
+
+
+# Built once: every complaint runs them.
+_COMPLAINT_KNOWN = sa.select(complaints_t.c.id).where(complaints_t.c.id == sa.bindparam("id"))
+_COUNT_COMPLAINT = (
+    customers_t.update()
+    .where(_c.id == sa.bindparam("customer"))
+    .values(open_complaints=_c.open_complaints + 1, complaints=_c.complaints + 1)
+)
 
 
 def close_complaint(conn: Connection, row: Any) -> None:
@@ -179,14 +183,24 @@ def rate(conn: Connection, row: Any) -> None:
     value = (row.payload or {}).get("value")
     if not isinstance(value, int) or isinstance(value, bool):
         return
-    conn.execute(
-        customers_t.update()
-        .where(
-            _c.id == row.customer_id,
-            sa.or_(_c.satisfaction_at.is_(None), _c.satisfaction_at <= row.at),
-        )
-        .values(satisfaction=value, satisfaction_at=row.at)
+    conn.execute(_RATE, {"customer": row.customer_id, "value": value, "at": row.at})
+
+
+# The customer's latest rating, unless a later one is already stored.
+_RATE = (
+    customers_t.update()
+    .where(
+        _c.id == sa.bindparam("customer"),
+        sa.or_(
+            _c.satisfaction_at.is_(None),
+            _c.satisfaction_at <= sa.bindparam("at", type_=_c.satisfaction_at.type),
+        ),
     )
+    .values(
+        satisfaction=sa.bindparam("value"),
+        satisfaction_at=sa.bindparam("at", type_=_c.satisfaction_at.type),
+    )
+)
 
 
 def _category(conn: Connection, customer_id: str, order_id: str | None, sku: str | None):

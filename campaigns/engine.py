@@ -505,25 +505,14 @@ class Engine:
         )
 
     def _resolve_complaint(self, conn: Connection, row: Any) -> None:
-        conn.execute(
-            customers_t.update()
-            .where(customers_t.c.id == row.customer_id, customers_t.c.open_complaints > 0)
-            .values(open_complaints=customers_t.c.open_complaints - 1)
-        )
-        still_open = conn.execute(
-            sa.select(customers_t.c.open_complaints).where(customers_t.c.id == row.customer_id)
-        ).scalar()
-        if still_open:
+        customer = {"customer": row.customer_id}
+        conn.execute(_CLOSE_ONE_COMPLAINT, customer)
+        if conn.execute(_OPEN_COMPLAINTS, customer).scalar():
             return
-        held = sa.and_(
-            messages_t.c.customer_id == row.customer_id,
-            messages_t.c.status == PLANNED,
-            messages_t.c.reason == "complaint_open",
-        )
-        ids = conn.execute(sa.select(messages_t.c.id, messages_t.c.due_at).where(held)).all()
+        ids = conn.execute(_HELD_FOR_COMPLAINT, customer).all()
         if not ids:
             return
-        conn.execute(messages_t.update().where(held).values(due_at=row.at, reason=None))
+        conn.execute(_RELEASE_HELD, {**customer, "at": row.at})
         conn.execute(
             decisions_t.insert(),
             [
@@ -681,6 +670,27 @@ def _exiting(order: bool, sku: bool) -> Any:
         cond = sa.and_(cond, sa.or_(e.item_position.is_(None), that_item))
     return sa.select(e.id).where(cond)
 
+
+# A resolved complaint: one fewer open, and once none is, the messages it held released.
+_CLOSE_ONE_COMPLAINT = (
+    customers_t.update()
+    .where(customers_t.c.id == sa.bindparam("customer"), customers_t.c.open_complaints > 0)
+    .values(open_complaints=customers_t.c.open_complaints - 1)
+)
+_OPEN_COMPLAINTS = sa.select(customers_t.c.open_complaints).where(
+    customers_t.c.id == sa.bindparam("customer")
+)
+_HELD = sa.and_(
+    messages_t.c.customer_id == sa.bindparam("customer"),
+    messages_t.c.status == PLANNED,
+    messages_t.c.reason == "complaint_open",
+)
+_HELD_FOR_COMPLAINT = sa.select(messages_t.c.id, messages_t.c.due_at).where(_HELD)
+_RELEASE_HELD = (
+    messages_t.update()
+    .where(_HELD)
+    .values(due_at=sa.bindparam("at", type_=UTCDateTime()), reason=None)
+)
 
 _EXITING = {(order, sku): _exiting(order, sku) for order in (False, True) for sku in (False, True)}
 _ACTIVE_OF_ORDER = sa.select(enrollments_t.c.id).where(

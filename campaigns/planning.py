@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 from campaigns.bulk import executemany
 from campaigns.customers import customer_context
 from campaigns.durations import warranty_end
+from campaigns.idlists import id_in
 from campaigns.journeys import Journey, Step, evaluate, previous_view
 from campaigns.models import COUNTING_STATUSES, PLANNED, SENDING
 from campaigns.store import (
@@ -484,13 +485,10 @@ def previous_outcomes(
             wanted[row.id] = (row.enrollment_id, before.id, row.occurrence)
     if not wanted:
         return {}
-    m = messages_t.c
     found: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    for message in conn.execute(
-        sa.select(m.enrollment_id, m.step, m.occurrence, m.status, m.sent_at, m.reason).where(
-            m.enrollment_id.in_(sorted({w[0] for w in wanted.values()}))
-        )
-    ):
+    enrolments = sorted({w[0] for w in wanted.values()})
+    steps = sorted({w[1] for w in wanted.values()})
+    for message in conn.execute(_OUTCOMES, {"ids": enrolments, "steps": steps}):
         found[(message.enrollment_id, message.step)].append(message)
     outcomes = {}
     for message_id, (enrollment_id, step_id, occurrence) in wanted.items():
@@ -500,6 +498,18 @@ def previous_outcomes(
             sent_at = last.sent_at if last.status in COUNTING_STATUSES else None
             outcomes[message_id] = previous_view(last.status, sent_at, last.reason)
     return outcomes
+
+
+# The messages of the steps listed before those asking (of their enrolments): read for a
+# batch at once, built once.
+_OUTCOMES = sa.select(
+    messages_t.c.enrollment_id,
+    messages_t.c.step,
+    messages_t.c.occurrence,
+    messages_t.c.status,
+    messages_t.c.sent_at,
+    messages_t.c.reason,
+).where(id_in(messages_t.c.enrollment_id), id_in(messages_t.c.step, "steps"))
 
 
 def _timetables(conn: Connection, ids: set[str]) -> dict[str, Any]:
