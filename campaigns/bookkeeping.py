@@ -187,18 +187,19 @@ def rate(conn: Connection, row: Any) -> None:
 
 
 # The customer's latest rating, unless a later one is already stored.
+_RATED_AT = sa.bindparam("at", type_=_c.satisfaction_at.type)
 _RATE = (
     customers_t.update()
     .where(
         _c.id == sa.bindparam("customer"),
         sa.or_(
             _c.satisfaction_at.is_(None),
-            _c.satisfaction_at <= sa.bindparam("at", type_=_c.satisfaction_at.type),
+            _c.satisfaction_at <= _RATED_AT,
         ),
     )
     .values(
         satisfaction=sa.bindparam("value"),
-        satisfaction_at=sa.bindparam("at", type_=_c.satisfaction_at.type),
+        satisfaction_at=_RATED_AT,
     )
 )
 

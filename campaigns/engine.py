@@ -671,6 +671,14 @@ def _exiting(order: bool, sku: bool) -> Any:
     return sa.select(e.id).where(cond)
 
 
+_EXITING = {(order, sku): _exiting(order, sku) for order in (False, True) for sku in (False, True)}
+_ACTIVE_OF_ORDER = sa.select(enrollments_t.c.id).where(
+    enrollments_t.c.order_id == sa.bindparam("order"),
+    enrollments_t.c.customer_id == sa.bindparam("customer"),
+    enrollments_t.c.status == "active",
+)
+
+
 # A resolved complaint: one fewer open, and once none is, the messages it held released.
 _CLOSE_ONE_COMPLAINT = (
     customers_t.update()
@@ -686,18 +694,7 @@ _HELD = sa.and_(
     messages_t.c.reason == "complaint_open",
 )
 _HELD_FOR_COMPLAINT = sa.select(messages_t.c.id, messages_t.c.due_at).where(_HELD)
-_RELEASE_HELD = (
-    messages_t.update()
-    .where(_HELD)
-    .values(due_at=sa.bindparam("at", type_=UTCDateTime()), reason=None)
-)
-
-_EXITING = {(order, sku): _exiting(order, sku) for order in (False, True) for sku in (False, True)}
-_ACTIVE_OF_ORDER = sa.select(enrollments_t.c.id).where(
-    enrollments_t.c.order_id == sa.bindparam("order"),
-    enrollments_t.c.customer_id == sa.bindparam("customer"),
-    enrollments_t.c.status == "active",
-)
+_RELEASE_HELD = messages_t.update().where(_HELD).values(due_at=_AT, reason=None)
 
 
 def _item_row(order_id: str, position: int, item: Mapping[str, Any]) -> dict[str, Any]:
