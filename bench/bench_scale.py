@@ -8,8 +8,9 @@ PostgreSQL, one against two dispatcher processes, and a large send log.
 - dispatch: due thank-you e-mails through policy, rendering and an in-memory channel,
   messages/s, on SQLite and PostgreSQL, in one and in two processes (each process its own
   in-memory channel and rendering in its own threads; sends counted from the database);
-  target two >= 1.6x one on PostgreSQL; beside them one dispatcher with its default render
-  process;
+  target two >= 1.6x one on PostgreSQL, and one PostgreSQL dispatcher >= 0.8x one SQLite
+  dispatcher (``pg_sqlite_1p_ratio``); beside them one dispatcher with its default render
+  process on each database, and their ratio;
 - log size: the dispatch rate with 1M (quick: 100k) messages already in the send log against
   an empty one (target >= 0.8x), and the dispatching process's peak RSS (target <= 300 MB).
 
@@ -47,6 +48,7 @@ from scheduler.workers import Worker
 TARGETS = {
     "plan_ratio": 20.0,
     "pg_two_process_ratio": 1.6,
+    "pg_sqlite_1p_ratio": 0.8,
     "large_log_ratio": 0.8,
 }
 PG_URL = os.environ.get(
@@ -269,6 +271,7 @@ def bench_dispatch(n: int) -> dict[str, Any]:
                 continue
             r = measure(n, url, processes, **own_threads)
             figures[f"pg_{processes}p_per_s"] = round(r["per_s"])
+    figures["sqlite_1p_render_process_per_s"] = round(measure(n, None, 1)["per_s"])
     with postgres_database() as url:
         if url is not None:
             figures["pg_1p_render_process_per_s"] = round(measure(n, url, 1)["per_s"])
@@ -277,6 +280,11 @@ def bench_dispatch(n: int) -> dict[str, Any]:
     )
     if "pg_1p_per_s" in figures:
         figures["pg_two_process_ratio"] = round(figures["pg_2p_per_s"] / figures["pg_1p_per_s"], 2)
+        # One dispatcher on PostgreSQL against one on SQLite, measured in this run.
+        figures["pg_sqlite_1p_ratio"] = round(figures["pg_1p_per_s"] / figures["sqlite_1p_per_s"], 2)
+        figures["pg_sqlite_1p_render_process_ratio"] = round(
+            figures["pg_1p_render_process_per_s"] / figures["sqlite_1p_render_process_per_s"], 2
+        )
     return figures
 
 

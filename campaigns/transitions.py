@@ -57,6 +57,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from campaigns.bulk import executemany, unjournaled
@@ -84,6 +85,7 @@ __all__ = [
     "OUTCOME_COLUMNS",
     "allowed",
     "hand_over",
+    "hand_over_journalled",
     "journal_outcomes",
     "move",
     "move_where",
@@ -284,6 +286,72 @@ def hand_over(conn: Connection, ids: Collection[int], at: datetime) -> set[int]:
     if not ids:
         return set()
     return set(conn.execute(HAND_OVER, {"ids": list(ids), "at": at}).scalars())
+
+
+def hand_over_journalled(
+    conn: Connection,
+    ids: Collection[int],
+    outcomes: Iterable[Mapping[str, Any]],
+    at: datetime,
+    *,
+    wait_for_disk: bool = True,
+) -> set[int]:
+    """PostgreSQL: :func:`journal_outcomes` and :func:`hand_over` in one statement, the
+    outcomes as data-modifying ``WITH`` clauses beside the hand-off. On a connection in
+    autocommit that is one round trip where a transaction of its own takes five (BEGIN,
+    the two updates, COMMIT, and a setting); a sending thread waits for each of them.
+    Without ``wait_for_disk`` the statement's commit does not wait for the server's disk
+    (``synchronous_commit`` off for its own transaction). Returns the ids marked.
+
+    No message may be both handed over and journalled here: one statement changes a row
+    once, so the caller takes the two-statement path for such a group.
+    """
+    shapes: dict[tuple[str, ...], list[Mapping[str, Any]]] = defaultdict(list)
+    for row in outcomes:
+        shapes[tuple(sorted(k for k in row if k != "_id"))].append(row)
+    params: dict[str, Any] = {"ids": list(ids), "at": at}
+    for n, (columns, rows) in enumerate(shapes.items()):
+        for column in ("_id", *columns):
+            params[f"o{n}_{column}"] = [row[column] for row in rows]
+    return set(conn.execute(_hand_over_journalled(tuple(shapes), wait_for_disk), params).scalars())
+
+
+@lru_cache(maxsize=32)
+def _hand_over_journalled(shapes: tuple[tuple[str, ...], ...], wait_for_disk: bool) -> Any:
+    """The statement of :func:`hand_over_journalled` for answers of these column sets."""
+    m = messages_t.c
+    ctes = []
+    for n, columns in enumerate(shapes):
+        names = ("_id", *columns)
+        types = [m.id.type, *(m[c].type for c in columns)]
+        # One dimension: a JSON value that is a list is one element, not a nested array.
+        arrays = [
+            sa.bindparam(f"o{n}_{name}", type_=ARRAY(type_, dimensions=1))
+            for name, type_ in zip(names, types, strict=True)
+        ]
+        rows = (
+            sa.func.unnest(*arrays)
+            .table_valued(*(sa.column(name) for name in names))
+            .render_derived(name=f"o{n}")
+        )
+        update = (
+            messages_t.update()
+            .where(m.id == rows.c["_id"])
+            .values({c: rows.c[c] for c in columns})
+            .returning(m.id)
+        )
+        ctes.append(update.cte(f"journalled_{n}"))
+    where = [id_in(m.id), m.status == SENDING, m.handed_over_at.is_(None)]
+    if not wait_for_disk:  # evaluated once, for the statement's own transaction
+        setting = sa.func.set_config("synchronous_commit", "off", sa.true())
+        where.append(sa.select(setting).scalar_subquery().is_not(None))
+    statement = (
+        messages_t.update()
+        .where(*where)
+        .values(handed_over_at=sa.bindparam("at", type_=UTCDateTime()))
+        .returning(m.id)
+    )
+    return statement.add_cte(*ctes) if ctes else statement
 
 
 # Marketing messages whose customer decided on topics: checked against their topic.

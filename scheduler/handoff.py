@@ -11,7 +11,7 @@ dispatcher whose mark lands sends it.
 Where the record goes depends on the database:
 
 * **PostgreSQL** (:class:`TableJournal`): the message's own ``handed_over_at`` and outcome
-  columns (:func:`campaigns.transitions.hand_over`), in one short transaction; rows are
+  columns (:func:`campaigns.transitions.hand_over_journalled`), in one statement; rows are
   locked one by one, so this never waits for another dispatcher's reservation.
 * **SQLite** (:class:`FileJournal`): append-only files in a directory beside the
   project's database (``<database>.handoffs/``), one set per dispatcher. The project's
@@ -77,7 +77,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from campaigns import transitions
 
@@ -162,6 +162,7 @@ class _Ticket:
     message_id: int
     lease: datetime
     verdict: Verdict | None = None
+    group: list[_Ticket] | None = None  # set when this thread is to write these
     wake: Any = field(default_factory=_held_lock)  # released once the thread may go on
 
 
@@ -181,7 +182,7 @@ class HandOffs:
         self._lock = threading.Lock()
         self._waiting: list[_Ticket] = []
         self._answers: list[Answer] = []
-        self._busy = False
+        self._busy = False  # a group is being written
 
     def enter(self, message_id: int, lease: datetime) -> Verdict:
         """Block until the hand-off of ``message_id`` (reserved until ``lease``) is recorded
@@ -189,21 +190,25 @@ class HandOffs:
 
         One thread at a time writes a group; the threads arriving meanwhile wait, each on a
         lock of its own, and are woken only when their own group is decided (or, the first
-        of them, to write the next group): a wake-up costs a waiting thread the interpreter
-        lock, and waking every waiter after every write had cost more than the writes.
+        of them, to write the waiting ones as the next group): a wake-up costs a waiting
+        thread the interpreter lock, and waking every waiter after every write had cost
+        more than the writes. Two writers at once made more and slower marks: each round
+        trip also waits for the interpreter lock, and more of them wait longer.
         """
         if not self.journal.grouped:
             return self._direct(message_id, lease)
         ticket = _Ticket(message_id, lease)
         with self._lock:
-            self._waiting.append(ticket)
-            lead = not self._busy
-            self._busy = True
-        if not lead:
+            if not self._busy:
+                self._busy = True
+                ticket.group = [*self._waiting, ticket]
+                self._waiting = []
+            else:
+                self._waiting.append(ticket)
+        if ticket.group is None:
             ticket.wake.acquire()  # released when decided, or to write the next group
-            if ticket.verdict is not None:
-                return ticket.verdict
-        self._lead()
+        if ticket.group is not None:
+            self._lead(ticket.group)
         assert ticket.verdict is not None
         return ticket.verdict
 
@@ -221,17 +226,19 @@ class HandOffs:
             return Verdict.NOT_MARKED
         return Verdict.GO if message_id in marked else Verdict.GONE
 
-    def _lead(self) -> None:
-        """Write the waiting group, then wake it and hand the writing on to a later one."""
+    def _lead(self, group: list[_Ticket]) -> None:
+        """Write ``group``, then wake it and hand the writing on to the tickets waiting."""
         with self._lock:
-            group, self._waiting = self._waiting, []
             answers, self._answers = self._answers, []
         try:
             self._commit(group, answers)
         finally:
             with self._lock:
                 following = self._waiting[0] if self._waiting else None
-                self._busy = following is not None
+                if following is None:
+                    self._busy = False
+                else:  # the writing passes to the waiting tickets, as one group
+                    following.group, self._waiting = self._waiting, []
             for ticket in group:
                 if ticket.verdict is None:  # only an interrupt gets here: not sent
                     ticket.verdict = Verdict.NOT_MARKED
@@ -264,25 +271,55 @@ class HandOffs:
 
 
 class TableJournal:
-    """Hand-offs and answers in the message's own columns."""
+    """Hand-offs and answers in the message's own columns.
 
-    grouped = True  # a transaction each
+    A mark is one statement (:func:`campaigns.transitions.hand_over_journalled`) on a
+    connection of the journal's own, in autocommit: one round trip to the server, where a
+    transaction checked out of the pool took six (the pool's ping, BEGIN, a setting, the
+    two updates, COMMIT). The sending threads wait for each mark in turn, and each round
+    trip also waits for the interpreter lock on its way back.
+    """
+
+    grouped = True  # a statement each
 
     def __init__(self, db: Engine) -> None:
         self.db = db
+        self._idle: list[Connection] = []  # kept between marks (one, as marks take turns)
+        self._lock = threading.Lock()
 
     def open(self) -> None:
-        """Nothing to open: the table is there."""
+        """Nothing to open: the table is there (connections come with the first marks)."""
 
     def mark(self, tickets, answers, at):
         ids = [message_id for message_id, _ in tickets]
-        with self.db.begin() as conn:
+        outcomes = [answer for answer, _ in answers]
+        if {row["_id"] for row in outcomes} & set(ids):  # a row changes once per statement
+            return self._mark_in_transaction(ids, outcomes, at)
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self.db.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
             # Committed without waiting for the server's disk, as the SQLite journal is
             # written without fsync: a dispatcher that dies loses nothing (the server has
             # the commit); only a crash of the database server itself may forget the last
-            # fraction of a second of marks. Waiting for the disk cost 3-4 ms a group here.
+            # fraction of a second of marks. Waiting for the disk cost 3-4 ms a mark here.
+            marked = transitions.hand_over_journalled(
+                conn, ids, outcomes, at, wait_for_disk=False
+            )
+        except Exception:
+            with contextlib.suppress(Exception):  # the retry, if any, takes a fresh one
+                conn.invalidate()
+                conn.close()
+            raise
+        with self._lock:
+            self._idle.append(conn)
+        return marked
+
+    def _mark_in_transaction(self, ids, outcomes, at):
+        with self.db.begin() as conn:
             conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-            transitions.journal_outcomes(conn, [answer for answer, _ in answers], at)
+            transitions.journal_outcomes(conn, outcomes, at)
             return transitions.hand_over(conn, ids, at)
 
     def entries(self, rows):
@@ -306,7 +343,11 @@ class TableJournal:
         """Nothing to drop: the record overwrites the columns."""
 
     def close(self) -> None:
-        """Nothing to close: the project's engine is the caller's."""
+        """Give the journal's connections back to the project's engine."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
 
 # ---------------------------------------------------------------------------- SQLite

@@ -30,6 +30,7 @@ from channels import (
 )
 from channels.memory import InMemoryChannel
 from scheduler.clock import SimulatedClock
+from scheduler.handoff import TableJournal
 from tests.conftest import Harness, _reset_postgres, item, purchase, utc
 from tests.integration.test_webhooks import sold
 
@@ -494,3 +495,53 @@ def test_an_exit_cancels_only_what_the_table_lets_it(shop: Harness) -> None:
     assert second.status == "sending" and second.reason is None
     assert history(shop, first.id) == [("cancelled", "journey_exit:return")]
     assert history(shop, second.id) == []
+
+
+# ------------------------------------------------------------- hand-offs on PostgreSQL
+
+
+def test_a_hand_off_on_postgresql_is_one_statement_on_a_kept_connection(pg_shop: Harness) -> None:
+    """A mark journals the answers of both shapes (acceptance, refusal) and hands over
+    only what is still ``sending`` and not handed over, in one statement; the next mark
+    takes no connection from the pool; a group whose answers name one of its own tickets
+    goes the two-statement way and gets the same result."""
+    h = pg_shop
+    sold(h)
+    h.customers([{"id": "c2", "email": "ben@example.org"}])
+    h.events([purchase("e2", "c2", "2026-01-05T10:00:00+01:00", "o2", item())])
+    with h.project.db.begin() as conn:
+        h.project.journeys.apply_due_events(conn, utc("2026-01-05T10:00:00"))
+    a, b, c, d = (m.id for m in h.messages()[:4])
+    before = utc("2026-01-05T11:00:00")
+    at, lease = utc("2026-01-05T12:00:00"), utc("2026-01-05T12:05:00")
+    with h.project.db.begin() as conn:
+        conn.execute(messages_t.update().where(messages_t.c.id.in_([a, b, c, d]))
+                     .values(status="sending", lease_until=lease))  # fmt: skip
+        conn.execute(messages_t.update().where(messages_t.c.id == b).values(handed_over_at=before))
+    accepted = {"_id": c, "locale": "de", "subject": "Danke", "provider": "sendgrid",
+                "provider_message_id": "sg-1", "details": {"links": ["https://x.example/"]}}  # fmt: skip
+    refused = {"_id": d, "reason": "retry:sendgrid:429"}
+    statements: list[str] = []
+    checkouts: list[object] = []
+    sa.event.listen(h.project.db, "before_cursor_execute", lambda *e: statements.append(e[2]))
+    sa.event.listen(h.project.db.pool, "checkout", lambda *e: checkouts.append(e))
+    journal = TableJournal(h.project.db)
+    try:
+        marked = journal.mark([(a, lease), (b, lease)], [(accepted, lease), (refused, lease)], at)
+        assert marked == {a}, "b was handed over before: it is not sent twice"
+        assert len(statements) == 1 and len(checkouts) == 1
+        statements.clear(), checkouts.clear()
+        assert journal.mark([(b, lease)], [], at) == set()
+        assert len(statements) == 1 and checkouts == [], "the kept connection, no pool ping"
+        # A ticket whose answer is in the same group: one row cannot change twice in one
+        # statement, so this group goes as a transaction of two.
+        assert journal.mark([(d, lease)], [(refused, lease)], at) == {d}
+    finally:
+        journal.close()
+    rows = {m.id: m for m in h.messages()}
+    assert {rows[i].status for i in (a, b, c, d)} == {"sending"}, "a mark moves no status"
+    assert (rows[a].handed_over_at, rows[b].handed_over_at) == (at, before)
+    assert rows[c].handed_over_at is None and rows[d].handed_over_at == at
+    got = {k: getattr(rows[c], k) for k in accepted if k != "_id"}
+    assert got == {k: v for k, v in accepted.items() if k != "_id"}
+    assert rows[d].reason == "retry:sendgrid:429" and rows[d].provider is None
