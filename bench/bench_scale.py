@@ -281,7 +281,9 @@ def bench_dispatch(n: int) -> dict[str, Any]:
     if "pg_1p_per_s" in figures:
         figures["pg_two_process_ratio"] = round(figures["pg_2p_per_s"] / figures["pg_1p_per_s"], 2)
         # One dispatcher on PostgreSQL against one on SQLite, measured in this run.
-        figures["pg_sqlite_1p_ratio"] = round(figures["pg_1p_per_s"] / figures["sqlite_1p_per_s"], 2)
+        figures["pg_sqlite_1p_ratio"] = round(
+            figures["pg_1p_per_s"] / figures["sqlite_1p_per_s"], 2
+        )
         figures["pg_sqlite_1p_render_process_ratio"] = round(
             figures["pg_1p_render_process_per_s"] / figures["sqlite_1p_render_process_per_s"], 2
         )

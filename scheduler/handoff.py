@@ -304,9 +304,7 @@ class TableJournal:
             # written without fsync: a dispatcher that dies loses nothing (the server has
             # the commit); only a crash of the database server itself may forget the last
             # fraction of a second of marks. Waiting for the disk cost 3-4 ms a mark here.
-            marked = transitions.hand_over_journalled(
-                conn, ids, outcomes, at, wait_for_disk=False
-            )
+            marked = transitions.hand_over_journalled(conn, ids, outcomes, at, wait_for_disk=False)
         except Exception:
             with contextlib.suppress(Exception):  # the retry, if any, takes a fresh one
                 conn.invalidate()
