@@ -30,6 +30,7 @@ from channels import (
 )
 from channels.memory import InMemoryChannel
 from scheduler.clock import SimulatedClock
+from scheduler.dispatcher import is_connection_fault
 from scheduler.handoff import TableJournal
 from tests.conftest import Harness, _reset_postgres, item, purchase, utc
 from tests.integration.test_webhooks import sold
@@ -504,7 +505,8 @@ def test_a_hand_off_on_postgresql_is_one_statement_on_a_kept_connection(pg_shop:
     """A mark journals the answers of both shapes (acceptance, refusal) and hands over
     only what is still ``sending`` and not handed over, in one statement; the next mark
     takes no connection from the pool; a group whose answers name one of its own tickets
-    goes the two-statement way and gets the same result."""
+    goes the two-statement way and gets the same result; a dead kept connection is
+    replaced."""
     h = pg_shop
     sold(h)
     h.customers([{"id": "c2", "email": "ben@example.org"}])
@@ -533,6 +535,15 @@ def test_a_hand_off_on_postgresql_is_one_statement_on_a_kept_connection(pg_shop:
         statements.clear(), checkouts.clear()
         assert journal.mark([(b, lease)], [], at) == set()
         assert len(statements) == 1 and checkouts == [], "the kept connection, no pool ping"
+        # The kept connection dies (a server restart, an idle timeout): the mark fails as a
+        # connection fault, which the dispatcher retries, and the retry gets a fresh one.
+        (pid,) = {conn.connection.driver_connection.info.backend_pid for conn in journal._idle}
+        with h.project.db.connect() as conn:
+            conn.execute(sa.text("select pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(sa.exc.DBAPIError) as fault:
+            journal.mark([(c, lease)], [], at)
+        assert is_connection_fault(fault.value)
+        assert journal.mark([(c, lease)], [], at) == {c}
         # A ticket whose answer is in the same group: one row cannot change twice in one
         # statement, so this group goes as a transaction of two.
         assert journal.mark([(d, lease)], [(refused, lease)], at) == {d}
@@ -541,7 +552,7 @@ def test_a_hand_off_on_postgresql_is_one_statement_on_a_kept_connection(pg_shop:
     rows = {m.id: m for m in h.messages()}
     assert {rows[i].status for i in (a, b, c, d)} == {"sending"}, "a mark moves no status"
     assert (rows[a].handed_over_at, rows[b].handed_over_at) == (at, before)
-    assert rows[c].handed_over_at is None and rows[d].handed_over_at == at
+    assert rows[c].handed_over_at == rows[d].handed_over_at == at
     got = {k: getattr(rows[c], k) for k in accepted if k != "_id"}
     assert got == {k: v for k, v in accepted.items() if k != "_id"}
     assert rows[d].reason == "retry:sendgrid:429" and rows[d].provider is None
