@@ -299,7 +299,7 @@ def hand_over_journalled(
     """PostgreSQL: :func:`journal_outcomes` and :func:`hand_over` in one statement, the
     outcomes as data-modifying ``WITH`` clauses beside the hand-off. On a connection in
     autocommit that is one round trip where a transaction of its own takes five (BEGIN,
-    the two updates, COMMIT, and a setting); a sending thread waits for each of them.
+    a setting, the two updates, COMMIT); the sending threads wait for each of them.
     Without ``wait_for_disk`` the statement's commit does not wait for the server's disk
     (``synchronous_commit`` off for its own transaction). Returns the ids marked.
 
