@@ -688,9 +688,12 @@ _CLOSE_ONE_COMPLAINT = (
 _OPEN_COMPLAINTS = sa.select(customers_t.c.open_complaints).where(
     customers_t.c.id == sa.bindparam("customer")
 )
+# A customer's messages held for a complaint, found through the customer's index: compared
+# as text, the status cannot draw SQLite's planner to ix_messages_due and through every
+# planned message of the shop at each resolved complaint.
 _HELD = sa.and_(
     messages_t.c.customer_id == sa.bindparam("customer"),
-    messages_t.c.status == PLANNED,
+    messages_t.c.status.concat("") == PLANNED,
     messages_t.c.reason == "complaint_open",
 )
 _HELD_FOR_COMPLAINT = sa.select(messages_t.c.id, messages_t.c.due_at).where(_HELD)
