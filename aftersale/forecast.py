@@ -28,22 +28,31 @@ What it reports (:mod:`aftersale.forecast_figures` computes it from the copy):
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
+from aftersale import forecast_shards
 from aftersale.admin.terminal import project_prices
 from aftersale.app import Project
 from aftersale.customer_value import resting
 from aftersale.errors import AftersaleError
 from aftersale.forecast_figures import Figures, decision_mark, differences, figures
+from aftersale.settings import Settings
 from aftersale.snapshot import snapshot
 from campaigns.journeys import JourneyProblem, LoadedJourney, journey_files, load_journeys
 from campaigns.models import reading
+from campaigns.store import customers_t
 from scheduler.clock import SimulatedClock
 from scheduler.simulation import CountingChannel, ForecastDispatcher, simulate
+
+COUNT_CUSTOMERS = sa.select(sa.func.count()).select_from(customers_t)
 
 
 class ForecastInputError(AftersaleError):
@@ -122,43 +131,92 @@ def forecast_start(project: Project, until: datetime) -> datetime:
     return start
 
 
-def run_forecast(project: Project, until: datetime, journeys: Path | None = None) -> Forecast:
+def run_forecast(
+    project: Project, until: datetime, journeys: Path | None = None, *, processes: int | None = None
+) -> Forecast:
     """Forecast the project's journeys (and the proposed ``journeys``) up to ``until``.
 
+    ``processes``: how many processes share the customers (by default one per
+    ``CUSTOMERS_PER_PROCESS`` customers, at most one per CPU; the figures are the same).
     Raises :class:`ForecastInputError` for an ``until`` not after the project's clock or
     an unusable ``journeys`` directory, before anything runs.
     """
     start = forecast_start(project, until)
     if journeys is not None:
         check_proposed(journeys)
-    current = _run(project, until, None)
-    proposed = _run(project, until, journeys) if journeys is not None else None
+    current = _run(project, until, None, processes)
+    proposed = _run(project, until, journeys, processes) if journeys is not None else None
     return Forecast(
         start, until, current, proposed, str(journeys) if journeys is not None else None
     )
 
 
-def _run(project: Project, until: datetime, journeys: Path | None) -> Figures:
-    """Run the engine on a fresh copy of the project's database and read its figures."""
+def _run(
+    project: Project, until: datetime, journeys: Path | None, processes: int | None = None
+) -> Figures:
+    """Run the engine on a fresh copy of the project's database and read its figures.
+
+    ``processes``: how many processes share the customers (:mod:`aftersale.forecast_shards`);
+    by default one per ``CUSTOMERS_PER_PROCESS`` customers, at most one per CPU."""
     with snapshot(project.db) as url:
+        settings = project.settings
         copy = _ForecastProject(
-            project.settings.model_copy(update={"database_url": url}), journeys_from=journeys
+            settings.model_copy(update={"database_url": url}), journeys_from=journeys
         )
-        copy.channel_overrides = {"email": CountingChannel("email"), "sms": CountingChannel("sms")}
         try:
-            start = copy.simulated_now()
-            assert start is not None, "checked on the project before copying it"
             with reading(copy.db) as conn:
                 mark = decision_mark(conn)
-            clock = SimulatedClock(start)
-            dispatcher = copy.dispatcher(clock, kind=ForecastDispatcher)
-            try:
-                simulate(dispatcher, clock, until)
-            finally:
-                dispatcher.close()
+                customers = conn.execute(COUNT_CUSTOMERS).scalar_one()
+            rated = bool(settings.email_rate or settings.sms_rate)
+            parts = processes or forecast_shards.processes_for(customers, os.cpu_count(), rated)
+            if parts == 1:
+                _forecast_copy(copy, until)
+            else:
+                copy.db.dispose()  # the copies are made from the file, the figures read it after
+                _forecast_in_parts(
+                    settings, Path(copy.db.url.database), journeys, until, parts, mark
+                )
             with reading(copy.db) as conn:
                 found = figures(conn, mark, project_prices(project))
-                found.resting = resting(copy, conn, clock.now())
+                found.resting = resting(copy, conn, until)
                 return found
         finally:
             copy.close()
+
+
+def _forecast_copy(copy: Project, until: datetime) -> None:
+    """The engine on ``copy`` (a throwaway project) from its clock to ``until``; sends nothing."""
+    copy.channel_overrides = {"email": CountingChannel("email"), "sms": CountingChannel("sms")}
+    start = copy.simulated_now()
+    assert start is not None, "checked on the project before copying it"
+    clock = SimulatedClock(start)
+    dispatcher = copy.dispatcher(clock, kind=ForecastDispatcher)
+    try:
+        simulate(dispatcher, clock, until)
+    finally:
+        dispatcher.close()
+
+
+def _forecast_in_parts(
+    settings: Settings, path: Path, journeys: Path | None, until: datetime, parts: int, mark: int
+) -> None:
+    """Forecast the snapshot at ``path`` in ``parts`` processes, each over a copy holding a
+    share of the customers, and write their outcomes back into it."""
+    copies = forecast_shards.split(path, parts)
+    spawn = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited threads
+    with ProcessPoolExecutor(max_workers=parts, mp_context=spawn) as pool:
+        done = [pool.submit(_forecast_part, settings, copy, journeys, until) for copy in copies]
+        for future in done:
+            future.result()  # a process that failed fails the forecast, with its error
+    forecast_shards.merge(path, copies, mark)
+
+
+def _forecast_part(settings: Settings, path: Path, journeys: Path | None, until: datetime) -> None:
+    """In a process of its own: the engine over one copy of the snapshot."""
+    copy = _ForecastProject(
+        settings.model_copy(update={"database_url": f"sqlite:///{path}"}), journeys_from=journeys
+    )
+    try:
+        _forecast_copy(copy, until)
+    finally:
+        copy.close()

@@ -8,6 +8,7 @@ e-mail and hands nothing over, for :class:`CountingChannel`, which sends nothing
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -79,6 +80,10 @@ PENDING_OF = (
     .where(id_in(_e.customer_id), _e.applied.is_(False))
     .order_by(_e.at, _e.id)
 )
+
+
+# The id the next message written gets (SQLite numbers rows after the highest).
+NEXT_MESSAGE_ID = sa.select(sa.func.coalesce(sa.func.max(_m.id), 0) + 1)
 
 
 # MARK_SENDING, each message at its own instant.
@@ -587,9 +592,26 @@ class ForecastDispatcher(SimulationDispatcher):
     that fails to render would fail its e-mail in ``simulate``; ``journeys validate``
     finds those before either runs.) Nothing is handed over, so nothing is journalled:
     the channels accept and forget, and the copy is thrown away.
+
+    An SMS's links carry its message id (a short link, a rating link), so its length, and
+    with it its segments, depend on how many digits the id has. A message the forecast
+    plans is rendered with the id the project's next message would get instead of its
+    own: how the forecast numbers its messages (in one process or several,
+    :mod:`aftersale.forecast_shards`) changes nothing in its figures.
     """
 
     render_processes = False  # a forecast renders only SMS, a few at a time
+
+    def __init__(self, **parts: Any) -> None:
+        super().__init__(**parts)
+        with self.db.connect() as conn:
+            self._next_id = conn.execute(NEXT_MESSAGE_ID).scalar_one()
+
+    def _job(self, item: Any) -> RenderJob:
+        job = super()._job(item)
+        if job.parts is None or job.parts.id <= self._next_id:
+            return job
+        return dataclasses.replace(job, parts=dataclasses.replace(job.parts, id=self._next_id))
 
     def _send(self, item: Any) -> None:
         channel = self.channels[item.outgoing.kind]
