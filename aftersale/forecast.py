@@ -31,6 +31,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -61,6 +62,10 @@ COUNT_CUSTOMERS = sa.select(sa.func.count()).select_from(customers_t)
 
 class ForecastInputError(AftersaleError):
     """What the forecast was asked cannot be run: a date in the past, bad proposed journeys."""
+
+
+class ForecastFailed(AftersaleError):
+    """The forecast could not finish (one of its processes died); nothing was changed."""
 
 
 @dataclass
@@ -226,8 +231,13 @@ def _forecast_in_parts(
     spawn = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited threads
     with ProcessPoolExecutor(max_workers=parts, mp_context=spawn) as pool:
         done = [pool.submit(_forecast_part, settings, copy, journeys, until) for copy in copies]
-        # A process that failed fails the forecast, with its error.
-        peaks = [future.result() for future in done]
+        try:  # a process that failed fails the forecast, with its error
+            peaks = [future.result() for future in done]
+        except BrokenProcessPool:
+            raise ForecastFailed(
+                f"one of the forecast's {parts} processes ended abruptly (killed, or out of "
+                "memory?); the forecast did not finish, and nothing of the project changed"
+            ) from None
     forecast_shards.merge(path, copies, mark)
     return peaks
 

@@ -127,3 +127,67 @@ def test_each_copy_has_only_its_own_customers_work_due(make_harness, tmp_path: P
         seen_pending |= mine_pending
         assert mine_top == top  # new messages are numbered after the snapshot's
     assert seen_planned == planned and seen_pending == pending
+
+
+def _children() -> list[int]:
+    """This process's child processes (Linux)."""
+    import os
+
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
+            found.append(int(entry))
+    return found
+
+
+def test_a_killed_forecast_process_fails_the_forecast_in_one_line(
+    make_harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL one of the processes: the forecast fails with a clear error, its copies
+    are deleted and the project is untouched."""
+    import os
+    import signal
+    import tempfile
+    import threading
+    import time
+
+    from aftersale.forecast import ForecastFailed
+
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc to find the forecast's processes")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    h, until = _shop(make_harness, tmp_path, "")
+    before, before_children = dump(h), set(_children())
+    outcome: dict[str, BaseException] = {}
+
+    def forecast() -> None:
+        try:
+            run_forecast(h.project, until, processes=2)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            outcome["error"] = exc
+
+    runner = threading.Thread(target=forecast)
+    runner.start()
+    deadline = time.monotonic() + 60
+    killed = False
+    while not killed and time.monotonic() < deadline and runner.is_alive():
+        for pid in set(_children()) - before_children:
+            if "spawn" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+                break
+        time.sleep(0.01)
+    runner.join(120)
+    assert killed, "no forecast process to kill"
+    assert isinstance(outcome.get("error"), ForecastFailed), outcome
+    assert "ended abruptly" in str(outcome["error"])
+    assert list((tmp_path / "tmp").iterdir()) == []  # the snapshot and its copies are gone
+    assert dump(h) == before
+    h.project.close()
