@@ -41,6 +41,8 @@ UNREAD_INDEXES = (
 
 # Below this many customers a forecast runs in one process: starting another costs more.
 CUSTOMERS_PER_PROCESS = 2_000
+# Each process holds a copy of the database on disk and up to a few hundred MB in memory.
+MAX_PROCESSES = 8
 
 
 def shard_of(customer_id: str, parts: int) -> int:
@@ -58,10 +60,11 @@ def _connect(path: Path, parts: int) -> sqlite3.Connection:
 
 def processes_for(customers: int, cpus: int | None, rated: bool) -> int:
     """How many processes forecast ``customers``: one per ``CUSTOMERS_PER_PROCESS``, at most
-    one per CPU, and one when rate limits count everyone's sends together."""
+    one per CPU and ``MAX_PROCESSES``, and one when rate limits count everyone's sends
+    together."""
     if rated:
         return 1
-    return max(1, min(cpus or 1, customers // CUSTOMERS_PER_PROCESS))
+    return max(1, min(cpus or 1, MAX_PROCESSES, customers // CUSTOMERS_PER_PROCESS))
 
 
 def split(snapshot: Path, parts: int) -> list[Path]:

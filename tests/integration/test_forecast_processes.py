@@ -16,7 +16,12 @@ import pytest
 from aftersale.cli import write_project
 from aftersale.demo import generate_shop
 from aftersale.forecast import run_forecast
-from aftersale.forecast_shards import CUSTOMERS_PER_PROCESS, processes_for, shard_of
+from aftersale.forecast_shards import (
+    CUSTOMERS_PER_PROCESS,
+    MAX_PROCESSES,
+    processes_for,
+    shard_of,
+)
 from campaigns.importing import import_customers, import_events
 from tests.conftest import Harness
 from tests.integration.test_forecast import dump, exported_statuses, files
@@ -86,6 +91,7 @@ def test_customers_are_shared_out_by_a_stable_hash() -> None:
         (CUSTOMERS_PER_PROCESS - 1, 8, False, 1),  # too few to be worth a second process
         (CUSTOMERS_PER_PROCESS * 2, 8, False, 2),
         (CUSTOMERS_PER_PROCESS * 50, 2, False, 2),  # at most one per CPU
+        (CUSTOMERS_PER_PROCESS * 50, 64, False, MAX_PROCESSES),  # and a few copies at most
         (CUSTOMERS_PER_PROCESS * 50, None, False, 1),
         (CUSTOMERS_PER_PROCESS * 50, 8, True, 1),  # rate limits count everyone together
     ],
