@@ -158,8 +158,8 @@ def run_forecast(
 ) -> Forecast:
     """Forecast the project's journeys (and the proposed ``journeys``) up to ``until``.
 
-    ``processes``: how many processes share the customers (by default one per
-    ``CUSTOMERS_PER_PROCESS`` customers, at most one per CPU; the figures are the same).
+    ``processes``: how many processes share the customers (by default as
+    :func:`aftersale.forecast_shards.processes_for` says; the figures are the same).
     Raises :class:`ForecastInputError` for an ``until`` not after the project's clock or
     an unusable ``journeys`` directory, before anything runs.
     """
@@ -176,10 +176,8 @@ def run_forecast(
 def _run(
     project: Project, until: datetime, journeys: Path | None, processes: int | None = None
 ) -> Figures:
-    """Run the engine on a fresh copy of the project's database and read its figures.
-
-    ``processes``: how many processes share the customers (:mod:`aftersale.forecast_shards`);
-    by default one per ``CUSTOMERS_PER_PROCESS`` customers, at most one per CPU."""
+    """Run the engine on a fresh copy of the project's database, in ``processes`` processes
+    (:mod:`aftersale.forecast_shards`), and read its figures."""
     with snapshot(project.db) as url:
         settings = project.settings
         copy = _ForecastProject(
@@ -202,7 +200,7 @@ def _run(
             with reading(copy.db) as conn:
                 found = figures(conn, mark, project_prices(project))
                 found.resting = resting(copy, conn, until)
-            found.processes, found.worker_peaks_mb = parts, peaks
+            found.worker_peaks_mb = peaks
             return found
         finally:
             copy.close()

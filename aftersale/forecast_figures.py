@@ -73,8 +73,7 @@ class Figures:
     weeks: list[Week]
     # Customers whose offers rest at the forecast's end, by reason (unsatisfied, fatigue).
     resting: dict[str, int] = field(default_factory=dict)
-    # How the engine ran: in how many processes, and each worker process's peak memory (MB).
-    processes: int = 1
+    # Each worker process's peak memory (MB), when the engine ran in several (else empty).
     worker_peaks_mb: list[float] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:

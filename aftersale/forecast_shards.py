@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import sqlite3
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 
 from campaigns.models import PLANNED, SENDING
@@ -67,6 +66,10 @@ def processes_for(customers: int, cpus: int | None, rated: bool) -> int:
     return max(1, min(cpus or 1, MAX_PROCESSES, customers // CUSTOMERS_PER_PROCESS))
 
 
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+
+
 def split(snapshot: Path, parts: int) -> list[Path]:
     """``parts`` copies of ``snapshot`` beside it, each with only its customers' work due."""
     copies = []
@@ -82,14 +85,16 @@ def split(snapshot: Path, parts: int) -> list[Path]:
             conn = _connect(target, parts)
             try:
                 conn.execute("BEGIN")
+                params = {"part": part, **WORK}
                 conn.execute(
                     "UPDATE messages SET status = 'cancelled' "
-                    "WHERE status IN (?, ?) AND shard(customer_id) != ?",
-                    (PLANNED, SENDING, part),
+                    "WHERE status IN (:planned, :sending) AND shard(customer_id) != :part",
+                    params,
                 )
                 conn.execute(
-                    "UPDATE events SET applied = 1 WHERE applied = 0 AND shard(customer_id) != ?",
-                    (part,),
+                    "UPDATE events SET applied = 1 "
+                    "WHERE applied = 0 AND shard(customer_id) != :part",
+                    params,
                 )
                 conn.execute("COMMIT")
             finally:
@@ -108,11 +113,8 @@ def merge(snapshot: Path, copies: list[Path], mark: int) -> None:
     parts = len(copies)
     conn = _connect(snapshot, parts)
     try:
-        columns: Callable[[str], list[str]] = lambda table: [  # noqa: E731
-            row[1] for row in conn.execute(f"PRAGMA table_info({table})")
-        ]
         messages, decisions, customers = (
-            columns(t) for t in ("messages", "message_decisions", "customers")
+            _columns(conn, t) for t in ("messages", "message_decisions", "customers")
         )
         first = conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
         # A new message of a copy: id - first + offset, offset after those merged before.

@@ -609,7 +609,7 @@ class ForecastDispatcher(SimulationDispatcher):
 
     def _job(self, item: Any) -> RenderJob:
         job = super()._job(item)
-        if job.parts is None or job.parts.id <= self._next_id:
+        if job.channel == "email" or job.parts is None or job.parts.id <= self._next_id:
             return job
         return dataclasses.replace(job, parts=dataclasses.replace(job.parts, id=self._next_id))
 
