@@ -4,6 +4,7 @@ show them: the same figures conditions read (:mod:`campaigns.value`), at the pro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -72,9 +73,12 @@ def value_lines(value: CustomerValue) -> list[str]:
     return lines
 
 
-def resting(project: Project, conn: Connection, now: datetime) -> dict[str, int]:
+def resting(
+    project: Project, conn: Connection, now: datetime, owns: Callable[[str], bool] | None = None
+) -> dict[str, int]:
     """How many customers' marketing is held at ``now``, by reason (``unsatisfied``,
-    ``fatigue``): the contact policy's own holds, asked customer by customer."""
+    ``fatigue``): the contact policy's own holds, asked customer by customer (of those
+    ``owns`` names, or of all)."""
     from campaigns.fatigue import LOOKBACK, unanswered_emails
     from campaigns.models import Message
     from campaigns.store import customers_t
@@ -88,6 +92,8 @@ def resting(project: Project, conn: Connection, now: datetime) -> dict[str, int]
     ids = set(conn.execute(rated).scalars())
     if policy.rules.fatigue is not None:
         ids |= set(conn.execute(mailed.distinct()).scalars())
+    if owns is not None:
+        ids = {customer for customer in ids if owns(customer)}
     counts = {"unsatisfied": 0, "fatigue": 0}
     for start in range(0, len(ids), 500):
         chunk = sorted(ids)[start : start + 500]

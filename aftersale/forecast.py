@@ -46,7 +46,7 @@ from aftersale.admin.terminal import project_prices
 from aftersale.app import Project
 from aftersale.customer_value import resting
 from aftersale.errors import AftersaleError
-from aftersale.forecast_figures import Figures, decision_mark, differences, figures
+from aftersale.forecast_figures import Figures, Tally, decision_mark, differences, tally
 from aftersale.settings import Settings
 from aftersale.snapshot import snapshot
 from campaigns.journeys import JourneyProblem, LoadedJourney, journey_files, load_journeys
@@ -189,21 +189,29 @@ def _run(
                 customers = conn.execute(COUNT_CUSTOMERS).scalar_one()
             rated = bool(settings.email_rate or settings.sms_rate)
             parts = processes or forecast_shards.processes_for(customers, os.cpu_count(), rated)
-            peaks: list[float] = []
             if parts == 1:
                 _forecast_copy(copy, until)
+                found, peaks = _tally(copy, mark, until), []
             else:
-                copy.db.dispose()  # the copies are made from the file, the figures read it after
-                peaks = _forecast_in_parts(
+                copy.db.dispose()  # the copies are made from the file
+                found, peaks = _forecast_in_parts(
                     settings, Path(copy.db.url.database), journeys, until, parts, mark
                 )
-            with reading(copy.db) as conn:
-                found = figures(conn, mark, project_prices(project))
-                found.resting = resting(copy, conn, until)
-            found.worker_peaks_mb = peaks
-            return found
+            shown = found.figures(project_prices(project))
+            shown.worker_peaks_mb = peaks
+            return shown
         finally:
             copy.close()
+
+
+def _tally(copy: Project, mark: int, until: datetime, part: tuple[int, int] | None = None) -> Tally:
+    """The figures of the forecast run on ``copy``, of its customers in ``part`` (this one
+    of so many) or of all."""
+    owns = forecast_shards.owned_by(*part) if part is not None else None
+    with reading(copy.db) as conn:
+        found = tally(conn, mark, owns)
+        found.resting.update(resting(copy, conn, until, owns))
+    return found
 
 
 def _forecast_copy(copy: Project, until: datetime) -> None:
@@ -221,38 +229,52 @@ def _forecast_copy(copy: Project, until: datetime) -> None:
 
 def _forecast_in_parts(
     settings: Settings, path: Path, journeys: Path | None, until: datetime, parts: int, mark: int
-) -> list[float]:
+) -> tuple[Tally, list[float]]:
     """Forecast the snapshot at ``path`` in ``parts`` processes, each over a copy holding a
-    share of the customers, and write their outcomes back into it. Returns each process's
-    peak resident memory (MB)."""
+    share of the customers and reading the figures of its own. Returns their figures added
+    up, and each process's peak resident memory (MB)."""
     copies = forecast_shards.split(path, parts)
     spawn = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited threads
     with ProcessPoolExecutor(max_workers=parts, mp_context=spawn) as pool:
-        done = [pool.submit(_forecast_part, settings, copy, journeys, until) for copy in copies]
+        done = [
+            pool.submit(_forecast_part, settings, copy, journeys, until, mark, (part, parts))
+            for part, copy in enumerate(copies)
+        ]
         try:  # a process that failed fails the forecast, with its error
-            peaks = [future.result() for future in done]
+            results = [future.result() for future in done]
         except BrokenProcessPool:
             raise ForecastFailed(
                 f"one of the forecast's {parts} processes ended abruptly (killed, or out of "
                 "memory?); the forecast did not finish, and nothing of the project changed"
             ) from None
-    forecast_shards.merge(path, copies, mark)
-    return peaks
+    found = Tally()
+    for tallied, _peak in results:
+        found.add(tallied)
+    return found, [peak for _tallied, peak in results]
 
 
-def _forecast_part(settings: Settings, path: Path, journeys: Path | None, until: datetime) -> float:
-    """In a process of its own: the engine over one copy of the snapshot. Returns the
-    process's peak resident memory (MB; Linux, else 0)."""
+def _forecast_part(
+    settings: Settings,
+    path: Path,
+    journeys: Path | None,
+    until: datetime,
+    mark: int,
+    part: tuple[int, int],
+) -> tuple[Tally, float]:
+    """In a process of its own: the engine over one copy of the snapshot, and the figures
+    of its customers. Returns them and the process's peak resident memory (MB; Linux,
+    else 0)."""
     copy = _ForecastProject(
         settings.model_copy(update={"database_url": f"sqlite:///{path}"}), journeys_from=journeys
     )
     try:
         _forecast_copy(copy, until)
+        found = _tally(copy, mark, until, part)
     finally:
         copy.close()
     try:
         status = Path("/proc/self/status").read_text()
     except OSError:
-        return 0.0
+        return found, 0.0
     peak = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")), 0)
-    return int(peak) / 1024
+    return found, int(peak) / 1024

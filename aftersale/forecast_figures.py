@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -29,6 +29,8 @@ WINDOWS = {"7d": timedelta(days=7), "30d": timedelta(days=30)}
 NOT_SENT = ("skipped", "cancelled", "failed")
 CAP_PREFIX = "frequency_cap"
 CONTACT_BUCKETS = ("1", "2", "3", "4+")
+# What each cap's pressure shows, in this order.
+CAP_FIGURES = ("deferrals", "messages", "then_sent", "then_skipped", "still_planned", "skipped")
 
 
 @dataclass
@@ -91,39 +93,101 @@ def decision_mark(conn: Connection) -> int:
     return conn.execute(sa.select(sa.func.coalesce(sa.func.max(decisions_t.c.id), 0))).scalar()
 
 
+@dataclass
+class Tally:
+    """What :class:`Figures` are made of, in a form that adds up: one forecast's rows read
+    once, or the tallies of the processes that forecast a share of the customers each
+    (every figure a sum, every spread a list of per-customer peaks)."""
+
+    statuses: Counter[str] = field(default_factory=Counter)
+    journeys: dict[tuple[str, str], JourneyChannel] = field(default_factory=dict)
+    weeks: dict[date, Week] = field(default_factory=dict)
+    peaks: dict[str, list[int]] = field(default_factory=lambda: {n: [] for n in WINDOWS})
+    emails: int = 0
+    segments: int = 0
+    caps: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    resting: Counter[str] = field(default_factory=Counter)
+
+    def row(self, journey: str, channel: str) -> JourneyChannel:
+        return self.journeys.setdefault((journey, channel), JourneyChannel(journey, channel))
+
+    def week(self, moment: datetime) -> Week:
+        start = moment.date() - timedelta(days=moment.weekday())
+        return self.weeks.setdefault(start, Week(start))
+
+    def add(self, other: Tally) -> None:
+        """Count ``other`` in (a tally of other customers)."""
+        self.statuses.update(other.statuses)
+        for (journey, channel), theirs in other.journeys.items():
+            mine = self.row(journey, channel)
+            mine.sent += theirs.sent
+            mine.deferred.update(theirs.deferred)
+            mine.skipped.update(theirs.skipped)
+        for start, theirs_week in other.weeks.items():
+            week = self.weeks.setdefault(start, Week(start))
+            week.messages.update(theirs_week.messages)
+            week.contacts.update(theirs_week.contacts)
+            week.cap_deferred += theirs_week.cap_deferred
+            week.cap_dropped += theirs_week.cap_dropped
+        for name, values in other.peaks.items():
+            self.peaks[name].extend(values)
+        self.emails += other.emails
+        self.segments += other.segments
+        for reason, counts in other.caps.items():
+            self.caps[reason].update(counts)
+        self.resting.update(other.resting)
+
+    def figures(self, prices: Prices) -> Figures:
+        spreads: dict[str, Any] = {"customers": len(self.peaks["7d"])}
+        for name, values in self.peaks.items():
+            spreads[name] = spread(values)
+        caps = {
+            reason: {key: self.caps[reason][key] for key in CAP_FIGURES}
+            for reason in sorted(self.caps)
+        }
+        return Figures(
+            statuses=dict(sorted((s, n) for s, n in self.statuses.items() if n)),
+            journeys=sorted(self.journeys.values(), key=lambda j: (j.journey, j.channel)),
+            per_customer={**spreads, "cap_pressure": caps},
+            cost=_cost(prices, self.emails, self.segments),
+            weeks=[self.weeks[k] for k in sorted(self.weeks)],
+            resting=dict(self.resting),
+        )
+
+
 def figures(conn: Connection, mark: int, prices: Prices) -> Figures:
     """Read every figure of the forecast whose decisions come after ``mark``."""
-    journeys: dict[tuple[str, str], JourneyChannel] = {}
+    return tally(conn, mark).figures(prices)
 
-    def row(journey: str, channel: str) -> JourneyChannel:
-        return journeys.setdefault((journey, channel), JourneyChannel(journey, channel))
 
-    weeks: dict[date, Week] = {}
-
-    def week(moment: datetime) -> Week:
-        start = moment.date() - timedelta(days=moment.weekday())
-        return weeks.setdefault(start, Week(start))
-
-    spreads, emails, segments = _sent(conn, mark, row, week)
+def tally(conn: Connection, mark: int, owns: Callable[[str], bool] | None = None) -> Tally:
+    """The tally of the forecast whose decisions come after ``mark``. ``owns``: which
+    customers' messages the statuses count (all, by default); everything else is read from
+    the forecast's decisions, which only the customers it forecast have."""
+    found = Tally()
+    _sent(conn, mark, found)
     for journey, channel, reason, n in _deferred(conn, mark):
-        row(journey, channel).deferred[reason or ""] += n
+        found.row(journey, channel).deferred[reason or ""] += n
     for journey, channel, reason, n in _skipped(conn, mark):
-        row(journey, channel).skipped[reason] += n
-    caps = _cap_pressure(conn, mark, week)
-    per_customer = {**spreads, "cap_pressure": caps}
-    return Figures(
-        statuses=_statuses(conn),
-        journeys=sorted(journeys.values(), key=lambda j: (j.journey, j.channel)),
-        per_customer=per_customer,
-        cost=_cost(prices, emails, segments),
-        weeks=[weeks[k] for k in sorted(weeks)],
-    )
+        found.row(journey, channel).skipped[reason] += n
+    _cap_pressure(conn, mark, found)
+    found.statuses = _statuses(conn, owns)
+    return found
 
 
-def _statuses(conn: Connection) -> dict[str, int]:
+def _statuses(conn: Connection, owns: Callable[[str], bool] | None) -> Counter[str]:
     m = messages_t.c
-    counted = conn.execute(sa.select(m.status, sa.func.count()).group_by(m.status))
-    return dict(sorted((status, n) for status, n in counted))
+    if owns is None:
+        counted = conn.execute(sa.select(m.status, sa.func.count()).group_by(m.status))
+        return Counter({status: n for status, n in counted})
+    by_customer = sa.select(m.customer_id, m.status, sa.func.count()).group_by(
+        m.customer_id, m.status
+    )
+    counted: Counter[str] = Counter()
+    for customer_id, status, n in conn.execute(by_customer):
+        if owns(customer_id):
+            counted[status] += n
+    return counted
 
 
 def _forecast_decisions(mark: int, *actions: str) -> Any:
@@ -131,9 +195,9 @@ def _forecast_decisions(mark: int, *actions: str) -> Any:
     return sa.and_(d.id > mark, d.action.in_(actions))
 
 
-def _sent(conn: Connection, mark: int, row: Any, week: Any) -> tuple[dict[str, Any], int, int]:
+def _sent(conn: Connection, mark: int, found: Tally) -> None:
     """Walk the forecast's sent messages customer by customer: the per-journey counts, the
-    weeks' messages and contacts, the spread per customer, e-mails and SMS segments."""
+    weeks' messages and contacts, each customer's peaks, e-mails and SMS segments."""
     m, d = messages_t.c, decisions_t.c
     segments_of = sa.func.coalesce(m.details["segments"].as_integer(), 1)
     query = (
@@ -142,8 +206,7 @@ def _sent(conn: Connection, mark: int, row: Any, week: Any) -> tuple[dict[str, A
         .where(_forecast_decisions(mark, "sent"), m.status.in_(SENT_STATUSES))
         .order_by(m.customer_id, m.sent_at)
     )
-    peaks: dict[str, list[int]] = {name: [] for name in WINDOWS}
-    emails = segments = 0
+    peaks, row, week = found.peaks, found.row, found.week
     customer: str | None = None
     times: list[datetime] = []
     for cid, sent_at, journey, channel, parts in conn.execute(query):
@@ -155,15 +218,11 @@ def _sent(conn: Connection, mark: int, row: Any, week: Any) -> tuple[dict[str, A
         row(journey, channel).sent += 1
         week(sent_at).messages[(journey, channel)] += 1
         if channel == "sms":
-            segments += int(parts or 1)
+            found.segments += int(parts or 1)
         else:
-            emails += 1
+            found.emails += 1
     if times:
         _add_customer(times, peaks, week)
-    spreads: dict[str, Any] = {"customers": len(peaks["7d"])}
-    for name, values in peaks.items():
-        spreads[name] = spread(values)
-    return spreads, emails, segments
 
 
 def _add_customer(times: list[datetime], peaks: dict[str, list[int]], week: Any) -> None:
@@ -223,7 +282,7 @@ def _skipped(conn: Connection, mark: int) -> list[tuple[str, str, str, int]]:
     return [tuple(r) for r in conn.execute(query)]
 
 
-def _cap_pressure(conn: Connection, mark: int, week: Any) -> dict[str, Any]:
+def _cap_pressure(conn: Connection, mark: int, found: Tally) -> None:
     """Per cap: the deferrals it caused, the messages it held and what became of them
     (sent in the end, skipped, still waiting at the forecast's end), and the messages it
     skipped outright (past their expiry before the cap let them through)."""
@@ -233,18 +292,21 @@ def _cap_pressure(conn: Connection, mark: int, week: Any) -> dict[str, Any]:
         .join(messages_t, m.id == d.message_id)
         .where(_forecast_decisions(mark, "deferred"), d.reason.like(f"{CAP_PREFIX}%"))
     )
-    caps: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"deferrals": 0, "messages": set(), "skipped": 0}
-    )
+    caps, week = found.caps, found.week
+    held: dict[str, set[int]] = defaultdict(set)
     outcome: dict[int, tuple[str, datetime | None]] = {}
     for reason, at, message_id, status, updated_at in conn.execute(query):
         caps[reason]["deferrals"] += 1
-        caps[reason]["messages"].add(message_id)
+        held[reason].add(message_id)
         week(at).cap_deferred += 1
         outcome[message_id] = (status, updated_at)
     for status, updated_at in outcome.values():
         if status in NOT_SENT and updated_at is not None:
             week(updated_at).cap_dropped += 1
+    for reason, ids in held.items():
+        caps[reason]["messages"] += len(ids)
+        for i in ids:
+            caps[reason][_fate(outcome[i][0])] += 1
     skipped = (
         sa.select(m.reason, m.updated_at)
         .join(decisions_t, d.message_id == m.id)
@@ -254,20 +316,13 @@ def _cap_pressure(conn: Connection, mark: int, week: Any) -> dict[str, Any]:
     for reason, updated_at in conn.execute(skipped):
         caps[reason]["skipped"] += 1
         week(updated_at).cap_dropped += 1
-    shown = {}
-    for reason in sorted(caps):
-        held = caps[reason]["messages"]
-        ends = Counter(_fate(outcome[i][0]) for i in held)
-        shown[reason] = {"deferrals": caps[reason]["deferrals"], "messages": len(held),
-                         "then_sent": ends["sent"], "then_skipped": ends["skipped"],
-                         "still_planned": ends["planned"], "skipped": caps[reason]["skipped"]}  # fmt: skip
-    return shown
 
 
 def _fate(status: str) -> str:
+    """What became of a message a cap held, as its pressure shows it."""
     if status in SENT_STATUSES:
-        return "sent"
-    return "planned" if status in ("planned", "sending") else "skipped"
+        return "then_sent"
+    return "still_planned" if status in ("planned", "sending") else "then_skipped"
 
 
 def _cost(prices: Prices, emails: int, segments: int) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """A forecast in several processes: the customers split between copies of the snapshot,
-forecast side by side and written back into one (`aftersale.forecast_shards`).
+forecast side by side, each process reading its own customers' figures, added up
+(`aftersale.forecast_shards`, `aftersale.forecast_figures.Tally`).
 
 On a generated shop (purchases, returns, complaints, ratings, consent changes, SMS) every
 figure must be the same in one, two and three processes, and the same statuses as
