@@ -176,10 +176,11 @@ def tally(conn: Connection, mark: int, owns: Callable[[str], bool] | None = None
 
 
 def _statuses(conn: Connection, owns: Callable[[str], bool] | None) -> Counter[str]:
+    """Messages by status, of the customers ``owns`` names (or of all)."""
     m = messages_t.c
     if owns is None:
-        counted = conn.execute(sa.select(m.status, sa.func.count()).group_by(m.status))
-        return Counter({status: n for status, n in counted})
+        every = conn.execute(sa.select(m.status, sa.func.count()).group_by(m.status))
+        return Counter({status: n for status, n in every})
     by_customer = sa.select(m.customer_id, m.status, sa.func.count()).group_by(
         m.customer_id, m.status
     )
