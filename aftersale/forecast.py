@@ -191,7 +191,7 @@ def _run(
             parts = processes or forecast_shards.processes_for(customers, os.cpu_count(), rated)
             if parts == 1:
                 _forecast_copy(copy, until)
-                found, peaks = _tally(copy, mark, until), []
+                found, peaks = _read_tally(copy, mark, until), []
             else:
                 copy.db.dispose()  # the copies are made from the file
                 found, peaks = _forecast_in_parts(
@@ -204,7 +204,9 @@ def _run(
             copy.close()
 
 
-def _tally(copy: Project, mark: int, until: datetime, part: tuple[int, int] | None = None) -> Tally:
+def _read_tally(
+    copy: Project, mark: int, until: datetime, part: tuple[int, int] | None = None
+) -> Tally:
     """The figures of the forecast run on ``copy``, of its customers in ``part`` (this one
     of so many) or of all."""
     owns = forecast_shards.owned_by(*part) if part is not None else None
@@ -269,7 +271,7 @@ def _forecast_part(
     )
     try:
         _forecast_copy(copy, until)
-        found = _tally(copy, mark, until, part)
+        found = _read_tally(copy, mark, until, part)
     finally:
         copy.close()
     try:

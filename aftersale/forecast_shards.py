@@ -8,9 +8,10 @@ with ``email_rate`` or ``sms_rate`` is forecast in one process. Otherwise:
 
 * :func:`split` copies the snapshot once per process. Each copy keeps what is due for its
   own customers only (customer ``id`` belongs to copy ``crc32(id) % parts``): the other
-  customers' planned and sending messages are set aside as ``cancelled`` (kept, so that
-  the copy numbers its new messages after the snapshot's, as the snapshot itself would)
-  and their pending events as applied. Nothing is due for them there, so the engine never
+  customers' planned and sending messages are set aside as ``cancelled`` and their
+  pending events as applied. The rows stay: every copy then numbers its new messages after
+  the snapshot's, so the id a forecast prices its SMS with (the project's next message's,
+  :class:`scheduler.simulation.ForecastDispatcher`) is the same in every copy. Nothing is due for them there, so the engine never
   comes to them.
 * The copies are forecast side by side, each in a process of its own, and each process
   reads the figures of its own customers (:func:`owned_by`) from its copy: the forecast's
