@@ -251,13 +251,14 @@ def _still_allowed() -> Any:
 
 
 _m = messages_t.c
+# A hand-off names its messages by id: found through the primary key, their status only
+# checked. Compared as an expression, ``status`` offers no index: PostgreSQL's statistics
+# see few messages ``sending`` (they are so only for moments) and otherwise chose the due
+# index, reading every message being sent, by every dispatcher, at each hand-off.
+_SENDING = _m.status.concat("") == SENDING
 HAND_OVER = unjournaled(
     messages_t.update()
-    .where(
-        id_in(_m.id),
-        _m.status == SENDING,
-        _m.handed_over_at.is_(None),
-    )
+    .where(id_in(_m.id), _SENDING, _m.handed_over_at.is_(None))
     .values(handed_over_at=sa.bindparam("at", type_=UTCDateTime()))
     .returning(_m.id)
 )
@@ -341,7 +342,7 @@ def _hand_over_journalled(shapes: tuple[tuple[str, ...], ...], wait_for_disk: bo
             .returning(m.id)
         )
         ctes.append(update.cte(f"journalled_{n}"))
-    where = [id_in(m.id), m.status == SENDING, m.handed_over_at.is_(None)]
+    where = [id_in(m.id), _SENDING, m.handed_over_at.is_(None)]
     if not wait_for_disk:  # evaluated once, for the statement's own transaction
         setting = sa.func.set_config("synchronous_commit", "off", sa.true())
         where.append(sa.select(setting).scalar_subquery().is_not(None))

@@ -270,3 +270,48 @@ def test_updates_of_many_rows_keep_no_statement_journal(tmp_path: Path):
         # The plain UPDATE's journal is there to see; the statements as run keep none.
         assert journaled[name, False] > 200_000, journaled
         assert journaled[name, True] < journaled[name, False] / 20, journaled
+
+
+def test_a_hand_off_finds_its_messages_by_key_on_postgresql(make_harness, postgres_server: str):
+    """PostgreSQL's statistics see messages ``sending`` only for moments: offered the
+    status beside the ids, its planner took the due index and read every message being sent
+    at each hand-off. The hand-offs go through the primary key whatever the statistics say."""
+    from campaigns import transitions
+    from campaigns.models import Message
+    from tests.conftest import _reset_postgres
+
+    _reset_postgres(postgres_server)
+    h = make_harness(database_url=postgres_server)
+    h.customers([{"id": f"c{n}", "email": f"c{n}@example.com"} for n in range(40)])
+    h.events([purchase(f"e{n}", f"c{n}", "2026-01-13T10:00:00+01:00", f"o{n}", item())
+              for n in range(40)])  # fmt: skip
+    db, messages = h.project.db, Message.__table__
+    with db.begin() as conn:
+        while h.project.journeys.apply_due_events(conn, utc("2026-01-13T12:00:00")).events:
+            pass
+    with db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE messages")  # statistics of a shop with nothing sending
+        conn.execute(messages.update().values(status="sending"))
+        ids = list(conn.execute(sa.select(messages.c.id).order_by(messages.c.id)).scalars())
+    assert len(ids) >= 40
+    plans: list[tuple[str, list[str]]] = []
+
+    @sa.event.listens_for(db, "before_cursor_execute")
+    def explain(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001
+        if "SET handed_over_at" in statement:
+            steps = cursor.execute(f"EXPLAIN {statement}", parameters).fetchall()
+            plans.append((statement, [step[0] for step in steps]))
+
+    now = utc("2026-01-13T12:00:00")
+    answers = [{"_id": i, "provider": "sendgrid", "provider_message_id": f"p{i}"} for i in ids[:8]]
+    with db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        assert transitions.hand_over_journalled(conn, ids[8:16], answers, now) == set(ids[8:16])
+    with db.begin() as conn:
+        assert transitions.hand_over(conn, ids[16:24], now) == set(ids[16:24])
+
+    h.project.close()
+
+    assert len(plans) == 2
+    for statement, steps in plans:
+        plan = "\n".join(steps)
+        assert "ix_messages_due" not in plan, (statement, plan)
