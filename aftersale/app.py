@@ -75,6 +75,15 @@ class Project:
         return self.renderer_factory()
 
     @property
+    def sending_threads(self) -> int:
+        """Sending threads per dispatcher (``dispatch.workers``); "auto" takes as many as
+        the database's hand-off journal serves best (:mod:`scheduler.handoff`)."""
+        from scheduler.handoff import journal_for
+
+        workers = self.settings.dispatch_workers
+        return journal_for(self.db).threads if workers == "auto" else workers
+
+    @property
     def renderer_factory(self) -> RendererFactory:
         """Builds a renderer from the settings; picklable, for render processes."""
         from templates import ShopInfo, TemplateRenderer
@@ -223,7 +232,7 @@ class Project:
             batch_size=s.dispatch_batch_size,
             lease=timedelta(seconds=s.dispatch_lease_seconds),
             max_attempts=s.dispatch_max_attempts,
-            workers=s.dispatch_workers,
+            workers=self.sending_threads,
             public_url=s.public_url,
             secret_key=self.secret_key(),
             default_locale=s.default_locale,

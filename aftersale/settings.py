@@ -88,7 +88,8 @@ class Settings(BaseSettings):
     dispatch_batch_size: int = Field(default=500, ge=1)
     dispatch_tick_seconds: float = Field(default=10.0, gt=0)
     dispatch_lease_seconds: int = Field(default=300, ge=10)
-    dispatch_workers: int = Field(default=8, ge=1)
+    # Sending threads per dispatcher; "auto": 8 on SQLite, 32 on PostgreSQL (scheduler.handoff).
+    dispatch_workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     dispatch_max_attempts: int = Field(default=5, ge=1)
     # Processes that render beside each dispatcher; 0 renders in its sending threads.
     dispatch_render_processes: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
@@ -293,13 +294,25 @@ def allowed_values(name: str, errors: list[Any]) -> str:
     field = Settings.model_fields.get(name)
     choices = [str(e["ctx"]["expected"]) for e in errors if e["type"] == "literal_error"]
     bounds = _bounds(field.metadata if field is not None else [])
-    if not bounds:  # bounds inside a union are only known from the error itself
+    if not bounds and field is not None:  # a number's bounds beside a choice ("auto")
+        bounds = _bounds(_union_constraints(field.annotation))
+    if not bounds:
         bounds = _bounds([e.get("ctx") or {} for e in errors])
     kind = _kind(field.annotation) if field is not None else None
     described = " and ".join(bounds)
     if kind and (bounds or not choices):
         described = f"{kind} {described}".strip()
     return " or ".join(filter(None, [described, *choices]))
+
+
+def _union_constraints(annotation: Any) -> list[Any]:
+    """The constraints of ``Annotated[int, Field(ge=1)]`` inside a union with a literal."""
+    return [
+        constraint
+        for member in getattr(annotation, "__args__", ())
+        for info in getattr(member, "__metadata__", ())
+        for constraint in getattr(info, "metadata", ())
+    ]
 
 
 def _bounds(constraints: list[Any]) -> list[str]:

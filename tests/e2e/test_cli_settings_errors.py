@@ -46,20 +46,27 @@ def test_every_bad_toml_value_gets_its_own_line_with_file_and_line(shop: Path):
     toml = shop / "aftersale.toml"
     text = toml.read_text().replace('provider = "outbox"          # outbox | sendgrid | smtp',
                                     'provider = "sengrid"')  # fmt: skip
-    toml.write_text(text + "\n[dispatch]\nlease_seconds = 3\nrender_processes = -1\n")
+    dispatch = '[dispatch]\nlease_seconds = 3\nrender_processes = -1\nworkers = "many"\n'
+    toml.write_text(text + "\n" + dispatch)
     lines = text.splitlines()
     provider_line = next(i for i, line in enumerate(lines, 1) if "sengrid" in line)
     done = run(shop, "journeys", "validate")
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     problems = done.stderr.strip().splitlines()
-    assert len(problems) == 3
+    assert len(problems) == 4
     assert problems[0] == (
         f'error: {toml}:{provider_line}: email.provider = "sengrid": not an allowed value '
         "(allowed: 'outbox', 'sendgrid', 'smtp' or 'memory')"
     )
     assert f"{toml}:{len(lines) + 3}: dispatch.lease_seconds = 3:" in problems[1]
-    assert problems[2].endswith("(allowed: a whole number >= 0 or 'auto')")
+    # A number or "auto": both named, with the number's bounds.
+    assert sorted(problems[2:]) == [
+        f"error: {toml}:{len(lines) + 4}: dispatch.render_processes = -1: not an allowed value "
+        "(allowed: a whole number >= 0 or 'auto')",
+        f'error: {toml}:{len(lines) + 5}: dispatch.workers = "many": not an allowed value '
+        "(allowed: a whole number >= 1 or 'auto')",
+    ]
 
 
 def test_a_bad_policy_value_names_its_line(shop: Path):

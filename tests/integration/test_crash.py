@@ -156,7 +156,7 @@ def test_sigkill_mid_batch_loses_only_what_was_in_flight(crash_shop) -> None:
 
     sent = ledger_counts(ledger)
     assert max(sent.values()) == 1
-    assert stats.unknown == len(in_flight) <= h.project.settings.dispatch_workers
+    assert stats.unknown == len(in_flight) <= h.project.sending_threads
     assert ids_with(h, "unknown") == in_flight
     assert counts(h) == {
         "sent": TOTAL - len(in_flight),
@@ -260,7 +260,7 @@ def test_sigkill_of_run_with_two_workers_resends_nothing_and_loses_only_the_in_f
 
             assert max(accepted.values()) == 1, "nothing reached the provider twice"
             unknown = ids_with(h, "unknown")
-            assert stats.unknown == len(unknown) <= 2 * h.project.settings.dispatch_workers
+            assert stats.unknown == len(unknown) <= 2 * h.project.sending_threads
             if postgres:
                 assert unknown == in_flight
             assert counts(h) == {
@@ -271,3 +271,28 @@ def test_sigkill_of_run_with_two_workers_resends_nothing_and_loses_only_the_in_f
             assert sent <= set(accepted) <= sent | {f"email:{i}" for i in unknown}
         finally:
             h.project.close()
+
+
+def test_a_dispatcher_sends_on_as_many_threads_as_its_hand_off_journal_serves(
+    make_harness: Callable[..., Harness], database_url: str
+) -> None:
+    """What a crash can leave ``unknown`` is bounded by the sending threads: 8 on SQLite
+    (each thread writes its own hand-off line), 32 on PostgreSQL (threads ready together
+    share one hand-off statement), unless ``dispatch.workers`` says otherwise."""
+    from aftersale.settings import ConfigurationError
+
+    h = make_harness(database_url=database_url)
+    expected = 32 if database_url.startswith("postgresql") else 8
+    dispatcher = h.project.dispatcher(SimulatedClock(datetime(2026, 3, 2, tzinfo=UTC)))
+    try:
+        assert h.project.sending_threads == expected
+        assert dispatcher.config.workers == expected
+        assert dispatcher._pool._max_workers == expected
+    finally:
+        dispatcher.close()
+        h.project.close()
+    chosen = Project.open(h.directory, database_url=database_url, dispatch_workers=3)
+    assert chosen.sending_threads == 3
+    chosen.close()
+    with pytest.raises(ConfigurationError, match="dispatch.workers"):
+        Project.open(h.directory, database_url=database_url, dispatch_workers=0)
