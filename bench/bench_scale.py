@@ -10,7 +10,8 @@ PostgreSQL, one against two dispatcher processes, and a large send log.
   in-memory channel and rendering in its own threads; sends counted from the database);
   target two >= 1.6x one on PostgreSQL, and one PostgreSQL dispatcher >= 0.8x one SQLite
   dispatcher (``pg_sqlite_1p_ratio``); beside them one dispatcher with its default render
-  process on each database, and their ratio;
+  process on each database, and their ratio; each the median of three rounds in which
+  the configurations alternate (``*_rounds`` lists a ratio's rounds);
 - log size: the dispatch rate with 1M (quick: 100k) messages already in the send log against
   an empty one (target >= 0.8x), and the dispatching process's peak RSS (target <= 300 MB).
 
@@ -29,10 +30,12 @@ import resource
 import tempfile
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import sqlalchemy as sa
@@ -255,38 +258,47 @@ def measure(
     return result
 
 
-def bench_dispatch(n: int) -> dict[str, Any]:
+# Rounds of the dispatch figures. One run of the same code swings by a fifth or more on a
+# shared two-core machine (the PostgreSQL server shares it too); each figure is the median
+# of its rounds, each ratio the median of the ratios measured in one round.
+DISPATCH_ROUNDS = 3
+
+
+def bench_dispatch(n: int, rounds: int = DISPATCH_ROUNDS) -> dict[str, Any]:
     """One against two dispatcher processes, each rendering in its own threads.
 
     Process against process: with the default render process, one dispatcher already
     keeps both cores of a two-core machine busy, and its figure is given beside them.
+    Every configuration runs once a round, the configurations alternating, so that a
+    ratio compares runs taken side by side.
     """
-    figures: dict[str, Any] = {"dispatch_messages": n}
     own_threads = {"dispatch_render_processes": 0}
-    for processes in (1, 2):
-        r = measure(n, None, processes, **own_threads)
-        figures[f"sqlite_{processes}p_per_s"] = round(r["per_s"])
+    runs: dict[str, list[float]] = defaultdict(list)
+    for _ in range(rounds):
+        for processes in (1, 2):
+            runs[f"sqlite_{processes}p"].append(measure(n, None, processes, **own_threads)["per_s"])
+            with postgres_database() as url:
+                if url is not None:
+                    r = measure(n, url, processes, **own_threads)
+                    runs[f"pg_{processes}p"].append(r["per_s"])
+        runs["sqlite_1p_render_process"].append(measure(n, None, 1)["per_s"])
         with postgres_database() as url:
-            if url is None:
-                continue
-            r = measure(n, url, processes, **own_threads)
-            figures[f"pg_{processes}p_per_s"] = round(r["per_s"])
-    figures["sqlite_1p_render_process_per_s"] = round(measure(n, None, 1)["per_s"])
-    with postgres_database() as url:
-        if url is not None:
-            figures["pg_1p_render_process_per_s"] = round(measure(n, url, 1)["per_s"])
-    figures["sqlite_two_process_ratio"] = round(
-        figures["sqlite_2p_per_s"] / figures["sqlite_1p_per_s"], 2
-    )
-    if "pg_1p_per_s" in figures:
-        figures["pg_two_process_ratio"] = round(figures["pg_2p_per_s"] / figures["pg_1p_per_s"], 2)
-        # One dispatcher on PostgreSQL against one on SQLite, measured in this run.
-        figures["pg_sqlite_1p_ratio"] = round(
-            figures["pg_1p_per_s"] / figures["sqlite_1p_per_s"], 2
-        )
-        figures["pg_sqlite_1p_render_process_ratio"] = round(
-            figures["pg_1p_render_process_per_s"] / figures["sqlite_1p_render_process_per_s"], 2
-        )
+            if url is not None:
+                runs["pg_1p_render_process"].append(measure(n, url, 1)["per_s"])
+    figures: dict[str, Any] = {"dispatch_messages": n, "dispatch_rounds": rounds}
+    figures |= {f"{key}_per_s": round(median(rates)) for key, rates in runs.items()}
+
+    def ratio(name: str, over: str, of: str) -> None:
+        if runs.get(over) and runs.get(of):
+            each = [a / b for a, b in zip(runs[over], runs[of], strict=True)]
+            figures[name] = round(median(each), 2)
+            figures[f"{name}_rounds"] = " ".join(f"{r:.2f}" for r in each)
+
+    ratio("sqlite_two_process_ratio", "sqlite_2p", "sqlite_1p")
+    ratio("pg_two_process_ratio", "pg_2p", "pg_1p")
+    # One dispatcher on PostgreSQL against one on SQLite, measured in the same round.
+    ratio("pg_sqlite_1p_ratio", "pg_1p", "sqlite_1p")
+    ratio("pg_sqlite_1p_render_process_ratio", "pg_1p_render_process", "sqlite_1p_render_process")
     return figures
 
 
