@@ -139,7 +139,11 @@ def move(
 
     Each row names its message as ``_id`` and gives the columns to set with the move;
     those named in ``always`` are written even where the status stays (a report got there
-    first). Rows are grouped by the columns they set: one statement per group.
+    first). Rows are grouped by the columns they set: one statement per group, its rows in
+    the order of their ids. The statements that change many messages at once take them in
+    that order (:func:`hand_over_journalled` too), so two of them side by side on
+    PostgreSQL (a batch's record beside the hand-off journalling its answers) wait for one
+    another, never deadlock.
     """
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     # Per shape of row (its keys in order): the parameters' names and the row's group,
@@ -158,7 +162,12 @@ def move(
         groups[shape[1]].append(params)
     for columns, params in groups.items():
         kept = tuple(sorted(c for c in columns if c in always))
+        params.sort(key=_by_id)
         executemany(conn, _move_statement(to, columns, kept), params)
+
+
+def _by_id(row: Mapping[str, Any]) -> Any:
+    return row["_id"]
 
 
 def movable(to: str) -> Any:
@@ -308,7 +317,7 @@ def hand_over_journalled(
     once, so the caller takes the two-statement path for such a group.
     """
     shapes: dict[tuple[str, ...], list[Mapping[str, Any]]] = defaultdict(list)
-    for row in outcomes:
+    for row in sorted(outcomes, key=_by_id):  # in the order of ids, as move() takes them
         shapes[tuple(sorted(k for k in row if k != "_id"))].append(row)
     params: dict[str, Any] = {"ids": list(ids), "at": at}
     for n, (columns, rows) in enumerate(shapes.items()):

@@ -16,6 +16,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from campaigns import transitions
 from campaigns.delivery import apply_delivery_events, set_consent, suppress
 from campaigns.engine import end_enrollments
 from campaigns.models import Customer, Enrollment, Message, MessageDecision, Suppression
@@ -97,6 +98,18 @@ def test_the_table_only_moves_forward() -> None:
     for final in ("skipped", "cancelled", "failed", "bounced"):
         assert MOVES[final] == frozenset()
     assert set(sources("sent")) == {"sending", "unknown"}
+
+
+def test_moves_take_their_messages_in_the_order_of_ids(monkeypatch) -> None:
+    """Two statements that change many messages (a batch's record, another dispatcher's
+    journalled hand-off) take rows in one order, so on PostgreSQL they wait, not deadlock."""
+    sent: list[list[int]] = []
+    monkeypatch.setattr(
+        transitions, "executemany", lambda _c, _s, rows: sent.append([r["_id"] for r in rows])
+    )
+    rows = [{"_id": i, "reason": None} for i in (9, 2, 7)] + [{"_id": 5, "sent_at": None}]
+    transitions.move(None, "sent", rows, utc("2026-01-01 00:00"))
+    assert sorted(sent) == [[2, 7, 9], [5]]
 
 
 # ------------------------------------------------------------ report before record
