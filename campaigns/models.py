@@ -336,6 +336,11 @@ def _decided(status: Any) -> Any:
     return status != _literal(PLANNED)
 
 
+def _in_flight(status: Any) -> Any:
+    """Being sent: what the index of in-flight messages by enrolment holds."""
+    return status == _literal(SENDING)
+
+
 # Partial indexes: a planned message enters neither, so planning one and marking it
 # ``sending`` maintain neither. A planner uses such an index only for a query whose WHERE
 # holds the index's own condition, and a bound parameter in its place is not recognised:
@@ -369,6 +374,14 @@ class Message(SQLModel, table=True):
         ),
         # An enrolment's messages are found through the unique key's first column; see
         # campaigns.store.ENROLMENT_PLANNED for why its status is compared as text.
+        # Its messages being sent, without reading its history: a few rows at any time,
+        # written when a message is reserved and when its outcome is recorded.
+        sa.Index(
+            "ix_messages_in_flight",
+            "enrollment_id",
+            sqlite_where=_in_flight(_STATUS),
+            postgresql_where=_in_flight(_STATUS),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -528,3 +541,4 @@ class AdminSession(SQLModel, table=True):
 # The partial indexes' conditions as query terms (see _figured and _decided).
 FIGURED = _figured(Message.__table__.c.status)
 DECIDED = _decided(Message.__table__.c.status)
+IN_FLIGHT = _in_flight(Message.__table__.c.status)

@@ -149,6 +149,7 @@ def move(
     # Per shape of row (its keys in order): the parameters' names and the row's group,
     # worked out once rather than for every row.
     shapes: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    cleared = {f"v_{column}": value for column, value in _cleared(to).items()}
     for row in rows:
         keys = tuple(row)
         shape = shapes.get(keys)
@@ -156,9 +157,11 @@ def move(
             if "status" in row:
                 raise ValueError("the status is the move's target, not a column to set")
             names = tuple(k if k == "_id" else f"v_{k}" for k in keys)
-            shape = shapes[keys] = (names, tuple(sorted(k for k in keys if k != "_id")))
+            columns = {k for k in keys if k != "_id"} | {c[2:] for c in cleared}
+            shape = shapes[keys] = (names, tuple(sorted(columns)))
         params = {"v_updated_at": now}
         params.update(zip(shape[0], row.values(), strict=True))
+        params.update(cleared)
         groups[shape[1]].append(params)
     for columns, params in groups.items():
         kept = tuple(sorted(c for c in columns if c in always))
@@ -177,6 +180,19 @@ def movable(to: str) -> Any:
     return sa.or_(*(status == source for source in sources(to)))  # no expanding IN: executemany
 
 
+def planned_unsent() -> tuple[Any, ...]:
+    """In SQL, next to a condition on the customer: the message is planned, read through
+    the customer's index ``(customer_id, sent_at)`` at ``sent_at IS NULL``.
+
+    A planned message was never sent or was taken back, and every move to ``planned``
+    clears ``sent_at`` (:func:`move`, :func:`move_where`), so the condition on ``sent_at`` leaves
+    out nothing planned; it skips the customer's sent history, which a shop's log holds by
+    the hundred for a customer of some years. The status is compared as text, so it never
+    draws a planner to the status index (every planned message of the shop)."""
+    m = messages_t.c
+    return (m.sent_at.is_(None), m.status.concat("") == PLANNED)
+
+
 def move_where(
     conn: Connection, to: str, where: Any, values: Mapping[str, Any], params: Any = None
 ) -> None:
@@ -190,7 +206,14 @@ def move_where(
 def move_where_statement(to: str, where: Any, values: Mapping[str, Any]) -> Any:
     """The statement :func:`move_where` runs, for one to build once and run often (with
     its bind values as parameters)."""
+    values = {**values, **_cleared(to)}
     return unjournaled(messages_t.update().where(where, movable(to)).values(status=to, **values))
+
+
+def _cleared(to: str) -> dict[str, Any]:
+    """What a move to ``to`` always clears: a message back to ``planned`` was not sent
+    (:func:`planned_unsent` relies on it)."""
+    return {"sent_at": None} if to == PLANNED else {}
 
 
 @lru_cache(maxsize=128)

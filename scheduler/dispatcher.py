@@ -1242,12 +1242,11 @@ CLAIM = (
 )
 CLAIM_SKIP_LOCKED = CLAIM.with_for_update(skip_locked=True, of=messages_t)
 BUNDLE_CANDIDATES = candidates_query(CLAIMED)
-# Every due message of the claimed customers. Compared as text, the status cannot draw
-# SQLite's planner to ix_messages_due (every due message of every customer) rather than
-# the customer's own index.
+# Every due message of the claimed customers, through the customer's own index and only
+# its unsent part (transitions.planned_unsent), not every due message of every customer.
 _DUE_OF_CUSTOMERS = (
     id_in(_m.customer_id),
-    _m.status.concat("") == PLANNED,
+    *transitions.planned_unsent(),
     _m.due_at <= _moment("now"),
     _not_paused(),
 )

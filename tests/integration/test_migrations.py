@@ -94,6 +94,34 @@ def test_an_enrolments_messages_keep_one_index(tmp_path: Path):
     assert {"ix_messages_due", "ix_messages_customer_sent"} <= indexes
 
 
+def test_planned_messages_left_with_a_send_time_are_claimable_again(harness: Harness):
+    """Claims read a customer's planned messages at ``sent_at IS NULL``: one that an older
+    release took back to ``planned`` with its send time still set is cleared, not lost."""
+    h = harness
+    h.customers([{"id": "c1", "email": "c1@example.com"}])
+    h.events([purchase("e1", "c1", "2026-03-02T10:00:00+01:00", "o1", item(warranty_months=24))])
+    h.simulate(utc("2026-03-03T00:00:00"), start=utc("2026-03-01T00:00:00"))
+    engine = h.project.db
+    planned = [m.id for m in h.messages(status="planned")]
+    sent = {m.id: m.sent_at for m in h.messages(status="sent")}
+    assert planned and sent
+    with engine.connect() as conn, _foreign_keys_off(conn):
+        cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0019")
+        conn.execute(sa.text("UPDATE messages SET sent_at = :t WHERE status = 'planned'"),
+                     {"t": utc("2026-03-02T09:00:00")})  # fmt: skip
+        conn.commit()
+
+    migrate(engine)
+
+    assert [m.id for m in h.messages(status="planned", sent_at=None)] == planned
+    assert {m.id: m.sent_at for m in h.messages(status="sent")} == sent
+    assert "ix_messages_in_flight" in {
+        i["name"] for i in sa.inspect(engine).get_indexes("messages")
+    }
+
+
 def test_migrations_build_exactly_the_models_schema(database_url: str):
     engine = create_engine(database_url)
     migrate(engine)

@@ -23,6 +23,10 @@ from campaigns.engine import complete_enrollments, end_enrollments
 from tests.conftest import Harness, item, purchase, utc
 
 BY_ENROLMENT = "SEARCH messages USING INDEX sqlite_autoindex_messages_1 (enrollment_id=?)"
+UNSENT_OF_CUSTOMER = (
+    "SEARCH messages USING INDEX ix_messages_customer_sent (customer_id=? AND sent_at=?)"
+)
+IN_FLIGHT_OF_ENROLMENT = "SEARCH messages USING INDEX ix_messages_in_flight (enrollment_id=?)"
 
 
 def explained(tmp_path: Path, work) -> list[tuple[str, list[str]]]:
@@ -59,10 +63,15 @@ def test_ending_and_completing_enrolments_search_their_messages_by_key(tmp_path:
 
     plans = explained(tmp_path, work)
 
-    assert len(plans) == 4  # count, history, cancel; the completion's NOT EXISTS
-    for statement, steps in plans:
+    assert len(plans) == 4  # count, history, cancel; the completion
+    *ending, (_, completing) = plans
+    for statement, steps in ending:
         touching = [step for step in steps if " messages " in f"{step} "]
         assert touching == [BY_ENROLMENT], (statement, steps)
+    # The completion reads neither the enrolment's history nor every planned message: its
+    # customer's unsent messages, and the enrolment's few in flight.
+    touching = [step for step in completing if " messages " in f"{step} "]
+    assert touching == [UNSENT_OF_CUSTOMER, IN_FLIGHT_OF_ENROLMENT], completing
 
 
 def test_enrolments_are_found_by_customer_through_their_unique_key(sqlite_harness: Harness):
@@ -142,7 +151,8 @@ def test_a_full_claim_reads_its_customers_due_messages_by_customer(tmp_path: Pat
     query = CUSTOMERS_DUE_AFTER if after else CUSTOMERS_DUE
     plans = explained(tmp_path, lambda conn: conn.execute(query, params))
     [(_, steps)] = [(sql, steps) for sql, steps in plans if "customer_id IN" in sql]
-    assert any("ix_messages_customer_sent (customer_id=?)" in step for step in steps), steps
+    # Their unsent messages only, not the history the customer's index also holds.
+    assert any(UNSENT_OF_CUSTOMER in step for step in steps), steps
     assert not any("ix_messages_due" in step for step in steps), steps
 
 
