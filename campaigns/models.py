@@ -373,9 +373,9 @@ class Message(SQLModel, table=True):
             postgresql_where=_decided(_STATUS),
         ),
         # An enrolment's messages are found through the unique key's first column; see
-        # campaigns.store.ENROLMENT_PLANNED for why its status is compared as text.
-        # Its messages being sent, without reading its history: a few rows at any time,
-        # written when a message is reserved and when its outcome is recorded.
+        # campaigns.store.ENROLMENT_PLANNED for why its status is compared as text. Those
+        # being sent are found here instead, without reading the enrolment's history: a
+        # few rows at any time, written when a message is reserved and when it is recorded.
         sa.Index(
             "ix_messages_in_flight",
             "enrollment_id",

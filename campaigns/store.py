@@ -35,7 +35,7 @@ from campaigns.models import (
     PurchaseItem,
     UTCDateTime,
 )
-from campaigns.transitions import planned_unsent
+from campaigns.transitions import PLANNED_UNSENT
 
 customers_t = Customer.__table__
 events_t = Event.__table__
@@ -97,7 +97,7 @@ _COMPLETABLE = (
     # import, otherwise compared every enrolment with every planned message (0.5 s a batch
     # at 3,000 messages).
     ~sa.select(_m.id)
-    .where(_m.customer_id == _e.customer_id, _m.enrollment_id == _e.id, *planned_unsent())
+    .where(_m.customer_id == _e.customer_id, _m.enrollment_id == _e.id, *PLANNED_UNSENT)
     .exists(),
     # Nothing being sent: the partial index of in-flight messages, a few rows.
     ~sa.select(_m.id).where(_m.enrollment_id == _e.id, IN_FLIGHT).exists(),

@@ -149,7 +149,8 @@ def move(
     # Per shape of row (its keys in order): the parameters' names and the row's group,
     # worked out once rather than for every row.
     shapes: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
-    cleared = {f"v_{column}": value for column, value in _cleared(to).items()}
+    cleared = _cleared(to)
+    cleared_params = {f"v_{column}": value for column, value in cleared.items()}
     for row in rows:
         keys = tuple(row)
         shape = shapes.get(keys)
@@ -157,11 +158,11 @@ def move(
             if "status" in row:
                 raise ValueError("the status is the move's target, not a column to set")
             names = tuple(k if k == "_id" else f"v_{k}" for k in keys)
-            columns = {k for k in keys if k != "_id"} | {c[2:] for c in cleared}
+            columns = {k for k in keys if k != "_id"} | cleared.keys()
             shape = shapes[keys] = (names, tuple(sorted(columns)))
         params = {"v_updated_at": now}
         params.update(zip(shape[0], row.values(), strict=True))
-        params.update(cleared)
+        params.update(cleared_params)
         groups[shape[1]].append(params)
     for columns, params in groups.items():
         kept = tuple(sorted(c for c in columns if c in always))
@@ -180,17 +181,13 @@ def movable(to: str) -> Any:
     return sa.or_(*(status == source for source in sources(to)))  # no expanding IN: executemany
 
 
-def planned_unsent() -> tuple[Any, ...]:
-    """In SQL, next to a condition on the customer: the message is planned, read through
-    the customer's index ``(customer_id, sent_at)`` at ``sent_at IS NULL``.
-
-    A planned message was never sent or was taken back, and every move to ``planned``
-    clears ``sent_at`` (:func:`move`, :func:`move_where`), so the condition on ``sent_at`` leaves
-    out nothing planned; it skips the customer's sent history, which a shop's log holds by
-    the hundred for a customer of some years. The status is compared as text, so it never
-    draws a planner to the status index (every planned message of the shop)."""
-    m = messages_t.c
-    return (m.sent_at.is_(None), m.status.concat("") == PLANNED)
+# In SQL, next to a condition on the customer: the message is planned, read through the
+# customer's index ``(customer_id, sent_at)`` at ``sent_at IS NULL``. Every move to
+# ``planned`` clears ``sent_at`` (move, move_where), so the condition leaves out nothing
+# planned; it skips the customer's sent history, which a shop's log holds by the hundred
+# for a customer of some years. The status is compared as text, so it never draws a
+# planner to the status index (every planned message of the shop).
+PLANNED_UNSENT = (messages_t.c.sent_at.is_(None), messages_t.c.status.concat("") == PLANNED)
 
 
 def move_where(
@@ -212,7 +209,7 @@ def move_where_statement(to: str, where: Any, values: Mapping[str, Any]) -> Any:
 
 def _cleared(to: str) -> dict[str, Any]:
     """What a move to ``to`` always clears: a message back to ``planned`` was not sent
-    (:func:`planned_unsent` relies on it)."""
+    (:data:`PLANNED_UNSENT` relies on it)."""
     return {"sent_at": None} if to == PLANNED else {}
 
 

@@ -383,8 +383,8 @@ class Dispatcher:
             transitions.move(
                 conn,
                 PLANNED,
-                [_update(r.id, reason="lease_expired", sent_at=None, lease_until=None) for r in left]
-                + [_update(r.id, due_at=now, sent_at=None, lease_until=None, handed_over_at=None,
+                [_update(r.id, reason="lease_expired", lease_until=None) for r in left]
+                + [_update(r.id, due_at=now, lease_until=None, handed_over_at=None,
                            reason=entries[r.id].reason, attempts=r.attempts + 1) for r in retried],
                 now,
             )  # fmt: skip
@@ -989,9 +989,7 @@ class Dispatcher:
                 decisions.append((row.id, "skipped", reason, None, None, "at the hand-off"))
                 stats.skipped += 1
             elif item.verdict is Verdict.NOT_MARKED:
-                moves[PLANNED].append(
-                    _update(row.id, due_at=now, reason=None, sent_at=None, lease_until=None)
-                )
+                moves[PLANNED].append(_update(row.id, due_at=now, reason=None, lease_until=None))
                 decisions.append((row.id, "retry", "hand_off", row.due_at, now, None))
                 stats.retried += 1
                 unfinished.add(row.id)
@@ -1009,7 +1007,6 @@ class Dispatcher:
                 moves[PLANNED].append(
                     _update(
                         row.id,
-                        sent_at=None,
                         lease_until=None,
                         handed_over_at=None,
                         due_at=until,
@@ -1243,10 +1240,10 @@ CLAIM = (
 CLAIM_SKIP_LOCKED = CLAIM.with_for_update(skip_locked=True, of=messages_t)
 BUNDLE_CANDIDATES = candidates_query(CLAIMED)
 # Every due message of the claimed customers, through the customer's own index and only
-# its unsent part (transitions.planned_unsent), not every due message of every customer.
+# its unsent part (transitions.PLANNED_UNSENT), not every due message of every customer.
 _DUE_OF_CUSTOMERS = (
     id_in(_m.customer_id),
-    *transitions.planned_unsent(),
+    *transitions.PLANNED_UNSENT,
     _m.due_at <= _moment("now"),
     _not_paused(),
 )

@@ -54,7 +54,7 @@ from scheduler.handoff import Verdict
 from scheduler.rendering import PendingRender, RenderJob
 
 _m, _e = messages_t.c, events_t.c
-_PLANNED_OF = (id_in(_m.customer_id), *transitions.planned_unsent(), _not_paused())
+_PLANNED_OF = (id_in(_m.customer_id), *transitions.PLANNED_UNSENT, _not_paused())
 # A window's customers' planned messages due before its end (or at it), in due order.
 WINDOW_OF = (
     sa.select(*CLAIMED).where(*_PLANNED_OF, _m.due_at < _moment("end")).order_by(*_DUE_ORDER)
