@@ -208,9 +208,9 @@ def move_where_statement(to: str, where: Any, values: Mapping[str, Any]) -> Any:
 
 
 def _cleared(to: str) -> dict[str, Any]:
-    """What a move to ``to`` always clears: a message back to ``planned`` was not sent
-    (:data:`PLANNED_UNSENT` relies on it)."""
-    return {"sent_at": None} if to == PLANNED else {}
+    """What a move to ``to`` always clears: a message back to ``planned``, or skipped, was
+    not sent (:data:`PLANNED_UNSENT` and the bundle candidates' query rely on it)."""
+    return {"sent_at": None} if to in (PLANNED, SKIPPED) else {}
 
 
 @lru_cache(maxsize=128)

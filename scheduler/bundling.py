@@ -39,10 +39,13 @@ def candidates_query(columns: Sequence[Any]) -> Any:
 
     Journey, step and status are compared as text (``|| ''``) so that SQLite's planner, which
     keeps no statistics, finds the rows through the customer's index rather than through
-    every message of the journey's step or every planned message.
+    every message of the journey's step or every planned message. Candidates are planned
+    and those carried skipped: neither has a send time (the transition table clears it on
+    both moves), so the index is read at its unsent part, not the customer's sent history.
     """
     return sa.select(*columns, _m.bundled_into).where(
         id_in(_m.customer_id, "customers"),
+        _m.sent_at.is_(None),
         id_in(_m.journey_id.concat(""), "journeys"),
         id_in(_m.step.concat(""), "steps"),
         sa.or_(_m.status.concat("") == PLANNED, id_in(_m.bundled_into, "carriers")),

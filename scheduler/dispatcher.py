@@ -983,9 +983,7 @@ class Dispatcher:
                 unfinished.add(row.id)
             elif item.verdict is Verdict.WITHDRAWN:
                 reason = item.skip_reason
-                moves[SKIPPED].append(
-                    _update(row.id, reason=reason, sent_at=None, lease_until=None)
-                )
+                moves[SKIPPED].append(_update(row.id, reason=reason, lease_until=None))
                 decisions.append((row.id, "skipped", reason, None, None, "at the hand-off"))
                 stats.skipped += 1
             elif item.verdict is Verdict.NOT_MARKED:

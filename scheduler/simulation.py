@@ -55,6 +55,11 @@ from scheduler.rendering import PendingRender, RenderJob
 
 _m, _e = messages_t.c, events_t.c
 _PLANNED_OF = (id_in(_m.customer_id), *transitions.PLANNED_UNSENT, _not_paused())
+# A window takes its customers forward in cohorts of this many (at least four batches'
+# worth), each customer taking the place of one done: a cohort's messages, decisions and
+# enrolments are read again while they are in the page cache, where a round over every
+# customer of a large shop would read each of them back from the file.
+COHORT = 2_000
 # A window's customers' planned messages due before its end (or at it), in due order.
 WINDOW_OF = (
     sa.select(*CLAIMED).where(*_PLANNED_OF, _m.due_at < _moment("end")).order_by(*_DUE_ORDER)
@@ -74,10 +79,12 @@ HORIZONS = (
     .where(_e.applied.is_(False))
     .group_by(_e.customer_id)
 )
-# The pending events of a batch's customers, in the order they are applied.
+# The pending events of a batch's customers, in the order they are applied. Through the
+# customer's index: ``applied`` is compared as a number, which no index answers, so that
+# SQLite's planner does not walk every pending event of the shop (``ix_events_pending``).
 PENDING_OF = (
     select_fields(events_t, DueEvent)
-    .where(id_in(_e.customer_id), _e.applied.is_(False))
+    .where(id_in(_e.customer_id), sa.cast(_e.applied, sa.Integer) == 0)
     .order_by(_e.at, _e.id)
 )
 
@@ -200,8 +207,10 @@ class SimulationDispatcher(Dispatcher):
         self._floor: dict[str, datetime] = {}
         self._busy: set[str] = set()  # customers of the batches reserved, not yet recorded
         # While a window is decided: the customers to claim (each again after a decision,
-        # until nothing of theirs is due in it), and each customer's next pending event.
+        # until nothing of theirs is due in it), those waiting for a place among them
+        # (:data:`COHORT`), and each customer's next pending event.
         self._queue: deque[str] | None = None
+        self._waiting: deque[str] = deque()
         self._horizon: dict[str, datetime] = {}
 
     # -- windows: the messages of many instants decided in one batch ----------------------
@@ -233,6 +242,7 @@ class SimulationDispatcher(Dispatcher):
         finally:
             self._window = None
             self._queue = None
+            self._waiting = deque()
 
     def _reserve_tx(self, now: datetime, stats: DispatchStats) -> Any:
         reserved, claimed = super()._reserve_tx(now, stats)
@@ -257,8 +267,12 @@ class SimulationDispatcher(Dispatcher):
         assert self._window is not None
         end, inclusive = self._window
         if self._queue is None:  # the window's first claim: who has anything due in it
-            self._queue = self._window_customers(conn, end, inclusive)
-        queue, busy, size = self._queue, self._busy, self.config.batch_size
+            self._waiting = self._window_customers(conn, end, inclusive)
+            self._queue = deque()
+        queue, waiting, busy = self._queue, self._waiting, self._busy
+        size = self.config.batch_size
+        while waiting and len(queue) < max(COHORT, 4 * size):
+            queue.append(waiting.popleft())
         ids: list[str] = []
         for _ in range(len(queue)):  # busy customers (a batch in flight) go round again
             if len(ids) == size:
@@ -266,7 +280,7 @@ class SimulationDispatcher(Dispatcher):
             cid = queue.popleft()
             (queue.append if cid in busy else ids.append)(cid)
         if not ids:
-            return [], {}, size if queue else 0
+            return [], {}, size if queue or waiting else 0
         statement = WINDOW_OF_INCLUSIVE if inclusive else WINDOW_OF
         rows = as_claimed(conn.execute(statement, {"ids": ids, "end": end}))
         horizon, floor = self._horizon, self._floor
@@ -298,7 +312,7 @@ class SimulationDispatcher(Dispatcher):
         # Again in a later batch: what their decisions or events planned may be due.
         queue.extend(at)
         queue.extend(eventful)
-        return kept, at, size if queue else len(kept)
+        return kept, at, size if queue or waiting else len(kept)
 
     def _apply_events_of(self, conn: Connection, customer_ids: list[str], now: datetime) -> int:
         """Apply these customers' events of their next event's instant (each at its own

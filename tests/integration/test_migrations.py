@@ -95,8 +95,9 @@ def test_an_enrolments_messages_keep_one_index(tmp_path: Path):
 
 
 def test_planned_messages_left_with_a_send_time_are_claimable_again(harness: Harness):
-    """Claims read a customer's planned messages at ``sent_at IS NULL``: one that an older
-    release took back to ``planned`` with its send time still set is cleared, not lost."""
+    """Claims read a customer's planned messages at ``sent_at IS NULL``, bundling its
+    skipped ones too: one that an older release left with a send time is cleared, not
+    lost (0020 clears the planned, 0021 the skipped)."""
     h = harness
     h.customers([{"id": "c1", "email": "c1@example.com"}])
     h.events([purchase("e1", "c1", "2026-03-02T10:00:00+01:00", "o1", item(warranty_months=24))])
@@ -104,18 +105,22 @@ def test_planned_messages_left_with_a_send_time_are_claimable_again(harness: Har
     engine = h.project.db
     planned = [m.id for m in h.messages(status="planned")]
     sent = {m.id: m.sent_at for m in h.messages(status="sent")}
-    assert planned and sent
+    assert len(planned) > 1 and sent
+    skipped = planned.pop()
     with engine.connect() as conn, _foreign_keys_off(conn):
         cfg = alembic_config(engine.url.render_as_string(hide_password=False))
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0019")
         conn.execute(sa.text("UPDATE messages SET sent_at = :t WHERE status = 'planned'"),
                      {"t": utc("2026-03-02T09:00:00")})  # fmt: skip
+        conn.execute(sa.text("UPDATE messages SET status = 'skipped' WHERE id = :i"),
+                     {"i": skipped})  # fmt: skip
         conn.commit()
 
     migrate(engine)
 
     assert [m.id for m in h.messages(status="planned", sent_at=None)] == planned
+    assert [m.id for m in h.messages(status="skipped", sent_at=None)] == [skipped]
     assert {m.id: m.sent_at for m in h.messages(status="sent")} == sent
     assert "ix_messages_in_flight" in {
         i["name"] for i in sa.inspect(engine).get_indexes("messages")

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from aftersale.admin.customers import erase, gdpr_export
 from aftersale.database import create_engine, migrate
 from campaigns.engine import complete_enrollments, end_enrollments
+from scheduler.simulation import PENDING_OF
 from tests.conftest import Harness, item, purchase, utc
 
 BY_ENROLMENT = "SEARCH messages USING INDEX sqlite_autoindex_messages_1 (enrollment_id=?)"
@@ -124,6 +125,8 @@ def customer_key(h: Harness) -> str:
 
 
 def test_bundling_finds_its_candidates_by_customer(sqlite_harness: Harness):
+    """Through the customer's index at its unsent part: candidates are planned and carried
+    messages skipped, and neither has a send time; the sent history is not read."""
     h = sqlite_harness
     h.customers([{"id": "c1", "email": "c1@example.com"}])
     plans = recording_plans(h.project.db, "bundled_into IN")
@@ -134,10 +137,21 @@ def test_bundling_finds_its_candidates_by_customer(sqlite_harness: Harness):
 
     assert plans, "the invitations of two items looked for each other"
     for statement, steps in plans:
-        assert steps == ["SEARCH messages USING INDEX ix_messages_customer_sent (customer_id=?)"], (
-            statement,
-            steps,
-        )
+        assert steps == [UNSENT_OF_CUSTOMER], (statement, steps)
+
+
+def test_a_window_reads_its_customers_pending_events_by_customer(tmp_path: Path):
+    """Not through ``ix_events_pending``, which holds every pending event of the shop: a
+    forecast of a large shop starts with a year of them."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'plans.db'}")
+    migrate(engine)
+    plans = recording_plans(engine, "FROM events")
+    with engine.connect() as conn:
+        conn.execute(PENDING_OF, {"ids": ["c1", "c2"]}).all()
+    engine.dispose()
+
+    assert plans == [(plans[0][0], ["SEARCH events USING INDEX ix_events_customer_id (customer_id=?)",
+                                    "USE TEMP B-TREE FOR ORDER BY"])], plans  # fmt: skip
 
 
 @pytest.mark.parametrize("after", [False, True], ids=["all", "after_the_claim"])

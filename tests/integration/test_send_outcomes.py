@@ -112,9 +112,10 @@ def test_moves_take_their_messages_in_the_order_of_ids(monkeypatch) -> None:
     assert sorted(sent) == [[2, 7, 9], [5]]
 
 
-def test_a_message_back_to_planned_has_no_send_time(shop: Harness) -> None:
-    """Claims find planned messages at ``sent_at IS NULL``: every move back to planned
-    clears it, whether the caller names it or not."""
+@pytest.mark.parametrize("to", ["planned", "skipped"])
+def test_a_message_planned_again_or_skipped_has_no_send_time(shop: Harness, to: str) -> None:
+    """Claims and bundle candidates find planned and skipped messages at ``sent_at IS
+    NULL``: every move to either clears it, whether the caller names it or not."""
     sold(shop)
     shop.simulate(utc("2026-01-05T12:00:00"))
     message = shop.messages(status="planned")[0]
@@ -122,14 +123,18 @@ def test_a_message_back_to_planned_has_no_send_time(shop: Harness) -> None:
     with shop.project.db.begin() as conn:
         for statement in ("status = 'sending', sent_at = :t", "sent_at = :t"):
             conn.execute(
+                sa.text("UPDATE messages SET status = 'planned' WHERE id = :i"),
+                {"i": message.id},
+            )
+            conn.execute(
                 sa.text(f"UPDATE messages SET {statement} WHERE id = :i"),
                 {"t": now - timedelta(hours=1), "i": message.id},
             )
-            transitions.move(conn, "planned", [{"_id": message.id, "reason": None}], now)
-            sent_at = conn.execute(
-                sa.text("SELECT sent_at FROM messages WHERE id = :i"), {"i": message.id}
-            ).scalar()
-            assert sent_at is None, statement
+            transitions.move(conn, to, [{"_id": message.id, "reason": None}], now)
+            status, sent_at = conn.execute(
+                sa.text("SELECT status, sent_at FROM messages WHERE id = :i"), {"i": message.id}
+            ).one()
+            assert (status, sent_at) == (to, None), statement
 
 
 # ------------------------------------------------------------ report before record

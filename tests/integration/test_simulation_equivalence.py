@@ -22,6 +22,7 @@ from aftersale.cli import write_project
 from aftersale.demo import generate_shop
 from campaigns.importing import import_customers, import_events
 from campaigns.store import decisions_t, events_t, messages_t
+from scheduler import simulation
 from scheduler.dispatcher import Dispatcher
 from scheduler.simulation import SimulationDispatcher
 
@@ -53,13 +54,23 @@ def _outcome(h: Any) -> dict[str, Any]:
     return {"messages": messages, "decisions": decisions, "events": events}
 
 
-@pytest.mark.parametrize("seed", [7, 11])
+@pytest.mark.parametrize(
+    ("seed", "cohorts"),
+    [(7, False), (11, False), (7, True)],
+    ids=["seed-7", "seed-11", "seed-7-cohorts"],
+)
 def test_the_simulation_decides_a_generated_shop_as_the_dispatcher_does(
-    make_harness, tmp_path: Path, seed: int
+    make_harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, cohorts: bool
 ) -> None:
+    """``cohorts``: batches of two customers and cohorts of eight (a third of the shop),
+    so that customers wait for a place and take those of customers done."""
     defaults = tmp_path / "defaults"
     write_project(defaults)
     toml = (defaults / "aftersale.toml").read_text(encoding="utf-8")
+    if cohorts:
+        assert "[dispatch]" not in toml
+        toml += "\n[dispatch]\nbatch_size = 2\n"
+        monkeypatch.setattr(simulation, "COHORT", 8)
     files = tmp_path / f"shop-{seed}"
     files.mkdir()
     shop = generate_shop(files, customers=24, months=6, seed=seed)
