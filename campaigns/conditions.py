@@ -26,7 +26,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -36,6 +36,7 @@ __all__ = [
     "ConditionEnvironment",
     "ConditionTimeout",
     "compile_condition",
+    "condition_names",
     "customer_view",
     "evaluate",
     "previous_view",
@@ -187,6 +188,17 @@ def compile_condition(source: str) -> Any:
 
 
 _MISSING = object()
+
+
+@lru_cache(maxsize=1024)
+def condition_names(source: str) -> frozenset[str]:
+    """The names ``source`` reads from its context (``previous``, ``customer``, …): a
+    caller may build only those. A condition that does not parse reads everything."""
+    try:
+        parsed = _env.parse(f"{{{{ {source} }}}}")
+    except TemplateSyntaxError:
+        return frozenset({"*"})
+    return frozenset(meta.find_undeclared_variables(parsed))
 
 
 def evaluate(source: str | None, context: Mapping[str, Any]) -> bool:

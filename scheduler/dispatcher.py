@@ -41,6 +41,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from campaigns import transitions
 from campaigns.bulk import executemany, unjournaled
 from campaigns.bundling import BUNDLED
+from campaigns.conditions import condition_names
 from campaigns.engine import (
     Engine as JourneyEngine,
 )
@@ -820,8 +821,11 @@ class Dispatcher:
         condition = self._step(contexts.conn, row).condition
         if not condition:
             return True
-        context = contexts.context_for(row, customer, now)
-        if "previous" in condition:
+        names = condition_names(condition)
+        # The customer's order and items only for a condition that reads more than
+        # ``previous`` (building them is most of a condition's cost).
+        context = contexts.context_for(row, customer, now) if names - {"previous"} else {}
+        if "previous" in names:
             context = {**context, "previous": self.journeys.previous_of(contexts, row)}
         return _safe_condition(condition, context)
 

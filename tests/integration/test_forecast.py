@@ -53,6 +53,9 @@ def dump(h: Harness) -> dict[str, list]:
         for table in SQLModel.metadata.sorted_tables:
             order = list(table.primary_key.columns) or list(table.columns)
             tables[table.name] = [tuple(r) for r in conn.execute(sa.select(table).order_by(*order))]
+        if conn.dialect.name == "sqlite":  # and its schema: the copy drops indexes of its own
+            schema = sa.text("SELECT type, name, sql FROM sqlite_master ORDER BY name")
+            tables["sqlite_master"] = [tuple(r) for r in conn.execute(schema)]
     return tables
 
 
