@@ -349,15 +349,11 @@ class Engine:
         if rows:
             self._read_paused(conn)
             self.alerts = alert_skus(conn)
-        purchases: list[Any] = []
-        for row in rows:
-            if row.type == "purchase":
-                purchases.append(row)
-                continue
-            self._apply_purchases(conn, purchases, stats)
-            purchases = []
-            self._apply_other(conn, row, stats)
-        self._apply_purchases(conn, purchases, stats)
+        for group in _in_rounds(rows):
+            self._apply_purchases(conn, [r for r in group if r.type == "purchase"], stats)
+            for row in group:
+                if row.type != "purchase":
+                    self._apply_other(conn, row, stats)
         return stats
 
     def _read_paused(self, conn: Connection) -> None:
@@ -546,6 +542,22 @@ _GUARDED, _BARE, _EACH = "guarded", "bare", "each"
 
 class _BatchFailed(Exception):
     """An event of a batch applied bare raised: its transaction must be rolled back."""
+
+
+def _in_rounds(rows: Sequence[Any]) -> list[list[Any]]:
+    """``rows`` in rounds: each customer's first event in the first, their second in the
+    second, and so on. One customer's events touch no other customer's rows, so each
+    customer's events still come in their order, and the purchases of a round (of
+    different customers) are applied together however other events fall between them."""
+    rounds: list[list[Any]] = []
+    seen: dict[str, int] = {}
+    for row in rows:
+        k = seen.get(row.customer_id, 0)
+        seen[row.customer_id] = k + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(row)
+    return rounds
 
 
 def _connection_lost(exc: BaseException) -> bool:

@@ -76,3 +76,33 @@ def test_a_poison_event_sends_the_batch_round_again_each_event_on_its_own(
     assert result["p"][0] and result["p"][1].startswith("error:")
     # The good events were planned once, in the second transaction; the first left nothing.
     assert sorted(m.customer_id for m in harness.messages(journey_id="thank_you")) == ["c1", "c2"]
+
+
+def test_purchases_of_a_batch_go_in_together_around_other_events(harness: Harness) -> None:
+    """A purchase, another customer's complaint, a third customer's purchase: one insert
+    of purchases (each customer's events still in their order), the same outcome."""
+    harness.customers([{"id": f"c{n}", "email": f"c{n}@example.org"} for n in (1, 2, 3)])
+    harness.events([
+        purchase("p1", "c1", "2026-01-05T10:00:00+01:00", "o1", item()),
+        {"id": "k2", "type": "complaint_opened", "customer": "c2", "at": "2026-01-05T10:01:00+01:00"},
+        purchase("p3", "c3", "2026-01-05T10:02:00+01:00", "o3", item()),
+        {"id": "r1", "type": "return", "customer": "c1", "order": "o1",
+         "at": "2026-01-05T10:03:00+01:00"},
+    ])  # fmt: skip
+    inserts: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("INSERT") and " purchases " in f"{statement} ":
+            inserts.append(statement)
+
+    dispatcher = harness.project.dispatcher(SimulatedClock(LATER))
+    sa.event.listen(harness.project.db, "before_cursor_execute", record)
+    try:
+        assert dispatcher.apply_due_events(LATER) == 4
+    finally:
+        sa.event.remove(harness.project.db, "before_cursor_execute", record)
+        dispatcher.close()
+    assert len(inserts) == 1
+    assert applied(harness) == dict.fromkeys(("p1", "k2", "p3", "r1"), (True, None))
+    thanks = {m.customer_id: m.status for m in harness.messages(journey_id="thank_you")}
+    assert thanks == {"c1": "cancelled", "c3": "planned"}  # c1's return came after its purchase
