@@ -37,13 +37,12 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-import jinja2
 import sqlalchemy as sa
-from jinja2 import meta
 from sqlalchemy.engine import Connection
 
 from aftersale.stats import SENT_STATUSES, Prices, _money, priced_units
 from aftersale.uplift import HoldoutResult, Outcome, VariantFigures, compare, compare_variants
+from campaigns.conditions import condition_names
 from campaigns.experiments import HOLDOUT
 from campaigns.journeys import Journey, conversion_context, offer_cost
 from campaigns.models import FIGURED, Event, Message, MessageDecision, Purchase
@@ -215,8 +214,8 @@ def _conversions(
     costs: dict[tuple[Any, ...], Decimal] = {}
     known: dict[Any, Decimal] = {}  # the cost per the fields of a conversion it reads
     windows: dict[str, tuple[datetime, datetime]] = {}
-    names = _names_read(journey.offer_cost or "")
-    by_fields = _fixed_cost(journey.offer_cost) is None and names is not None
+    names = condition_names(journey.offer_cost or "")
+    by_fields = _fixed_cost(journey.offer_cost) is None
     raw = _raw_key if by_fields and names <= {"value", "offer"} else None
     for customer_id, at, value, conversion in _goal_events(conn, journey, customers):
         c = customers.get(customer_id)
@@ -293,8 +292,8 @@ def _fixed_cost(spec: str | None) -> Decimal | None:
 def _cost_key(spec: str | None, context: dict[str, Any]) -> tuple[Any, ...] | None:
     """What an ``offer_cost`` expression's result depends on: the values of the names it
     reads (``value * 0.10`` reads only the value); None when those are not plain values."""
-    names = _names_read(spec or "")
-    if names is None or not names <= {"value", "offer"}:
+    names = condition_names(spec or "")  # {'*'} when it does not parse
+    if not names <= {"value", "offer"}:
         return None
     offer = context["offer"]
     key = (context["value"] if "value" in names else None,
@@ -304,16 +303,6 @@ def _cost_key(spec: str | None, context: dict[str, Any]) -> tuple[Any, ...] | No
     except TypeError:
         return None
     return key
-
-
-@lru_cache(maxsize=64)
-def _names_read(spec: str) -> frozenset[str] | None:
-    """The variables an expression reads (None when it does not parse)."""
-    env = jinja2.Environment(autoescape=False)  # noqa: S701 - parsed for its names only
-    try:
-        return frozenset(meta.find_undeclared_variables(env.parse("{{ " + spec + " }}")))
-    except jinja2.TemplateSyntaxError:
-        return None
 
 
 def _goal_events(conn: Connection, journey: Journey, customers: dict[str, _Customer]):

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from campaigns.bulk import executemany
+from campaigns.conditions import condition_names
 from campaigns.customers import customer_context
 from campaigns.durations import warranty_end
 from campaigns.idlists import id_in
@@ -481,7 +482,7 @@ def previous_outcomes(
         journey = journey_for(row.journey_id, row.journey_version)
         step = journey.step(row.step) if journey else None
         before = previous_step(journey, step) if step else None
-        if before is not None and step.condition and "previous" in step.condition:
+        if before is not None and step.condition and "previous" in condition_names(step.condition):
             wanted[row.id] = (row.enrollment_id, before.id, row.occurrence)
     if not wanted:
         return {}
