@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import secrets
@@ -39,11 +40,25 @@ class _Shell(typer.Typer):
     """The CLI app; a settings problem found anywhere ends any command with its lines."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        one_line_summaries(self)
         try:
             return super().__call__(*args, **kwargs)
         except ConfigurationError as exc:
             report_configuration(exc)
             sys.exit(2)
+
+
+def one_line_summaries(group: typer.Typer) -> None:
+    """Each command's summary in a group's listing: its docstring's first paragraph as one
+    line, which the listing wraps to the terminal; it would keep the docstring's own line
+    breaks and leave ragged lines at 80 columns."""
+    for command in group.registered_commands:
+        doc = command.help or inspect.getdoc(command.callback) or ""
+        if command.short_help is None and doc:
+            command.short_help = " ".join(doc.split("\n\n")[0].split())
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            one_line_summaries(sub.typer_instance)
 
 
 def report_configuration(exc: ConfigurationError) -> None:

@@ -214,3 +214,29 @@ def test_bad_settings_name_the_key(project: Path):
     done = run("simulate", "--until", "2026-02-01", project=project, ok=False)
     assert done.returncode == 2
     assert "quiet_hours" in done.stderr
+
+
+@pytest.mark.parametrize("group", [[], ["journeys"], ["log"], ["import"]])
+def test_command_listings_wrap_to_the_terminal(group: list[str]) -> None:
+    """At 80 columns a command's summary fills each line before it breaks: a docstring's own
+    line breaks would leave a word or two on a line of their own."""
+    done = subprocess.run(
+        [AFTERSALE, *group, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "80", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+    )
+    assert done.returncode == 0, done.stderr
+    panel = done.stdout.split("Commands")[1].splitlines()[1:]
+    rows = [line.strip("│").rstrip() for line in panel if line.startswith("│")]
+    assert rows and all(len(line) <= 80 for line in done.stdout.splitlines())
+    width = len(panel[0]) - 2  # inside the panel's borders
+    indent = min(len(r) - len(r.lstrip()) for r in rows)
+    text = [r for r in rows if r.strip()]
+    name_width = max(len(r.split()[0]) for r in text if not r.startswith(" " * (indent + 1)))
+    for line, following in zip(text, text[1:], strict=False):
+        if not following.startswith(" " * (indent + name_width + 2)):
+            continue  # the next command begins
+        first_word = following.split()[0]
+        assert len(line) + 1 + len(first_word) > width - 1, (line, following)
