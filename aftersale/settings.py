@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from aftersale.errors import ConfigurationError
 from campaigns.policy import Fatigue, PolicyRules
 from campaigns.value import SegmentRules
+from templates.textfiles import NotText, read_text
 
 CONFIG_FILE = "aftersale.toml"
 # E-mail providers whose webhooks report opens and clicks.
@@ -209,7 +210,9 @@ class _TomlSource(PydanticBaseSettingsSource):
         if not path.exists():
             return {}
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(read_text(path))
+        except NotText as exc:
+            raise ConfigurationError(f"{path}:{exc.line}: {exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigurationError(f"{path}: {exc}") from exc
         return flatten(data)
@@ -341,8 +344,8 @@ def toml_location(path: Path, name: str) -> tuple[int | None, str]:
     """The line of flat setting ``name`` (``dispatch_lease_seconds``) in a TOML file and the
     key as written there (``dispatch.lease_seconds``); (None, name) when not found."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+        text = read_text(path)
+    except (OSError, ValueError):
         return None, name
     table = ""
     for number, line in enumerate(text.splitlines(), start=1):
@@ -367,8 +370,8 @@ def policy_line(path: Path, message: str) -> int | None:
     if index is None:
         return toml_location(path, f"policy.{key}")[0]
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
+        lines = read_text(path).splitlines()
+    except (OSError, ValueError):
         return None
     headers = [n for n, line in enumerate(lines, 1) if line.strip().startswith(f"[[policy.{key}]]")]
     if int(index) >= len(headers):

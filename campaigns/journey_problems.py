@@ -21,6 +21,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel
 
+from templates.textfiles import read_text
+
 __all__ = [
     "JourneyProblem",
     "condition_hint",
@@ -109,11 +111,8 @@ def line_for(lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int 
 def source_line(path: str | Path, loc: tuple[Any, ...]) -> int | None:
     """The line of ``loc`` (``("steps", 0, "variants", 1, "template")``) in a journey file."""
     try:
-        node = yaml.compose(
-            Path(path).read_text(encoding="utf-8"),
-            Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader),
-        )
-    except (OSError, yaml.YAMLError):
+        node = yaml.compose(read_text(path), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, ValueError, yaml.YAMLError):
         return None
     return line_for(line_index(node), loc) if node is not None else None
 

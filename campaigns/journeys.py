@@ -67,6 +67,7 @@ from campaigns.journey_problems import (
 )
 from campaigns.journey_problems import source_line as source_line  # re-exported
 from campaigns.timewindows import SendWindow
+from templates.textfiles import NotText, read_text
 
 BUILTIN_DIR = Path(__file__).with_name("builtin_journeys")
 # libyaml's safe loader where it is built in: five times the pure-Python one's speed.
@@ -559,9 +560,11 @@ def check_subjects(
 
 def load_journey_file(path: Path) -> tuple[Journey | None, list[JourneyProblem]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
     except OSError as exc:
         return None, [JourneyProblem(str(path), None, f"cannot read: {exc}")]
+    except NotText as exc:
+        return None, [JourneyProblem(str(path), exc.line, str(exc))]
     return parse_journey(text, str(path))
 
 

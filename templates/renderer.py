@@ -46,7 +46,7 @@ from __future__ import annotations
 import html as html_lib
 import re
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -62,6 +62,7 @@ from .plaintext import html_to_text
 from .results import RenderedEmail, RenderedSms, ShopInfo, TemplateError, TemplateIssue
 from .sandbox import TemplateSandbox
 from .sms import append_opt_out, normalise_sms_body, sms_segments
+from .textfiles import NotText, decode
 from .validation import email_issues, sms_issues, validate_template
 from .wording import WORDING_FILTERS
 
@@ -112,6 +113,29 @@ def _parse_file_name(file_name: str) -> tuple[str, str, str] | None:
     if len(parts) == 4 and parts[1] == "sms":
         return parts[0], "sms", normalise_locale(parts[2])
     return None
+
+
+class _TextLoader(jinja2.FileSystemLoader):
+    """Template files as UTF-8 text: one that is not is a syntax error at its first byte
+    that is not, naming the file and line, rather than a decoder's traceback."""
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        try:
+            return super().get_source(environment, template)
+        except UnicodeDecodeError:
+            pieces = jinja2.loaders.split_template_path(template)
+            for directory in self.searchpath:
+                path = Path(directory, *pieces)
+                if path.is_file():
+                    try:
+                        decode(path.read_bytes())
+                    except NotText as exc:
+                        raise jinja2.TemplateSyntaxError(
+                            str(exc), exc.line, template, str(path)
+                        ) from None
+            raise
 
 
 def _build_index(project: jinja2.BaseLoader | None, builtin: jinja2.BaseLoader) -> _Index:
@@ -205,9 +229,9 @@ class TemplateRenderer:
     # -- set-up -------------------------------------------------------------
 
     def _make_environment(self) -> TemplateSandbox:
-        self._builtin_loader = jinja2.FileSystemLoader(BUILTIN_DIR)
+        self._builtin_loader = _TextLoader(BUILTIN_DIR)
         self._project_loader = (
-            jinja2.FileSystemLoader(self.project_dir)
+            _TextLoader(self.project_dir)
             if self.project_dir and self.project_dir.is_dir()
             else None
         )

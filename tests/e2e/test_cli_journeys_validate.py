@@ -158,3 +158,44 @@ def test_templates_copy_refuses_what_is_no_built_in(shop: Path, name: str):
     )
     assert ("did you mean 'warranty_offer'?" in done.output) == (name == "waranty_offer")
     assert not (shop / "templates").exists() or not any((shop / "templates").iterdir())
+
+
+def test_files_saved_in_another_encoding_are_named_with_their_line(shop: Path):
+    """A journey and a template saved as Latin-1 ("Prüfung" with a lone 0xfc byte): each is
+    an error at its file and line, the other journeys are still checked, no traceback."""
+    journey = shop / "journeys" / "inspection_invitation.yaml"
+    journey.write_bytes(journey.read_bytes() + "# Prüfung\n".encode("latin-1"))
+    last = len(journey.read_bytes().splitlines())
+    assert cli("templates", "copy", "thank_you", project=shop).exit_code == 0
+    template = shop / "templates" / "thank_you.email.de.txt.j2"
+    template.write_bytes("Grüße\n".encode("latin-1") + template.read_bytes())
+    done = cli("journeys", "validate", project=shop)
+    assert done.exit_code == 1, done.output
+    assert "Traceback" not in done.output and "UnicodeDecodeError" not in done.output
+    errors = [line for line in done.output.splitlines() if ": error: " in line]
+    assert f"{journey}:{last}: error: not UTF-8 text: byte 0xfc at column 5" in errors[0]
+    [said] = [line for line in errors if "thank_you.email.de.txt.j2" in line]
+    assert "thank_you.email.de.txt.j2:1): not UTF-8 text: byte 0xfc at column 3" in said, said
+    assert len(errors) == 2, errors  # the other journeys are valid
+
+
+def test_a_byte_order_mark_is_no_mistake(shop: Path):
+    journey = shop / "journeys" / "thank_you.yaml"
+    journey.write_bytes(b"\xef\xbb\xbf" + journey.read_bytes())
+    config = shop / "aftersale.toml"
+    config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes())
+    done = cli("journeys", "validate", project=shop)
+    assert done.exit_code == 0, done.output
+    assert "5 journeys valid" in done.output
+
+
+def test_settings_saved_in_another_encoding_stop_every_command_in_one_line(shop: Path):
+    config = shop / "aftersale.toml"
+    lines = config.read_bytes().splitlines()
+    config.write_bytes(b"\n".join([*lines, "# Grüße".encode("latin-1")]) + b"\n")
+    done = cli("journeys", "list", project=shop)
+    assert done.exit_code == 2
+    assert done.output.strip() == (
+        f"error: {config}:{len(lines) + 1}: not UTF-8 text: byte 0xfc at column 5; "
+        "save the file as UTF-8"
+    )

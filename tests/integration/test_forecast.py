@@ -177,7 +177,7 @@ def test_the_command_prints_tables_and_json(sqlite_harness: Harness) -> None:
     assert shown["statuses"]["sent"] > 0
 
 
-@pytest.mark.parametrize("case", ["past", "missing", "file", "invalid", "empty", "date"])
+@pytest.mark.parametrize("case", ["past", "missing", "file", "invalid", "empty", "date", "bytes"])
 def test_bad_input_is_refused_in_one_line(sqlite_harness: Harness, tmp_path: Path, case) -> None:
     h = sqlite_harness
     shop(h)
@@ -195,6 +195,11 @@ def test_bad_input_is_refused_in_one_line(sqlite_harness: Harness, tmp_path: Pat
     elif case == "empty":
         (tmp_path / "empty").mkdir()
         args += ["--journeys", str(tmp_path / "empty")]
+    elif case == "bytes":  # saved in Latin-1 by an editor: "Prüfung" with a lone 0xfc
+        proposed = proposal(h, tmp_path, "180d")
+        broken = proposed / "inspection_invitation.yaml"
+        broken.write_bytes(broken.read_bytes() + "# Prüfung\n".encode("latin-1"))
+        args += ["--journeys", str(proposed)]
     else:
         proposed = proposal(h, tmp_path, "180d")
         broken = proposed / "inspection_invitation.yaml"
@@ -208,6 +213,10 @@ def test_bad_input_is_refused_in_one_line(sqlite_harness: Harness, tmp_path: Pat
     assert len(lines) == 1 and lines[0].startswith("error: "), output
     if case == "invalid":
         assert "inspection_invitation.yaml:" in lines[0]
+    if case == "bytes":
+        last = len(broken.read_bytes().splitlines())
+        assert f"inspection_invitation.yaml:{last}: " in lines[0], lines[0]
+        assert "not UTF-8 text: byte 0xfc at column 5" in lines[0], lines[0]
     assert dump(h) == before and files(h) == listing
 
 
