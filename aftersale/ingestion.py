@@ -82,7 +82,8 @@ def decode_events(body: bytes, content_type: str) -> list[Any]:
 
     In JSON lines a line that is not JSON (or nested too deeply) becomes a
     :class:`RowInvalid` in its place, so the other lines still land; a JSON body that does
-    not parse raises :class:`BodyInvalid`. An event holding a NUL character becomes a
+    not parse raises :class:`BodyInvalid`. An event holding a string nothing can store (a NUL,
+    a lone surrogate: :func:`campaigns.bounds.unstorable_path`) becomes a
     :class:`RowInvalid` naming the field.
     """
     try:
@@ -103,8 +104,8 @@ def decode_events(body: bytes, content_type: str) -> list[Any]:
         items = data if isinstance(data, list) else [data]
     if len(items) > MAX_EVENTS:
         raise BodyInvalid(f"at most {MAX_EVENTS} events a request")
-    if "\\u0000" in text:
-        items = [_without_nul(item) for item in items]
+    if bounds.may_be_unstorable(text):
+        items = [_storable(item) for item in items]
     return items
 
 
@@ -115,9 +116,9 @@ def _json_line(line: str) -> Any:
         return exc
 
 
-def _without_nul(item: Any) -> Any:
-    where = bounds.nul_path(item)
-    return item if where is None else RowInvalid(where or "json", "contains a NUL character")
+def _storable(item: Any) -> Any:
+    found = bounds.unstorable_path(item)
+    return item if found is None else RowInvalid(found[0] or "json", found[1])
 
 
 def ingest_events(db: Engine, items: list[Any], *, source: str = "api") -> IngestReport:

@@ -293,8 +293,8 @@ async def shopify_order_created(request: Request) -> JSONResponse:
         return _problem(400, f"the body is not JSON: {exc.reason}")
     if not isinstance(order, dict):
         return _problem(400, "the body must be an order object")
-    if (where := bounds.nul_path(order)) is not None:
-        return JSONResponse({"error": "contains a NUL character", "field": where}, status_code=422)
+    if (found := bounds.unstorable_path(order)) is not None:
+        return JSONResponse({"error": found[1], "field": found[0]}, status_code=422)
     return await _guarded(lambda: _shopify(project, order, request.headers.get(SHOPIFY_WEBHOOK_ID)))
 
 

@@ -23,6 +23,8 @@ prices and totals          decimal, 0 to 1,000,000,000, no more decimals than th
 items per order            at most 1,000
 a line (JSONL, CSV)        at most 1 MiB, UTF-8, no NUL character
 JSON nesting               at most 32 levels
+JSON strings               no NUL character, no lone surrogate (``\\ud800``–``\\udfff``
+                           without its pair)
 a CSV field                at most 131,072 characters (Python's csv default)
 =========================  =================================================================
 
@@ -213,7 +215,7 @@ def json_value(
     line: str, field: str = "json", *, nul: bool = True, depth: int = MAX_JSON_DEPTH
 ) -> Any:
     """One JSON document, refused if nested deeper than ``depth`` or (with ``nul``)
-    carrying a NUL character, which PostgreSQL stores neither in text nor in JSON."""
+    carrying a string that cannot be stored (:func:`unstorable_path`)."""
     if line.count("[") + line.count("{") > depth and _depth(line) > depth:
         raise RowInvalid(field, f"nested deeper than {MAX_JSON_DEPTH} levels")
     try:
@@ -221,11 +223,13 @@ def json_value(
     except RecursionError:
         raise RowInvalid(field, f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError as exc:
+        if "integer string conversion" in str(exc):  # int() refuses over 4,300 digits
+            raise RowInvalid(field, "a number with more than 4,300 digits") from None
         raise RowInvalid(field, getattr(exc, "msg", None) or str(exc)[:200]) from None
-    if nul and "\\u0000" in line:
-        where = nul_path(data)
-        if where is not None:
-            raise RowInvalid(where or field, "contains a NUL character")
+    if nul and may_be_unstorable(line):
+        found = unstorable_path(data)
+        if found is not None:
+            raise RowInvalid(found[0] or field, found[1])
     return data
 
 
@@ -240,21 +244,45 @@ def _depth(text: str) -> int:
     return deepest
 
 
-def nul_path(data: Any, path: str = "") -> str | None:
-    """The path of the first string holding a NUL (keys included), else None."""
+# The escapes in a JSON text that can make a string nothing can store: a NUL (PostgreSQL
+# keeps it neither in text nor in JSON) and a surrogate, which Python's JSON decoder leaves
+# in a string when it is not one of a pair (no database, file or UTF-8 encoder takes it).
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def may_be_unstorable(text: str) -> bool:
+    """Whether a JSON text holds an escape that :func:`unstorable_path` must look for."""
+    return _SUSPECT_ESCAPE.search(text) is not None
+
+
+def unstorable(value: str) -> str | None:
+    """Why a string cannot be stored, else None."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    if _LONE_SURROGATE.search(value):
+        return "contains a lone surrogate (an escape from \\ud800 to \\udfff without its pair)"
+    return None
+
+
+def unstorable_path(data: Any, path: str = "") -> tuple[str, str] | None:
+    """The path of the first string (keys included) that cannot be stored, and why;
+    else None."""
     if isinstance(data, str):
-        return path if "\x00" in data else None
+        reason = unstorable(data)
+        return None if reason is None else (path, reason)
     if isinstance(data, dict):
         for key, value in data.items():
+            if (reason := unstorable(key)) is not None:  # escaped: the path is shown and stored
+                shown = key.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
+                return (f"{path}.{shown}" if path else shown), reason
             here = f"{path}.{key}" if path else str(key)
-            if "\x00" in key:
-                return here
-            found = nul_path(value, here)
+            found = unstorable_path(value, here)
             if found is not None:
                 return found
     elif isinstance(data, list):
         for index, value in enumerate(data):
-            found = nul_path(value, f"{path}[{index}]")
+            found = unstorable_path(value, f"{path}[{index}]")
             if found is not None:
                 return found
     return None

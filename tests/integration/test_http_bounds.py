@@ -69,13 +69,18 @@ def test_nesting_within_an_event_fails_that_event(web: Web) -> None:
          "order.items[0].inspection_interval_days"),
         ({"order": {"id": "o1", "items": [item(quantity=10**30)]}}, "order.items[0].quantity"),
         ({"order": {"id": "o1", "items": [item(name="a\x00b")]}}, "order.items[0].name"),
+        ({"order": {"id": "o1", "items": [item(name="a\ud800b")]}}, "order.items[0].name"),
+        ({"note": {"k\udc00": 1}}, "note.k\\udc00"),
         ({"customer": "c" * 129}, "customer"),
     ],
 )  # fmt: skip
 def test_an_event_out_of_bounds_is_422_with_its_field(web: Web, change: dict, field: str) -> None:
     other = {"id": "secret-other", "type": "note", "customer": "c1", "at": AT, "pin": "4711"}
     bad = {**purchase("e1", "c1", AT, "o1", item()), **change}
-    response = web.client.post("/api/events", json=[other, bad], headers=AUTH)
+    body = json.dumps([other, bad])  # escaped as ASCII: a lone surrogate goes as \\ud800
+    response = web.client.post(
+        "/api/events", content=body, headers={**AUTH, "Content-Type": "application/json"}
+    )
 
     assert response.status_code == 422
     results = response.json()["results"]
@@ -93,6 +98,9 @@ def test_shopify_orders_out_of_bounds_are_422(web: Web) -> None:
     person = {**ORDER["customer"], "first_name": "a\x00b"}
     response = post_order(web, {**ORDER, "customer": person}, "wh-n")
     assert (response.status_code, response.json()["field"]) == (422, "customer.first_name")
+    person = {**ORDER["customer"], "last_name": "\udfff"}
+    response = post_order(web, {**ORDER, "customer": person}, "wh-s")
+    assert (response.status_code, response.json()["field"]) == (422, "customer.last_name")
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,8 @@ def poison_events() -> list[tuple[bytes, str | None]]:
         (line(deep), "json"),
         (b'{"id": "big", "type": "note", "customer": "c1", "at": "' + AT.encode() + b'", "n": ' + b"9" * 5000 + b"}", "json"),
         (line({"id": "nul", "type": "note", "customer": "c1", "at": AT, "note": "a\x00b"}), "note"),
+        (line({"id": "lone", "type": "note", "customer": "c1", "at": AT, "note": "a\ud800b"}), "note"),
+        (line({"id": "pair", "type": "note", "customer": "c1", "at": AT, "note": "\U0001f600"}), None),
         ('{"id": "latin", "type": "note", "customer": "c1", "at": "%s", "city": "K\xf6ln"}'.encode("latin-1") % AT.encode(), "line"),
         (b'{"id": "raw-nul", "type": "note", "customer": "c1", "at": "' + AT.encode() + b'"}\x00', "line"),
         (b'{"pad": "' + b"x" * (MAX_LINE_BYTES + 10) + b'"}', "line"),
@@ -73,8 +75,8 @@ def test_poison_event_lines_fail_alone(harness: Harness, tmp_path: Path) -> None
     assert [(e.line, e.field) for e in report.errors] == expected
     assert all(str(e).startswith(f"{path}:{e.line}: {e.field}: ") for e in report.errors)
     assert all(len(e.reason) < 200 for e in report.errors)  # no echo of a whole line
-    assert stored_events(harness) == {"good1", "good2"}
-    assert report.imported == 2
+    assert stored_events(harness) == {"good1", "good2", "pair"}
+    assert report.imported == 3
 
 
 def test_strict_rejects_a_file_with_a_poison_line(sqlite_harness: Harness, tmp_path: Path) -> None:

@@ -72,6 +72,27 @@ def test_json_depth_and_nul() -> None:
     assert caught.value.field == "a[0].b"
 
 
+def test_json_strings_with_a_lone_surrogate_are_refused_with_their_path() -> None:
+    """Python's JSON decoder leaves a lone ``\\ud800`` in its string, which no database or
+    encoder takes; a pair is one character (an emoji) and is fine."""
+    assert bounds.json_value('{"a": "\\ud83d\\ude00"}') == {"a": "\U0001f600"}
+    for text, field in [
+        ('{"a": ["ok", "x\\ud800"]}', "a[1]"),
+        ('{"a": "\\udfff"}', "a"),
+        ('{"a": {"k\\udc00": 1}}', "a.k\\udc00"),  # the key shown escaped, storable
+        ('{"a\\u0000": 1}', "a\\x00"),
+    ]:
+        with pytest.raises(RowInvalid) as caught:
+            bounds.json_value(text)
+        assert caught.value.field == field, text
+        caught.value.field.encode("utf-8")  # the path itself can be printed and stored
+
+
+def test_a_number_too_long_for_python_is_named_plainly() -> None:
+    with pytest.raises(RowInvalid, match="a number with more than 4,300 digits"):
+        bounds.json_value('{"n": ' + "9" * 5000 + "}")
+
+
 def test_lines_are_decoded_one_by_one() -> None:
     data = b"\xef\xbb\xbfone\nK\xf6ln\nnul\x00\n" + b"x" * (bounds.MAX_LINE_BYTES + 5) + b"\nlast"
     found = list(bounds.lines(io.BytesIO(data)))
