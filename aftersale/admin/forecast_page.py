@@ -4,12 +4,16 @@ The forecast itself is :func:`aftersale.forecast.run_forecast` (a throwaway copy
 database; nothing is sent and the project stays as it is). The page draws three charts
 from its weekly figures: contacts per customer per week, messages per week by journey and
 channel, and what the caps held back. A forecast reaches at most
-:data:`LONGEST_AHEAD` past the project's clock, so one request cannot run for ever.
+:data:`LONGEST_AHEAD` past the project's clock, so one request cannot run for ever, and
+the console runs one at a time: a second asked for meanwhile (a double click, a reload,
+another user) is answered at once with 429 and a word, not queued behind the first to
+take the server's memory and CPU from the webhooks.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +28,8 @@ from aftersale.forecast_figures import CONTACT_BUCKETS, Figures, Week
 router = APIRouter(prefix="/admin", include_in_schema=False)
 LONGEST_AHEAD = timedelta(days=2 * 366)
 SUGGESTED_AHEAD = timedelta(days=182)
+_RUNNING = threading.Lock()  # held while the console runs a forecast
+BUSY = "another forecast is running in this console; try again when it has finished"
 
 
 @router.get("/forecast")
@@ -32,15 +38,21 @@ def forecast_page(request: Request, user: PageUser, until: str | None = None) ->
     project = project_of(request)
     start = project.simulated_now()
     suggested = ((start or project.now()) + SUGGESTED_AHEAD).date().isoformat()
-    problem, result = None, None
-    if until:
+    problem, result, status = None, None, 200
+    if until and not _RUNNING.acquire(blocking=False):
+        problem, status = BUSY, 429
+    elif until:
         try:
             result = _run(project, until)
         except ForecastInputError as exc:
             problem = str(exc)
+        finally:
+            _RUNNING.release()
     chart = json.dumps(charts(result.current)).replace("<", "\\u003c") if result else None
-    return render(request, "forecast.html", user, result=result, chart=chart, until=until or "",
+    page = render(request, "forecast.html", user, result=result, chart=chart, until=until or "",
                   suggested=suggested, problem=problem, summary=summary(result))  # fmt: skip
+    page.status_code = status
+    return page
 
 
 def _run(project: Any, until: str) -> Forecast:
