@@ -22,6 +22,7 @@ from aftersale.admin.flow import journey_flow
 from aftersale.admin.masking import masked
 from aftersale.admin.pages import clock_now, prices, project_of
 from aftersale.admin.shapes import (
+    MAX_ROW_ID,
     customer_dict,
     decision_dict,
     log_filter,
@@ -77,7 +78,7 @@ def send_log(
     request: Request,
     user: ApiUser,
     flt: Annotated[LogFilter, Depends(log_filter)],
-    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """The send log, newest first; pass ``next_before_id`` as ``before_id`` for older rows."""

@@ -37,6 +37,7 @@ from aftersale.admin.search import LIMIT as SEARCH_LIMIT
 from aftersale.admin.search import find_customers
 from aftersale.admin.sent import SentContent, TemplateError, sent_content
 from aftersale.admin.shapes import (
+    MAX_ROW_ID,
     PAGE_SIZE,
     STATUSES,
     contact_view,
@@ -326,7 +327,7 @@ def _position(after: str | None) -> tuple[datetime | None, int] | None:
         number = int(last_id)
     except (ValueError, OverflowError):
         return None
-    return (moment, number) if 0 < number < 2**62 else None
+    return (moment, number) if 0 < number <= MAX_ROW_ID else None
 
 
 def _filter_problem(project: Project, conn: Any, flt: LogFilter) -> str | None:
@@ -413,6 +414,8 @@ def _sent(request: Request, user: CurrentUser, message_id: int) -> SentContent:
     """A sent message's content, for admins only (viewers see the subject, no more)."""
     if not user.is_admin:
         raise HTTPException(403, "only admins open what was sent")
+    if not 1 <= message_id <= MAX_ROW_ID:
+        raise HTTPException(404, f"no sent message #{message_id}")
     project = project_of(request)
     with reading(project.db) as conn:
         try:

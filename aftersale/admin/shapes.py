@@ -20,6 +20,9 @@ from aftersale.sendlog import LogFilter, export_record, iso
 STATUSES = ("planned", "sending", "sent", "delivered", "bounced", "failed", "skipped",
             "cancelled", "unknown")  # fmt: skip
 PAGE_SIZE = 50
+# The largest row id a request may name: the databases' integers end at 2**63, and a
+# number past that would make the driver raise instead of finding no row.
+MAX_ROW_ID = 2**62
 
 
 def _start(day: date | None) -> datetime | None:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from aftersale.webhooks import shopify_hmac
@@ -145,6 +146,19 @@ def test_paging_past_any_id_is_refused_not_a_crash(admin: tuple[TestClient, str]
         page = client.get("/admin/log", params={"after": position})
         assert page.status_code == 200 and "table class" in page.text
     assert client.get("/admin/log", params={"after": "x" * 81}).status_code == 422
+
+
+def test_a_message_past_any_id_is_not_found_not_a_crash(admin: tuple[TestClient, str]) -> None:
+    """A number past the databases' integers made the driver raise: a 500."""
+    client, _ = admin
+    for number in (2**63, 10**30, 0, -1):
+        for page in (f"/admin/messages/{number}", f"/admin/messages/{number}/sent.html"):
+            response = client.get(page)
+            assert response.status_code == 404, (page, response.status_code)
+            assert f"no sent message #{number}" in response.text
+    with client.app.state.project.db.connect() as conn:
+        sent = conn.execute(sa.text("SELECT min(id) FROM messages WHERE status = 'sent'")).scalar()
+    assert client.get(f"/admin/messages/{sent}").status_code == 200
 
 
 def test_a_gdpr_export_of_an_id_with_line_breaks(admin: tuple[TestClient, str]) -> None:
