@@ -30,7 +30,9 @@ __all__ = [
     "without_echoes",
     "line_for",
     "line_index",
+    "MAX_VALUES",
     "nearest",
+    "too_many_values",
     "source_line",
 ]
 
@@ -86,17 +88,57 @@ def nearest(word: str, known: Iterable[str]) -> str | None:
     return close[0] if close else None
 
 
-def line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    """Map every key path in a YAML document to its 1-based line."""
-    lines = {path: node.start_mark.line + 1}
+# The values a journey document may hold with its aliases (``*name``) written out: the
+# built-in ones hold about a hundred. Nine lines of aliases, each naming the one before
+# nine times, hold 9**9: walked value by value, that never ends.
+MAX_VALUES = 10_000
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            sub = (*path, key.value)
-            lines.update(line_index(value, sub))
-            lines[sub] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, value in enumerate(node.value):
-            lines.update(line_index(value, (*path, i)))
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def too_many_values(node: yaml.Node) -> bool:
+    """Whether ``node`` holds more than :data:`MAX_VALUES` values, its aliases written out.
+
+    Counted once per node (an alias is the node it names, shared), so the count itself
+    takes as many steps as the document has nodes, however far they would expand; a node
+    that holds an alias to itself never ends and is too many. Without recursion: libyaml
+    nests up to a thousand levels, as deep as Python's own stack."""
+    too_many = MAX_VALUES + 1
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(node, False)]
+    while stack:
+        current, counted = stack.pop()
+        if counted:  # its children are all counted (or in progress: an alias to itself)
+            total = 1 + sum(sizes[id(child)] for child in _children(current))
+            sizes[id(current)] = min(total, too_many)
+        elif id(current) not in sizes:
+            sizes[id(current)] = too_many  # until counted
+            stack.append((current, True))
+            stack.extend((child, False) for child in _children(current))
+    return sizes[id(node)] > MAX_VALUES
+
+
+def line_index(node: yaml.Node) -> dict[tuple[Any, ...], int]:
+    """Map every key path in a YAML document to its 1-based line; a key given twice, to
+    its last (as the loader takes it). Without recursion, as :func:`too_many_values`; call
+    that first, as aliases repeat what they name."""
+    lines: dict[tuple[Any, ...], int] = {}
+    stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(node, ())]
+    while stack:  # the last of a key given twice is taken first: its lines are kept
+        current, path = stack.pop()
+        lines.setdefault(path, current.start_mark.line + 1)
+        if isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                lines[(*path, key.value)] = key.start_mark.line + 1
+                stack.append((value, (*path, key.value)))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend((value, (*path, i)) for i, value in enumerate(current.value))
     return lines
 
 
@@ -114,7 +156,9 @@ def source_line(path: str | Path, loc: tuple[Any, ...]) -> int | None:
         node = yaml.compose(read_text(path), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, ValueError, yaml.YAMLError):
         return None
-    return line_for(line_index(node), loc) if node is not None else None
+    if node is None or too_many_values(node):
+        return None
+    return line_for(line_index(node), loc)
 
 
 def _place(loc: Iterable[Any]) -> str:

@@ -58,11 +58,13 @@ from campaigns.durations import (
 )
 from campaigns.experiments import parse_share
 from campaigns.journey_problems import (
+    MAX_VALUES,
     JourneyProblem,
     condition_hint,
     describe_schema_error,
     line_for,
     line_index,
+    too_many_values,
     without_echoes,
 )
 from campaigns.journey_problems import source_line as source_line  # re-exported
@@ -429,6 +431,10 @@ def parse_journey(text: str, source: str) -> tuple[Journey | None, list[JourneyP
     """Parse and validate one journey document; problems carry the file and line."""
     try:
         node = yaml.compose(text, Loader=YAML_LOADER)
+        if node is not None and too_many_values(node):
+            return None, [JourneyProblem(source, 1, f"holds more than {MAX_VALUES:,} values "
+                                         "with its aliases (*name) written out, or an alias "
+                                         "inside itself; a journey needs a few hundred")]  # fmt: skip
         data = yaml.load(text, Loader=YAML_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -199,3 +199,51 @@ def test_settings_saved_in_another_encoding_stop_every_command_in_one_line(shop:
         f"error: {config}:{len(lines) + 1}: not UTF-8 text: byte 0xfc at column 5; "
         "save the file as UTF-8"
     )
+
+
+BOMB = "".join(
+    f"{name}: &{name} [{', '.join([f'*{before}'] * 9)}]\n"
+    for before, name in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Nine lines of aliases, each naming the one before nine times: 9**9 values.
+        'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + BOMB,
+        "x: &a [1, *a]\n",  # an alias inside itself
+    ],
+    ids=["billion", "cycle"],
+)
+def test_a_journey_of_endless_aliases_is_refused_at_once(shop: Path, text: str):
+    path = shop / "journeys" / "bomb.yaml"
+    path.write_text("id: bomb\n" + text + (shop / "journeys" / "thank_you.yaml").read_text()
+                    .split("\n", 1)[1])  # fmt: skip
+    done = cli("journeys", "validate", project=shop)
+    assert done.exit_code == 1, done.output
+    [said] = [line for line in done.output.splitlines() if ": error: " in line]
+    assert said.startswith(f"{path}:1: error: holds more than 10,000 values with its aliases")
+
+
+def test_aliases_a_journey_reuses_are_fine(shop: Path):
+    """A marketer's anchors: the same send for two steps, written once."""
+    path = shop / "journeys" / "twice.yaml"
+    path.write_text(
+        "id: twice\ntopic: offers\ntrigger: {event: purchase}\nsteps:\n"
+        "  - id: first\n    wait: 1d\n"
+        "    send: &offer {channel: email, template: loyalty_offer, category: marketing}\n"
+        "  - id: second\n    wait: 30d\n    send: *offer\n"
+        "  - id: third\n    wait: 60d\n    sendd: *offer\n"
+    )
+    done = cli("journeys", "validate", project=shop)
+    [said] = [line for line in done.output.splitlines() if ": error: " in line]
+    assert said.startswith(f"{path}:13: error: steps.2.sendd: unknown field `sendd`"), said
+
+
+def test_nesting_as_deep_as_yaml_allows_is_an_error_not_a_crash(shop: Path):
+    path = shop / "journeys" / "deep.yaml"
+    path.write_text("id: deep\nx: " + "[" * 999 + "]" * 999 + "\n")
+    done = cli("journeys", "validate", project=shop)
+    assert done.exit_code == 1 and "Traceback" not in done.output
+    assert f"{path}:2: error: x: unknown field `x`" in done.output
