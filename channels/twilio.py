@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -57,6 +58,17 @@ KEYWORDS: dict[str, EventType] = {
     **dict.fromkeys(("START", "UNSTOP"), EventType.OPTED_IN),
     "HELP": EventType.UNKNOWN,
 }
+# What a customer who wants no more SMS also writes: the keyword with a full stop, an
+# exclamation mark or an emoji, or in German ("Stopp!", "Abmelden"); and asking for help.
+# Taken as opting out (or asking for help) here, although the provider blocks only the
+# exact keywords: sending no more is what they asked for. Opting back in stays exact, so
+# it never disagrees with the provider's block.
+LOOSE_KEYWORDS: dict[str, str] = {
+    **{word: word for word, kind in KEYWORDS.items() if kind is not EventType.OPTED_IN},
+    **dict.fromkeys(("STOPP", "ABMELDEN", "ABBESTELLEN"), "STOP"),
+    "HILFE": "HELP",
+}
+_AROUND = re.compile(r"^[\W_]+|[\W_]+$")  # punctuation, symbols, emoji and blanks
 
 
 class TwilioChannel(Channel):
@@ -210,11 +222,15 @@ def _message_id_from(url: str | None) -> str | None:
 def parse_twilio_inbound(params: Mapping[str, str]) -> DeliveryEvent | None:
     """Recognise opt-out, opt-in and help keywords in an inbound SMS.
 
-    Only a body that is exactly one keyword counts (case and surrounding blanks
-    ignored): "please stop the washing machine" is not an opt-out. Returns ``None``
-    for ordinary replies.
+    Only a body that is one keyword counts (case and surrounding blanks ignored; for
+    opting out and help also punctuation and emoji around it, and the German words,
+    :data:`LOOSE_KEYWORDS`): "please stop the washing machine" is not an opt-out.
+    Returns ``None`` for ordinary replies.
     """
-    keyword = (params.get("Body") or "").strip().upper()
+    body = params.get("Body") or ""
+    keyword = body.strip().upper()
+    if keyword not in KEYWORDS:
+        keyword = LOOSE_KEYWORDS.get(_AROUND.sub("", body).upper(), "")
     event_type = KEYWORDS.get(keyword)
     if event_type is None:
         return None

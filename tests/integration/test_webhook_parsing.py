@@ -240,6 +240,24 @@ def test_twilio_keywords(body: str, expected: EventType) -> None:
         assert event.description == "help"
 
 
-@pytest.mark.parametrize("body", ["please stop the calls", "STOP!", "Danke", "", "S T O P"])
+@pytest.mark.parametrize(
+    ("body", "keyword"),
+    [("STOP!", "STOP"), ("Stop.", "STOP"), (" stop 🙏 ", "STOP"), ("„Stopp!“", "STOP"),
+     ("Abmelden", "STOP"), ("abbestellen!!", "STOP"), ("Unsubscribe.", "UNSUBSCRIBE"),
+     ("Hilfe?", "HELP"), ("help?", "HELP")],
+)  # fmt: skip
+def test_twilio_opt_outs_as_customers_write_them(body: str, keyword: str) -> None:
+    """With punctuation or an emoji, or in German: they asked for no more SMS (or help)."""
+    event = parse_twilio_inbound({"MessageSid": "SM1", "From": "+491", "Body": body})
+    assert event is not None and event.raw["keyword"] == keyword
+    expected = EventType.UNKNOWN if keyword == "HELP" else EventType.OPTED_OUT
+    assert event.event_type is expected
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["please stop the calls", "Danke", "", "S T O P", "stop it", "!!!", "🙏",
+     "Start!", "unstop."],  # opting back in stays exact, as the provider's unblocking
+)  # fmt: skip
 def test_twilio_ordinary_replies_are_not_keywords(body: str) -> None:
     assert parse_twilio_inbound({"MessageSid": "SM1", "From": "+491", "Body": body}) is None

@@ -291,7 +291,9 @@ def test_unsigned_stop_is_refused_and_changes_nothing(web: Web) -> None:
     assert web.customer().sms_consent is True
 
 
-@pytest.mark.parametrize("keyword", ["STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"])
+@pytest.mark.parametrize(
+    "keyword", ["STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "Stopp!", "Abmelden."]
+)
 def test_every_opt_out_keyword_and_start(web: Web, keyword: str) -> None:
     sold(web.h)
     web.twilio("/webhooks/twilio/inbound", inbound(keyword.lower(), "SM1"))
@@ -304,7 +306,7 @@ def test_every_opt_out_keyword_and_start(web: Web, keyword: str) -> None:
 def test_help_answers_with_the_help_text_and_changes_nothing(web: Web) -> None:
     sold(web.h)
     before = web.snapshot()
-    response = web.twilio("/webhooks/twilio/inbound", inbound("HELP"))
+    response = web.twilio("/webhooks/twilio/inbound", inbound("Hilfe?"))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/xml")
     text = web.h.project.settings.sms_help_text
