@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import item, purchase, utc
 from tests.e2e.test_browser_admin import ARGS, CHROMIUM, console, log_in, require_chromium
 from tests.integration.admin_data import ADMIN, VIEWER
 
@@ -142,3 +143,23 @@ def test_dashboard_periods_charts_and_a_pause_that_asks_first(console, page) -> 
     for path in ("/admin/log", "/admin/journeys", "/admin/journeys/thank_you"):
         page.goto(f"{url}{path}")
         no_sideways_scroll(page)
+
+
+def test_long_names_and_ids_never_widen_the_page(console, page) -> None:
+    """A product name without a break and an order id of a hundred digits wrap in the
+    timeline or scroll inside their card; the page stays the window's width."""
+    h, url = console
+    name = "Geschirrspülmaschinenersatzteilpaket" * 5
+    h.customers([{"id": "long1", "email": "long@example.com", "first_name": "Maximilian-"
+                  "Alexander-Friedrich-Wilhelm", "last_name": "Müller-Lüdenscheidt"}])  # fmt: skip
+    h.events([purchase("long-e1", "long1", "2026-03-01T10:00:00+01:00", "ORDER-" + "9" * 100,
+                       item(name=name, warranty_months=24, inspection_interval_days=30))])  # fmt: skip
+    h.simulate(utc("2026-03-03T00:00:00"))
+    log_in(page, url, ADMIN)
+    page.goto(f"{url}/admin/customers/long1")
+    assert name in page.content() and "9" * 100 in page.content()
+    no_sideways_scroll(page)
+    shot(page, "customer-long-names")
+    page.goto(f"{url}/admin/log?customer=long1")
+    assert "long1" in page.inner_text("main")
+    no_sideways_scroll(page)
