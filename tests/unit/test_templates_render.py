@@ -105,6 +105,24 @@ def test_an_inspection_reminder_fits_one_segment_with_a_long_device_name(
 
 
 @pytest.mark.parametrize("locale", ["de", "en"])
+@pytest.mark.parametrize("name", sorted(SMS))
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_catalogue_name_of_any_length_costs_no_more_segments(
+    renderer: TemplateRenderer, name: str, locale: str, count: int
+) -> None:
+    """A product name of 500 characters is cut to 40: the SMS stays within the configured
+    segments instead of costing eight of them."""
+    long = "Geschirrspülmaschinenersatzteilpaket-" * 14
+    context = sample_context(locale, bundle=count == 2)
+    context["items"] = [{**item, "name": long} for item in context["items"]]
+    context["item"] = context["items"][0]
+    sms = renderer.render_sms(name, locale, context, marketing=True)
+    assert long[:37] in sms.body and long[:41] not in sms.body
+    assert sms.body.count("...") == count
+    assert sms.segments <= renderer.sms_max_segments, sms.body
+
+
+@pytest.mark.parametrize("locale", ["de", "en"])
 @pytest.mark.parametrize("days", [14, 60, 75, None])  # "in 14 days", "on" a date, "soon"
 @pytest.mark.parametrize("device", ["Kühl-Gefrierkombination KS 3", "Saugroboter SR 1"])
 def test_a_warranty_reminder_fits_one_segment_with_a_long_device_name(
