@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -102,6 +103,23 @@ def test_an_inspection_reminder_fits_one_segment_with_a_long_device_name(
     sms = renderer.render_sms("inspection_reminder", locale, context, marketing=True)
     assert device in sms.body
     assert sms.segments == 1, f"{len(sms.body)} characters: {sms.body}"
+
+
+@pytest.mark.parametrize("first_name", [None, ""])
+@pytest.mark.parametrize("locale", ["de", "en"])
+def test_a_customer_without_a_first_name_is_greeted_without_a_gap(
+    renderer: TemplateRenderer, locale: str, first_name: str | None
+) -> None:
+    """Not "Danke für Ihren Einkauf, !" nor "Hallo , Ihre ...": the name is left out."""
+    context = sample_context(locale)
+    context["customer"] = {**context["customer"], "first_name": first_name}
+    for name, marketing in {**EMAILS, "complaint_followup": False}.items():
+        email = renderer.render_email(name, locale, context, marketing=marketing)
+        assert not re.search(r"(,|None) ?[!?]?$", email.subject), (name, email.subject)
+        assert "None" not in email.text and " ," not in email.text, name
+    for name in SMS:
+        body = renderer.render_sms(name, locale, context, marketing=True).body
+        assert re.search(r": (Hallo|Hi), ", body) and "None" not in body, body
 
 
 @pytest.mark.parametrize("locale", ["de", "en"])
