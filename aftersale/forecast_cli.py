@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -102,12 +103,13 @@ def _print_figures(console: Console, title: str, figures: Figures) -> None:
 
     statuses = " · ".join(f"{safe(k)} {v}" for k, v in figures.statuses.items())
     console.print(f"\n[bold]{title}[/]  messages at the end: {statuses or 'none'}")
-    table = Table("journey", "channel", "sent", "deferred (by reason)", "skipped (by reason)")
+    table = _table("journey", "channel", "sent", "deferred and skipped, by reason")
     for row in figures.journeys:
+        held = [*_reasons("deferred", row.deferred), *_reasons("skipped", row.skipped)]
         table.add_row(safe(row.journey), safe(row.channel), str(row.sent),
-                      _reasons(row.deferred), _reasons(row.skipped))  # fmt: skip
+                      "\n".join(held) or "—")  # fmt: skip
     console.print(table)
-    spread = Table("contacts per customer", *SPREAD)
+    spread = _table("contacts per customer", *SPREAD)
     for name in WINDOWS:
         values = figures.per_customer[name]
         spread.add_row(f"in any {name}", *(str(values[k]) for k in SPREAD))
@@ -115,14 +117,16 @@ def _print_figures(console: Console, title: str, figures: Figures) -> None:
     console.print(f"customers contacted: {figures.per_customer['customers']}")
     caps = figures.per_customer["cap_pressure"]
     if caps:
-        pressure = Table(
-            "cap", "deferrals", "messages held", "then sent", "then skipped", "waiting"
-        )
+        pressure = _table("cap", "deferred", "held", "→ sent", "→ skipped", "→ waiting",
+                          "skipped")  # fmt: skip
+
         for reason, c in caps.items():
             pressure.add_row(safe(reason), str(c["deferrals"]), str(c["messages"]),
                              str(c["then_sent"]), str(c["then_skipped"]), str(c["still_planned"]),
                              str(c["skipped"]))  # fmt: skip
         console.print(pressure)
+        console.print("held: messages a cap deferred (→ then sent, skipped or still waiting); "
+                      "skipped: messages it skipped outright")  # fmt: skip
     else:
         console.print("caps: held nothing back")
     cost = figures.cost
@@ -138,14 +142,29 @@ def _print_figures(console: Console, title: str, figures: Figures) -> None:
     )
 
 
-def _reasons(counts: Any) -> str:
-    return ", ".join(f"{safe(k)} {v}" for k, v in counts.most_common()) or "—"
+def _table(*columns: str) -> Table:
+    """A table for 80 columns: light rules, counts to the right, and long names
+    (``frequency_cap:email:3/7d``) wrapped within their column, never cut off."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
+    for position, column in enumerate(columns):
+        numeric = position > 0 and column != "channel" and "reason" not in column
+        if numeric:  # counts keep their width; the names give way
+            table.add_column(column, justify="right", no_wrap=True)
+        else:
+            table.add_column(column, overflow="fold")
+    return table
+
+
+def _reasons(kind: str, counts: Any) -> list[str]:
+    """``kind reason count`` a line, the most frequent first."""
+    return [f"{kind} {safe(reason)} {n}" for reason, n in counts.most_common()]
 
 
 def _print_comparison(console: Console, current: Figures, proposed: Figures) -> None:
     from aftersale.forecast_figures import WINDOWS
 
-    table = Table("", "current", "proposed", "difference", title="current → proposed")
+    table = _table("", "current", "proposed", "difference")
+    table.title = "current → proposed"
     before = {(j.journey, j.channel): j for j in current.journeys}
     after = {(j.journey, j.channel): j for j in proposed.journeys}
     for key in sorted({*before, *after}):

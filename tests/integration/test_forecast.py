@@ -171,6 +171,10 @@ def test_the_command_prints_tables_and_json(sqlite_harness: Harness) -> None:
     shop(sqlite_harness)
     table = run(sqlite_harness, "forecast", "--until", "2026-09-30", code=0)
     assert "thank_you" in table and "contacts per customer" in table and "cost" in table
+    # At 80 columns a long reason or cap wraps within its column: nothing is cut off, and
+    # every column of the caps' table has its heading.
+    assert "…" not in table and all(len(line) <= 80 for line in table.splitlines())
+    assert "→ waiting" in table and "skipped bundled 4" in table
     shown = json.loads(run(sqlite_harness, "forecast", "--until", "2026-09-30",
                            "--format", "json", code=0))  # fmt: skip
     assert shown["until"].startswith("2026-09-30T21:59:59")  # end of day in Berlin, as UTC
