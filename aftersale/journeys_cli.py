@@ -53,12 +53,18 @@ def add_journey_commands(app: typer.Typer, open_project: Callable[[], Project], 
     def journeys_list() -> None:
         """The project's journeys with their trigger and steps."""
         loaded, problems = open_project().load_journeys()
-        table = Table("journey", "name", "trigger", "steps", "file")
-        for item in loaded:
+        # The id is what one types: whole. The file only where it is not <id>.yaml.
+        files = [Path(item.source).name for item in loaded]
+        named = any(f != f"{item.journey.id}.yaml" for f, item in zip(files, loaded, strict=True))
+        table = Table()
+        table.add_column("journey", no_wrap=True)
+        for column in ("name", "trigger", "steps", *(["file"] if named else [])):
+            table.add_column(column, overflow="fold")  # a long word breaks, not ends in …
+        for item, file in zip(loaded, files, strict=True):
             j = item.journey
             steps = ", ".join(f"{s.id} ({s.send.channel})" for s in j.steps)
             trigger = j.trigger.event + (" per item" if j.trigger.for_each == "item" else "")
-            table.add_row(*map(safe, (j.id, j.name, trigger, steps, Path(item.source).name)))
+            table.add_row(*map(safe, (j.id, j.name, trigger, steps, *([file] if named else []))))
         console.print(table)
         if problems:
             err.print(f"[yellow]{len(problems)} problem(s): run `aftersale journeys validate`[/]")

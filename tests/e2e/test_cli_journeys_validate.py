@@ -247,3 +247,19 @@ def test_nesting_as_deep_as_yaml_allows_is_an_error_not_a_crash(shop: Path):
     done = cli("journeys", "validate", project=shop)
     assert done.exit_code == 1 and "Traceback" not in done.output
     assert f"{path}:2: error: x: unknown field `x`" in done.output
+
+
+def test_the_journey_list_at_80_columns_shows_every_id_whole(shop: Path):
+    """The id is what one types next (`journeys show ID`): never cut; nothing ends in …;
+    the file is named only where it is not <id>.yaml."""
+    done = CliRunner().invoke(app, ["--project", str(shop), "journeys", "list"],
+                              env={"COLUMNS": "80"})  # fmt: skip
+    assert done.exit_code == 0, done.output
+    ids = [path.stem for path in (shop / "journeys").glob("*.yaml")]
+    rows = [line.split("│")[1].strip() for line in done.output.splitlines() if "│" in line]
+    assert set(ids) <= set(rows), rows
+    assert "…" not in done.output and "file" not in done.output.splitlines()[1]
+    (shop / "journeys" / "thank_you.yaml").rename(shop / "journeys" / "danke.yaml")
+    done = CliRunner().invoke(app, ["--project", str(shop), "journeys", "list"],
+                              env={"COLUMNS": "80"})  # fmt: skip
+    assert "file" in done.output.splitlines()[1] and "…" not in done.output
