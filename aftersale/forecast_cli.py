@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from aftersale.errors import AftersaleError
-from aftersale.terminal import safe
+from aftersale.terminal import figures_table, right, safe
 
 # The forecast (and the database under it) is imported when one is asked for.
 if TYPE_CHECKING:
@@ -143,16 +142,11 @@ def _print_figures(console: Console, title: str, figures: Figures) -> None:
 
 
 def _table(*columns: str) -> Table:
-    """A table for 80 columns: light rules, counts to the right, and long names
-    (``frequency_cap:email:3/7d``) wrapped within their column, never cut off."""
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
-    for position, column in enumerate(columns):
-        numeric = position > 0 and column != "channel" and "reason" not in column
-        if numeric:  # counts keep their width; the names give way
-            table.add_column(column, justify="right", no_wrap=True)
-        else:
-            table.add_column(column, overflow="fold")
-    return table
+    """A table of figures for 80 columns (:func:`aftersale.terminal.figures_table`): counts
+    to the right, reasons and caps wrapping within their column, never cut off."""
+    table = figures_table(*columns, keep=0)
+    return right(table, *(i for i, c in enumerate(columns)
+                           if i > 0 and c != "channel" and "reason" not in c))  # fmt: skip
 
 
 def _reasons(kind: str, counts: Any) -> list[str]:

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aftersale.terminal import clean, safe
+from aftersale.terminal import clean, figures_table, right, safe
 
 # The database stack is imported by the commands that use it: registering them stays cheap.
 if TYPE_CHECKING:
@@ -293,35 +293,30 @@ def experiment_tables(report: ExperimentReport, prices: Prices) -> list[Table]:
 
 
 def funnel_table(funnels: list) -> Table:
-    table = Table("journey", "step", "ch", "due", "sent", "deliv.", "opened", "clicked",
-                  title="Funnel per step (messages whose time has come)")  # fmt: skip
+    table = figures_table("journey", "step", "ch", "due", "sent", "deliv.", "opened", "clicked",
+                          title="Funnel per step (messages whose time has come)")  # fmt: skip
     for f in funnels:
         table.add_row(safe(f.journey_id), safe(f.step), safe(f.channel),
                       *("n/a" if n is None else str(n) for _, n in f.stages()))  # fmt: skip
-    for column in table.columns[3:]:
-        column.justify = "right"
-    return table
+    return right(table, *range(3, 8))
 
 
 def returns_table(returns: list[JourneyReturn], prices: Prices) -> Table:
     cur = prices.currency
-    table = Table("journey", "e-mails", "SMS seg.", f"cost ({cur})", "orders",
-                  f"revenue ({cur})", "ROI",
-                  title=f"Attributed return (each follow-up order within "
-                        f"{prices.attribution_days} days, to the last marketing message "
-                        f"before it; not causal: see the holdout)")  # fmt: skip
+    table = figures_table("journey", "e-mails", "SMS seg.", f"cost ({cur})", "orders",
+                          f"revenue ({cur})", "ROI%",
+                          title=f"Attributed return (each follow-up order within "
+                                f"{prices.attribution_days} days, to the last marketing "
+                                f"message before it; not causal: see the holdout)")  # fmt: skip
     for r in returns:
-        roi = f"{r.roi * 100:.0f} %" if r.roi is not None else "–"
+        roi = f"{r.roi * 100:,.0f}" if r.roi is not None else "–"
         table.add_row(safe(r.journey_id), str(r.emails), str(r.sms_segments), f"{r.cost:.2f}",
                       str(r.orders), f"{r.revenue:.2f}", roi)  # fmt: skip
-    for column in table.columns[1:]:
-        column.justify = "right"
-    return table
+    return right(table, *range(1, 7))
 
 
 def reasons_table(title: str, reasons: list[tuple[str, int]]) -> Table:
-    table = Table("reason", "messages", title=title)
+    table = figures_table("reason", "messages", keep=0, title=title)
     for reason, count in reasons:
         table.add_row(safe(reason), str(count))
-    table.columns[1].justify = "right"
-    return table
+    return right(table, 1)
