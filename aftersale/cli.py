@@ -544,7 +544,7 @@ def log(
     until: Annotated[
         str | None, typer.Option(help="Due up to the end of (YYYY-MM-DD, UTC).")
     ] = None,
-    limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
+    limit: Annotated[int, typer.Option(help="Rows to show.", min=1, max=1_000_000)] = 50,
     events: Annotated[
         bool,
         typer.Option(
@@ -790,8 +790,10 @@ def why(
 @app.command()
 def demo(
     dir: Annotated[Path | None, typer.Option("--dir", help="Project directory to use.")] = None,
-    customers: Annotated[int, typer.Option(help="How many customers to generate.")] = 500,
-    months: Annotated[int, typer.Option(help="How many months to simulate.")] = 12,
+    customers: Annotated[
+        int, typer.Option(help="How many customers to generate.", min=1, max=1_000_000)
+    ] = 500,
+    months: Annotated[int, typer.Option(help="How many months to simulate.", min=1, max=120)] = 12,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     providers: Annotated[
         str, typer.Option(help="outbox (files), or fake: SendGrid and Twilio fakes on loopback.")
@@ -819,7 +821,7 @@ def demo(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 8000,
 ) -> None:
     """Serve the admin console (its address is printed first), the webhooks, the
     unsubscribe pages and the HTTP API."""

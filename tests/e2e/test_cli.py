@@ -240,3 +240,24 @@ def test_command_listings_wrap_to_the_terminal(group: list[str]) -> None:
             continue  # the next command begins
         first_word = following.split()[0]
         assert len(line) + 1 + len(first_word) > width - 1, (line, following)
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["log", "--limit", "-5"], "--limit"),  # SQLite reads LIMIT -5 as no limit at all
+        (["log", "--limit", "99999999999999999999"], "--limit"),  # the driver overflowed
+        (["serve", "--port", "99999"], "--port"),  # bind() overflowed
+        (["demo", "--customers", "0"], "--customers"),  # an empty shop crashed the generator
+        (["demo", "--months", "-3"], "--months"),
+    ],
+)
+def test_numbers_out_of_range_are_refused_before_anything_runs(
+    project: Path, tmp_path: Path, args: list[str], option: str
+) -> None:
+    if args[0] == "demo":
+        args = [*args, "--dir", str(tmp_path / "demo")]
+    done = run(*args, project=project, ok=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"Invalid value for '{option}'" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "demo").exists()
