@@ -37,6 +37,8 @@ __all__ = [
     "count_return",
     "open_complaint",
     "rate",
+    "store_figures",
+    "stored_orders",
 ]
 
 complaints_t = Complaint.__table__
@@ -57,25 +59,30 @@ SET_FIGURES = (
 )  # fmt: skip
 
 
+def stored_orders(conn: Connection, ids: Sequence[str]) -> set[str]:
+    """Which of these order ids are already stored (they count once)."""
+    query = sa.select(purchases_t.c.id).where(purchases_t.c.id.in_(ids))
+    return {r[0] for r in conn.execute(query)}
+
+
 def count_purchases(
-    conn: Connection,
     customers: Mapping[str, Any],
     orders: Sequence[Mapping[str, Any]],
+    stored: set[str],
     *,
     each: bool = True,
-) -> dict[str, dict[str, Any]]:
-    """Add ``orders`` (purchase rows about to be stored) to their customers' figures, in
-    one statement for the batch: one row per customer, whatever their orders in it.
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Add ``orders`` (purchase rows about to be stored; ``stored``, those whose id is
+    already stored, count once) to their customers' figures: one row per customer, whatever
+    their orders in it, for :func:`store_figures`.
 
-    Returns each counted order's customer figures as they stand with it (and the orders
-    before it in ``orders``), for the conditions its purchase is planned with; with
-    ``each=False`` (no journey reads them) nothing.
+    Also returns each counted order's customer figures as they stand with it (and the
+    orders before it in ``orders``), for the conditions its purchase is planned with; with
+    ``each=False`` (no journey reads them) nothing. Reads and writes nothing itself, so a
+    batch can be counted while the last one commits (:mod:`campaigns.engine`).
     """
     after: dict[str, dict[str, Any]] = {}
-    ids = [o["id"] for o in orders]
-    stored = {
-        r[0] for r in conn.execute(sa.select(purchases_t.c.id).where(purchases_t.c.id.in_(ids)))
-    }
+    stored = set(stored)
     figures: dict[str, dict[str, Any]] = {}
     for order in orders:
         customer = customers.get(order["customer_id"])
@@ -96,8 +103,12 @@ def count_purchases(
     rows = [
         {"_id": cid, **{f"v_{k}": v for k, v in values.items()}} for cid, values in figures.items()
     ]
-    executemany(conn, SET_FIGURES, sorted(rows, key=lambda r: r["_id"]))
-    return after
+    return after, sorted(rows, key=lambda r: r["_id"])
+
+
+def store_figures(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write the figures :func:`count_purchases` worked out, in one statement."""
+    executemany(conn, SET_FIGURES, rows)
 
 
 def _figures(customer: Any) -> dict[str, Any]:

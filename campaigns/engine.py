@@ -13,11 +13,12 @@ statements run every batch are in ``campaigns.store``.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -30,6 +31,8 @@ from campaigns.bookkeeping import (
     count_return,
     open_complaint,
     rate,
+    store_figures,
+    stored_orders,
 )
 from campaigns.bulk import unjournaled
 from campaigns.idlists import id_in
@@ -135,6 +138,41 @@ class ApplyStats:
     messages: int = 0
     cancelled: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
+    # The next batch, read and partly planned already (Engine.apply_all_due_in).
+    ahead: Ahead | None = field(default=None, repr=False)
+
+
+class _PurchaseReads(NamedTuple):
+    rows: Sequence[Any]
+    customers: dict[str, CustomerRow]
+    stored: set[str]  # order ids stored before
+
+
+class _PlannedPurchases(NamedTuple):
+    rows: Sequence[Any]
+    orders: list[dict[str, Any]]
+    items: list[dict[str, Any]]
+    figures: list[dict[str, Any]]  # the customers' figures with these orders
+    plan: Planner
+
+
+@dataclass
+class Ahead:
+    """The next batch of due events, read at the end of the last batch's transaction, and
+    its first round of purchases planned while that transaction committed. Good only as
+    long as no other connection has committed since: ``version`` is SQLite's ``PRAGMA
+    data_version`` when it was read, which moves with every other connection's commit."""
+
+    version: int
+    rows: list[DueEvent]
+    reads: _PurchaseReads | None
+    planned: _PlannedPurchases | None = None
+
+    def holds(self, conn: Connection) -> bool:
+        """Whether nothing has changed since (call at the start of the next transaction,
+        under its write lock)."""
+        (version,) = conn.exec_driver_sql("PRAGMA data_version").one()
+        return bool(version == self.version)
 
 
 class Engine:
@@ -297,6 +335,87 @@ class Engine:
         with db.begin() as conn:
             return self._apply_due(conn, now, limit, _EACH)
 
+    def apply_all_due_in(
+        self, db: sa.Engine, now: datetime, *, limit: int = 2000
+    ) -> Iterator[ApplyStats]:
+        """Apply every event whose time has come, ``limit`` at a time, each batch as
+        :meth:`apply_due_events_in` does; yields each batch's stats after it committed.
+
+        On SQLite a full batch reads the next one before it commits, and plans that one's
+        first purchases while it commits: SQLite writes the pages without the interpreter
+        lock, so the planning's Python runs beside it. The next batch uses what was read
+        and planned only if no other connection has committed in between (``PRAGMA
+        data_version``, under the write lock its transaction starts with); otherwise it
+        reads and plans again. Closing the iterator between batches leaves nothing open.
+        """
+        with db.connect() as conn:
+            ahead: Ahead | None = None
+            while True:
+                stats = self._apply_batch(conn, now, limit, ahead)
+                ahead = stats.ahead
+                yield stats
+                if stats.events < limit:
+                    return
+
+    def _apply_batch(
+        self, conn: Connection, now: datetime, limit: int, ahead: Ahead | None
+    ) -> ApplyStats:
+        try:
+            with conn.begin() as transaction:
+                if ahead is not None and not ahead.holds(conn):
+                    ahead = None
+                stats = self._apply_due(conn, now, limit, _BARE, ahead=ahead)
+                if stats.events == limit and conn.dialect.name == "sqlite":
+                    stats.ahead = self._read_ahead(conn, now, limit)
+                if stats.ahead is not None:
+                    self._plan_while_committing(transaction, stats.ahead)
+                return stats
+        except _BatchFailed:
+            pass
+        with conn.begin():
+            return self._apply_due(conn, now, limit, _EACH)
+
+    def _read_ahead(self, conn: Connection, now: datetime, limit: int) -> Ahead | None:
+        """Read the next batch, within the last one's transaction: its events, and what
+        its first round of purchases is planned from. Whatever goes wrong here is left to
+        the next batch's own transaction, which reads again."""
+        try:
+            (version,) = conn.exec_driver_sql("PRAGMA data_version").one()
+            rows = [
+                DueEvent._make(r) for r in conn.execute(DUE_EVENTS, {"now": now, "limit": limit})
+            ]
+            self._read_paused(conn)
+            self.alerts = alert_skus(conn)
+            first = [r for r in _in_rounds(rows)[0] if r.type == "purchase"] if rows else []
+            return Ahead(version, rows, self._read_purchases(conn, first) if first else None)
+        except Exception as exc:
+            if _connection_lost(exc):
+                raise
+            log.warning("reading the next batch of events ahead failed: %s", exc)
+            return None
+
+    def _plan_while_committing(self, transaction: sa.Transaction, ahead: Ahead) -> None:
+        failed: list[BaseException] = []
+
+        def commit() -> None:
+            try:
+                transaction.commit()
+            except BaseException as exc:  # raised again in the caller's thread
+                failed.append(exc)
+
+        committing = threading.Thread(target=commit, name="commit")
+        committing.start()
+        try:
+            if ahead.reads is not None:
+                try:
+                    ahead.planned = self._plan_purchases(ahead.reads)
+                except Exception:  # planned again in its own transaction, where it fails alone
+                    ahead.reads = None
+        finally:
+            committing.join()
+        if failed:
+            raise failed[0]
+
     def _apply_due(
         self,
         conn: Connection,
@@ -304,7 +423,10 @@ class Engine:
         limit: int,
         how: str,
         rows: Sequence[DueEvent] | None = None,
+        ahead: Ahead | None = None,
     ) -> ApplyStats:
+        if ahead is not None:
+            rows = ahead.rows
         if rows is None:
             rows = [
                 DueEvent._make(r) for r in conn.execute(DUE_EVENTS, {"now": now, "limit": limit})
@@ -314,7 +436,7 @@ class Engine:
             if how == _EACH:
                 stats, failed = self._apply_one_by_one(conn, rows)
             elif how == _BARE:
-                stats = self._apply_rows(conn, rows)
+                stats = self._apply_rows(conn, rows, ahead)
             else:
                 with conn.begin_nested():
                     stats = self._apply_rows(conn, rows)
@@ -344,13 +466,18 @@ class Engine:
             stats.by_type[row.type] = stats.by_type.get(row.type, 0) + 1
         return stats
 
-    def _apply_rows(self, conn: Connection, rows: Sequence[Any]) -> ApplyStats:
+    def _apply_rows(
+        self, conn: Connection, rows: Sequence[Any], ahead: Ahead | None = None
+    ) -> ApplyStats:
+        """Apply ``rows`` round by round (:func:`_in_rounds`); ``ahead``: the same rows, read
+        in the last batch's transaction, with their first round's purchases planned."""
         stats = ApplyStats()
-        if rows:
+        if rows and ahead is None:
             self._read_paused(conn)
             self.alerts = alert_skus(conn)
-        for group in _in_rounds(rows):
-            self._apply_purchases(conn, [r for r in group if r.type == "purchase"], stats)
+        for number, group in enumerate(_in_rounds(rows)):
+            planned = ahead.planned if ahead is not None and number == 0 else None
+            self._apply_purchases(conn, [r for r in group if r.type == "purchase"], stats, planned)
             for row in group:
                 if row.type != "purchase":
                     self._apply_other(conn, row, stats)
@@ -385,10 +512,38 @@ class Engine:
 
     # -- purchases -------------------------------------------------------------------
 
-    def _apply_purchases(self, conn: Connection, rows: Sequence[Any], stats: ApplyStats) -> None:
+    def _apply_purchases(
+        self,
+        conn: Connection,
+        rows: Sequence[Any],
+        stats: ApplyStats,
+        planned: _PlannedPurchases | None = None,
+    ) -> None:
+        """Store a round's purchases, enrol and plan; ``planned``: the same rows already
+        read and planned (:class:`Ahead`)."""
         if not rows:
             return
+        if planned is None:
+            planned = self._plan_purchases(self._read_purchases(conn, rows))
+        store_figures(conn, planned.figures)
+        _insert_ignore(conn, purchases_t, planned.orders, ["id"])
+        _insert_ignore(conn, items_t, planned.items, ["order_id", "position"])
+        stats.enrollments += planned.plan.flush(conn)
+        stats.messages += planned.plan.messages_planned
+        # After planning, so that a purchase also ends an enrolment made earlier in this batch.
+        self._exit_on_repurchase(conn, rows, stats)
+
+    def _read_purchases(self, conn: Connection, rows: Sequence[Any]) -> _PurchaseReads:
+        """What planning a round of purchases reads: their customers, and which of their
+        orders are stored already."""
         customers = load_customers(conn, {r.customer_id for r in rows})
+        ids = [(r.payload.get("order") or {}).get("id") for r in rows]
+        return _PurchaseReads(rows, customers, stored_orders(conn, ids))
+
+    def _plan_purchases(self, reads: _PurchaseReads) -> _PlannedPurchases:
+        """Plan a round of purchases from what :meth:`_read_purchases` read: touches no
+        database, so the next batch is planned while the last one commits."""
+        rows, customers = reads.rows, reads.customers
         orders = []
         items = []
         for row in rows:
@@ -408,19 +563,14 @@ class Engine:
         plan = Planner(self, customers)
         # Each order's figures as they stand with it, only for journeys that may read them.
         reading = self.reads_value(plan.purchase_journeys())
-        counted = count_purchases(conn, customers, orders, each=reading)
-        _insert_ignore(conn, purchases_t, orders, ["id"])
-        _insert_ignore(conn, items_t, items, ["order_id", "position"])
+        counted, figures = count_purchases(customers, orders, reads.stored, each=reading)
         for row in rows:
             if counted:
-                figures = counted.get((row.payload.get("order") or {}).get("id"))
-                if figures and row.customer_id in customers:  # as they stand with this order
-                    customers[row.customer_id] = customers[row.customer_id]._replace(**figures)
+                after = counted.get((row.payload.get("order") or {}).get("id"))
+                if after and row.customer_id in customers:  # as they stand with this order
+                    customers[row.customer_id] = customers[row.customer_id]._replace(**after)
             plan.purchase(row)
-        stats.enrollments += plan.flush(conn)
-        stats.messages += plan.messages_planned
-        # After planning, so that a purchase also ends an enrolment made earlier in this batch.
-        self._exit_on_repurchase(conn, rows, stats)
+        return _PlannedPurchases(rows, orders, items, figures, plan)
 
     def _exit_on_repurchase(self, conn: Connection, rows: Sequence[Any], stats: ApplyStats) -> None:
         """A purchase ends the customer's earlier enrolments in journeys whose goal it is."""

@@ -21,6 +21,7 @@ a lease, so waiting on the rate limiter does not outlast the lease.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import random
@@ -341,14 +342,18 @@ class Dispatcher:
     def apply_due_events(self, now: datetime) -> int:
         """Apply every event whose time has come; returns how many."""
         applied = 0
-        while True:
-            count = self._with_retry(lambda: self._apply_events_tx(now), "apply events")
-            applied += count
-            if count < EVENTS_BATCH or self.stopping:
-                return applied
 
-    def _apply_events_tx(self, now: datetime) -> int:
-        return self.journeys.apply_due_events_in(self.db, now, limit=EVENTS_BATCH).events
+        def batches() -> None:  # each batch in a transaction of its own
+            nonlocal applied
+            due = self.journeys.apply_all_due_in(self.db, now, limit=EVENTS_BATCH)
+            with contextlib.closing(due):
+                for stats in due:
+                    applied += stats.events
+                    if self.stopping:
+                        return
+
+        self._with_retry(batches, "apply events")
+        return applied
 
     def _with_retry(self, work: Callable[[], T], what: str) -> T:
         """Run one transaction, again after a connection fault, a bounded number of times."""
