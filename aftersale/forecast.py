@@ -264,13 +264,24 @@ def _forecast_in_parts(
     copies = forecast_shards.split(path, parts)
     spawn = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited threads
     with ProcessPoolExecutor(max_workers=parts, mp_context=spawn) as pool:
-        done = [
-            pool.submit(_forecast_part, settings, copy, journeys, until, mark, (part, parts))
-            for part, copy in enumerate(copies)
-        ]
+
+        def submit(part: int, copy: Path) -> Any:
+            try:
+                return pool.submit(
+                    _forecast_part, settings, copy, journeys, until, mark, (part, parts)
+                )
+            except OSError as exc:  # the pool broke while it started its next process
+                raise BrokenProcessPool(str(exc)) from exc
+
         try:  # a process that failed fails the forecast, with its error
+            done = [submit(part, copy) for part, copy in enumerate(copies)]
             results = [future.result() for future in done]
         except BrokenProcessPool:
+            # The pool stops the other processes with SIGTERM and waits for them; one
+            # caught starting up can outlive it, and the wait (on leaving this block)
+            # would never end. Make sure they end.
+            for process in list((pool._processes or {}).values()):  # noqa: SLF001
+                process.kill()
             raise ForecastFailed(
                 f"one of the forecast's {parts} processes ended abruptly (killed, or out of "
                 "memory?); the forecast did not finish, and nothing of the project changed"
